@@ -1,0 +1,80 @@
+// Compiled compute pipelines, cached by (shader, template parameters, override constants).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+const SHADER_DIR = fileURLToPath(new URL('../../shaders/', import.meta.url));
+const sources = new Map<string, string>();
+
+/** Reads shaders/<name>.wgsl once. */
+export function shaderSource(name: string): string {
+  let src = sources.get(name);
+  if (src === undefined) {
+    src = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
+    sources.set(name, src);
+  }
+  return src;
+}
+
+export type TemplateParams = Record<string, string | number | boolean>;
+
+/**
+ * The explicit template step: `{{NAME}}` in a shader is replaced by params.NAME. Used only for
+ * what WGSL override constants cannot express (array types, vector widths, unrolled blocks).
+ * An unknown or missing name is an error, so a shader and its dispatcher cannot drift apart silently.
+ */
+export function instantiate(name: string, params: TemplateParams = {}): string {
+  const used = new Set<string>();
+  const code = shaderSource(name).replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+    if (!(key in params)) throw new Error(`shader ${name}.wgsl: template parameter {{${key}}} not given`);
+    used.add(key);
+    return String(params[key]);
+  });
+  for (const key of Object.keys(params)) {
+    if (!used.has(key)) throw new Error(`shader ${name}.wgsl: template parameter ${key} is not used`);
+  }
+  return code;
+}
+
+export interface PipelineSpec {
+  shader: string; // file name under shaders/, without .wgsl
+  entry?: string; // entry point, default 'main'
+  template?: TemplateParams;
+  constants?: Record<string, number>; // WGSL override constants
+}
+
+export function pipelineKey(spec: PipelineSpec): string {
+  return JSON.stringify([spec.shader, spec.entry ?? 'main', spec.template ?? {}, spec.constants ?? {}]);
+}
+
+export class PipelineCache {
+  private cache = new Map<string, GPUComputePipeline>();
+  private modules = new Map<string, GPUShaderModule>();
+  compiled = 0;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  get(spec: PipelineSpec): GPUComputePipeline {
+    const key = pipelineKey(spec);
+    let pipeline = this.cache.get(key);
+    if (pipeline) return pipeline;
+    const code = instantiate(spec.shader, spec.template);
+    let module = this.modules.get(code);
+    if (!module) {
+      module = this.device.createShaderModule({ code, label: spec.shader });
+      this.modules.set(code, module);
+    }
+    pipeline = this.device.createComputePipeline({
+      label: `${spec.shader}:${spec.entry ?? 'main'}`,
+      layout: 'auto',
+      compute: { module, entryPoint: spec.entry ?? 'main', constants: spec.constants },
+    });
+    this.cache.set(key, pipeline);
+    this.compiled++;
+    return pipeline;
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+}
