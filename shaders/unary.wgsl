@@ -16,7 +16,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var r: f32;
   switch OP {
     case 0u: { r = max(v, 0.0); }
-    case 1u: { r = clamp(v, p.lo, p.hi); }
+    // Not clamp(): with lo > hi WGSL lets clamp return the median; ONNX Clip wants hi (numpy.clip).
+    case 1u: { r = min(max(v, p.lo), p.hi); }
     case 2u: { r = 1.0 / (1.0 + exp(-v)); }
     case 3u: { r = sqrt(v); }
     case 4u: { r = 1.0 / v; }
