@@ -1,0 +1,428 @@
+// The conformance runner's op table: ONNX op -> a function running the engine's kernels.
+// Values travel between nodes on the host in ONNX layout (NCHW, OIHW). A spatial op (Conv, pools,
+// BatchNormalization) moves its input to the engine's channels-last layout (NHWC, HWIO filters),
+// runs, and moves the result back; everything else runs on the ONNX shape as it is. Numbers that
+// steer an op (shapes, axes, pads, clip bounds, dropout ratio) are read on the host.
+import type { Runtime } from '../gpu/runtime.ts';
+import { type Tensor, upload } from '../gpu/tensor.ts';
+import type { OnnxAttribute, OnnxDType, OnnxNode, OnnxTensor } from '../import/onnx-proto.ts';
+import { type BinaryOp, binary } from '../kernels/binary.ts';
+import { concat } from '../kernels/concat.ts';
+import type { Padding } from '../kernels/padding.ts';
+import { type PoolAttrs, type PoolMode, pool } from '../kernels/pool.ts';
+import { type ReduceOp, reduce } from '../kernels/reduce.ts';
+import { dropout, flatten, reshape, squeeze, unsqueeze } from '../kernels/shape.ts';
+import { softmax } from '../kernels/softmax.ts';
+import { type UnaryOp, unary } from '../kernels/unary.ts';
+
+/** Thrown when a node needs something the engine deliberately lacks; the test is skipped with this reason. */
+export class SkipTest extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SkipTest';
+  }
+}
+
+export interface OpCall {
+  rt: Runtime;
+  node: OnnxNode;
+  opset: number; // the model's ai.onnx opset
+  inputs: (OnnxTensor | undefined)[]; // undefined: an omitted optional input
+}
+
+export interface OpSpec {
+  /** Inputs read on the host as numbers (shape, axes, pads, bounds, ratio, flags); they may be any dtype. */
+  hostInputs?: number[];
+  /**
+   * A deliberate limit this node hits, or null. `inputs` holds the values known so far
+   * (before running: graph inputs, initializers and constants; undefined otherwise).
+   */
+  unsupported?(node: OnnxNode, inputs: (OnnxTensor | undefined)[], opset: number): string | null;
+  /** The node's outputs, in order (float32, ONNX layout). */
+  run(call: OpCall): Promise<OnnxTensor[]>;
+}
+
+// ---- attributes and host numbers ----
+
+function attr(node: OnnxNode, name: string): OnnxAttribute | undefined {
+  return node.attributes[name];
+}
+function attrInt(node: OnnxNode, name: string, dflt: number): number {
+  const a = attr(node, name);
+  return a?.type === 'int' ? a.value : dflt;
+}
+function attrFloat(node: OnnxNode, name: string, dflt: number): number {
+  const a = attr(node, name);
+  return a?.type === 'float' ? a.value : a?.type === 'int' ? a.value : dflt;
+}
+function attrInts(node: OnnxNode, name: string): number[] | undefined {
+  const a = attr(node, name);
+  return a?.type === 'ints' ? a.value : a?.type === 'int' ? [a.value] : undefined;
+}
+function attrString(node: OnnxNode, name: string, dflt: string): string {
+  const a = attr(node, name);
+  return a?.type === 'string' ? a.value : dflt;
+}
+
+/** A host-side input as plain numbers (int64 via Number: exact below 2^53). */
+function numbers(t: OnnxTensor | undefined): number[] | undefined {
+  if (!t) return undefined;
+  if (Array.isArray(t.data)) throw new Error(`expected numbers, got a string tensor '${t.name}'`);
+  return Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
+}
+function scalar(t: OnnxTensor | undefined): number | undefined {
+  const v = numbers(t);
+  if (v === undefined) return undefined;
+  if (v.length !== 1) throw new Error(`expected a scalar, got ${v.length} values`);
+  return v[0];
+}
+
+// ---- host <-> engine ----
+
+const f32 = (dims: number[], data: Float32Array, name = ''): OnnxTensor => ({ name, dtype: 'float32', dims, data });
+
+/**
+ * Runs `fn` with an upload helper; every uploaded or produced tensor is released afterwards.
+ * `fn` returns engine tensors, which are read back as float32 host values with the given ONNX dims.
+ */
+async function onEngine(
+  rt: Runtime,
+  fn: (up: (t: OnnxTensor, shape?: number[]) => Tensor, keep: (t: Tensor) => Tensor) => [Tensor, number[]][],
+): Promise<OnnxTensor[]> {
+  const owned: Tensor[] = [];
+  const keep = (t: Tensor) => {
+    owned.push(t);
+    return t;
+  };
+  const up = (t: OnnxTensor, shape: number[] = t.dims) => {
+    if (t.dtype !== 'float32') throw new Error(`tensor '${t.name}' is ${t.dtype}; the engine computes float32 only`);
+    return keep(upload(rt, t.data as Float32Array, shape, t.name || 'onnx'));
+  };
+  try {
+    const outs = fn(up, keep);
+    for (const [t] of outs) owned.push(t);
+    const result: OnnxTensor[] = [];
+    for (const [t, dims] of outs) result.push(f32(dims, await t.read()));
+    return result;
+  } finally {
+    for (const t of new Set(owned)) t.dispose();
+  }
+}
+
+/** [N, C, ...S] -> [N, ...S, C] (host). */
+function toChannelsLast(t: OnnxTensor): OnnxTensor {
+  const [N, C] = t.dims;
+  const S = t.dims.slice(2).reduce((a, b) => a * b, 1);
+  const src = t.data as Float32Array;
+  const out = new Float32Array(src.length);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let s = 0; s < S; s++) out[(n * S + s) * C + c] = src[(n * C + c) * S + s];
+  return f32([N, ...t.dims.slice(2), C], out, t.name);
+}
+
+/** [N, ...S, C] -> [N, C, ...S] (host). */
+function toChannelsFirst(t: OnnxTensor): OnnxTensor {
+  const N = t.dims[0];
+  const C = t.dims[t.dims.length - 1];
+  const spatial = t.dims.slice(1, -1);
+  const S = spatial.reduce((a, b) => a * b, 1);
+  const src = t.data as Float32Array;
+  const out = new Float32Array(src.length);
+  for (let n = 0; n < N; n++)
+    for (let s = 0; s < S; s++)
+      for (let c = 0; c < C; c++) out[(n * C + c) * S + s] = src[(n * S + s) * C + c];
+  return f32([N, C, ...spatial], out, t.name);
+}
+
+/** Runs a channels-last engine computation on an NCHW-style input and returns NCHW. */
+async function spatial(call: OpCall, fn: (x: OnnxTensor) => Promise<OnnxTensor>): Promise<OnnxTensor[]> {
+  const x = call.inputs[0]!;
+  if (x.dims.length < 3) throw new Error(`${call.node.opType} needs an [N, C, spatial...] input, got [${x.dims}]`);
+  return [toChannelsFirst(await fn(toChannelsLast(x)))];
+}
+
+// ---- elementwise ----
+
+function unaryOp(op: UnaryOp, bounds?: (call: OpCall) => { lo?: number; hi?: number }): OpSpec {
+  return {
+    hostInputs: bounds ? [1, 2] : [],
+    run: (call) => onEngine(call.rt, (up) => [[unary(op, up(call.inputs[0]!), bounds?.(call) ?? {}), call.inputs[0]!.dims]]),
+  };
+}
+
+const clipBounds = (call: OpCall) =>
+  call.opset < 11
+    ? { lo: attrFloat(call.node, 'min', -3.4028234663852886e38), hi: attrFloat(call.node, 'max', 3.4028234663852886e38) }
+    : { lo: scalar(call.inputs[1]), hi: scalar(call.inputs[2]) };
+
+function binaryOp(op: BinaryOp): OpSpec {
+  return {
+    unsupported: (node, inputs, opset) => {
+      // Opset < 7 broadcasting is axis-aligned (b's dims start at `axis`), not numpy's.
+      if (opset < 7 && attrInt(node, 'broadcast', 0) === 1 && attr(node, 'axis') && inputs[0] && inputs[1]) {
+        const axis = attrInt(node, 'axis', 0);
+        const ra = inputs[0].dims.length;
+        if ((axis < 0 ? axis + ra : axis) + inputs[1].dims.length > ra) return `legacy broadcast axis ${axis} does not fit`;
+      }
+      return null;
+    },
+    run: (call) => {
+      const [a, b] = call.inputs as OnnxTensor[];
+      let bShape = b.dims;
+      if (call.opset < 7 && attrInt(call.node, 'broadcast', 0) === 1 && attr(call.node, 'axis')) {
+        // Legacy axis-aligned broadcast: pad b's shape with trailing 1s so numpy's rule lines it up.
+        const ra = a.dims.length;
+        const axis = attrInt(call.node, 'axis', 0);
+        const start = axis < 0 ? axis + ra : axis;
+        bShape = [...b.dims, ...new Array(ra - start - b.dims.length).fill(1)];
+      }
+      return onEngine(call.rt, (up) => {
+        const y = binary(op, up(a), up(b, bShape));
+        return [[y, [...y.shape]]];
+      });
+    },
+  };
+}
+
+// ---- softmax, reduce ----
+
+function softmaxOp(log: boolean): OpSpec {
+  return {
+    run: (call) => {
+      const x = call.inputs[0]!;
+      const r = x.dims.length;
+      const rawAxis = attrInt(call.node, 'axis', call.opset < 13 ? 1 : -1);
+      const axis = rawAxis < 0 ? rawAxis + r : rawAxis;
+      // Before opset 13 the input is coerced to 2-D [prod(dims < axis), prod(dims >= axis)].
+      const shape =
+        call.opset < 13 ? [x.dims.slice(0, axis).reduce((p, d) => p * d, 1), x.dims.slice(axis).reduce((p, d) => p * d, 1)] : x.dims;
+      return onEngine(call.rt, (up) => [[softmax(up(x, shape), { axis: call.opset < 13 ? 1 : axis, log }), x.dims]]);
+    },
+  };
+}
+
+function reduceOp(op: ReduceOp): OpSpec {
+  return {
+    hostInputs: [1],
+    run: (call) => {
+      // Axes moved from an attribute to an input at opset 18 (ReduceMean) / 13 (ReduceSum).
+      const axesAsInput = call.opset >= (op === 'sum' ? 13 : 18);
+      const axes = axesAsInput ? numbers(call.inputs[1]) : attrInts(call.node, 'axes');
+      const keepdims = attrInt(call.node, 'keepdims', 1) === 1;
+      const noopWithEmptyAxes = attrInt(call.node, 'noop_with_empty_axes', 0) === 1;
+      return onEngine(call.rt, (up) => {
+        const y = reduce(op, up(call.inputs[0]!), { axes, keepdims, noopWithEmptyAxes });
+        return [[y, [...y.shape]]];
+      });
+    },
+  };
+}
+
+// ---- shape ops (views of the same engine buffer) ----
+
+function viewOp(hostInputs: number[], shapeOf: (call: OpCall, x: Tensor) => Tensor): OpSpec {
+  return {
+    hostInputs,
+    run: (call) =>
+      onEngine(call.rt, (up) => {
+        const y = shapeOf(call, up(call.inputs[0]!));
+        return [[y, [...y.shape]]];
+      }),
+  };
+}
+
+const reshapeOp = viewOp([1], (call, x) => {
+  const spec = call.opset < 5 ? attrInts(call.node, 'shape') : numbers(call.inputs[1]);
+  if (!spec) throw new Error('no target shape');
+  return reshape(x, spec, attrInt(call.node, 'allowzero', 0) === 1);
+});
+const flattenOp = viewOp([], (call, x) => flatten(x, attrInt(call.node, 'axis', 1)));
+const squeezeOp = viewOp([1], (call, x) =>
+  squeeze(x, call.opset < 13 ? attrInts(call.node, 'axes') : numbers(call.inputs[1])),
+);
+const unsqueezeOp = viewOp([1], (call, x) => {
+  const axes = call.opset < 13 ? attrInts(call.node, 'axes') : numbers(call.inputs[1]);
+  if (!axes) throw new Error('no axes');
+  return unsqueeze(x, axes);
+});
+
+const dropoutOp: OpSpec = {
+  hostInputs: [1, 2],
+  unsupported: (node, inputs, opset) => {
+    // Training mode with a non-zero ratio draws a random mask (ONNX's expected outputs come from
+    // numpy's np.random.seed(0)), which the engine's RNG cannot reproduce. Ratio 0 is the identity.
+    let training: boolean;
+    let ratio: number;
+    if (opset >= 12) {
+      if (node.inputs[2] && !inputs[2]) return null; // the flag is computed in the graph: decided when it runs
+      training = (scalar(inputs[2]) ?? 0) !== 0;
+      ratio = node.inputs[1] ? (scalar(inputs[1]) ?? NaN) : 0.5;
+    } else {
+      training = opset < 7 && attrInt(node, 'is_test', 0) === 0;
+      ratio = attrFloat(node, 'ratio', 0.5);
+    }
+    if (!training || ratio === 0) return null;
+    return `training-mode dropout (ratio ${ratio}) draws a random mask from numpy's RNG, which the engine cannot reproduce`;
+  },
+  run: (call) => onEngine(call.rt, (up) => [[dropout(up(call.inputs[0]!)), call.inputs[0]!.dims]]),
+};
+
+const concatOp: OpSpec = {
+  run: (call) =>
+    onEngine(call.rt, (up) => {
+      const y = concat(
+        call.inputs.map((t) => up(t!)),
+        attrInt(call.node, 'axis', call.opset < 4 ? 1 : 0),
+      );
+      return [[y, [...y.shape]]];
+    }),
+};
+
+// ---- pooling ----
+
+/** ONNX auto_pad / pads for `k` spatial axes -> per-axis [begin, end] or a mode. */
+function onnxPadding(node: OnnxNode, k: number): 'VALID' | 'SAME_UPPER' | 'SAME_LOWER' | [number, number][] {
+  const auto = attrString(node, 'auto_pad', 'NOTSET');
+  if (auto === 'VALID' || auto === 'SAME_UPPER' || auto === 'SAME_LOWER') return auto;
+  if (auto !== 'NOTSET') throw new Error(`unknown auto_pad '${auto}'`);
+  const pads = attrInts(node, 'pads') ?? new Array(2 * k).fill(0);
+  if (pads.length !== 2 * k) throw new Error(`pads [${pads}] do not match ${k} spatial axes`);
+  return Array.from({ length: k }, (_, i) => [pads[i], pads[i + k]]);
+}
+
+/**
+ * The engine's 2-D window from an ONNX node's per-axis settings: ONNX axis `a` runs along H and
+ * `b` along W; null makes that engine axis a unit one (kernel 1, stride 1, no padding).
+ */
+function window2d(
+  kernel: number[],
+  strides: number[],
+  dilations: number[],
+  pad: ReturnType<typeof onnxPadding>,
+  a: number | null,
+  b: number | null,
+): Pick<PoolAttrs, 'kernel' | 'strides' | 'dilations' | 'padding'> {
+  const pick = (v: number[], i: number | null) => (i === null ? 1 : v[i]);
+  const side = (i: number | null, end: 0 | 1) => (i === null || typeof pad === 'string' ? 0 : pad[i][end]);
+  const padding: Padding = typeof pad === 'string' ? pad : [side(a, 0), side(b, 0), side(a, 1), side(b, 1)];
+  return {
+    kernel: [pick(kernel, a), pick(kernel, b)],
+    strides: [pick(strides, a), pick(strides, b)],
+    dilations: [pick(dilations, a), pick(dilations, b)],
+    padding,
+  };
+}
+
+function poolOp(mode: PoolMode): OpSpec {
+  return {
+    unsupported: (node, inputs) => {
+      const k = attrInts(node, 'kernel_shape')?.length ?? 0;
+      if (k < 1 || k > 3) return `${k}-D pooling (the engine pools 1-, 2- and 3-D windows)`;
+      if (inputs[0] && inputs[0].dims.length !== k + 2) return `input rank ${inputs[0].dims.length} vs ${k}-D kernel`;
+      return null;
+    },
+    run: (call) =>
+      spatial(call, async (x) => {
+        const node = call.node;
+        const kernel = attrInts(node, 'kernel_shape')!;
+        const k = kernel.length;
+        const strides = attrInts(node, 'strides') ?? new Array(k).fill(1);
+        const dilations = attrInts(node, 'dilations') ?? new Array(k).fill(1);
+        const pad = onnxPadding(node, k);
+        const win = (a: number | null, b: number | null): PoolAttrs => ({
+          ...window2d(kernel, strides, dilations, pad, a, b),
+          ceilMode: attrInt(node, 'ceil_mode', 0) === 1,
+          countIncludePad: mode === 'avg' && attrInt(node, 'count_include_pad', 0) === 1,
+        });
+        const [N, C] = [x.dims[0], x.dims[x.dims.length - 1]];
+        const [y] = await onEngine(call.rt, (up, keep) => {
+          if (k === 1) {
+            // [N, L, C] pools along W of an [N, 1, L, C] view.
+            const y = pool(mode, up(x, [N, 1, x.dims[1], C]), win(null, 0));
+            return [[y, [N, y.shape[2], C]]];
+          }
+          if (k === 2) {
+            const y = pool(mode, up(x), win(0, 1));
+            return [[y, [...y.shape]]];
+          }
+          // 3-D: max and average are separable over a box window (the average's divisor is a
+          // product of per-axis counts), so pool H x W in every depth slice, then pool along D.
+          const [D, H, W] = x.dims.slice(1, 4);
+          const hw = keep(pool(mode, up(x, [N * D, H, W, C]), win(1, 2)));
+          const [OH, OW] = [hw.shape[1], hw.shape[2]];
+          const y = pool(mode, hw.reshape([N, D, OH * OW, C]), win(0, null));
+          return [[y, [N, y.shape[1], OH, OW, C]]];
+        });
+        return y;
+      }),
+  };
+}
+
+function globalPoolOp(mode: PoolMode): OpSpec {
+  return {
+    run: (call) =>
+      spatial(call, async (x) => {
+        const [N, C] = [x.dims[0], x.dims[x.dims.length - 1]];
+        const S = x.dims.slice(1, -1).reduce((a, b) => a * b, 1);
+        const [y] = await onEngine(call.rt, (up) => {
+          const y = pool(mode, up(x, [N, S, 1, C]), { kernel: [S, 1] });
+          return [[y, [N, ...x.dims.slice(1, -1).map(() => 1), C]]];
+        });
+        return y;
+      }),
+  };
+}
+
+// ---- constants ----
+
+/** The value of a Constant node (value, value_float(s), value_int(s)). */
+export function constantValue(node: OnnxNode): OnnxTensor {
+  const a = node.attributes;
+  if (a.value?.type === 'tensor') return a.value.value;
+  if (a.value_float?.type === 'float') return f32([], Float32Array.of(a.value_float.value));
+  if (a.value_floats?.type === 'floats') return f32([a.value_floats.value.length], Float32Array.from(a.value_floats.value));
+  const int64 = (v: number[], dims: number[]): OnnxTensor => ({
+    name: '',
+    dtype: 'int64' as OnnxDType,
+    dims,
+    data: BigInt64Array.from(v, (x) => BigInt(x)),
+  });
+  if (a.value_int?.type === 'int') return int64([a.value_int.value], []);
+  if (a.value_ints?.type === 'ints') return int64(a.value_ints.value, [a.value_ints.value.length]);
+  throw new Error(`Constant: no supported value attribute (has ${Object.keys(a).join(', ') || 'none'})`);
+}
+
+const constantOp: OpSpec = {
+  run: async (call) => [constantValue(call.node)],
+};
+
+// ---- the table ----
+
+export const OPS: Record<string, OpSpec> = {
+  Relu: unaryOp('relu'),
+  Sigmoid: unaryOp('sigmoid'),
+  Sqrt: unaryOp('sqrt'),
+  Reciprocal: unaryOp('reciprocal'),
+  Identity: unaryOp('identity'),
+  Clip: unaryOp('clip', clipBounds),
+  Add: binaryOp('add'),
+  Sub: binaryOp('sub'),
+  Mul: binaryOp('mul'),
+  Div: binaryOp('div'),
+  Softmax: softmaxOp(false),
+  LogSoftmax: softmaxOp(true),
+  ReduceMean: reduceOp('mean'),
+  ReduceSum: reduceOp('sum'),
+  Reshape: reshapeOp,
+  Flatten: flattenOp,
+  Squeeze: squeezeOp,
+  Unsqueeze: unsqueezeOp,
+  Dropout: dropoutOp,
+  Concat: concatOp,
+  MaxPool: poolOp('max'),
+  AveragePool: poolOp('avg'),
+  GlobalMaxPool: globalPoolOp('max'),
+  GlobalAveragePool: globalPoolOp('avg'),
+  Constant: constantOp,
+};
