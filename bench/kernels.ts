@@ -1,0 +1,232 @@
+// Kernel suite: Inception v3's characteristic convolutions at batch 1 (x NHWC, w HWIO) and a
+// 1024^3 matmul, in incept and in TensorFlow.js's WebGPU backend on the same adapter.
+//
+//   npm run bench -- kernels [--json FILE] [--case TEXT] [--runs N] [--wall] [--no-peer]
+//
+// ms is the median per run after warm-up. With 'timestamp-query' it is GPU time from timestamps
+// (incept: one compute pass; tfjs: tf.time()'s kernelMs, the sum over the kernels the op issues);
+// otherwise (or with --wall) wall clock from submit until the queue reports the work done, for both.
+// GFLOP/s = 2 * multiply-adds / time. Both sides get the same input data and their outputs are
+// compared, so a wrong kernel cannot post a good time.
+import { type Dispatch } from '../src/gpu/recorder.ts';
+import { type Runtime, getRuntime } from '../src/gpu/runtime.ts';
+import { type Tensor, empty, upload } from '../src/gpu/tensor.ts';
+import { type TimingMethod, measure } from '../src/gpu/timing.ts';
+import type { Padding } from '../src/kernels/padding.ts';
+import { type CaseResult, type Report, UsageError, result } from './report.ts';
+import { type TfPeer, type TfTensor, loadTfjs } from './tfjs.ts';
+
+interface ConvCase {
+  kind: 'conv';
+  name: string;
+  x: [number, number, number, number]; // N,H,W,C
+  w: [number, number, number, number]; // KH,KW,Ci,Co
+  stride: number;
+  padding: 'SAME' | 'VALID';
+}
+interface MatmulCase {
+  kind: 'matmul';
+  name: string;
+  m: number;
+  k: number;
+  n: number;
+}
+type Case = ConvCase | MatmulCase;
+
+const conv = (name: string, x: ConvCase['x'], w: ConvCase['w'], stride: number, padding: ConvCase['padding']): ConvCase => ({
+  kind: 'conv',
+  name: `${name} ${x[1]}x${x[2]}x${x[3]}->${w[3]}${stride > 1 ? ` s${stride}` : ''} ${padding}`,
+  x,
+  w,
+  stride,
+  padding,
+});
+
+export const CASES: Case[] = [
+  conv('Conv2d_1a_3x3', [1, 299, 299, 3], [3, 3, 3, 32], 2, 'VALID'),
+  conv('Conv2d_2b_3x3', [1, 147, 147, 32], [3, 3, 32, 64], 1, 'SAME'),
+  conv('Mixed_5b 1x1', [1, 35, 35, 192], [1, 1, 192, 64], 1, 'SAME'),
+  conv('Mixed_5b 5x5', [1, 35, 35, 48], [5, 5, 48, 64], 1, 'SAME'),
+  conv('Mixed_6b 1x7', [1, 17, 17, 128], [1, 7, 128, 128], 1, 'SAME'),
+  conv('Mixed_6b 7x1', [1, 17, 17, 128], [7, 1, 128, 192], 1, 'SAME'),
+  conv('Mixed_7c 3x3', [1, 8, 8, 448], [3, 3, 448, 384], 1, 'SAME'),
+  { kind: 'matmul', name: 'matmul 1024x1024x1024', m: 1024, k: 1024, n: 1024 },
+];
+
+function outSize(inSize: number, k: number, s: number, padding: 'SAME' | 'VALID'): number {
+  return padding === 'SAME' ? Math.ceil(inSize / s) : Math.ceil((inSize - k + 1) / s);
+}
+
+function outShape(c: ConvCase): [number, number, number, number] {
+  return [c.x[0], outSize(c.x[1], c.w[0], c.stride, c.padding), outSize(c.x[2], c.w[1], c.stride, c.padding), c.w[3]];
+}
+
+export function flops(c: Case): number {
+  if (c.kind === 'matmul') return 2 * c.m * c.k * c.n;
+  const [n, oh, ow, co] = outShape(c);
+  return 2 * n * oh * ow * co * c.w[0] * c.w[1] * c.w[2];
+}
+
+/** Deterministic inputs in [-1, 1), the same for both implementations. */
+function data(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+// ---- incept's kernels, loaded when they exist ----------------------------------------------
+
+/** The parts of src/kernels/conv2d.ts and matmul.ts this suite uses (API in CONTRIBUTING.md). */
+interface ConvApi {
+  conv2dDispatch(x: Tensor, w: Tensor, y: Tensor, attrs?: { strides?: [number, number]; padding?: Padding }): Dispatch;
+}
+interface MatmulApi {
+  matmulDispatch(a: Tensor, b: Tensor, y: Tensor): Dispatch;
+}
+
+async function optionalModule<T>(path: string): Promise<T | null> {
+  try {
+    return (await import(path)) as T;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(path.replace('../', ''))) return null;
+    throw err;
+  }
+}
+
+interface Ours {
+  dispatch: Dispatch;
+  y: Tensor;
+  inputs: Tensor[];
+}
+
+function oursFor(rt: Runtime, c: Case, xData: Float32Array, wData: Float32Array, api: { conv: ConvApi | null; matmul: MatmulApi | null }): Ours | string {
+  if (c.kind === 'conv') {
+    if (!api.conv) return 'src/kernels/conv2d.ts is not written yet';
+    const x = upload(rt, xData, c.x, 'x');
+    const w = upload(rt, wData, c.w, 'w');
+    const y = empty(rt, outShape(c), 'float32', 'y');
+    const dispatch = api.conv.conv2dDispatch(x, w, y, { strides: [c.stride, c.stride], padding: c.padding });
+    return { dispatch, y, inputs: [x, w] };
+  }
+  if (!api.matmul?.matmulDispatch) return 'src/kernels/matmul.ts has no matmulDispatch yet';
+  const a = upload(rt, xData, [c.m, c.k], 'a');
+  const b = upload(rt, wData, [c.k, c.n], 'b');
+  const y = empty(rt, [c.m, c.n], 'float32', 'y');
+  return { dispatch: api.matmul.matmulDispatch(a, b, y), y, inputs: [a, b] };
+}
+
+/** GPU memory the case holds while running: every distinct buffer its dispatch binds. */
+function boundBytes(d: Dispatch): number {
+  const seen = new Set<GPUBuffer>();
+  let bytes = d.params.byteLength;
+  for (const b of d.buffers) {
+    const buf = 'buffer' in b ? b.buffer : b;
+    if (seen.has(buf)) continue;
+    seen.add(buf);
+    bytes += buf.size;
+  }
+  return bytes;
+}
+
+function tfOp(tf: TfPeer['tf'], c: Case, xData: Float32Array, wData: Float32Array): { op: () => TfTensor; inputs: TfTensor[] } {
+  if (c.kind === 'matmul') {
+    const a = tf.tensor2d(xData, [c.m, c.k]);
+    const b = tf.tensor2d(wData, [c.k, c.n]);
+    return { op: () => tf.matMul(a, b), inputs: [a, b] };
+  }
+  const x = tf.tensor4d(xData, c.x);
+  const w = tf.tensor4d(wData, c.w);
+  const pad = c.padding === 'SAME' ? 'same' : 'valid';
+  return { op: () => tf.conv2d(x, w, c.stride, pad), inputs: [x, w] };
+}
+
+/** Largest |a - b| relative to the largest |b|. */
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 1e-12;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return a.length === b.length ? diff / scale : Infinity;
+}
+
+export async function run(argv: string[]): Promise<Report> {
+  let filter: string | null = null;
+  let runs = 10;
+  let wallClock = false;
+  let withPeer = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--case') filter = argv[++i] ?? '';
+    else if (a === '--runs') runs = Number(argv[++i]);
+    else if (a === '--wall') wallClock = true;
+    else if (a === '--no-peer') withPeer = false;
+    else throw new UsageError(`bench kernels: unknown option '${a}' (options: --json FILE, --case TEXT, --runs N, --wall, --no-peer)`);
+  }
+  if (!Number.isInteger(runs) || runs < 3) throw new UsageError('bench kernels: --runs needs an integer >= 3');
+  const cases = CASES.filter((c) => filter === null || c.name.toLowerCase().includes(filter.toLowerCase()));
+  if (cases.length === 0) throw new UsageError(`bench kernels: no case matches '${filter}' (cases: ${CASES.map((c) => c.name).join('; ')})`);
+
+  const rt = await getRuntime();
+  const api = {
+    conv: await optionalModule<ConvApi>('../src/kernels/conv2d.ts'),
+    matmul: await optionalModule<MatmulApi>('../src/kernels/matmul.ts'),
+  };
+  const peer = withPeer ? await loadTfjs() : null;
+  const opts = { warmup: 2, runs, budgetMs: 15_000, wallClock };
+  const oursMethod: TimingMethod = rt.hasTimestamps && !wallClock ? 'gpu-timestamp' : 'wall-clock';
+  const peerMethod: TimingMethod | null = peer ? (peer.method === 'gpu-timestamp' && !wallClock ? 'gpu-timestamp' : 'wall-clock') : null;
+
+  const results: CaseResult[] = [];
+  for (const [i, c] of cases.entries()) {
+    const xData = data(c.kind === 'conv' ? c.x.reduce((p, v) => p * v) : c.m * c.k, 1 + 2 * i);
+    const wData = data(c.kind === 'conv' ? c.w.reduce((p, v) => p * v) : c.k * c.n, 2 + 2 * i);
+    process.stderr.write(`  ${c.name} ...`);
+
+    let ms: number | null = null;
+    let peak: number | null = null;
+    let ourY: Float32Array | null = null;
+    const ours = oursFor(rt, c, xData, wData, api);
+    if (typeof ours === 'string') {
+      process.stderr.write(` incept: skipped (${ours})`);
+    } else {
+      const m = await measure(rt, [ours.dispatch], c.name, opts);
+      ms = m.ms;
+      peak = boundBytes(ours.dispatch);
+      ourY = await ours.y.read();
+      ours.y.dispose();
+      for (const t of ours.inputs) t.dispose();
+      process.stderr.write(` incept ${ms.toFixed(3)} ms${m.repeat > 1 ? ` (x${m.repeat} per pass)` : ''}`);
+    }
+
+    let peerMs: number | null = null;
+    if (peer) {
+      const { op, inputs } = tfOp(peer.tf, c, xData, wData);
+      peerMs = await peer.time(op, opts);
+      if (ourY) {
+        const y = op();
+        const diff = relDiff(ourY, (await y.data()) as Float32Array);
+        y.dispose();
+        if (!(diff < 1e-3)) process.stderr.write(`\nincept bench: warning: ${c.name}: incept and tfjs outputs differ (max rel. diff ${diff.toExponential(2)})`);
+      }
+      for (const t of inputs) t.dispose();
+      process.stderr.write(`, tfjs ${peerMs.toFixed(3)} ms`);
+    }
+    process.stderr.write('\n');
+    results.push(result(c.name, flops(c), ms, peer ? { name: peer.name, ms: peerMs } : null, peak));
+  }
+
+  const timing = [
+    `incept: ${oursMethod}`,
+    peer ? `${peer.name}: ${peerMethod}` : null,
+    `median of up to ${runs} runs after 2 warm-up runs`,
+  ]
+    .filter(Boolean)
+    .join('; ');
+  return { suite: 'kernels', adapter: rt.adapterName, timing, cases: results };
+}

@@ -1,0 +1,46 @@
+// Bench entry point: `npm run bench -- <suite> [--json FILE] [suite options]`.
+// Each suite module exports run(argv) returning a Report; this prints it and writes the JSON.
+import { resolve } from 'node:path';
+import { closeRuntime } from '../src/gpu/runtime.ts';
+import { type Report, UsageError, formatTable, parseBenchArgs, writeJson } from './report.ts';
+
+const SUITES: Record<string, { about: string; load: () => Promise<{ run(argv: string[]): Promise<Report> }> }> = {
+  kernels: { about: "Inception v3 convolutions and a 1024^3 matmul, vs TensorFlow.js's WebGPU backend", load: () => import('./kernels.ts') },
+};
+
+function usage(): string {
+  const lines = Object.entries(SUITES).map(([name, s]) => `  ${name.padEnd(10)} ${s.about}`);
+  return ['usage: npm run bench -- <suite> [--json FILE] [options]', 'suites:', ...lines].join('\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    console.log(usage());
+    if (!name) process.exitCode = 1;
+    return;
+  }
+  const suite = SUITES[name];
+  if (!suite) throw new UsageError(`unknown bench suite '${name}' (suites: ${Object.keys(SUITES).join(', ')})`);
+  const args = parseBenchArgs(rest);
+  const report = await (await suite.load()).run(args.rest);
+  console.log(formatTable(report));
+  if (args.json) {
+    // npm runs scripts from the package root; a relative path means the caller's directory.
+    const file = resolve(process.env.INIT_CWD ?? process.cwd(), args.json);
+    writeJson(file, report);
+    console.log(`wrote ${file}`);
+  }
+}
+
+const debug = process.argv.includes('--debug');
+try {
+  await main(process.argv.slice(2).filter((a) => a !== '--debug'));
+} catch (err) {
+  const e = err as Error;
+  process.stderr.write(`incept bench: error: ${(debug ? e?.stack : e?.message) ?? String(err)}\n`);
+  if (!debug && !(e instanceof UsageError)) process.stderr.write('(run again with --debug for a stack trace)\n');
+  process.exitCode = 1;
+} finally {
+  await closeRuntime();
+}

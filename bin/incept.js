@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+// Launcher for the `incept` command. It re-runs itself in a child process whose stderr is filtered
+// of Dawn's native start-up notices (see scripts/quiet-dawn.mjs); the child lets Node load the
+// TypeScript sources directly (tsx), so a clone works without a build step: `npx incept info`.
+process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Dawn warns when it is unset
+
+if (process.env.INCEPT_CHILD === '1' || process.env.INCEPT_RAW_STDERR === '1') {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(new URL('../src/cli/main.ts', import.meta.url).href);
+} else {
+  const { runQuiet } = await import('../scripts/quiet-dawn.mjs');
+  const { fileURLToPath } = await import('node:url');
+  const self = fileURLToPath(import.meta.url);
+  process.exitCode = await runQuiet([...process.execArgv, self, ...process.argv.slice(2)], {
+    ...process.env,
+    INCEPT_CHILD: '1',
+  });
+}

@@ -1,0 +1,85 @@
+// The `incept` command: a table of subcommands, each loaded only when it runs (so a command whose
+// module is not ready does not break the others). A user's mistake is one line on stderr,
+// `incept: error: ...`, with exit status 1; a stack trace only with --debug.
+import { closeRuntime } from '../gpu/runtime.ts';
+import { UsageError } from './errors.ts';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  /** Returns the exit status (0 when it returns nothing). */
+  run(argv: string[]): Promise<number | void>;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: 'show the WebGPU adapter, its limits and features',
+    usage: 'incept info [--json]',
+    run: async (argv) => (await import('./info.ts')).infoMain(argv),
+  },
+  conformance: {
+    summary: "run ONNX's node tests for the ops incept implements",
+    usage: 'incept conformance [--json FILE]',
+    run: async (argv) => {
+      // Written by another part of the project; loaded through a variable so this file compiles without it.
+      const path = '../conformance/cli.ts';
+      const mod: { conformanceMain(argv: string[]): Promise<number | void> } = await import(path).catch((err: unknown) => {
+        if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes('conformance/cli')) {
+          throw new UsageError('the conformance runner (src/conformance/cli.ts) is not part of this build yet');
+        }
+        throw err;
+      });
+      return mod.conformanceMain(argv);
+    },
+  },
+  demo: {
+    summary: 'classify a generated image with a small CNN (random weights for now)',
+    usage: 'incept demo',
+    run: async (argv) => (await import('./demo.ts')).demoMain(argv),
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'usage: incept <command> [options] [--debug]',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    "'incept <command> --help' shows a command's options; --debug prints stack traces.",
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? rest[0] : undefined;
+    if (topic && COMMANDS[topic]) console.log(`usage: ${COMMANDS[topic].usage}\n${COMMANDS[topic].summary}`);
+    else console.log(help());
+    return name === undefined ? 1 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')}; see incept --help)`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`usage: ${command.usage}\n${command.summary}`);
+    return 0;
+  }
+  return (await command.run(rest)) ?? 0;
+}
+
+const args = process.argv.slice(2);
+const debug = args.includes('--debug');
+let status = 1;
+try {
+  status = await main(args.filter((a) => a !== '--debug'));
+} catch (err) {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const where = e instanceof UsageError || e.name === 'GpuError' ? '' : ` (${e.name})`;
+  process.stderr.write(`incept: error: ${e.message.split('\n')[0]}${where}\n`);
+  if (debug) process.stderr.write(`${e.stack ?? ''}\n`);
+  status = 1;
+} finally {
+  await closeRuntime();
+}
+process.exitCode = status;
