@@ -377,14 +377,17 @@ interface GraphMsg {
 
 const utf8 = new TextDecoder();
 
+/** Whether a decoded message carries a field (protobufjs puts defaults on the prototype). */
+const has = (msg: object, field: string) => Object.prototype.hasOwnProperty.call(msg, field);
+
 function convertAttribute(a: AttrMsg, where: string): OnnxAttribute {
   const what = `${where}, attribute '${a.name ?? ''}'`;
   // IR version 1 files may lack `type`; infer it from the field that is set.
   let type = a.type ?? 0;
   if (type === 0) {
-    if (a.f !== undefined) type = 1;
-    else if (a.i !== undefined) type = 2;
-    else if (a.s !== undefined) type = 3;
+    if (has(a, 'f')) type = 1;
+    else if (has(a, 'i')) type = 2;
+    else if (has(a, 's')) type = 3;
     else if (a.t) type = 4;
     else if (a.g) type = 5;
     else if (a.floats?.length) type = 6;
@@ -426,9 +429,7 @@ function convertValueInfo(v: ValueInfoMsg): OnnxValueInfo {
   if (!t) return { name: v.name ?? '', tensor: null };
   const dtype = DTYPES[t.elemType ?? 0] ?? 'undefined';
   const shape = t.shape
-    ? (t.shape.dim ?? []).map((d) =>
-        d.dimValue !== undefined && d.dimValue !== null ? toNumber(d.dimValue) : (d.dimParam ?? null),
-      )
+    ? (t.shape.dim ?? []).map((d) => (has(d, 'dimValue') ? toNumber(d.dimValue) : has(d, 'dimParam') ? d.dimParam! : null))
     : null;
   return { name: v.name ?? '', tensor: { dtype, shape } };
 }
