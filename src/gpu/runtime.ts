@@ -73,6 +73,27 @@ export class Runtime {
     return [i.vendor, i.device || i.description, i.architecture].filter(Boolean).join(' / ') || 'unknown adapter';
   }
 
+  private dummy: GPUBuffer | null = null;
+
+  /** A small storage buffer bound where a shader declares an optional input that is absent. */
+  get dummyBuffer(): GPUBuffer {
+    this.dummy ??= this.device.createBuffer({
+      size: 256,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      label: 'unused optional input',
+    });
+    return this.dummy;
+  }
+
+  /** Lanes per subgroup when the adapter has subgroups of one fixed size, else 1 (no subgroups). */
+  get subgroupSize(): number {
+    if (!this.features.has('subgroups')) return 1;
+    const info = this.adapter.info as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const min = info.subgroupMinSize ?? 0;
+    const max = info.subgroupMaxSize ?? 0;
+    return min > 0 && min === max && min <= 64 ? min : 1;
+  }
+
   get hasTimestamps(): boolean {
     return this.features.has('timestamp-query');
   }
@@ -149,7 +170,7 @@ export async function closeRuntime(): Promise<void> {
 }
 
 export async function requestAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter | null }> {
-  const gpu = create([]);
+  const gpu = create((process.env.INCEPT_DAWN_FLAGS ?? '').split(' ').filter(Boolean));
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   return { gpu, adapter };
 }

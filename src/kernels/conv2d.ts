@@ -1,0 +1,220 @@
+// 2-D convolution: NHWC input x HWIO filter -> NHWC output, with a fused per-channel epilogue
+// (batchnorm scale/shift, bias, ReLU/ReLU6) that can write into a channel slice of a wider
+// output, so a Mixed block's concat costs nothing.
+import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
+import type { Runtime } from '../gpu/runtime.ts';
+import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
+import { type Padding, type Resolved2d, resolveWindow } from './padding.ts';
+
+export interface Conv2dAttrs {
+  strides?: [number, number];
+  dilations?: [number, number];
+  padding?: Padding;
+  groups?: number;
+}
+export type Activation = 'none' | 'relu' | 'relu6';
+/** y = act(conv * scale + shift + bias), each per output channel and optional. */
+export interface ConvEpilogue {
+  bias?: Tensor;
+  scale?: Tensor;
+  shift?: Tensor;
+  activation?: Activation;
+}
+/** Write into channels [channelOffset, channelOffset + Co) of a wider NHWC tensor. */
+export interface ConvInto {
+  tensor: Tensor;
+  channelOffset: number;
+}
+
+const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
+const WG = 64;
+
+interface ConvGeometry extends Resolved2d {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  kh: number;
+  kw: number;
+  co: number;
+  groups: number;
+}
+
+function geometry(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): ConvGeometry {
+  const where = `conv2d x ${shapeString(x)} w ${shapeString(w)}`;
+  if (x.length !== 4) throw new Error(`${where}: input must be NHWC (rank 4)`);
+  if (w.length !== 4) throw new Error(`${where}: filter must be HWIO (rank 4)`);
+  const [n, h, wd, c] = x;
+  const [kh, kw, cig, co] = w;
+  const groups = attrs.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0 || co % groups !== 0) {
+    throw new Error(`${where}: groups ${groups} must divide input channels ${c} and output channels ${co}`);
+  }
+  if (cig !== c / groups) {
+    throw new Error(`${where}: input has ${c} channels${groups > 1 ? ` in ${groups} groups` : ''} but the filter expects ${cig * groups}`);
+  }
+  const win = resolveWindow(where, h, wd, {
+    kernel: [kh, kw],
+    strides: attrs.strides,
+    dilations: attrs.dilations,
+    padding: attrs.padding ?? 'VALID',
+  });
+  return { ...win, n, h, w: wd, c, kh, kw, co, groups };
+}
+
+/** Output shape of conv2d (NHWC). */
+export function conv2dShape(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): number[] {
+  const g = geometry(x, w, attrs);
+  return [g.n, g.outH, g.outW, g.co];
+}
+
+/** Whether the implicit-GEMM fast path applies (groups 1, output channels a multiple of 4). */
+export function conv2dFastPath(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): boolean {
+  const g = geometry(x, w, attrs);
+  return g.groups === 1 && g.co % 4 === 0;
+}
+
+function checkEpilogue(where: string, co: number, e: ConvEpilogue): void {
+  for (const key of ['bias', 'scale', 'shift'] as const) {
+    const t = e[key];
+    if (t && t.size !== co) throw new Error(`${where}: ${key} ${shapeString(t.shape)} must have ${co} values`);
+  }
+}
+
+export function conv2dDispatch(
+  x: Tensor,
+  w: Tensor,
+  y: Tensor,
+  attrs: Conv2dAttrs = {},
+  epilogue: ConvEpilogue = {},
+  channelOffset = 0,
+): Dispatch {
+  const rt = x.rt;
+  const g = geometry(x.shape, w.shape, attrs);
+  const label = `conv2d x ${shapeString(x.shape)} w ${shapeString(w.shape)} -> ${shapeString(y.shape)}`;
+  checkEpilogue(label, g.co, epilogue);
+  const [yn, yh, yw, ctot] = y.shape;
+  if (y.rank !== 4 || yn !== g.n || yh !== g.outH || yw !== g.outW || channelOffset + g.co > ctot || channelOffset < 0) {
+    throw new Error(
+      `${label}: output must be [${g.n},${g.outH},${g.outW},>=${channelOffset + g.co}] to take channels ${channelOffset}..${channelOffset + g.co}`,
+    );
+  }
+  for (const [t, what] of [[x, 'input'], [w, 'filter'], [y, 'output']] as const) rt.checkBindingSize(t.bytes, `${label}: ${what}`);
+  const m = g.n * g.outH * g.outW;
+  const constants = {
+    WG,
+    ACT: ACT_CODE[epilogue.activation ?? 'none'],
+    HAS_SCALE: epilogue.scale ? 1 : 0,
+    HAS_SHIFT: epilogue.shift ? 1 : 0,
+    HAS_BIAS: epilogue.bias ? 1 : 0,
+  };
+  const common = [g.n, g.h, g.w, g.c, g.outH, g.outW, g.co];
+  const window = [g.kh, g.kw, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft];
+  const epi = [epilogue.scale, epilogue.shift, epilogue.bias].map((t) => t?.buffer ?? rt.dummyBuffer);
+  if (g.groups === 1 && g.co % 4 === 0) {
+    const sg = rt.subgroupSize;
+    const rows = 8;
+    const params = new Params().u32(...common, m, ...window, ctot, channelOffset, 0, 0).build();
+    const colGroups = Math.ceil(g.co / 4 / sg);
+    const rowGroups = Math.ceil(m / ((WG / sg) * rows));
+    const [gy, gz] = fold(rt, rowGroups);
+    return {
+      label,
+      pipeline: { shader: 'conv2d', template: fastTemplate(sg, rows, g.c % 4 === 0), constants },
+      params,
+      buffers: [x.buffer, w.buffer, y.buffer, ...epi],
+      workgroups: [colGroups, gy, gz],
+    };
+  }
+  const total = m * g.co;
+  const params = new Params()
+    .u32(...common, total, ...window, ctot, channelOffset, g.c / g.groups, g.co / g.groups)
+    .build();
+  return {
+    label,
+    pipeline: { shader: 'conv2d_general', constants },
+    params,
+    buffers: [x.buffer, w.buffer, y.buffer, ...epi],
+    workgroups: grid(rt, Math.ceil(total / WG)),
+  };
+}
+
+/** Splits a row-block count over y and z within the per-dimension limit. */
+function fold(rt: Runtime, groups: number): [number, number] {
+  const max = rt.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [groups, 1];
+  const z = Math.ceil(groups / max);
+  return [Math.ceil(groups / z), z];
+}
+
+function fastTemplate(sg: number, rows: number, vecK: boolean) {
+  return {
+    ENABLE: sg > 1 ? 'enable subgroups;' : '',
+    ROWS: rows,
+    SG: sg,
+    X_T: vecK ? 'vec4<f32>' : 'f32',
+    ROW_VALUE: sg > 1 ? 'return subgroupShuffle(mine, r);' : 'return (*own)[r];',
+    LOAD_X: vecK
+      ? 'return x[base / 4u];'
+      : [
+          'var v = vec4<f32>(x[base], 0.0, 0.0, 0.0);',
+          '  if (ci + 1u < p.C) { v.y = x[base + 1u]; }',
+          '  if (ci + 2u < p.C) { v.z = x[base + 2u]; }',
+          '  if (ci + 3u < p.C) { v.w = x[base + 3u]; }',
+          '  return v;',
+        ].join('\n'),
+  };
+}
+
+export function conv2d(
+  x: Tensor,
+  w: Tensor,
+  attrs: Conv2dAttrs = {},
+  epilogue: ConvEpilogue = {},
+  into?: ConvInto,
+): Tensor {
+  const y = into?.tensor ?? empty(x.rt, conv2dShape(x.shape, w.shape, attrs), 'float32', 'conv2d');
+  run(x.rt, [conv2dDispatch(x, w, y, attrs, epilogue, into?.channelOffset ?? 0)]);
+  return y;
+}
+
+/** Float64 CPU reference (tests only). */
+export function conv2dRef(
+  x: ArrayLike<number>,
+  xShape: Shape,
+  w: ArrayLike<number>,
+  wShape: Shape,
+  attrs: Conv2dAttrs = {},
+  epilogue: { bias?: ArrayLike<number>; scale?: ArrayLike<number>; shift?: ArrayLike<number>; activation?: Activation } = {},
+): Float64Array {
+  const g = geometry(xShape, wShape, attrs);
+  const cig = g.c / g.groups;
+  const cog = g.co / g.groups;
+  const y = new Float64Array(g.n * g.outH * g.outW * g.co);
+  for (let n = 0; n < g.n; n++)
+    for (let oh = 0; oh < g.outH; oh++)
+      for (let ow = 0; ow < g.outW; ow++)
+        for (let co = 0; co < g.co; co++) {
+          const ci0 = Math.floor(co / cog) * cig;
+          let acc = 0;
+          for (let kh = 0; kh < g.kh; kh++) {
+            const ih = oh * g.strideH + kh * g.dilationH - g.padTop;
+            if (ih < 0 || ih >= g.h) continue;
+            for (let kw = 0; kw < g.kw; kw++) {
+              const iw = ow * g.strideW + kw * g.dilationW - g.padLeft;
+              if (iw < 0 || iw >= g.w) continue;
+              for (let c = 0; c < cig; c++) {
+                acc += x[((n * g.h + ih) * g.w + iw) * g.c + ci0 + c] * w[((kh * g.kw + kw) * cig + c) * g.co + co];
+              }
+            }
+          }
+          let v = acc;
+          if (epilogue.scale) v *= epilogue.scale[co];
+          if (epilogue.shift) v += epilogue.shift[co];
+          if (epilogue.bias) v += epilogue.bias[co];
+          if (epilogue.activation === 'relu') v = Math.max(v, 0);
+          if (epilogue.activation === 'relu6') v = Math.min(Math.max(v, 0), 6);
+          y[((n * g.outH + oh) * g.outW + ow) * g.co + co] = v;
+        }
+  return y;
+}
