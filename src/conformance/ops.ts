@@ -6,13 +6,18 @@
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Tensor, upload } from '../gpu/tensor.ts';
 import type { OnnxAttribute, OnnxDType, OnnxNode, OnnxTensor } from '../import/onnx-proto.ts';
-import { type BinaryOp, binary } from '../kernels/binary.ts';
+import { type BinaryOp, binary, broadcastShapes } from '../kernels/binary.ts';
+import { batchnorm } from '../kernels/batchnorm.ts';
 import { concat } from '../kernels/concat.ts';
+import { conv2d } from '../kernels/conv2d.ts';
 import type { Padding } from '../kernels/padding.ts';
+import { matmul } from '../kernels/matmul.ts';
+import { type PadMode, pad } from '../kernels/pad.ts';
 import { type PoolAttrs, type PoolMode, pool } from '../kernels/pool.ts';
 import { type ReduceOp, reduce } from '../kernels/reduce.ts';
 import { dropout, flatten, reshape, squeeze, unsqueeze } from '../kernels/shape.ts';
 import { softmax } from '../kernels/softmax.ts';
+import { OIHW_TO_HWIO, transpose, transposeHost } from '../kernels/transpose.ts';
 import { type UnaryOp, unary } from '../kernels/unary.ts';
 
 /** Thrown when a node needs something the engine deliberately lacks; the test is skipped with this reason. */
@@ -111,34 +116,24 @@ async function onEngine(
 
 /** [N, C, ...S] -> [N, ...S, C] (host). */
 function toChannelsLast(t: OnnxTensor): OnnxTensor {
-  const [N, C] = t.dims;
-  const S = t.dims.slice(2).reduce((a, b) => a * b, 1);
-  const src = t.data as Float32Array;
-  const out = new Float32Array(src.length);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let s = 0; s < S; s++) out[(n * S + s) * C + c] = src[(n * C + c) * S + s];
-  return f32([N, ...t.dims.slice(2), C], out, t.name);
+  const r = t.dims.length;
+  const perm = [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2), 1];
+  const { data, shape } = transposeHost(t.data as Float32Array, t.dims, perm);
+  return f32(shape, data, t.name);
 }
 
 /** [N, ...S, C] -> [N, C, ...S] (host). */
 function toChannelsFirst(t: OnnxTensor): OnnxTensor {
-  const N = t.dims[0];
-  const C = t.dims[t.dims.length - 1];
-  const spatial = t.dims.slice(1, -1);
-  const S = spatial.reduce((a, b) => a * b, 1);
-  const src = t.data as Float32Array;
-  const out = new Float32Array(src.length);
-  for (let n = 0; n < N; n++)
-    for (let s = 0; s < S; s++)
-      for (let c = 0; c < C; c++) out[(n * C + c) * S + s] = src[(n * S + s) * C + c];
-  return f32([N, C, ...spatial], out, t.name);
+  const r = t.dims.length;
+  const perm = [0, r - 1, ...Array.from({ length: r - 2 }, (_, i) => i + 1)];
+  const { data, shape } = transposeHost(t.data as Float32Array, t.dims, perm);
+  return f32(shape, data, t.name);
 }
 
 /** Runs a channels-last engine computation on an NCHW-style input and returns NCHW. */
 async function spatial(call: OpCall, fn: (x: OnnxTensor) => Promise<OnnxTensor>): Promise<OnnxTensor[]> {
   const x = call.inputs[0]!;
-  if (x.dims.length < 3) throw new Error(`${call.node.opType} needs an [N, C, spatial...] input, got [${x.dims}]`);
+  if (x.dims.length < 2) throw new Error(`${call.node.opType} needs an [N, C, spatial...] input, got [${x.dims}]`);
   return [toChannelsFirst(await fn(toChannelsLast(x)))];
 }
 
@@ -374,6 +369,167 @@ function globalPoolOp(mode: PoolMode): OpSpec {
   };
 }
 
+// ---- convolution, batchnorm ----
+
+const convOp: OpSpec = {
+  unsupported: (node, inputs) => {
+    const w = inputs[1];
+    const k = attrInts(node, 'kernel_shape')?.length ?? (w ? w.dims.length - 2 : 2);
+    return k === 1 || k === 2 ? null : `${k}-D convolution (the engine convolves 1- and 2-D windows)`;
+  },
+  run: (call) =>
+    spatial(call, async (x) => {
+      const node = call.node;
+      const [w, b] = [call.inputs[1]!, call.inputs[2]];
+      const k = w.dims.length - 2;
+      const kernel = w.dims.slice(2);
+      const strides = attrInts(node, 'strides') ?? new Array(k).fill(1);
+      const dilations = attrInts(node, 'dilations') ?? new Array(k).fill(1);
+      const win = k === 1 ? window2d(kernel, strides, dilations, onnxPadding(node, 1), null, 0) : window2d(kernel, strides, dilations, onnxPadding(node, 2), 0, 1);
+      // OIHW [M, C/group, kH, kW] -> HWIO [kH, kW, C/group, M]; a 1-D filter gets a unit kH.
+      const w4 = k === 1 ? f32([w.dims[0], w.dims[1], 1, w.dims[2]], w.data as Float32Array) : w;
+      const hwio = transposeHost(w4.data as Float32Array, w4.dims, OIHW_TO_HWIO);
+      const [N, C] = [x.dims[0], x.dims[x.dims.length - 1]];
+      const [y] = await onEngine(call.rt, (up) => {
+        const xin = k === 1 ? up(x, [N, 1, x.dims[1], C]) : up(x);
+        const y = conv2d(
+          xin,
+          up(f32(hwio.shape, hwio.data, w.name)),
+          { strides: win.strides as [number, number], dilations: win.dilations as [number, number], padding: win.padding, groups: attrInt(node, 'group', 1) },
+          b ? { bias: up(b) } : {},
+        );
+        return [[y, k === 1 ? [N, y.shape[2], y.shape[3]] : [...y.shape]]];
+      });
+      return y;
+    }),
+};
+
+const batchnormOp: OpSpec = {
+  unsupported: (node, _inputs, opset) => {
+    const training = opset >= 14 ? attrInt(node, 'training_mode', 0) === 1 : opset < 7 && attrInt(node, 'is_test', 0) === 0;
+    if (training) {
+      return 'training mode (normalizing by batch statistics, updating running stats) is not in the engine, whose batchnorm is inference-only';
+    }
+    if (opset < 9 && attrInt(node, 'spatial', 1) === 0) return 'spatial=0 (per-activation statistics) is not in the engine';
+    return null;
+  },
+  run: (call) =>
+    spatial(call, async (x) => {
+      const [, scale, bias, mean, variance] = call.inputs as OnnxTensor[];
+      const [y] = await onEngine(call.rt, (up) => [
+        [
+          batchnorm(
+            up(x),
+            { gamma: up(scale), beta: up(bias), mean: up(mean), variance: up(variance) },
+            { epsilon: attrFloat(call.node, 'epsilon', 1e-5) },
+          ),
+          x.dims,
+        ],
+      ]);
+      return y;
+    }),
+};
+
+// ---- matrix products ----
+
+const gemmOp: OpSpec = {
+  run: (call) => {
+    const [a, b, c] = call.inputs;
+    const node = call.node;
+    return onEngine(call.rt, (up) => {
+      const y = matmul(
+        up(a!),
+        up(b!),
+        {
+          transA: attrInt(node, 'transA', 0) === 1,
+          transB: attrInt(node, 'transB', 0) === 1,
+          alpha: attrFloat(node, 'alpha', 1),
+          beta: attrFloat(node, 'beta', 1),
+        },
+        c ? up(c) : undefined,
+      );
+      return [[y, [...y.shape]]];
+    });
+  },
+};
+
+/** Repeats a host tensor along its size-1 dims (and new leading dims) to fill `to` (numpy broadcast_to). */
+function broadcastHost(t: OnnxTensor, dims: number[], to: number[]): Float32Array {
+  const src = t.data as Float32Array;
+  const n = to.reduce((p, d) => p * d, 1);
+  const padded = [...new Array(to.length - dims.length).fill(1), ...dims];
+  const strides = padded.map((_, i) => (padded[i] === 1 ? 0 : padded.slice(i + 1).reduce((p, d) => p * d, 1)));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let rest = i;
+    let off = 0;
+    for (let d = to.length - 1; d >= 0; d--) {
+      off += (rest % to[d]) * strides[d];
+      rest = Math.floor(rest / to[d]);
+    }
+    out[i] = src[off];
+  }
+  return out;
+}
+
+/**
+ * ONNX MatMul (numpy matmul): 1-D operands are promoted to a row / column and the unit dim dropped
+ * afterwards; batch dims broadcast. The engine multiplies [B, M, K] x [B, K, N] (a batch of 1
+ * broadcasts); other batch broadcasts are expanded on the host first.
+ */
+const matmulOp: OpSpec = {
+  run: (call) => {
+    const [a, b] = call.inputs as OnnxTensor[];
+    const aDims = a.dims.length === 1 ? [1, a.dims[0]] : a.dims;
+    const bDims = b.dims.length === 1 ? [b.dims[0], 1] : b.dims;
+    const [M, K] = aDims.slice(-2);
+    const N = bDims[bDims.length - 1];
+    const aBatch = aDims.slice(0, -2);
+    const bBatch = bDims.slice(0, -2);
+    const batch = broadcastShapes(aBatch, bBatch, 'MatMul');
+    const B = batch.reduce((p, d) => p * d, 1);
+    const out = [...batch, ...(a.dims.length === 1 ? [] : [M]), ...(b.dims.length === 1 ? [] : [N])];
+    const count = (d: number[]) => d.reduce((p, q) => p * q, 1);
+    return onEngine(call.rt, (up) => {
+      // An operand whose batch is all ones broadcasts by itself; otherwise it must cover the full batch.
+      const operand = (t: OnnxTensor, dims: number[], own: number[], rows: number, cols: number) => {
+        if (count(own) === 1) return up(t, [rows, cols]);
+        if (count(own) === B) return up(t, [B, rows, cols]);
+        return up(f32([B, rows, cols], broadcastHost(t, dims, [...batch, rows, cols]), t.name));
+      };
+      const y = matmul(operand(a, aDims, aBatch, M, K), operand(b, bDims, bBatch, K, N));
+      return [[y, out]];
+    });
+  },
+};
+
+// ---- pad, transpose ----
+
+const padOp: OpSpec = {
+  hostInputs: [1, 2, 3],
+  run: (call) => {
+    const node = call.node;
+    const legacy = call.opset < 11; // pads and value were attributes
+    const pads = legacy ? (attrInts(node, 'pads') ?? attrInts(node, 'paddings')) : numbers(call.inputs[1]);
+    if (!pads) throw new Error('no pads');
+    const value = legacy ? attrFloat(node, 'value', 0) : (scalar(call.inputs[2]) ?? 0);
+    const axes = legacy ? undefined : numbers(call.inputs[3]);
+    const mode = attrString(node, 'mode', 'constant') as PadMode;
+    return onEngine(call.rt, (up) => {
+      const y = pad(up(call.inputs[0]!), { pads, mode, value, axes });
+      return [[y, [...y.shape]]];
+    });
+  },
+};
+
+const transposeOp: OpSpec = {
+  run: (call) =>
+    onEngine(call.rt, (up) => {
+      const y = transpose(up(call.inputs[0]!), attrInts(call.node, 'perm'));
+      return [[y, [...y.shape]]];
+    }),
+};
+
 // ---- constants ----
 
 /** The value of a Constant node (value, value_float(s), value_int(s)). */
@@ -424,5 +580,11 @@ export const OPS: Record<string, OpSpec> = {
   AveragePool: poolOp('avg'),
   GlobalMaxPool: globalPoolOp('max'),
   GlobalAveragePool: globalPoolOp('avg'),
+  Conv: convOp,
+  BatchNormalization: batchnormOp,
+  Gemm: gemmOp,
+  MatMul: matmulOp,
+  Pad: padOp,
+  Transpose: transposeOp,
   Constant: constantOp,
 };
