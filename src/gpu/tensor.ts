@@ -24,7 +24,14 @@ export class Tensor {
     readonly dtype: DType = 'float32',
     /** Pooled tensors return their buffer to the pool on dispose. */
     private readonly pooled = true,
+    /** Where the tensor starts in `buffer` (a planned arena holds many tensors). */
+    readonly byteOffset = 0,
   ) {}
+
+  /** The bytes of this tensor as a bind-group resource. */
+  get binding(): { buffer: GPUBuffer; offset: number; size: number } {
+    return { buffer: this.buffer, offset: this.byteOffset, size: Math.max(4, this.bytes) };
+  }
 
   get size(): number {
     return sizeOf(this.shape);
@@ -43,7 +50,7 @@ export class Tensor {
     if (sizeOf(shape) !== this.size) {
       throw new GpuError(`reshape: cannot view ${shapeString(this.shape)} as ${shapeString(shape)}`);
     }
-    return new Tensor(this.rt, this.buffer, [...shape], this.dtype, false);
+    return new Tensor(this.rt, this.buffer, [...shape], this.dtype, false, this.byteOffset);
   }
 
   /** Copies the tensor back to the CPU; raises any GPU error the work that produced it caused. */
@@ -65,7 +72,7 @@ export class Tensor {
       usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
     });
     const enc = device.createCommandEncoder();
-    if (bytes > 0) enc.copyBufferToBuffer(this.buffer, 0, staging, 0, bytes);
+    if (bytes > 0) enc.copyBufferToBuffer(this.buffer, this.byteOffset, staging, 0, bytes);
     device.queue.submit([enc.finish()]);
     await this.rt.sync();
     await staging.mapAsync(GPUMapMode.READ);

@@ -53,7 +53,7 @@ export function batchnormDispatch(x: Tensor, params: BatchnormParams<Tensor>, y:
     // Without gamma, beta's buffer fills the gamma binding (never read: HAS_GAMMA folds the read away).
     pipeline: { shader: 'batchnorm', constants: { HAS_GAMMA: params.gamma ? 1 : 0 } },
     params: new Params().u32(n, channels, inner).f32(attrs.epsilon ?? DEFAULT_EPSILON).build(),
-    buffers: [x.buffer, (params.gamma ?? params.beta).buffer, params.beta.buffer, params.mean.buffer, params.variance.buffer, y.buffer],
+    buffers: [x.binding, (params.gamma ?? params.beta).binding, params.beta.binding, params.mean.binding, params.variance.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(n / 256)),
   };
 }

@@ -76,7 +76,7 @@ export function binaryDispatch(op: BinaryOp, a: Tensor, b: Tensor, y: Tensor): D
       .u32(n, a.size, b.size, dims.shape.length)
       .u32(...slots8(dims.shape, 1), ...slots8(dims.strides[0], 0), ...slots8(dims.strides[1], 0))
       .build(),
-    buffers: [a.buffer, b.buffer, y.buffer],
+    buffers: [a.binding, b.binding, y.binding],
     workgroups: grid(a.rt, Math.ceil(n / 256)),
   };
 }

@@ -45,7 +45,7 @@ export function concatDispatch(inputs: readonly Tensor[], y: Tensor, axis: numbe
         label: `concat ${shapeString(x.shape)} into ${shapeString(out)} at ${offset} on axis ${a}`,
         pipeline: { shader: 'concat' },
         params: new Params().u32(n, x.shape[a] * inner, out[a] * inner, offset * inner).build(),
-        buffers: [x.buffer, y.buffer],
+        buffers: [x.binding, y.binding],
         workgroups: grid(x.rt, Math.ceil(n / 256)),
       });
     }

@@ -29,6 +29,9 @@ export interface ConvInto {
 const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
 const WG = 64;
 
+/** Fast-path tiling; mutable only so bench/ can sweep it. */
+export const conv2dTuning = { rows: 8, workgroup: 64, broadcast: 'shuffle' as 'shuffle' | 'switch' };
+
 interface ConvGeometry extends Resolved2d {
   n: number;
   h: number;
@@ -110,19 +113,20 @@ export function conv2dDispatch(
   };
   const common = [g.n, g.h, g.w, g.c, g.outH, g.outW, g.co];
   const window = [g.kh, g.kw, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft];
-  const epi = [epilogue.scale, epilogue.shift, epilogue.bias].map((t) => t?.buffer ?? rt.dummyBuffer);
+  const epi = [epilogue.scale, epilogue.shift, epilogue.bias].map((t) => t?.binding ?? rt.dummyBuffer);
   if (g.groups === 1 && g.co % 4 === 0) {
     const sg = rt.subgroupSize;
-    const rows = 8;
+    const rows = conv2dTuning.rows;
+    const wgSize = Math.max(conv2dTuning.workgroup, sg);
     const params = new Params().u32(...common, m, ...window, ctot, channelOffset, 0, 0).build();
     const colGroups = Math.ceil(g.co / 4 / sg);
-    const rowGroups = Math.ceil(m / ((WG / sg) * rows));
+    const rowGroups = Math.ceil(m / ((wgSize / sg) * rows));
     const [gy, gz] = fold(rt, rowGroups);
     return {
       label,
-      pipeline: { shader: 'conv2d', template: fastTemplate(sg, rows, g.c % 4 === 0), constants },
+      pipeline: { shader: 'conv2d', template: fastTemplate(sg, rows, g.c % 4 === 0), constants: { ...constants, WG: wgSize } },
       params,
-      buffers: [x.buffer, w.buffer, y.buffer, ...epi],
+      buffers: [x.binding, w.binding, y.binding, ...epi],
       workgroups: [colGroups, gy, gz],
     };
   }
@@ -134,7 +138,7 @@ export function conv2dDispatch(
     label,
     pipeline: { shader: 'conv2d_general', constants },
     params,
-    buffers: [x.buffer, w.buffer, y.buffer, ...epi],
+    buffers: [x.binding, w.binding, y.binding, ...epi],
     workgroups: grid(rt, Math.ceil(total / WG)),
   };
 }
@@ -153,7 +157,8 @@ function fastTemplate(sg: number, rows: number, vecK: boolean) {
     ROWS: rows,
     SG: sg,
     X_T: vecK ? 'vec4<f32>' : 'f32',
-    ROW_VALUE: sg > 1 ? 'return subgroupShuffle(mine, r);' : 'return (*own)[r];',
+    ROW_VALUE: sg === 1 ? 'return (*own)[r];' : conv2dTuning.broadcast === 'shuffle' ? 'return subgroupShuffle(mine, r);'
+      : `switch r { ${Array.from({ length: rows }, (_, i) => `case ${i}u: { return subgroupBroadcast(mine, ${i}u); }`).join(' ')} default: { return mine; } }`,
     LOAD_X: vecK
       ? 'return x[base / 4u];'
       : [

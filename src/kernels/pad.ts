@@ -81,7 +81,7 @@ export function padDispatch(x: Tensor, y: Tensor, attrs: PadAttrs): Dispatch {
       .u32(...slots8(plan.out, 1), ...slots8(stridesOf(x.shape), 0))
       .u32(...slots8(plan.before, 0), ...slots8(plan.start, 0), ...slots8(plan.len, 1))
       .build(),
-    buffers: [x.buffer, y.buffer],
+    buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(n / 256)),
   };
 }

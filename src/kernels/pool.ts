@@ -80,7 +80,7 @@ export function poolDispatch(mode: PoolMode, x: Tensor, y: Tensor, attrs: PoolAt
     label: `${op} ${shapeString(x.shape)} k${attrs.kernel.join('x')} s${r.strideH}x${r.strideW} -> ${shapeString(y.shape)}`,
     pipeline: { shader: 'pool', constants: { MODE: mode === 'max' ? 0 : 1 } },
     params,
-    buffers: [x.buffer, y.buffer],
+    buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(total / 256)),
   };
 }

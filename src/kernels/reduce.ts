@@ -59,7 +59,7 @@ export function reduceDispatch(op: ReduceOp, x: Tensor, y: Tensor, attrs: Reduce
       .u32(...slots8(kept.shape, 1), ...slots8(kept.strides[0], 0))
       .u32(...slots8(red.shape, 1), ...slots8(red.strides[0], 0))
       .build(),
-    buffers: [x.buffer, y.buffer],
+    buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, perGroup ? outCount : Math.ceil(outCount / 64)),
   };
 }

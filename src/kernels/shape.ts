@@ -159,7 +159,7 @@ export function copyDispatch(x: Tensor, y: Tensor): Dispatch {
     label: `copy ${shapeString(x.shape)}`,
     pipeline: { shader: 'shape', entry: 'copy' },
     params: new Params().u32(n).build(),
-    buffers: [x.buffer, y.buffer],
+    buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(n / 256)),
   };
 }

@@ -33,7 +33,7 @@ export function softmaxDispatch(x: Tensor, y: Tensor, attrs: SoftmaxAttrs = {}):
     label: `${op} ${shapeString(x.shape)} axis ${attrs.axis ?? -1}`,
     pipeline: { shader: 'softmax', entry: perThread ? 'rowPerThread' : 'rowPerGroup', constants: { LOG: attrs.log ? 1 : 0 } },
     params: new Params().u32(rows, len, inner).build(),
-    buffers: [x.buffer, y.buffer],
+    buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, perThread ? Math.ceil(rows / 64) : rows),
   };
 }

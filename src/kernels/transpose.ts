@@ -54,7 +54,7 @@ export function transposeDispatch(x: Tensor, y: Tensor, perm?: readonly number[]
       label,
       pipeline: { shader: 'transpose', entry: 'tiled' },
       params: new Params().u32(n, 3, 0, 0).u32(...slots8([batch, rows, cols], 1), ...slots8([], 0)).build(),
-      buffers: [x.buffer, y.buffer],
+      buffers: [x.binding, y.binding],
       workgroups: grid(x.rt, tiles),
     };
   }
@@ -65,7 +65,7 @@ export function transposeDispatch(x: Tensor, y: Tensor, perm?: readonly number[]
     label,
     pipeline: { shader: 'transpose', entry: 'strided' },
     params: new Params().u32(n, r, 0, 0).u32(...slots8(shape, 1), ...slots8(strides, 0)).build(),
-    buffers: [x.buffer, y.buffer],
+    buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(n / 256)),
   };
 }

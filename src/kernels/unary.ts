@@ -17,7 +17,7 @@ export function unaryDispatch(op: UnaryOp, x: Tensor, y: Tensor, attrs: UnaryAtt
     label: `${op} ${shapeString(x.shape)}`,
     pipeline: { shader: 'unary', constants: { OP: OP_CODE[op] } },
     params: new Params().u32(n).f32(attrs.lo ?? -3.4e38, attrs.hi ?? 3.4e38).build(),
-    buffers: [x.buffer, y.buffer],
+    buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(n / 256)),
   };
 }
