@@ -59,7 +59,7 @@ describe('Graph', () => {
     const g = new Graph('G');
     const x = g.addInput('x', [1, 4, 4, 6]);
     const p = (n: string, c: number) => g.addParam(new Parameter(`G/BatchNorm/${n}`, [c], { kind: 'zeros' }));
-    const attrs = { epsilon: 1e-3, scale: true, center: true };
+    const attrs = { epsilon: 1e-3, scale: true };
     const node = g.addNode('G/bn', 'batchnorm', [x, p('gamma', 6), p('beta', 6), p('moving_mean', 6), p('moving_variance', 6)], attrs);
     expect(node.op === 'batchnorm' && batchnormInputs(node)).toEqual({
       x: 'x',
@@ -70,7 +70,7 @@ describe('Graph', () => {
     });
     const bad = p('wrong', 5);
     expect(() => g.addNode('G/bn2', 'batchnorm', [x, bad, bad, bad], { ...attrs, scale: false })).toThrow(
-      /^G\/bn2: batchnorm input \[1,4,4,6\] has 6 channels but beta is \[5\]/,
+      /^G\/bn2: batchnorm: beta has 5 values but input \[1,4,4,6\] has 6 channels/,
     );
     expect(() => g.addNode('G/bn3', 'batchnorm', [x, bad], attrs)).toThrow(/^G\/bn3: batchnorm takes 5 input/);
   });

@@ -108,7 +108,7 @@ describe('inceptionV3 at 299x299, 1001 classes', () => {
     expect(g.node('InceptionV3/Logits/Conv2d_1c_1x1/BiasAdd').shape).toEqual([1, 1, 1, 1001]);
     expect(g.node('InceptionV3/Predictions/Softmax').op).toBe('softmax');
     const bn = g.node('InceptionV3/Mixed_6b/Branch_1/Conv2d_0b_1x7/BatchNorm/FusedBatchNorm');
-    expect(bn.attrs).toEqual({ epsilon: 0.001, scale: false, center: true });
+    expect(bn.attrs).toEqual({ epsilon: 0.001, scale: false });
   });
 
   it('initialises as slim: weights truncated normal, beta 0, moving mean 0, moving variance 1', () => {

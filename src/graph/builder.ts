@@ -147,7 +147,7 @@ export class GraphBuilder {
       const beta = this.variable('beta', c, { kind: 'zeros' });
       const mean = this.variable('moving_mean', c, { kind: 'zeros' }, false);
       const variance = this.variable('moving_variance', c, { kind: 'ones' }, false);
-      const attrs = { epsilon: opts.epsilon ?? this.args.epsilon, scale, center: true };
+      const attrs = { epsilon: opts.epsilon ?? this.args.epsilon, scale };
       return this.node('batchnorm', 'FusedBatchNorm', [x, ...gamma, beta, mean, variance], attrs);
     });
   }

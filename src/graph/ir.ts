@@ -29,14 +29,14 @@ type NoAttrs = Record<string, never>;
 
 /**
  * The attributes of each op; the keys are the op names. Inputs, by slot:
- *   conv2d [x, weights HWIO]; batchnorm [x, gamma (if scale), beta (if center), mean, variance];
+ *   conv2d [x, weights HWIO]; batchnorm [x, gamma (if scale), beta, moving_mean, moving_variance];
  *   bias_add [x, biases [C]]; matmul [a, b]; add/mul [a, b] (broadcast); concat [x0, x1, ...];
  *   every other op [x].
  * Other modules may add ops by augmenting this interface and calling registerShapeRule().
  */
 export interface OpAttrMap {
   conv2d: ConvNodeAttrs;
-  batchnorm: { epsilon: number; scale: boolean; center: boolean };
+  batchnorm: { epsilon: number; scale: boolean };
   bias_add: NoAttrs;
   relu: NoAttrs;
   relu6: NoAttrs;
@@ -76,18 +76,11 @@ export interface GraphInput {
 }
 
 /** The named slots of a batchnorm node's inputs. */
-export function batchnormInputs(node: NodeOf<'batchnorm'>): {
-  x: string;
-  gamma?: string;
-  beta?: string;
-  mean: string;
-  variance: string;
-} {
-  const rest = node.inputs.slice(1);
+export function batchnormInputs(node: NodeOf<'batchnorm'>): { x: string; gamma?: string; beta: string; mean: string; variance: string } {
+  const [x, ...rest] = node.inputs;
   const gamma = node.attrs.scale ? rest.shift() : undefined;
-  const beta = node.attrs.center ? rest.shift() : undefined;
-  const [mean, variance] = rest;
-  return { x: node.inputs[0], gamma, beta, mean, variance };
+  const [beta, mean, variance] = rest;
+  return { x, gamma, beta, mean, variance };
 }
 
 export class Graph {

@@ -1,12 +1,13 @@
 // Shape inference: one rule per op, run as each node is added. Each kernel module owns its op's
-// shape rule (conv2dShape, poolShape, concatShape, ...); the rules here only adapt the node's
-// inputs and attributes to it. Only bias_add, batchnorm and matmul, which no kernel module
-// describes yet, have their rule here. A rule throws a message naming the op and the shapes;
-// Graph.addNode prefixes the node name.
-import { type Shape, shapeString as s } from '../gpu/tensor.ts';
+// shape rule (conv2dShape, poolShape, matmulShape, ...); the rules here only adapt the node's
+// inputs and attributes to it (bias_add, a broadcast add of a [C] vector, is checked here). A rule
+// throws a message naming the op and the shapes; Graph.addNode prefixes the node name.
+import { type Shape, shapeString as s, sizeOf } from '../gpu/tensor.ts';
+import { batchnormShape } from '../kernels/batchnorm.ts';
 import { binaryShape } from '../kernels/binary.ts';
 import { concatShape } from '../kernels/concat.ts';
 import { conv2dShape } from '../kernels/conv2d.ts';
+import { matmulShape } from '../kernels/matmul.ts';
 import { globalPoolAttrs, poolShape } from '../kernels/pool.ts';
 import { reduceShape } from '../kernels/reduce.ts';
 import { reshapeShape, squeezeShape } from '../kernels/shape.ts';
@@ -26,10 +27,6 @@ const same =
     return [...inputs[0]];
   };
 
-function perChannel(op: string, x: Shape, p: Shape, what: string): void {
-  const c = x[x.length - 1];
-  if (p.length !== 1 || p[0] !== c) throw new Error(`${op} input ${s(x)} has ${c} channels but ${what} is ${s(p)}`);
-}
 
 const RULES: { [K in Op]: ShapeRule<K> } = {
   conv2d: (inputs, a) => {
@@ -37,17 +34,18 @@ const RULES: { [K in Op]: ShapeRule<K> } = {
     return conv2dShape(inputs[0], inputs[1], a);
   },
   batchnorm: (inputs, a) => {
-    const n = 3 + (a.scale ? 1 : 0) + (a.center ? 1 : 0);
-    arity('batchnorm', inputs, n);
+    arity('batchnorm', inputs, a.scale ? 5 : 4);
     const [x, ...ps] = inputs;
-    const names = [...(a.scale ? ['gamma'] : []), ...(a.center ? ['beta'] : []), 'moving_mean', 'moving_variance'];
-    ps.forEach((p, i) => perChannel('batchnorm', x, p, names[i]));
+    const [gamma, beta, mean, variance] = (a.scale ? ps : [undefined, ...ps]).map((p) => p && sizeOf(p));
+    batchnormShape(x, { gamma, beta: beta!, mean: mean!, variance: variance! });
     return [...x];
   },
   bias_add: (inputs) => {
     arity('bias_add', inputs, 2);
-    perChannel('bias_add', inputs[0], inputs[1], 'biases');
-    return [...inputs[0]];
+    const [x, b] = inputs;
+    const c = x[x.length - 1];
+    if (b.length !== 1 || b[0] !== c) throw new Error(`bias_add input ${s(x)} has ${c} channels but biases is ${s(b)}`);
+    return [...x];
   },
   relu: same('relu'),
   relu6: same('relu6'),
@@ -74,15 +72,7 @@ const RULES: { [K in Op]: ShapeRule<K> } = {
   concat: (inputs, a) => concatShape(inputs, a.axis),
   matmul: (inputs, a) => {
     arity('matmul', inputs, 2);
-    const [x, y] = inputs;
-    const r = x.length;
-    if ((r !== 2 && r !== 3) || y.length !== r) throw new Error(`matmul needs two rank-2 or two rank-3 inputs, got ${s(x)} and ${s(y)}`);
-    const [m, k] = a.transA ? [x[r - 1], x[r - 2]] : [x[r - 2], x[r - 1]];
-    const [k2, n] = a.transB ? [y[r - 1], y[r - 2]] : [y[r - 2], y[r - 1]];
-    if (k !== k2 || (r === 3 && x[0] !== y[0])) {
-      throw new Error(`matmul ${s(x)}${a.transA ? 'ᵀ' : ''} x ${s(y)}${a.transB ? 'ᵀ' : ''}: inner sizes ${k} and ${k2} differ`);
-    }
-    return r === 3 ? [x[0], m, n] : [m, n];
+    return matmulShape(inputs[0], inputs[1], a);
   },
   add: (inputs) => {
     arity('add', inputs, 2);
