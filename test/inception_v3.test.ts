@@ -278,8 +278,10 @@ describe('inceptionV3 options', () => {
     // variance scaling: truncated normal, stddev sqrt(1.3 * 2 / fan_in), fan_in = 1 * 7 * 128.
     const sd = Math.sqrt(2.6 / (7 * 128));
     expect(maxAbs(a)).toBeLessThanOrEqual(2 * sd + 1e-7);
-    const { weightsStddev } = { weightsStddev: 0.1 };
-    expect(inceptionV3({ weightsStddev, auxLogits: false }).param(name).init).toEqual({ kind: 'truncated_normal', stddev: 0.1 });
+    // The older inception_v3_arg_scope: truncated normal, stddev 0.1, for every conv but the aux head's.
+    const old = inceptionV3({ weightsStddev: 0.1 });
+    expect(old.param(name).init).toEqual({ kind: 'truncated_normal', stddev: 0.1 });
+    expect(old.param('InceptionV3/AuxLogits/Conv2d_2b_1x1/weights').init).toEqual({ kind: 'truncated_normal', stddev: 0.001 });
   });
 
   it('prints a summary table', () => {
