@@ -12,7 +12,8 @@ import { type Dispatch } from '../src/gpu/recorder.ts';
 import { type Runtime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Tensor, empty, upload } from '../src/gpu/tensor.ts';
 import { type TimingMethod, measure } from '../src/gpu/timing.ts';
-import type { Padding } from '../src/kernels/padding.ts';
+import { conv2dDispatch } from '../src/kernels/conv2d.ts';
+import { matmulDispatch } from '../src/kernels/matmul.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
 import { type TfPeer, type TfTensor, loadTfjs } from './tfjs.ts';
 
@@ -78,24 +79,7 @@ function data(n: number, seed: number): Float32Array {
   return a;
 }
 
-// ---- incept's kernels, loaded when they exist ----------------------------------------------
-
-/** The parts of src/kernels/conv2d.ts and matmul.ts this suite uses (API in CONTRIBUTING.md). */
-interface ConvApi {
-  conv2dDispatch(x: Tensor, w: Tensor, y: Tensor, attrs?: { strides?: [number, number]; padding?: Padding }): Dispatch;
-}
-interface MatmulApi {
-  matmulDispatch(a: Tensor, b: Tensor, y: Tensor): Dispatch;
-}
-
-async function optionalModule<T>(path: string): Promise<T | null> {
-  try {
-    return (await import(path)) as T;
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(path.replace('../', ''))) return null;
-    throw err;
-  }
-}
+// ---- incept's side ------------------------------------------------------------------------
 
 interface Ours {
   dispatch: Dispatch;
@@ -103,31 +87,34 @@ interface Ours {
   inputs: Tensor[];
 }
 
-function oursFor(rt: Runtime, c: Case, xData: Float32Array, wData: Float32Array, api: { conv: ConvApi | null; matmul: MatmulApi | null }): Ours | string {
+function oursFor(rt: Runtime, c: Case, xData: Float32Array, wData: Float32Array): Ours {
   if (c.kind === 'conv') {
-    if (!api.conv) return 'src/kernels/conv2d.ts is not written yet';
     const x = upload(rt, xData, c.x, 'x');
     const w = upload(rt, wData, c.w, 'w');
     const y = empty(rt, outShape(c), 'float32', 'y');
-    const dispatch = api.conv.conv2dDispatch(x, w, y, { strides: [c.stride, c.stride], padding: c.padding });
+    const dispatch = conv2dDispatch(x, w, y, { strides: [c.stride, c.stride], padding: c.padding });
     return { dispatch, y, inputs: [x, w] };
   }
-  if (!api.matmul?.matmulDispatch) return 'src/kernels/matmul.ts has no matmulDispatch yet';
   const a = upload(rt, xData, [c.m, c.k], 'a');
   const b = upload(rt, wData, [c.k, c.n], 'b');
   const y = empty(rt, [c.m, c.n], 'float32', 'y');
-  return { dispatch: api.matmul.matmulDispatch(a, b, y), y, inputs: [a, b] };
+  return { dispatch: matmulDispatch(a, b, y), y, inputs: [a, b] };
 }
 
-/** GPU memory the case holds while running: every distinct buffer its dispatch binds. */
+/** GPU memory the case holds while running: every distinct buffer range its dispatch binds. */
 function boundBytes(d: Dispatch): number {
-  const seen = new Set<GPUBuffer>();
+  const seen = new Set<string>();
+  const ids = new Map<GPUBuffer, number>();
   let bytes = d.params.byteLength;
   for (const b of d.buffers) {
     const buf = 'buffer' in b ? b.buffer : b;
-    if (seen.has(buf)) continue;
-    seen.add(buf);
-    bytes += buf.size;
+    const offset = 'buffer' in b ? (b.offset ?? 0) : 0;
+    const size = 'buffer' in b && b.size !== undefined ? b.size : buf.size - offset;
+    if (!ids.has(buf)) ids.set(buf, ids.size);
+    const key = `${ids.get(buf)}:${offset}:${size}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    bytes += size;
   }
   return bytes;
 }
@@ -173,10 +160,6 @@ export async function run(argv: string[]): Promise<Report> {
   if (cases.length === 0) throw new UsageError(`bench kernels: no case matches '${filter}' (cases: ${CASES.map((c) => c.name).join('; ')})`);
 
   const rt = await getRuntime();
-  const api = {
-    conv: await optionalModule<ConvApi>('../src/kernels/conv2d.ts'),
-    matmul: await optionalModule<MatmulApi>('../src/kernels/matmul.ts'),
-  };
   const peer = withPeer ? await loadTfjs() : null;
   const opts = { warmup: 2, runs, budgetMs: 15_000, wallClock };
   const oursMethod: TimingMethod = rt.hasTimestamps && !wallClock ? 'gpu-timestamp' : 'wall-clock';
@@ -188,37 +171,27 @@ export async function run(argv: string[]): Promise<Report> {
     const wData = data(c.kind === 'conv' ? c.w.reduce((p, v) => p * v) : c.k * c.n, 2 + 2 * i);
     process.stderr.write(`  ${c.name} ...`);
 
-    let ms: number | null = null;
-    let peak: number | null = null;
-    let ourY: Float32Array | null = null;
-    const ours = oursFor(rt, c, xData, wData, api);
-    if (typeof ours === 'string') {
-      process.stderr.write(` incept: skipped (${ours})`);
-    } else {
-      const m = await measure(rt, [ours.dispatch], c.name, opts);
-      ms = m.ms;
-      peak = boundBytes(ours.dispatch);
-      ourY = await ours.y.read();
-      ours.y.dispose();
-      for (const t of ours.inputs) t.dispose();
-      process.stderr.write(` incept ${ms.toFixed(3)} ms${m.repeat > 1 ? ` (x${m.repeat} per pass)` : ''}`);
-    }
+    const ours = oursFor(rt, c, xData, wData);
+    const m = await measure(rt, [ours.dispatch], c.name, opts);
+    const peak = boundBytes(ours.dispatch);
+    const ourY = await ours.y.read();
+    ours.y.dispose();
+    for (const t of ours.inputs) t.dispose();
+    process.stderr.write(` incept ${m.ms.toFixed(3)} ms${m.repeat > 1 ? ` (x${m.repeat} per pass)` : ''}`);
 
     let peerMs: number | null = null;
     if (peer) {
       const { op, inputs } = tfOp(peer.tf, c, xData, wData);
       peerMs = await peer.time(op, opts);
-      if (ourY) {
-        const y = op();
-        const diff = relDiff(ourY, (await y.data()) as Float32Array);
-        y.dispose();
-        if (!(diff < 1e-3)) process.stderr.write(`\nincept bench: warning: ${c.name}: incept and tfjs outputs differ (max rel. diff ${diff.toExponential(2)})`);
-      }
+      const y = op();
+      const diff = relDiff(ourY, (await y.data()) as Float32Array);
+      y.dispose();
+      if (!(diff < 1e-3)) process.stderr.write(`\nincept bench: warning: ${c.name}: incept and tfjs outputs differ (max rel. diff ${diff.toExponential(2)})`);
       for (const t of inputs) t.dispose();
       process.stderr.write(`, tfjs ${peerMs.toFixed(3)} ms`);
     }
     process.stderr.write('\n');
-    results.push(result(c.name, flops(c), ms, peer ? { name: peer.name, ms: peerMs } : null, peak));
+    results.push(result(c.name, flops(c), m.ms, peer ? { name: peer.name, ms: peerMs } : null, peak));
   }
 
   const timing = [

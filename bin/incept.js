@@ -5,8 +5,15 @@
 process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Dawn warns when it is unset
 
 if (process.env.INCEPT_CHILD === '1' || process.env.INCEPT_RAW_STDERR === '1') {
-  const { register } = await import('tsx/esm/api');
-  register();
+  const tsx = await import('tsx/esm/api').catch(() => null);
+  if (!tsx) {
+    const root = new URL('..', import.meta.url).pathname;
+    process.stderr.write(`incept: error: dependencies are not installed; run 'node scripts/setup.mjs' in ${root}\n`);
+    process.exit(1);
+  }
+  tsx.register();
+  // `npm run demo -- --json out.json` runs from the package root; relative paths mean the caller's directory.
+  if (process.env.npm_lifecycle_event && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
   await import(new URL('../src/cli/main.ts', import.meta.url).href);
 } else {
   const { runQuiet } = await import('../scripts/quiet-dawn.mjs');

@@ -9,6 +9,9 @@ export { PassTimer, measure, median, type Measurement, type TimingMethod } from 
 
 // Kernels: one module per op family (shape rule, dispatch builder, eager op, CPU reference)
 export * from './kernels/padding.ts';
+export * from './kernels/conv2d.ts';
+export * from './kernels/matmul.ts';
+export * from './kernels/batchnorm.ts';
 export * from './kernels/unary.ts';
 export * from './kernels/binary.ts';
 export * from './kernels/pool.ts';

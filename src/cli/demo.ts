@@ -62,7 +62,7 @@ export async function demoMain(argv: string[]): Promise<number> {
 
     const ranked = [...probs].map((p, i) => ({ p, name: CLASSES[i] })).sort((a, b) => b.p - a.p);
     console.log(`incept demo on ${rt.adapterName}`);
-    console.log(`image ${SIZE}x${SIZE}x3 -> conv3x3/2 -> maxpool3x3/2 -> conv3x3 -> conv1x1 -> global avg pool -> fc ${CLASSES.length} -> softmax (${ms.toFixed(0)} ms)`);
+    console.log(`image ${SIZE}x${SIZE}x3 -> conv3x3/2 -> maxpool3x3/2 -> conv3x3 -> conv1x1 -> global avg pool -> fc ${CLASSES.length} -> softmax (${ms.toFixed(0)} ms with shader compilation)`);
     for (const { p, name } of ranked.slice(0, 3)) console.log(`  ${(100 * p).toFixed(1).padStart(5)}%  ${name}`);
     console.log('note: the weights are random, so these classes mean nothing yet; the trained Inception v3 workflow replaces this demo.');
     return 0;

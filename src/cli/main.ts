@@ -7,6 +7,8 @@ import { UsageError } from './errors.ts';
 export interface Command {
   summary: string;
   usage: string;
+  /** The command prints its own --help. */
+  ownHelp?: boolean;
   /** Returns the exit status (0 when it returns nothing). */
   run(argv: string[]): Promise<number | void>;
 }
@@ -19,7 +21,8 @@ export const COMMANDS: Record<string, Command> = {
   },
   conformance: {
     summary: "run ONNX's node tests for the ops incept implements",
-    usage: 'incept conformance [--json FILE]',
+    usage: 'incept conformance [--dir DIR] [--json FILE] [--filter STR] [--verbose]',
+    ownHelp: true,
     run: async (argv) => {
       // Written by another part of the project; loaded through a variable so this file compiles without it.
       const path = '../conformance/cli.ts';
@@ -61,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')}; see incept --help)`);
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (!command.ownHelp && (rest.includes('--help') || rest.includes('-h'))) {
     console.log(`usage: ${command.usage}\n${command.summary}`);
     return 0;
   }

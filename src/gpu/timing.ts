@@ -86,6 +86,8 @@ export class PassTimer {
   }
 }
 
+const MAX_REPEAT = 1000;
+
 export interface Measurement {
   /** Median milliseconds per run of the dispatch list. */
   ms: number;
@@ -114,16 +116,18 @@ export interface MeasureOptions extends TimerOptions {
 export async function measure(rt: Runtime, dispatches: Dispatch[], label: string, opts: MeasureOptions = {}): Promise<Measurement> {
   const minPassMs = opts.minPassMs ?? 2;
   let repeat = Math.max(1, Math.floor(opts.repeat ?? 1));
-  if (opts.repeat === undefined) {
-    // Estimate one run from a short wall-clock probe (after a compile run), then size the pass.
-    const probe = new PassTimer(rt, dispatches, label, { wallClock: true });
+  // Grow the repetition until one pass, timed the way the samples will be, lasts minPassMs.
+  while (opts.repeat === undefined && repeat < MAX_REPEAT) {
+    const probe = new PassTimer(rt, dispatches, label, { ...opts, repeat });
+    let passMs: number;
     try {
-      await probe.time();
-      const est = median([await probe.time(), await probe.time(), await probe.time()]);
-      repeat = Math.min(1000, Math.max(1, Math.ceil(minPassMs / Math.max(est, 1e-3))));
+      await probe.time(); // compiles pipelines, pages memory in
+      passMs = (await probe.time()) * repeat;
     } finally {
       probe.dispose();
     }
+    if (passMs >= minPassMs) break;
+    repeat = Math.min(MAX_REPEAT, passMs > 0 ? Math.ceil((1.2 * repeat * minPassMs) / passMs) : repeat * 10);
   }
   const timer = new PassTimer(rt, dispatches, label, { ...opts, repeat });
   try {
