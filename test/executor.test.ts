@@ -99,3 +99,23 @@ describe('executor: small graphs', () => {
     expectClose(y['Tiny/LogSoftmax'], new Float64Array(48).fill(-Math.log(3)), { rtol: 1e-5, atol: 1e-6 }, 'logsoftmax');
   });
 });
+
+describe('Model: batches of any size', () => {
+  it('splits a batch into micro-batches and gives the same result as one image at a time', async () => {
+    const { Model } = await import('../src/graph/model.ts');
+    const model = await Model.inceptionV3({ inputSize: 75, depthMultiplier: 0.1, auxLogits: false, seed: 5 });
+    expect(model.maxMicroBatch).toBeGreaterThan(100); // 75x75 thin: far below the binding limit
+    model.maxMicroBatch = 2; // force the split: 5 images run as 2 + 2 + 1
+    const images = randomArray(5 * 75 * 75 * 3, 9);
+    const all = await model.predict(images, { outputs: ['Predictions', 'Mixed_7c'] });
+    expect(all.Predictions.length).toBe(5 * 1001);
+    const per = 75 * 75 * 3;
+    for (const i of [0, 3, 4]) {
+      const one = await model.predict(images.subarray(i * per, (i + 1) * per), { outputs: ['Predictions'] });
+      expectClose(all.Predictions.subarray(i * 1001, (i + 1) * 1001), one.Predictions, { rtol: 1e-5, atol: 1e-7 }, `image ${i}`);
+    }
+    expect(model.shapeOf('Mixed_7c', 5)).toEqual([5, 1, 1, 203]); // 75x75 input: Mixed_7c is 1x1; depth 0.1 (min 16) gives 203 channels
+    expect(all.Mixed_7c.length).toBe(5 * 203);
+    model.dispose();
+  });
+});
