@@ -153,11 +153,11 @@ export async function run(argv: string[]): Promise<Report> {
     else if (a === '--runs') runs = Number(argv[++i]);
     else if (a === '--wall') wallClock = true;
     else if (a === '--no-peer') withPeer = false;
-    else throw new UsageError(`bench kernels: unknown option '${a}' (options: --json FILE, --case TEXT, --runs N, --wall, --no-peer)`);
+    else throw new UsageError(`kernels: unknown option '${a}' (options: --json FILE, --case TEXT, --runs N, --wall, --no-peer)`);
   }
-  if (!Number.isInteger(runs) || runs < 3) throw new UsageError('bench kernels: --runs needs an integer >= 3');
+  if (!Number.isInteger(runs) || runs < 3) throw new UsageError('kernels: --runs needs an integer >= 3');
   const cases = CASES.filter((c) => filter === null || c.name.toLowerCase().includes(filter.toLowerCase()));
-  if (cases.length === 0) throw new UsageError(`bench kernels: no case matches '${filter}' (cases: ${CASES.map((c) => c.name).join('; ')})`);
+  if (cases.length === 0) throw new UsageError(`kernels: no case matches '${filter}' (cases: ${CASES.map((c) => c.name).join('; ')})`);
 
   const rt = await getRuntime();
   const peer = withPeer ? await loadTfjs() : null;
