@@ -35,6 +35,12 @@ export const COMMANDS: Record<string, Command> = {
       return mod.conformanceMain(argv);
     },
   },
+  classify: {
+    summary: 'classify PNG/JPEG images with Inception v3 (top-k classes and probabilities)',
+    usage: 'incept classify IMAGE... --model MODEL [--labels FILE] [--top K] [--json]',
+    ownHelp: true,
+    run: async (argv) => (await import('./classify.ts')).classifyMain(argv),
+  },
   demo: {
     summary: 'classify a generated image with a small CNN (random weights for now)',
     usage: 'incept demo',
