@@ -16,6 +16,7 @@
 
 const R: u32 = {{ROWS}}u;   // output pixels per subgroup
 const SG: u32 = {{SG}}u;    // lanes per subgroup; 1 = no subgroups
+const RPL: u32 = (R + SG - 1u) / SG; // rows each lane loads: lane l loads rows l, l + SG, ...
 override WG: u32 = 64u;     // invocations per workgroup (a multiple of SG)
 override ACT: u32 = 0u;     // 0 none, 1 relu, 2 relu6
 override HAS_SCALE: bool = false;
@@ -37,9 +38,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read> shift: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> bias: array<vec4<f32>>;
 
-// The value of row r for all lanes: a broadcast from the lane that loaded it, or (SG = 1) this
+// The value of row r for all lanes: a shuffle from the lane that loaded it, or (SG = 1) this
 // invocation's own load.
-fn rowValue(mine: vec4<f32>, r: u32, own: ptr<function, array<vec4<f32>, R>>) -> vec4<f32> {
+fn rowValue(mine: ptr<function, array<vec4<f32>, RPL>>, r: u32) -> vec4<f32> {
   {{ROW_VALUE}}
 }
 
@@ -62,31 +63,27 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let rowBlock = (wg.y + wg.z * nwg.y) * (WG / SG) + sub;
   let m0 = rowBlock * R;
 
-  // The pixel(s) this invocation loads: with subgroups one row per lane, else all R rows.
-  var n: array<u32, R>;
-  var oh0: array<i32, R>;
-  var ow0: array<i32, R>;
-  for (var r = 0u; r < R; r++) {
-    let m = min(m0 + select(r, lane, SG > 1u), p.M - 1u);
+  // The pixels this invocation loads: rows lane, lane + SG, ... of the block.
+  var n: array<u32, RPL>;
+  var oh0: array<i32, RPL>;
+  var ow0: array<i32, RPL>;
+  for (var j = 0u; j < RPL; j++) {
+    let m = min(m0 + lane + j * SG, p.M - 1u);
     let ow = m % p.OW;
     let t = m / p.OW;
-    n[r] = t / p.OH;
-    oh0[r] = i32((t % p.OH) * p.SH) - i32(p.PT);
-    ow0[r] = i32(ow * p.SW) - i32(p.PL);
-    if (SG > 1u) { break; }
+    n[j] = t / p.OH;
+    oh0[j] = i32((t % p.OH) * p.SH) - i32(p.PT);
+    ow0[j] = i32(ow * p.SW) - i32(p.PL);
   }
 
   var acc: array<vec4<f32>, R>;
-  var own: array<vec4<f32>, R>;
+  var mine: array<vec4<f32>, RPL>;
   for (var kh = 0u; kh < p.KH; kh++) {
     for (var kw = 0u; kw < p.KW; kw++) {
       let wrow = (kh * p.KW + kw) * p.C;
       for (var ci = 0u; ci < p.C; ci += 4u) {
-        var mine = vec4<f32>();
-        for (var r = 0u; r < select(R, 1u, SG > 1u); r++) {
-          let v = loadX(n[r], oh0[r] + i32(kh * p.DH), ow0[r] + i32(kw * p.DW), ci);
-          own[r] = v;
-          mine = v;
+        for (var j = 0u; j < RPL; j++) {
+          mine[j] = loadX(n[j], oh0[j] + i32(kh * p.DH), ow0[j] + i32(kw * p.DW), ci);
         }
         // HWIO rows ci..ci+3 of this lane's 4 output channels; rows past C are zero-weighted
         // by the zero-filled x components, so clamp the index instead of branching.
@@ -95,7 +92,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
         let b2 = w[min(wrow + ci + 2u, wrow + p.C - 1u) * CO4 + colc];
         let b3 = w[min(wrow + ci + 3u, wrow + p.C - 1u) * CO4 + colc];
         for (var r = 0u; r < R; r++) {
-          let a = rowValue(mine, r, &own);
+          let a = rowValue(&mine, r);
           acc[r] += b0 * a.x + b1 * a.y + b2 * a.z + b3 * a.w;
         }
       }
