@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Shape, empty, upload } from '../src/gpu/tensor.ts';
-import { type Conv2dAttrs, type ConvEpilogue, conv2d, conv2dFastPath, conv2dRef, conv2dShape } from '../src/kernels/conv2d.ts';
+import { type Conv2dAttrs, type ConvEpilogue, conv2d, conv2dPath, conv2dRef, conv2dShape } from '../src/kernels/conv2d.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -25,6 +25,8 @@ const cases: [string, number[], number[], Conv2dAttrs][] = [
   ['2x2 s(1,2) SAME_UPPER, Co 7 (general path)', [1, 7, 8, 3], [2, 2, 3, 7], { strides: [1, 2], padding: 'SAME_UPPER' }],
   ['grouped 3 groups', [1, 8, 8, 6], [3, 3, 2, 6], { groups: 3, padding: 'SAME' }],
   ['depthwise 3x3 s2 SAME', [1, 9, 9, 8], [3, 3, 1, 8], { groups: 8, strides: [2, 2], padding: 'SAME' }],
+  ['depthwise 3x3 s1 SAME odd width', [2, 7, 11, 12], [3, 3, 1, 12], { groups: 12, padding: 'SAME' }],
+  ['depthwise 3x3 dilation 2 VALID', [1, 9, 10, 4], [3, 3, 1, 4], { groups: 4, dilations: [2, 2] }],
   ['depthwise multiplier 2', [1, 6, 6, 4], [3, 3, 1, 8], { groups: 4 }],
   ['8x8 VALID (logits-like)', [2, 8, 8, 16], [8, 8, 16, 4], {}],
 ];
@@ -41,11 +43,13 @@ describe('conv2d matches the float64 CPU reference', () => {
     });
   }
 
-  it('takes the fast path for Inception v3 and MobileNet pointwise shapes', () => {
-    expect(conv2dFastPath([1, 299, 299, 3], [3, 3, 3, 32], { strides: [2, 2] })).toBe(true);
-    expect(conv2dFastPath([1, 17, 17, 128], [1, 7, 128, 192], { padding: 'SAME' })).toBe(true);
-    expect(conv2dFastPath([1, 16, 16, 8], [1, 1, 8, 16], {})).toBe(true);
-    expect(conv2dFastPath([1, 8, 8, 6], [3, 3, 2, 6], { groups: 3 })).toBe(false);
+  it('takes a fast path for Inception v3 and MobileNet (stem, pointwise, depthwise) shapes', () => {
+    expect(conv2dPath([1, 299, 299, 3], [3, 3, 3, 32], { strides: [2, 2] })).toBe('gemm');
+    expect(conv2dPath([1, 17, 17, 128], [1, 7, 128, 192], { padding: 'SAME' })).toBe('gemm');
+    expect(conv2dPath([1, 16, 16, 8], [1, 1, 8, 16], {})).toBe('gemm');
+    expect(conv2dPath([1, 128, 128, 3], [3, 3, 3, 8], { strides: [2, 2], padding: 'SAME' })).toBe('gemm'); // MobileNet 0.25 stem
+    expect(conv2dPath([1, 64, 64, 8], [3, 3, 1, 8], { groups: 8, padding: 'SAME' })).toBe('depthwise');
+    expect(conv2dPath([1, 8, 8, 6], [3, 3, 2, 6], { groups: 3 })).toBe('general');
   });
 });
 
@@ -122,5 +126,25 @@ describe('conv2d rejects bad input with the op and shapes named', () => {
     const max = rt.limits.maxStorageBufferBindingSize;
     const side = Math.ceil(Math.sqrt(max / 4 / 64)) + 1;
     expect(() => empty(rt, [1, side, side, 64])).toThrow(/exceeds the device's maxStorageBufferBindingSize/);
+  });
+});
+
+describe('depthwise conv2d with the MobileNet epilogue', () => {
+  it('batchnorm scale/shift + relu6 into a channel slice', async () => {
+    const rt = await getRuntime();
+    const xs = [1, 9, 7, 8];
+    const ws = [3, 3, 1, 8];
+    const attrs: Conv2dAttrs = { groups: 8, strides: [2, 2], padding: 'SAME' };
+    const x = randomArray(size(xs), 21, -3, 3);
+    const w = randomArray(size(ws), 22);
+    const scale = randomArray(8, 23, 0.5, 2);
+    const shift = randomArray(8, 24);
+    const out = empty(rt, [1, 5, 4, 12]);
+    conv2d(upload(rt, x, xs), upload(rt, w, ws), attrs, { scale: upload(rt, scale, [8]), shift: upload(rt, shift, [8]), activation: 'relu6' }, { tensor: out, channelOffset: 4 });
+    const ref = conv2dRef(x, xs, w, ws, attrs, { scale, shift, activation: 'relu6' });
+    const got = await out.read();
+    const slice = new Float32Array(20 * 8);
+    for (let p = 0; p < 20; p++) for (let c = 0; c < 8; c++) slice[p * 8 + c] = got[p * 12 + 4 + c];
+    expectClose(slice, ref, { rtol: 1e-4, atol: 1e-5 }, 'depthwise slice');
   });
 });

@@ -88,10 +88,16 @@ export function conv2dShape(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): number
   return [g.n, g.outH, g.outW, g.co];
 }
 
-/** Whether the implicit-GEMM fast path applies (groups 1, output channels a multiple of 4). */
-export function conv2dFastPath(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): boolean {
+/**
+ * Which kernel runs a convolution: the implicit GEMM (groups 1, output channels a multiple of 4),
+ * the vec4 depthwise kernel (groups = channels = output channels, a multiple of 4), or the
+ * general one-output-per-invocation kernel for everything else.
+ */
+export function conv2dPath(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): 'gemm' | 'depthwise' | 'general' {
   const g = geometry(x, w, attrs);
-  return g.groups === 1 && g.co % 4 === 0;
+  if (g.groups === 1 && g.co % 4 === 0) return 'gemm';
+  if (g.groups === g.c && g.co === g.c && g.c % 4 === 0) return 'depthwise';
+  return 'general';
 }
 
 function checkEpilogue(where: string, co: number, e: ConvEpilogue): void {
@@ -144,6 +150,19 @@ export function conv2dDispatch(
       params,
       buffers: [x.binding, w.binding, y.binding, ...epi],
       workgroups: [colGroups, gy, gz],
+    };
+  }
+  if (g.groups === g.c && g.co === g.c && g.c % 4 === 0) {
+    // Depthwise with channel multiplier 1 (MobileNet): vec4 over channels, 4 pixels per invocation.
+    const owb = Math.ceil(g.outW / 4);
+    const total = g.n * g.outH * owb * (g.c / 4);
+    const params = new Params().u32(...common.slice(0, 6), owb, total, ...window, ctot, channelOffset, 0, 0).build();
+    return {
+      label,
+      pipeline: { shader: 'conv2d_depthwise', constants },
+      params,
+      buffers: [x.binding, w.binding, y.binding, ...epi],
+      workgroups: grid(rt, Math.ceil(total / WG)),
     };
   }
   const total = m * g.co;
