@@ -1,0 +1,192 @@
+// A planned GPU program: named values, and steps that read and write them in order. Compiling
+// gives every transient value a buffer (planner.ts: reused once its last reader ran), binds the
+// persistent ones (parameters, optimizer state) to their own tensors, and prepares each step's
+// dispatches once. Running it is one command encoder and one submit.
+import { type Dispatch, type PreparedDispatch, encodePass, prepare } from '../gpu/recorder.ts';
+import type { Runtime } from '../gpu/runtime.ts';
+import { type Shape, Tensor, shapeString, sizeOf } from '../gpu/tensor.ts';
+import { type MemoryPlan, planMemory } from './planner.ts';
+
+export interface ValueDecl {
+  shape: Shape;
+  dtype?: 'float32' | 'int32';
+  /** Lives inside a channel slice of another (NHWC) value: a concat input, or its gradient. */
+  sliceOf?: { value: string; channelOffset: number };
+  /** Shares another value's bytes with another shape (reshape, squeeze, identity dropout). */
+  aliasOf?: string;
+  /** A tensor that outlives the program (parameters, optimizer state, moving statistics). */
+  persistent?: Tensor;
+}
+
+export interface ProgramStep {
+  name: string;
+  reads: string[];
+  writes: string[];
+  build: (ctx: ProgramContext) => Dispatch[];
+}
+
+export interface ProgramContext {
+  /** The value's tensor: for a slice, the WHOLE tensor it lives in (use offset()). */
+  t(name: string): Tensor;
+  /** The channel offset of a slice value inside its whole tensor (0 otherwise). */
+  offset(name: string): number;
+}
+
+export class ProgramBuilder {
+  readonly values = new Map<string, ValueDecl>();
+  readonly steps: ProgramStep[] = [];
+
+  declare(name: string, decl: ValueDecl): string {
+    if (this.values.has(name)) throw new Error(`program: value '${name}' declared twice`);
+    this.values.set(name, decl);
+    return name;
+  }
+
+  has(name: string): boolean {
+    return this.values.has(name);
+  }
+
+  shape(name: string): Shape {
+    const d = this.values.get(name);
+    if (!d) throw new Error(`program: no value '${name}'`);
+    return d.shape;
+  }
+
+  add(step: ProgramStep): void {
+    for (const v of [...step.reads, ...step.writes]) {
+      if (!this.values.has(v)) throw new Error(`${step.name}: value '${v}' is not declared`);
+    }
+    this.steps.push(step);
+  }
+}
+
+interface Root {
+  name: string; // the value owning the bytes
+  channelOffset: number;
+}
+
+export class Program {
+  readonly dispatchCount: number;
+  constructor(
+    readonly rt: Runtime,
+    readonly memory: MemoryPlan,
+    readonly stepDispatches: { name: string; dispatches: number }[],
+    private readonly prepared: PreparedDispatch[],
+    private readonly buffers: GPUBuffer[],
+    private readonly tensorOf: (name: string) => Tensor,
+  ) {
+    this.dispatchCount = prepared.length;
+  }
+
+  get peakBytes(): number {
+    return this.memory.peakBytes;
+  }
+
+  /** The tensor of a value (inputs to fill, outputs to read; valid between runs). */
+  tensor(name: string): Tensor {
+    return this.tensorOf(name);
+  }
+
+  /** Records the whole program as one compute pass into `enc`. */
+  encode(enc: GPUCommandEncoder): void {
+    encodePass(enc, this.prepared);
+  }
+
+  destroy(): void {
+    for (const d of this.prepared) d.uniform.destroy();
+    for (const b of this.buffers) b.destroy();
+  }
+}
+
+/**
+ * Plans and prepares a program. `inputs` are written before the first step, `outputs` are read
+ * after the last: both stay alive for the whole program.
+ */
+export function compileProgram(rt: Runtime, b: ProgramBuilder, inputs: string[], outputs: string[], label: string): Program {
+  const rootOf = (v: string): Root => {
+    let name = v;
+    let channelOffset = 0;
+    for (;;) {
+      const d = b.values.get(name);
+      if (!d) throw new Error(`${label}: no value '${name}'`);
+      if (d.sliceOf) {
+        channelOffset += d.sliceOf.channelOffset;
+        name = d.sliceOf.value;
+      } else if (d.aliasOf) {
+        name = d.aliasOf;
+      } else return { name, channelOffset };
+    }
+  };
+  // Lifetimes of the transient roots, in step indices (inputs at 0, steps from 1).
+  const life = new Map<string, { first: number; last: number }>();
+  const touch = (v: string, step: number) => {
+    const r = rootOf(v).name;
+    if (b.values.get(r)!.persistent) return;
+    const l = life.get(r);
+    if (!l) life.set(r, { first: step, last: step });
+    else {
+      l.first = Math.min(l.first, step);
+      l.last = Math.max(l.last, step);
+    }
+  };
+  for (const v of inputs) touch(v, 0);
+  b.steps.forEach((s, i) => {
+    for (const v of [...s.reads, ...s.writes]) touch(v, i + 1);
+  });
+  const end = b.steps.length + 1;
+  for (const v of outputs) touch(v, end);
+
+  const roots = [...life.keys()];
+  const ids = new Map(roots.map((r, i) => [r, i]));
+  const memory = planMemory(
+    roots.map((r, i) => {
+      const bytes = sizeOf(b.values.get(r)!.shape) * 4;
+      rt.checkBindingSize(bytes, `${label}: value ${r} ${shapeString(b.values.get(r)!.shape)}`);
+      return { id: i, bytes, first: life.get(r)!.first, last: life.get(r)!.last };
+    }),
+  );
+  const buffers = memory.buffers.map((size, i) =>
+    rt.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      label: `${label} buffer ${i}`,
+    }),
+  );
+  const tensors = new Map<string, Tensor>();
+  const tensorOf = (v: string): Tensor => {
+    const d = b.values.get(v);
+    if (!d) throw new Error(`${label}: no value '${v}'`);
+    if (d.persistent) return d.persistent;
+    const r = rootOf(v);
+    const rd = b.values.get(r.name)!;
+    if (rd.persistent) return d.sliceOf ? rd.persistent : rd.persistent.reshape(d.shape);
+    let t = tensors.get(v);
+    if (!t) {
+      const id = ids.get(r.name);
+      if (id === undefined) throw new Error(`${label}: value '${v}' is never read or written`);
+      const buffer = buffers[memory.placements[id].buffer];
+      // A slice value's tensor is the whole tensor it lives in (kernels take the offset apart).
+      const shape = d.sliceOf ? rd.shape : d.shape;
+      t = new Tensor(rt, buffer, shape, d.dtype ?? 'float32', false);
+      tensors.set(v, t);
+    }
+    return t;
+  };
+  const ctx: ProgramContext = {
+    t: tensorOf,
+    offset: (v) => rootOf(v).channelOffset,
+  };
+  const prepared: PreparedDispatch[] = [];
+  const stepDispatches: { name: string; dispatches: number }[] = [];
+  for (const s of b.steps) {
+    let ds: Dispatch[];
+    try {
+      ds = s.build(ctx);
+    } catch (e) {
+      throw new Error(`${s.name}: ${(e as Error).message}`);
+    }
+    stepDispatches.push({ name: s.name, dispatches: ds.length });
+    for (const d of ds) prepared.push(prepare(rt, { ...d, label: `${s.name}: ${d.label}` }));
+  }
+  return new Program(rt, memory, stepDispatches, prepared, buffers, tensorOf);
+}
