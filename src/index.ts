@@ -21,3 +21,10 @@ export * from './kernels/reduce.ts';
 export * from './kernels/transpose.ts';
 export * from './kernels/pad.ts';
 export * from './kernels/shape.ts';
+
+// Graphs, models and their execution
+export { Model, type PredictOptions } from './graph/model.ts';
+export { inceptionV3, type InceptionV3Options } from './graph/models/inception_v3.ts';
+export { Graph, type Node, type Op } from './graph/ir.ts';
+export { GraphBuilder } from './graph/builder.ts';
+export { compile, Plan, ParamStore, type CompileOptions } from './graph/executor.ts';
