@@ -33,7 +33,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<{{X_T}}>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<{{Y_T}}>;
 @group(0) @binding(4) var<storage, read> scale: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> shift: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> bias: array<vec4<f32>>;
@@ -112,9 +112,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (ACT == 1u) { v = max(v, vec4<f32>(0.0)); }
     if (ACT == 2u) { v = clamp(v, vec4<f32>(0.0), vec4<f32>(6.0)); }
     let o = m * p.CTOT + p.COFF + col * 4u;
-    y[o] = v.x;
-    y[o + 1u] = v.y;
-    y[o + 2u] = v.z;
-    y[o + 3u] = v.w;
+    {{STORE_Y}}
   }
 }

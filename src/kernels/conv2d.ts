@@ -146,7 +146,7 @@ export function conv2dDispatch(
     const [gy, gz] = fold(rt, rowGroups);
     return {
       label,
-      pipeline: { shader: 'conv2d', template: fastTemplate(sg, rows, g.c % 4 === 0), constants: { ...constants, WG: wgSize } },
+      pipeline: { shader: 'conv2d', template: fastTemplate(sg, rows, g.c % 4 === 0, ctot % 4 === 0 && channelOffset % 4 === 0), constants: { ...constants, WG: wgSize } },
       params,
       buffers: [x.binding, w.binding, y.binding, ...epi],
       workgroups: [colGroups, gy, gz],
@@ -186,12 +186,15 @@ function fold(rt: Runtime, groups: number): [number, number] {
   return [Math.ceil(groups / z), z];
 }
 
-function fastTemplate(sg: number, rows: number, vecK: boolean) {
+function fastTemplate(sg: number, rows: number, vecK: boolean, vecY: boolean) {
   return {
     ENABLE: sg > 1 ? 'enable subgroups;' : '',
     ROWS: rows,
     SG: sg,
     X_T: vecK ? 'vec4<f32>' : 'f32',
+    // One vec4 store per 4 channels when the output row stride and offset allow it.
+    Y_T: vecY ? 'vec4<f32>' : 'f32',
+    STORE_Y: vecY ? 'y[o / 4u] = v;' : 'y[o] = v.x;\n    y[o + 1u] = v.y;\n    y[o + 2u] = v.z;\n    y[o + 3u] = v.w;',
     ROW_VALUE: sg === 1 ? 'return (*mine)[r];' : 'return subgroupShuffle((*mine)[r / SG], r % SG);',
     LOAD_X: vecK
       ? 'return x[base / 4u];'
