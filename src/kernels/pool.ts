@@ -69,7 +69,8 @@ export function poolDispatch(mode: PoolMode, x: Tensor, y: Tensor, attrs: PoolAt
   }
   x.rt.checkBindingSize(x.bytes, `${op} input ${shapeString(x.shape)}`);
   x.rt.checkBindingSize(y.bytes, `${op} output ${shapeString(y.shape)}`);
-  const total = N * r.outH * r.outW * C;
+  const vw = C % 4 === 0 && outC % 4 === 0 && channelOffset % 4 === 0 ? 4 : 1;
+  const total = (N * r.outH * r.outW * C) / vw;
   const incl = mode === 'avg' && (attrs.countIncludePad ?? false);
   const params = new Params()
     .u32(total, H, W, C, r.outH, r.outW, outC, channelOffset)
@@ -78,7 +79,7 @@ export function poolDispatch(mode: PoolMode, x: Tensor, y: Tensor, attrs: PoolAt
     .build();
   return {
     label: `${op} ${shapeString(x.shape)} k${attrs.kernel.join('x')} s${r.strideH}x${r.strideW} -> ${shapeString(y.shape)}`,
-    pipeline: { shader: 'pool', constants: { MODE: mode === 'max' ? 0 : 1 } },
+    pipeline: { shader: 'pool', template: { T: vw === 4 ? 'vec4<f32>' : 'f32', VW: vw }, constants: { MODE: mode === 'max' ? 0 : 1 } },
     params,
     buffers: [x.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(total / 256)),
