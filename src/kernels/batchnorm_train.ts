@@ -1,0 +1,325 @@
+// Batchnorm in training mode (NHWC, channel = last axis), fused with the activation that follows
+// it in TF-Slim (conv -> BN -> ReLU). Forward: batch mean and biased variance over N, H, W (what
+// TF normalises with), y = act(gamma? * (z - mean) * rstd + beta), optionally into a channel slice
+// of a wider output (a Mixed block's concat), mean and rstd saved for the backward, and the moving
+// statistics updated in place with TF-Slim's decay: moving -= (moving - batch) * (1 - decay).
+//
+// The variance fed to the moving average is the UNBIASED one, M / (M - 1) times the biased batch
+// variance (M = N*H*W, M - 1 floored at 1): TF-Slim's batch_norm uses tf.nn.fused_batch_norm, whose
+// kernel (fused_batch_norm_op.cc, "rest_size_adjust ... for Bessel's correction") returns the
+// Bessel-corrected batch variance that slim then averages into moving_variance.
+//
+// Backward, given dy and the forward output y (both readable from channel slices; y gives the
+// ReLU/ReLU6 mask), z, mean and rstd: dbeta = sum g, dgamma = sum g * xhat (g = masked dy,
+// xhat = (z - mean) * rstd) and dz = gamma * rstd * (g - dbeta / M - xhat * dgamma / M).
+//
+// Each direction is three dispatches (stats, finalize, elementwise; see shaders/batchnorm_train.wgsl)
+// sharing a caller-owned workspace of batchnormTrainWorkspaceShape(z) floats.
+import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
+import type { Runtime } from '../gpu/runtime.ts';
+import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
+import { type ChannelSlice, channelSlice, rowsAndChannels, vecType, vectorWidth } from './activation_backward.ts';
+import type { Activation } from './conv2d.ts';
+
+const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
+export const BATCHNORM_TRAIN_DEFAULTS = { epsilon: 0.001, decay: 0.9997 } as const;
+
+export interface BatchnormTrainParams {
+  gamma?: Tensor; // absent: 1 (TF-Slim Inception: scale=False)
+  beta: Tensor;
+  movingMean: Tensor; // updated in place
+  movingVariance: Tensor; // updated in place
+}
+
+export interface BatchnormTrainAttrs {
+  epsilon?: number; // default 0.001
+  decay?: number; // moving-average decay, default 0.9997 (TF-Slim Inception's batch_norm_decay)
+  activation?: Activation;
+  outChannelOffset?: number; // write y into channels [off, off + C) of a wider NHWC output
+  updateMovingStatistics?: boolean; // default true
+}
+
+export interface BatchnormTrainOutputs {
+  y: Tensor;
+  mean: Tensor; // [C] batch mean, for the backward
+  rstd: Tensor; // [C] 1 / sqrt(biased batch variance + epsilon), for the backward
+  workspace: Tensor; // batchnormTrainWorkspaceShape(z.shape)
+}
+
+/** Row lanes x channels the stats passes aim for: enough workgroups (2048 invocations at vec4) to keep every core busy. */
+const TARGET_LANE_CHANNELS = 8192;
+
+function geometry(op: string, zShape: Shape) {
+  const size = zShape.reduce((a, b) => a * b, 1);
+  const { rows, channels } = rowsAndChannels({ shape: zShape, size });
+  if (zShape.length < 1 || rows === 0 || channels === 0) {
+    throw new Error(`${op}: input ${shapeString(zShape)} has no elements to take batch statistics of`);
+  }
+  return { rows, channels };
+}
+
+/** Row lanes P of the stats passes (the same at either vector width, so one workspace size fits). */
+function lanes(rows: number, channels: number): number {
+  return Math.max(1, Math.min(rows, Math.ceil(TARGET_LANE_CHANNELS / channels)));
+}
+
+/** Floats of workspace the forward and backward need for z of this shape (one buffer serves both). */
+export function batchnormTrainWorkspaceShape(zShape: Shape): [number] {
+  const { rows, channels } = geometry('batchnormTrain', zShape);
+  return [2 * lanes(rows, channels) * channels + 3 * channels];
+}
+
+function checkPerChannel(op: string, c: number, named: Record<string, Tensor | undefined>): void {
+  for (const [name, t] of Object.entries(named)) {
+    if (t && t.size !== c) throw new Error(`${op}: ${name} ${shapeString(t.shape)} has ${t.size} values for ${c} channels`);
+  }
+}
+
+function checkWorkspace(op: string, ws: Tensor, zShape: Shape): void {
+  const need = batchnormTrainWorkspaceShape(zShape)[0];
+  if (ws.size < need) throw new Error(`${op}: workspace ${shapeString(ws.shape)} is smaller than the ${need} floats z ${shapeString(zShape)} needs`);
+}
+
+function packParams(m: number, c: number, w: number, P: number, ySlice: ChannelSlice, dySlice: ChannelSlice, eps: number, decay: number): ArrayBuffer {
+  const cv = c / w;
+  return new Params()
+    .u32(m, cv, P, m * cv)
+    .u32(2 * P * cv, 0, 0, 0)
+    .u32(ySlice.stride / w, ySlice.offset / w, dySlice.stride / w, dySlice.offset / w)
+    .f32(eps, decay, 1 / m, m / Math.max(m - 1, 1))
+    .build();
+}
+
+/** The three forward dispatches: stats, finalize (mean, rstd, moving statistics), normalize. */
+export function batchnormTrainForwardDispatch(
+  z: Tensor,
+  params: BatchnormTrainParams,
+  out: BatchnormTrainOutputs,
+  attrs: BatchnormTrainAttrs = {},
+): Dispatch[] {
+  const op = 'batchnormTrain';
+  const { rows: m, channels: c } = geometry(op, z.shape);
+  checkPerChannel(op, c, { gamma: params.gamma, beta: params.beta, movingMean: params.movingMean, movingVariance: params.movingVariance, mean: out.mean, rstd: out.rstd });
+  checkWorkspace(op, out.workspace, z.shape);
+  const ySlice = channelSlice(op, 'y', out.y, m, c, attrs.outChannelOffset ?? 0);
+  const w = vectorWidth(c, [ySlice]);
+  const P = lanes(m, c);
+  const cv = c / w;
+  const act = attrs.activation ?? 'none';
+  const label = `${op} ${shapeString(z.shape)}${act !== 'none' ? ` + ${act}` : ''} -> ${shapeString(out.y.shape)}@${ySlice.offset}`;
+  const pipeline = (entry: string) => ({
+    shader: 'batchnorm_train',
+    entry,
+    template: { V: vecType(w) },
+    constants: { ACT: ACT_CODE[act], HAS_GAMMA: params.gamma ? 1 : 0, UPDATE_MOVING: (attrs.updateMovingStatistics ?? true) ? 1 : 0 },
+  });
+  const uniform = packParams(m, c, w, P, ySlice, ySlice, attrs.epsilon ?? BATCHNORM_TRAIN_DEFAULTS.epsilon, attrs.decay ?? BATCHNORM_TRAIN_DEFAULTS.decay);
+  const groups = (n: number) => grid(z.rt, Math.ceil(n / 64));
+  const ws = out.workspace.binding;
+  return [
+    { label: `${label} stats`, pipeline: pipeline('fwdStats'), params: uniform, buffers: [z.binding, ws], workgroups: groups(P * cv) },
+    {
+      label: `${label} finalize`,
+      pipeline: pipeline('fwdFinalize'),
+      params: uniform,
+      // Without gamma, beta fills its binding (never read: HAS_GAMMA folds the read away).
+      buffers: [z.binding, ws, (params.gamma ?? params.beta).binding, params.beta.binding, out.mean.binding, out.rstd.binding, params.movingMean.binding, params.movingVariance.binding],
+      workgroups: groups(cv),
+    },
+    { label: `${label} normalize`, pipeline: pipeline('fwdNormalize'), params: uniform, buffers: [z.binding, ws, out.y.binding], workgroups: groups(m * cv) },
+  ];
+}
+
+export interface BatchnormBackwardInputs {
+  dy: Tensor; // gradient of y (may be a channel slice of a wider tensor)
+  y?: Tensor; // the forward output (same kind of slice), for the ReLU/ReLU6 mask; not read without an activation
+  z: Tensor;
+  mean: Tensor;
+  rstd: Tensor;
+  gamma?: Tensor;
+  workspace: Tensor;
+}
+
+export interface BatchnormBackwardOutputs {
+  dz?: Tensor; // absent: no gradient flows below this layer (the elementwise pass is skipped)
+  dbeta?: Tensor;
+  dgamma?: Tensor;
+}
+
+export interface BatchnormBackwardAttrs {
+  activation?: Activation;
+  channelOffset?: number; // dy and y are channel slices starting here
+  yChannelOffset?: number; // y's own offset, when it differs from dy's
+  accumulate?: boolean; // dz += ...
+  accumulateParams?: boolean; // dbeta, dgamma += ...
+}
+
+const placeholders = new WeakMap<GPUDevice, GPUBuffer[]>();
+
+/** A distinct small buffer bound where an absent output is declared (never written: its flag is off). */
+function placeholder(rt: Runtime, i: number): GPUBuffer {
+  let list = placeholders.get(rt.device);
+  if (!list) placeholders.set(rt.device, (list = []));
+  while (list.length <= i) {
+    list.push(rt.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: `batchnormTrain absent output ${list.length}` }));
+  }
+  return list[i];
+}
+
+/** The backward dispatches: stats, finalize (dbeta, dgamma), and dz when asked for. */
+export function batchnormTrainBackwardDispatch(
+  inputs: BatchnormBackwardInputs,
+  outputs: BatchnormBackwardOutputs,
+  attrs: BatchnormBackwardAttrs = {},
+): Dispatch[] {
+  const op = 'batchnormTrainBackward';
+  const { dy, z, mean, rstd, gamma, workspace } = inputs;
+  const { dz, dbeta, dgamma } = outputs;
+  const { rows: m, channels: c } = geometry(op, z.shape);
+  const act = attrs.activation ?? 'none';
+  if (act !== 'none' && !inputs.y) throw new Error(`${op}: activation ${act} needs the forward output y for its mask`);
+  if (!dz && !dbeta && !dgamma) throw new Error(`${op}: no output asked for (dz, dbeta, dgamma all absent)`);
+  if (dz && dz.size !== z.size) throw new Error(`${op}: dz ${shapeString(dz.shape)} differs from z ${shapeString(z.shape)}`);
+  checkPerChannel(op, c, { mean, rstd, gamma, dbeta, dgamma });
+  checkWorkspace(op, workspace, z.shape);
+  const dySlice = channelSlice(op, 'dy', dy, m, c, attrs.channelOffset ?? 0);
+  const y = inputs.y ?? dy;
+  const ySlice = inputs.y ? channelSlice(op, 'y', y, m, c, attrs.yChannelOffset ?? attrs.channelOffset ?? 0) : dySlice;
+  const w = vectorWidth(c, [dySlice, ySlice]);
+  const P = lanes(m, c);
+  const cv = c / w;
+  const label = `${op} ${shapeString(z.shape)}${act !== 'none' ? ` + ${act}` : ''} dy ${shapeString(dy.shape)}@${dySlice.offset}`;
+  const pipeline = (entry: string) => ({
+    shader: 'batchnorm_train',
+    entry,
+    template: { V: vecType(w) },
+    constants: {
+      ACT: ACT_CODE[act],
+      HAS_GAMMA: gamma ? 1 : 0,
+      HAS_DBETA: dbeta ? 1 : 0,
+      HAS_DGAMMA: dgamma ? 1 : 0,
+      ACCUMULATE: attrs.accumulate ? 1 : 0,
+      ACCUMULATE_PARAMS: attrs.accumulateParams ? 1 : 0,
+    },
+  });
+  const uniform = packParams(m, c, w, P, ySlice, dySlice, 0, 0);
+  const groups = (n: number) => grid(z.rt, Math.ceil(n / 64));
+  const ws = workspace.binding;
+  const dispatches: Dispatch[] = [
+    { label: `${label} stats`, pipeline: pipeline('bwdStats'), params: uniform, buffers: [z.binding, ws, dy.binding, y.binding, mean.binding], workgroups: groups(P * cv) },
+    {
+      label: `${label} finalize`,
+      pipeline: pipeline('bwdFinalize'),
+      params: uniform,
+      buffers: [ws, rstd.binding, (gamma ?? rstd).binding, dbeta?.binding ?? placeholder(z.rt, 0), dgamma?.binding ?? placeholder(z.rt, 1)],
+      workgroups: groups(cv),
+    },
+  ];
+  if (dz) {
+    dispatches.push({
+      label: `${label} dz${attrs.accumulate ? ' (+=)' : ''}`,
+      pipeline: pipeline('bwdInput'),
+      params: uniform,
+      buffers: [z.binding, ws, dy.binding, y.binding, mean.binding, dz.binding],
+      workgroups: groups(m * cv),
+    });
+  }
+  return dispatches;
+}
+
+/** Eager forward: a new y (z's shape), mean and rstd; the moving statistics are updated in place. */
+export function batchnormTrain(
+  z: Tensor,
+  params: BatchnormTrainParams,
+  attrs: Omit<BatchnormTrainAttrs, 'outChannelOffset'> = {},
+): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  const { channels: c } = geometry('batchnormTrain', z.shape);
+  const y = empty(z.rt, z.shape, 'float32', 'batchnormTrain y');
+  const mean = empty(z.rt, [c], 'float32', 'batchnormTrain mean');
+  const rstd = empty(z.rt, [c], 'float32', 'batchnormTrain rstd');
+  const workspace = empty(z.rt, batchnormTrainWorkspaceShape(z.shape), 'float32', 'batchnormTrain workspace');
+  run(z.rt, batchnormTrainForwardDispatch(z, params, { y, mean, rstd, workspace }, attrs));
+  workspace.dispose();
+  return { y, mean, rstd };
+}
+
+/** Eager backward on whole tensors: new dz, dbeta and (with gamma) dgamma. */
+export function batchnormTrainBackward(
+  inputs: Omit<BatchnormBackwardInputs, 'workspace'>,
+  attrs: Omit<BatchnormBackwardAttrs, 'accumulate' | 'accumulateParams'> = {},
+): { dz: Tensor; dbeta: Tensor; dgamma?: Tensor } {
+  const { z } = inputs;
+  const { channels: c } = geometry('batchnormTrainBackward', z.shape);
+  const dz = empty(z.rt, z.shape, 'float32', 'batchnormTrainBackward dz');
+  const dbeta = empty(z.rt, [c], 'float32', 'dbeta');
+  const dgamma = inputs.gamma ? empty(z.rt, [c], 'float32', 'dgamma') : undefined;
+  const workspace = empty(z.rt, batchnormTrainWorkspaceShape(z.shape), 'float32', 'batchnormTrainBackward workspace');
+  run(z.rt, batchnormTrainBackwardDispatch({ ...inputs, workspace }, { dz, dbeta, dgamma }, attrs));
+  workspace.dispose();
+  return { dz, dbeta, dgamma };
+}
+
+// ---- float64 CPU references (tests only) ----
+
+export interface BatchnormTrainRefParams {
+  gamma?: ArrayLike<number>;
+  beta: ArrayLike<number>;
+  movingMean: ArrayLike<number>;
+  movingVariance: ArrayLike<number>;
+}
+
+const actRef = (act: Activation, v: number) => (act === 'relu' ? Math.max(v, 0) : act === 'relu6' ? Math.min(Math.max(v, 0), 6) : v);
+
+/** Training-mode forward straight from the definition (two-pass mean and variance, in float64). */
+export function batchnormTrainRef(z: ArrayLike<number>, shape: Shape, params: BatchnormTrainRefParams, attrs: BatchnormTrainAttrs = {}) {
+  const { rows: m, channels: c } = geometry('batchnormTrain', shape);
+  const eps = attrs.epsilon ?? BATCHNORM_TRAIN_DEFAULTS.epsilon;
+  const decay = attrs.decay ?? BATCHNORM_TRAIN_DEFAULTS.decay;
+  const act = attrs.activation ?? 'none';
+  const mean = new Float64Array(c);
+  const variance = new Float64Array(c);
+  for (let i = 0; i < m * c; i++) mean[i % c] += z[i] / m;
+  for (let i = 0; i < m * c; i++) variance[i % c] += (z[i] - mean[i % c]) ** 2 / m;
+  const rstd = variance.map((v) => 1 / Math.sqrt(v + eps));
+  const y = new Float64Array(m * c);
+  for (let i = 0; i < m * c; i++) {
+    const k = i % c;
+    y[i] = actRef(act, (params.gamma ? params.gamma[k] : 1) * (z[i] - mean[k]) * rstd[k] + params.beta[k]);
+  }
+  const update = attrs.updateMovingStatistics ?? true;
+  const bessel = m / Math.max(m - 1, 1);
+  const movingMean = Float64Array.from(params.movingMean, (v, k) => (update ? v * decay + mean[k] * (1 - decay) : v));
+  const movingVariance = Float64Array.from(params.movingVariance, (v, k) => (update ? v * decay + variance[k] * bessel * (1 - decay) : v));
+  return { y, mean, variance, rstd, movingMean, movingVariance };
+}
+
+/** Analytic training-mode backward (recomputes the batch statistics and the activation mask). */
+export function batchnormTrainBackwardRef(
+  dy: ArrayLike<number>,
+  z: ArrayLike<number>,
+  shape: Shape,
+  params: { gamma?: ArrayLike<number>; beta: ArrayLike<number> },
+  attrs: { epsilon?: number; activation?: Activation } = {},
+) {
+  const { rows: m, channels: c } = geometry('batchnormTrainBackward', shape);
+  const act = attrs.activation ?? 'none';
+  const fwd = batchnormTrainRef(z, shape, { ...params, movingMean: new Float64Array(c), movingVariance: new Float64Array(c) }, attrs);
+  const g = Float64Array.from(dy, (v, i) => {
+    const y = fwd.y[i];
+    return act === 'relu' ? (y > 0 ? v : 0) : act === 'relu6' ? (y > 0 && y < 6 ? v : 0) : v;
+  });
+  const dbeta = new Float64Array(c);
+  const dgamma = new Float64Array(c);
+  for (let i = 0; i < m * c; i++) {
+    const k = i % c;
+    dbeta[k] += g[i];
+    dgamma[k] += g[i] * (z[i] - fwd.mean[k]) * fwd.rstd[k];
+  }
+  const dz = new Float64Array(m * c);
+  for (let i = 0; i < m * c; i++) {
+    const k = i % c;
+    const xhat = (z[i] - fwd.mean[k]) * fwd.rstd[k];
+    dz[i] = (params.gamma ? params.gamma[k] : 1) * fwd.rstd[k] * (g[i] - dbeta[k] / m - (xhat * dgamma[k]) / m);
+  }
+  return { dz, dbeta, dgamma };
+}
