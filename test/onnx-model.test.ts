@@ -245,7 +245,8 @@ describe('importOnnx: a small NCHW model', () => {
     expect(g.inputs).toEqual([{ name: 'x', shape: [2, 9, 9, 3] }]);
     expect(g.param('w1').shape).toEqual([3, 3, 3, 8]);
     expect(g.param('wd').shape).toEqual([3, 3, 1, 8]);
-    expect(g.node('d1').op === 'conv2d' && g.node('d1').attrs.groups).toBe(8);
+    const d1 = g.node('d1');
+    expect(d1.op === 'conv2d' && d1.attrs.groups).toBe(8);
     expect(g.node('k1').op).toBe('relu6');
     expect(g.node('c1').op).toBe('bias_add');
     expect(g.node('a1').op).toBe('bias_add');
