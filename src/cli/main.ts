@@ -41,6 +41,7 @@ export const COMMANDS: Record<string, Command> = {
     ownHelp: true,
     run: async (argv) => (await import('./classify.ts')).classifyMain(argv),
   },
+  weights: { summary: 'download TF-Slim checkpoints, convert them to model files, list variables', usage: 'incept weights <list|fetch|convert|inspect> ...', ownHelp: true, run: async (argv) => (await import('./weights.ts')).weightsMain(argv) },
   demo: {
     summary: 'classify a generated image with a small CNN (random weights for now)',
     usage: 'incept demo',

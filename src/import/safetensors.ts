@@ -8,10 +8,10 @@
 // (architecture, options), the class labels, the preprocessing and the trained scopes; saveModel()
 // and loadModel() round-trip a graph's parameters bit for bit, and convertCheckpoint() turns a
 // TensorFlow checkpoint into such a file.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
 import type { Graph } from '../graph/ir.ts';
+import { writeFileAtomic } from './atomic-write.ts';
 import { type InceptionV3Options, inceptionV3 } from '../graph/models/inception_v3.ts';
 import { type LoadOptions, type LoadReport, loadIntoGraph, readCheckpoint } from './load.ts';
 import { type TfDType, type TfTensorData, decodeRawTensor, elementCount } from './tf-proto.ts';
@@ -111,45 +111,6 @@ export function encodeSafetensors(tensors: Iterable<[string, SaveableTensor]>, m
   return [head, ...parts];
 }
 
-/**
- * Writes parts to `path` atomically: a temporary file in the same directory, fsync, rename over
- * the target, fsync of the directory. A failure leaves any previous file intact.
- */
-export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o644);
-  let open = true;
-  try {
-    for (const p of parts) {
-      let done = 0;
-      while (done < p.byteLength) done += writeSync(fd, p, done, p.byteLength - done);
-    }
-    fsyncSync(fd);
-    open = false;
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (err) {
-    if (open) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // already gone
-    }
-    throw err;
-  }
-  try {
-    const dfd = openSync(dir, 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // Directories cannot be fsynced on every platform; the rename itself is done.
-  }
-}
-
 /** Saves tensors (sorted by name) and string metadata as a safetensors file, atomically. */
 export function save(path: string, tensors: Iterable<[string, SaveableTensor]>, metadata: Record<string, string> = {}): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
@@ -241,7 +202,7 @@ export function load(path: string): SafetensorsFile {
   return decodeSafetensors(bytes, path);
 }
 
-export { save as saveSafetensors, load as loadSafetensors };
+export { save as saveSafetensors, load as loadSafetensors, writeFileAtomic };
 
 // ---- model files ----
 
@@ -345,6 +306,8 @@ export interface ConvertOptions extends LoadOptions {
   source?: string;
   /** Accept graph parameters the checkpoint lacks (they keep their initial values). Default false. */
   allowMissing?: boolean;
+  /** More metadata fields for the model file. */
+  metadata?: Record<string, unknown>;
 }
 
 /** The preprocessing the TF-Slim Inception checkpoints were trained with (inception_preprocessing, eval). */
@@ -376,6 +339,7 @@ export function convertCheckpoint(ckptPath: string, outPath: string, opts: Conve
     preprocessing: opts.preprocessing ?? (architecture === 'inception_v3' ? inceptionPreprocessing(inputSize) : undefined),
     trainedScopes: [],
     source: opts.source ?? ckptPath,
+    ...opts.metadata,
   };
   saveModel(outPath, graph, meta);
   return { report, meta };

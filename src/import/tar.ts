@@ -5,7 +5,7 @@ import { gunzip } from 'node:zlib';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { writeFileAtomic } from './safetensors.ts';
+import { writeFileAtomic } from './atomic-write.ts';
 
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
 
