@@ -1,47 +1,13 @@
 // Activation backward from the forward output y: relu (dy where y > 0), relu6 (dy where 0 < y < 6)
 // and sigmoid (dy * y * (1 - y)). dy and y may be channel slices of wider NHWC tensors (a Mixed
 // block writes each branch into a slice of the concat output, and the concat's gradient is read in
-// place), dx may be one too; `accumulate` adds into dx. The channel-slice helpers here are shared
-// by the other backward kernels (batchnorm_train.ts).
+// place), dx may be one too; `accumulate` adds into dx.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
+import { type ChannelSlice, channelSlice, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 
 export type ActivationGrad = 'relu' | 'relu6' | 'sigmoid';
 const ACT_CODE: Record<ActivationGrad, number> = { relu: 0, relu6: 1, sigmoid: 2 };
-
-/** Where a logical [rows, channels] block sits in an NHWC tensor: element (r, k) at r * stride + offset + k. */
-export interface ChannelSlice {
-  stride: number; // the tensor's last dim
-  offset: number;
-}
-
-/**
- * Checks that `t` holds `rows` rows with channels [offset, offset + channels) inside its last dim;
- * the error names the op, the tensor's role and the shapes.
- */
-export function channelSlice(op: string, what: string, t: Tensor, rows: number, channels: number, offset = 0): ChannelSlice {
-  const stride = t.shape.length ? t.shape[t.shape.length - 1] : 1;
-  if (!Number.isInteger(offset) || offset < 0 || offset + channels > stride) {
-    throw new Error(`${op}: ${what} ${shapeString(t.shape)} has no channels [${offset}, ${offset + channels})`);
-  }
-  if (stride * rows !== t.size) {
-    throw new Error(`${op}: ${what} ${shapeString(t.shape)} does not hold ${rows} rows of ${stride} channels`);
-  }
-  return { stride, offset };
-}
-
-/** 4 when the channel count and every slice's stride and offset are multiples of 4 (vec4 loads), else 1. */
-export function vectorWidth(channels: number, slices: ChannelSlice[]): 1 | 4 {
-  return channels % 4 === 0 && slices.every((s) => s.stride % 4 === 0 && s.offset % 4 === 0) ? 4 : 1;
-}
-
-export const vecType = (w: 1 | 4) => (w === 4 ? 'vec4<f32>' : 'f32');
-
-/** Rows and channels of an NHWC tensor [..., C]. */
-export function rowsAndChannels(t: { shape: readonly number[]; size: number }): { rows: number; channels: number } {
-  const channels = t.shape.length ? t.shape[t.shape.length - 1] : 1;
-  return { rows: channels === 0 ? 0 : t.size / channels, channels };
-}
 
 export interface ActivationBackwardOptions {
   /** dy and y are channel slices starting here (default 0: whole tensors). */

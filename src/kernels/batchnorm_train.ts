@@ -16,9 +16,8 @@
 // Each direction is three dispatches (stats, finalize, elementwise; see shaders/batchnorm_train.wgsl)
 // sharing a caller-owned workspace of batchnormTrainWorkspaceShape(z) floats.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
-import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { type ChannelSlice, channelSlice, rowsAndChannels, vecType, vectorWidth } from './activation_backward.ts';
+import { type ChannelSlice, channelSlice, placeholder, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 import type { Activation } from './conv2d.ts';
 
 const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
@@ -152,18 +151,6 @@ export interface BatchnormBackwardAttrs {
   yChannelOffset?: number; // y's own offset, when it differs from dy's
   accumulate?: boolean; // dz += ...
   accumulateParams?: boolean; // dbeta, dgamma += ...
-}
-
-const placeholders = new WeakMap<GPUDevice, GPUBuffer[]>();
-
-/** A distinct small buffer bound where an absent output is declared (never written: its flag is off). */
-function placeholder(rt: Runtime, i: number): GPUBuffer {
-  let list = placeholders.get(rt.device);
-  if (!list) placeholders.set(rt.device, (list = []));
-  while (list.length <= i) {
-    list.push(rt.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: `batchnormTrain absent output ${list.length}` }));
-  }
-  return list[i];
 }
 
 /** The backward dispatches: stats, finalize (dbeta, dgamma), and dz when asked for. */
