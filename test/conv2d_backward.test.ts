@@ -33,7 +33,7 @@ const GPU_TOL = { rtol: 1e-4, atol: 1e-4 };
 const FD_TOL = { rtol: 1e-7, atol: 1e-7 };
 const FD_H = 1e-3;
 /** Finite differences are taken at every coordinate of tensors up to this size, else at a random sample. */
-const FD_MAX_POINTS = 300;
+const FD_MAX_POINTS = 100;
 
 // [name, x NHWC, w HWIO, attrs]: every kernel size Inception v3 and MobileNet use, strides
 // (including stride > kernel, which leaves input pixels without any tap), dilations, each padding
