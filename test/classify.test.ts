@@ -11,6 +11,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Classification, classifyMain, readLabels, topK } from '../src/cli/classify.ts';
 import { UsageError } from '../src/cli/errors.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
+import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
+import { saveModel } from '../src/import/safetensors.ts';
+import { writeCheckpointV2 } from '../src/import/tf-checkpoint-write.ts';
 import { rng } from './helpers.ts';
 
 const THIN = ['--model', 'random:inception_v3', '--depth-multiplier', '0.1', '--input-size', '75'];
@@ -119,8 +122,9 @@ describe('incept classify', () => {
   });
 
   it('bad models, labels and options', async () => {
-    await expect(classifyMain([files.png, '--model', join(dir, 'nope.ckpt')])).rejects.toThrow(/nope\.ckpt: cannot read model \(no such file\)/);
-    await expect(classifyMain([files.png, '--model', files.labels])).rejects.toThrow(/labels\.txt: loading model files is not supported yet/);
+    await expect(classifyMain([files.png, '--model', join(dir, 'nope.ckpt')])).rejects.toThrow(/nope\.ckpt: no checkpoint here/);
+    await expect(classifyMain([files.png, '--model', files.labels])).rejects.toThrow(/labels\.txt: .*checkpoint/);
+    await expect(classifyMain([files.png, '--model', dir])).rejects.toThrow(UsageError);
     await expect(classifyMain([files.png, '--model', 'random:resnet'])).rejects.toThrow(/unknown random model 'resnet'/);
     await expect(classifyMain([files.png])).rejects.toThrow(/--model is required/);
     await expect(classifyMain([...THIN])).rejects.toThrow(/no images given/);
@@ -132,6 +136,42 @@ describe('incept classify', () => {
     writeFileSync(eleven, 'a\nb\nc\n');
     await expect(classifyMain([files.png, ...THIN, '--num-classes', '10', '--labels', eleven])).rejects.toThrow(
       /eleven\.txt: 3 labels \(largest index 2\) do not fit a model of 10 classes/,
+    );
+  });
+
+  it('an incept model file (.safetensors): its class names and input size; the same weights as the seeded random model', async () => {
+    const opts = { depthMultiplier: 0.1, inputSize: 75, numClasses: 6, auxLogits: false, seed: 7 };
+    const g = inceptionV3(opts);
+    const classes = ['bg', 'apple', 'pear', 'plum', 'fig', 'kiwi'];
+    const file = join(dir, 'thin.safetensors');
+    saveModel(file, g, { architecture: 'inception_v3', options: opts, classes, preprocessing: { kind: 'inception', centralFraction: 0.875 } });
+    const fromFile = JSON.parse(await run([files.jpg, '--model', file, '--top', '6', '--json'])) as Classification[];
+    checkRanked(fromFile[0], 6, 6);
+    for (const p of fromFile[0].top) expect(p.label).toBe(classes[p.index]);
+    const random = JSON.parse(
+      await run([files.jpg, ...THIN, '--num-classes', '6', '--seed', '7', '--top', '6', '--json']),
+    ) as Classification[];
+    expect(fromFile[0].top.map((p) => p.index)).toEqual(random[0].top.map((p) => p.index));
+    fromFile[0].top.forEach((p, i) => expect(p.prob).toBeCloseTo(random[0].top[i].prob, 6));
+    await expect(classifyMain([files.jpg, '--model', file, '--input-size', '99'])).rejects.toThrow(/takes 75x75 inputs; --input-size 99 does not fit/);
+  });
+
+  it('a TF checkpoint (V2) loads by TF-Slim names; a missing variable is an error naming the checkpoint', async () => {
+    const opts = { depthMultiplier: 0.1, inputSize: 75, numClasses: 5, auxLogits: false, seed: 3 };
+    const g = inceptionV3(opts);
+    const prefix = join(dir, 'model.ckpt');
+    writeCheckpointV2(prefix, [...g.params.values()].map((p) => [p.name, { shape: [...p.shape], data: p.data }]));
+    const args = [files.png, '--model', prefix, '--depth-multiplier', '0.1', '--input-size', '75', '--num-classes', '5', '--top', '5', '--json'];
+    const fromCkpt = JSON.parse(await run(args)) as Classification[];
+    const random = JSON.parse(await run([files.png, ...THIN, '--num-classes', '5', '--seed', '3', '--top', '5', '--json'])) as Classification[];
+    fromCkpt[0].top.forEach((p, i) => {
+      expect(p.index).toBe(random[0].top[i].index);
+      expect(p.prob).toBeCloseTo(random[0].top[i].prob, 6);
+    });
+    const partial = join(dir, 'partial.ckpt');
+    writeCheckpointV2(partial, [...g.params.values()].slice(1).map((p) => [p.name, { shape: [...p.shape], data: p.data }]));
+    await expect(classifyMain([files.png, '--model', `${partial}.index`, '--depth-multiplier', '0.1', '--input-size', '75', '--num-classes', '5'])).rejects.toThrow(
+      /partial\.ckpt\.index: the checkpoint lacks 1 of inception_v3's parameters \(InceptionV3\/Conv2d_1a_3x3\/weights/,
     );
   });
 

@@ -5,14 +5,20 @@
 // Every image is decoded and preprocessed before the GPU starts, so a bad file fails fast with
 // `incept: error: <file>: <what is wrong>`.
 //
-// Models: `random:inception_v3` (seeded random weights: exercises the whole path, predictions mean
-// nothing) until the checkpoint importer (src/import) provides a loader; a path is checked for
-// readability and then refused with a message saying so.
-import { readFileSync, statSync } from 'node:fs';
+// Models: an incept model file (.safetensors, as `incept weights fetch/convert` write it: the
+// architecture, class names and preprocessing come from its metadata), a TF-Slim Inception v3
+// checkpoint (V1 file, V2 prefix or .index; loaded by variable name into inception_v3 built from
+// the options), or `random:inception_v3` (seeded random weights: exercises the whole path, its
+// predictions mean nothing).
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { getRuntime } from '../gpu/runtime.ts';
+import type { Graph } from '../graph/ir.ts';
 import { Model } from '../graph/model.ts';
-import { INCEPTION_V3_MIN_INPUT } from '../graph/models/inception_v3.ts';
+import { INCEPTION_V3_MIN_INPUT, inceptionV3 } from '../graph/models/inception_v3.ts';
 import { readImage } from '../image/decode.ts';
-import { preprocessForEval } from '../image/preprocess.ts';
+import { CENTRAL_FRACTION, preprocessForEval } from '../image/preprocess.ts';
+import { describeLoad, loadIntoGraph, readCheckpoint } from '../import/load.ts';
+import { loadModel as loadModelFile } from '../import/safetensors.ts';
 import { UsageError } from './errors.ts';
 
 const USAGE =
@@ -24,15 +30,17 @@ const HELP = `usage: ${USAGE}
 Classifies PNG or JPEG images (format detected from the bytes) with Inception v3, after TF-Slim's
 eval preprocessing (central crop 0.875, bilinear resize, scale to [-1, 1]).
 
-  --model MODEL          random:inception_v3 (random weights, for trying the pipeline), or a model file
-  --labels FILE          one label per line, line i = class i ('N:label' lines as in TF-Slim's
+  --model MODEL          an incept model file (.safetensors, from 'incept weights fetch/convert'),
+                         a TF-Slim Inception v3 checkpoint (V1 file, V2 prefix or .index), or
+                         random:inception_v3 (random weights, for trying the pipeline)
+  --labels FILE          (default: the model file's class names) one label per line, line i = class i ('N:label' lines as in TF-Slim's
                          labels.txt are read by their index); for 1001-class models class 0 is
                          'background', and a 1000-line file is shifted by one to match
   --top K                classes to print per image (default 5)
   --json                 print [{"file", "top": [{"index", "label", "prob"}]}]
-  --input-size N         input height and width (default 299; at least ${INCEPTION_V3_MIN_INPUT})
-  --depth-multiplier X   thinner random model for quick runs (default 1)
-  --num-classes N        classes of a random model (default: the labels' count, else 1001)
+  --input-size N         input height and width (default: the model file's, else 299; at least ${INCEPTION_V3_MIN_INPUT})
+  --depth-multiplier X   checkpoint / random model: depth multiplier (default 1; thin random models run fast)
+  --num-classes N        checkpoint / random model: classes (default: the labels' count, else 1001)
   --batch N              images per forward pass (default 8)
   --seed N               seed of the random weights (default 0)`;
 
@@ -42,7 +50,8 @@ export interface ClassifyOptions {
   labels: string | null;
   top: number;
   json: boolean;
-  inputSize: number;
+  /** null: the model file's, else 299. */
+  inputSize: number | null;
   depthMultiplier: number;
   numClasses: number | null;
   batch: number;
@@ -77,7 +86,7 @@ export function parseClassifyArgs(argv: string[]): ClassifyOptions {
     labels: null,
     top: 5,
     json: false,
-    inputSize: 299,
+    inputSize: null,
     depthMultiplier: 1,
     numClasses: null,
     batch: 8,
@@ -178,31 +187,118 @@ function alignLabels(labels: Map<number, string>, classes: number, file: string)
   return labels;
 }
 
-async function loadModel(o: ClassifyOptions, labelCount: number | null): Promise<Model> {
+/** A model resolved on the host (no GPU yet): how to build it, and its data and metadata. */
+interface ModelSpec {
+  /** Said on stderr once the images are decoded. */
+  note: string | null;
+  build: (batch: number) => Graph;
+  /** The batch-1 graph holding loaded parameter data; null for random weights. */
+  loaded: Graph | null;
+  inputSize: number;
+  classes: string[] | null;
+  centralFraction: number;
+}
+
+const reason = (e: unknown) => (e as Error).message ?? String(e);
+
+/** Wraps a loader's error as a one-line user error that names the file. */
+function modelError(path: string, e: unknown): UsageError {
+  const msg = reason(e);
+  return new UsageError(msg.startsWith(path) ? msg : `${path}: ${msg}`);
+}
+
+/** safetensors: an 8-byte little-endian header length, then a JSON header. */
+function isSafetensors(path: string): boolean {
+  if (path.endsWith('.safetensors')) return true;
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(9);
+    return readSync(fd, head, 0, 9, 0) === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < 100_000_000n;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function resolveModel(o: ClassifyOptions, labelCount: number | null): ModelSpec {
+  const inceptionOpts = (inputSize: number) => ({
+    inputSize,
+    depthMultiplier: o.depthMultiplier,
+    numClasses: o.numClasses ?? labelCount ?? 1001,
+    // The aux head does not feed Predictions (and needs inputs >= 107); leave it out.
+    auxLogits: false,
+    seed: o.seed,
+  });
   if (o.model.startsWith('random:')) {
     const arch = o.model.slice('random:'.length);
     if (arch !== 'inception_v3') throw new UsageError(`classify: unknown random model '${arch}' (known: random:inception_v3)`);
-    process.stderr.write('incept: note: random:inception_v3 has random weights; its predictions are meaningless\n');
-    return Model.inceptionV3({
-      inputSize: o.inputSize,
-      depthMultiplier: o.depthMultiplier,
-      numClasses: o.numClasses ?? labelCount ?? 1001,
-      // The aux head does not change Predictions and needs inputs >= 107; leave it out.
-      auxLogits: false,
-      seed: o.seed,
-    });
+    const opts = inceptionOpts(o.inputSize ?? 299);
+    return {
+      note: 'random:inception_v3 has random weights; its predictions are meaningless',
+      build: (batch) => inceptionV3({ ...opts, batch }),
+      loaded: null,
+      inputSize: opts.inputSize,
+      classes: null,
+      centralFraction: CENTRAL_FRACTION,
+    };
   }
+
+  const path = o.model;
   let isFile = false;
   try {
-    isFile = statSync(o.model).isFile();
+    isFile = statSync(path).isFile();
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    throw new UsageError(`${o.model}: cannot read model (${code === 'ENOENT' ? 'no such file' : (e as Error).message})`);
+    // A V2 checkpoint is named by its prefix, which is no file itself.
+    if ((e as { code?: string }).code !== 'ENOENT') throw new UsageError(`${path}: cannot read model (${reason(e)})`);
   }
-  if (!isFile) throw new UsageError(`${o.model}: cannot read model (not a file)`);
-  throw new UsageError(
-    `${o.model}: loading model files is not supported yet (the checkpoint importer is not part of this build); use --model random:inception_v3`,
-  );
+  if (isFile && isSafetensors(path)) {
+    let file: ReturnType<typeof loadModelFile>;
+    try {
+      file = loadModelFile(path);
+    } catch (e) {
+      throw modelError(path, e);
+    }
+    const [h, w] = file.graph.inputs[0].shape.slice(1, 3);
+    if (o.inputSize !== null && (o.inputSize !== h || o.inputSize !== w)) {
+      throw new UsageError(`${path}: the model takes ${h}x${w} inputs; --input-size ${o.inputSize} does not fit it`);
+    }
+    if (h !== w) throw new UsageError(`${path}: the model takes ${h}x${w} inputs; classify handles square inputs only`);
+    const pre = file.meta.preprocessing;
+    if (pre && pre.kind !== undefined && pre.kind !== 'inception') {
+      throw new UsageError(`${path}: preprocessing '${String(pre.kind)}' is not supported (classify does TF-Slim's inception preprocessing)`);
+    }
+    const fraction = typeof pre?.centralFraction === 'number' ? pre.centralFraction : CENTRAL_FRACTION;
+    return { note: null, build: file.build, loaded: file.graph, inputSize: h, classes: file.meta.classes ?? null, centralFraction: fraction };
+  }
+
+  // A TensorFlow checkpoint: variables loaded by TF-Slim name into inception_v3 built from the options.
+  let ckpt: ReturnType<typeof readCheckpoint>;
+  try {
+    ckpt = readCheckpoint(path);
+  } catch (e) {
+    throw modelError(path, e);
+  }
+  const opts = inceptionOpts(o.inputSize ?? 299);
+  const graph = inceptionV3({ ...opts, batch: 1 });
+  let report: ReturnType<typeof loadIntoGraph>;
+  try {
+    report = loadIntoGraph(graph, ckpt);
+  } catch (e) {
+    throw modelError(path, e);
+  }
+  if (report.missing.length > 0) {
+    throw new UsageError(
+      `${path}: the checkpoint lacks ${report.missing.length} of inception_v3's parameters (${report.missing.slice(0, 3).join(', ')}, ...); ` +
+        'check --num-classes and --depth-multiplier',
+    );
+  }
+  return {
+    note: `${path}: ${describeLoad(report)}`,
+    build: (batch) => inceptionV3({ ...opts, batch }),
+    loaded: graph,
+    inputSize: opts.inputSize,
+    classes: null,
+    centralFraction: CENTRAL_FRACTION,
+  };
 }
 
 /** The k largest probabilities of one row, largest first (ties: lower index first). */
@@ -214,23 +310,26 @@ export function topK(probs: Float32Array, k: number): { index: number; prob: num
 
 /** Decodes, preprocesses and classifies; the result is in the order of `o.images`. */
 export async function classify(o: ClassifyOptions): Promise<Classification[]> {
-  const rawLabels = o.labels ? readLabels(o.labels) : null;
-  // Decode everything first: a bad file fails before the GPU starts.
-  const size = o.inputSize;
+  const fileLabels = o.labels ? readLabels(o.labels) : null;
+  const spec = resolveModel(o, fileLabels ? fileLabels.size : null);
+  // Decode everything before the GPU starts: a bad file fails fast.
+  const size = spec.inputSize;
   const inputs = o.images.map((file) => {
     try {
-      return preprocessForEval(readImage(file), size);
+      return preprocessForEval(readImage(file), size, { centralFraction: spec.centralFraction });
     } catch (e) {
-      throw new UsageError((e as Error).message);
+      throw new UsageError(reason(e));
     }
   });
 
-  const model = await loadModel(o, rawLabels ? rawLabels.size : null);
+  if (spec.note) process.stderr.write(`incept: note: ${spec.note}\n`);
+  const model = new Model(await getRuntime(), spec.build);
   try {
-    const [h, w] = model.inputShape;
-    if (h !== size || w !== size) throw new UsageError(`${o.model}: the model takes ${h}x${w} inputs, not ${size}x${size} (--input-size)`);
+    if (spec.loaded) for (const p of model.graph.params.values()) p.data = spec.loaded.param(p.name).data;
     const classes = model.shapeOf('Predictions')[1];
-    const labels = rawLabels && o.labels ? alignLabels(rawLabels, classes, o.labels) : null;
+    let labels: Map<number, string> | null = null;
+    if (fileLabels && o.labels) labels = alignLabels(fileLabels, classes, o.labels);
+    else if (spec.classes) labels = alignLabels(new Map(spec.classes.map((c, i) => [i, c])), classes, `${o.model} (its class names)`);
     const per = size * size * 3;
     const results: Classification[] = [];
     for (let start = 0; start < inputs.length; start += o.batch) {
