@@ -42,6 +42,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (argv) => (await import('./classify.ts')).classifyMain(argv),
   },
   weights: { summary: 'download TF-Slim checkpoints, convert them to model files, list variables', usage: 'incept weights <list|fetch|convert|inspect> ...', ownHelp: true, run: async (argv) => (await import('./weights.ts')).weightsMain(argv) },
+  partition: { summary: 'partition a disease taxonomy into training classes by image count (Esteva et al.)', usage: 'incept partition --taxonomy FILE --images MANIFEST [--max-images N] [--out FILE] [--json]', ownHelp: true, run: async (argv) => (await import('./partition.ts')).partitionMain(argv) },
   demo: {
     summary: 'classify a generated image with a small CNN (random weights for now)',
     usage: 'incept demo',
