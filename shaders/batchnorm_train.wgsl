@@ -12,7 +12,7 @@
 //           fwdFinalize  mean, rstd, moving statistics, and scale/shift for the next pass
 //           fwdNormalize y = act(z * scale + shift), into a channel slice of a wider output
 // Backward: bwdStats     sums of g and g * (z - mean), where g = dy masked by the activation
-//           bwdFinalize  dbeta, dgamma and per-channel coefficients a, b, c
+//           bwdFinalize  dBeta, dGamma and per-channel coefficients a, b, c
 //           bwdInput     dz = a * g + b * (z - mean) + c
 //
 // Sizes are in units of V (vec4<f32> when C and the slice strides and offsets are multiples of 4).
@@ -24,7 +24,7 @@ override ACT: u32 = 0u;                   // 0 none, 1 relu, 2 relu6
 override HAS_GAMMA: bool = false;         // TF-Slim's Inception BN has no gamma (scale=False)
 override UPDATE_MOVING: bool = true;
 override ACCUMULATE: bool = false;        // dz += ...
-override ACCUMULATE_PARAMS: bool = false; // dbeta, dgamma += ...
+override ACCUMULATE_PARAMS: bool = false; // dBeta, dGamma += ...
 override HAS_DBETA: bool = true;
 override HAS_DGAMMA: bool = false;
 
@@ -55,8 +55,8 @@ struct Params {
 // bwdFinalize
 @group(0) @binding(1) var<storage, read_write> wsB: array<V>;
 @group(0) @binding(2) var<storage, read> rstd: array<V>;
-@group(0) @binding(4) var<storage, read_write> dbeta: array<V>;
-@group(0) @binding(5) var<storage, read_write> dgamma: array<V>;
+@group(0) @binding(4) var<storage, read_write> dBeta: array<V>;
+@group(0) @binding(5) var<storage, read_write> dGamma: array<V>;
 
 fn linearId(wg: vec3u, nwg: vec3u, li: u32) -> u32 { return (wg.y * nwg.x + wg.x) * 64u + li; }
 
@@ -169,10 +169,10 @@ fn bwdFinalize(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: v
   let db = s1;      // sum of g
   let dg = s2 * rs; // sum of g * xhat
   if (HAS_DBETA) {
-    if (ACCUMULATE_PARAMS) { dbeta[k] += db; } else { dbeta[k] = db; }
+    if (ACCUMULATE_PARAMS) { dBeta[k] += db; } else { dBeta[k] = db; }
   }
   if (HAS_DGAMMA) {
-    if (ACCUMULATE_PARAMS) { dgamma[k] += dg; } else { dgamma[k] = dg; }
+    if (ACCUMULATE_PARAMS) { dGamma[k] += dg; } else { dGamma[k] = dg; }
   }
   // dz = gamma * rstd * (g - db / M - xhat * dg / M), xhat = (z - mean) * rstd.
   var a = rs;

@@ -3,14 +3,15 @@
 // forward and backward: the backward regenerates the same mask from (seed, step, index).
 //
 // RNG: the PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", JCGT 2020: one LCG
-// step then PCG's RXS-M-XS output permutation, a bijection on u32), keyed in two rounds so that
-// no step's stream is an index shift of another's:
-//   key = pcg(seed ^ pcg(step)),  h = pcg(pcg(i + key) ^ pcg(key + 1)),  u = (h >> 8) / 2^24.
+// step then PCG's RXS-M-XS output permutation, a bijection on u32). The key chains seed, stream
+// (which dropout layer: two layers in one step must not share a mask) and step; the index is
+// hashed in two keyed rounds so that no key's sequence is an index shift of another's:
+//   key = pcg(pcg(pcg(seed) ^ stream) ^ step),  h = pcg(pcg(i + key) ^ pcg(key + 1)),  u = (h >> 8) / 2^24.
 // The 24 high bits make u exact in f32, so the CPU reference reproduces every mask bit.
 override ACCUMULATE: bool = false;  // dst += ... (backward into a gradient with several consumers)
 override HAS_STEP_TENSOR: bool = false;
 
-struct Params { n: u32, seed: u32, step: u32, stepIndex: u32, keep: f32, invKeep: f32, _p0: u32, _p1: u32 }
+struct Params { n: u32, seed: u32, step: u32, stepIndex: u32, keep: f32, invKeep: f32, stream: u32, _p1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
@@ -26,7 +27,7 @@ fn pcg(v: u32) -> u32 {
 }
 
 fn keepScale(i: u32, step: u32) -> f32 {
-  let key = pcg(p.seed ^ pcg(step));
+  let key = pcg(pcg(pcg(p.seed) ^ p.stream) ^ step);
   let h = pcg(pcg(i + key) ^ pcg(key + 1u));
   let u = f32(h >> 8u) * (1.0 / 16777216.0);
   return select(0.0, p.invKeep, u < p.keep);

@@ -27,7 +27,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(5) var<storage, read_write> meanLoss: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dLogits: array<f32>;
 
 const GROUP: u32 = 256u;
 const LOWEST: f32 = -3.4e38;
@@ -41,7 +41,7 @@ fn weight(i: u32) -> f32 {
 }
 
 fn writeGrad(o: u32, d: f32) {
-  if (ACCUMULATE) { dlogits[o] += d; } else { dlogits[o] = d; }
+  if (ACCUMULATE) { dLogits[o] += d; } else { dLogits[o] = d; }
 }
 
 // Sums `mine` over the workgroup and writes the mean; every invocation must call it.

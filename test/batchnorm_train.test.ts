@@ -45,9 +45,9 @@ describe('batchnorm training: analytic backward vs finite differences (float64 C
           batchnormTrainRef(zz, shape, { ...p, beta, gamma }, attrs).y;
         const tol = { rtol: 1e-5, atol: 1e-7 };
         expectClose(ana.dz, numericGradient((zz) => fwd(zz, p.beta, p.gamma), z, r), tol, 'dz');
-        expectClose(ana.dbeta, numericGradient((b) => fwd(z, b, p.gamma), p.beta, r), tol, 'dbeta');
+        expectClose(ana.dBeta, numericGradient((b) => fwd(z, b, p.gamma), p.beta, r), tol, 'dBeta');
         const gamma = p.gamma ?? new Float32Array(c).fill(1);
-        expectClose(ana.dgamma, numericGradient((g) => fwd(z, p.beta, g), gamma, r), tol, 'dgamma');
+        expectClose(ana.dGamma, numericGradient((g) => fwd(z, p.beta, g), gamma, r), tol, 'dGamma');
       });
     }
   }
@@ -165,21 +165,21 @@ describe('batchnorm training backward on the GPU matches the analytic float64 re
       const priorDz = randomArray(m * c, 65);
       const priorP = randomArray(c, 66);
       const dz = upload(rt, priorDz, shape);
-      const dbeta = upload(rt, priorP, [c]);
-      const dgamma = cs.gamma ? upload(rt, priorP, [c]) : undefined;
+      const dBeta = upload(rt, priorP, [c]);
+      const dGamma = cs.gamma ? upload(rt, priorP, [c]) : undefined;
       run(
         rt,
         batchnormTrainBackwardDispatch(
           { dy, y, z: upload(rt, z, shape), mean: up(fwd.mean), rstd: up(fwd.rstd), gamma: p.gamma && up(p.gamma), workspace: empty(rt, batchnormTrainWorkspaceShape(shape)) },
-          { dz, dbeta, dgamma },
+          { dz, dBeta, dGamma },
           { activation: act, channelOffset: off, accumulate: cs.accumulate, accumulateParams: cs.accumulate },
         ),
       );
       const plus = (a: Float64Array, prior: Float32Array) => (cs.accumulate ? a.map((v, i) => v + prior[i]) : a);
       const tolOf = (a: Float64Array) => ({ rtol: 1e-3, atol: 2e-5 * Math.max(1, maxAbs(a)) });
       expectClose(await dz.read(), plus(ref.dz, priorDz), tolOf(ref.dz), 'dz');
-      expectClose(await dbeta.read(), plus(ref.dbeta, priorP), tolOf(ref.dbeta), 'dbeta');
-      if (dgamma) expectClose(await dgamma.read(), plus(ref.dgamma, priorP), tolOf(ref.dgamma), 'dgamma');
+      expectClose(await dBeta.read(), plus(ref.dBeta, priorP), tolOf(ref.dBeta), 'dBeta');
+      if (dGamma) expectClose(await dGamma.read(), plus(ref.dGamma, priorP), tolOf(ref.dGamma), 'dGamma');
     });
   }
 
@@ -194,14 +194,14 @@ describe('batchnorm training backward on the GPU matches the analytic float64 re
     const ref = batchnormTrainBackwardRef(dyA, z, shape, p, { activation: 'relu' });
     const up = (a: ArrayLike<number>, s: Shape = [c]) => upload(rt, Float32Array.from(a), s);
     const inputs = { dy: up(dyA, shape), y: up(fwd.y, shape), z: up(z, shape), mean: up(fwd.mean), rstd: up(fwd.rstd) };
-    const dbeta = empty(rt, [c]);
-    const ds = batchnormTrainBackwardDispatch({ ...inputs, workspace: empty(rt, batchnormTrainWorkspaceShape(shape)) }, { dbeta }, { activation: 'relu' });
+    const dBeta = empty(rt, [c]);
+    const ds = batchnormTrainBackwardDispatch({ ...inputs, workspace: empty(rt, batchnormTrainWorkspaceShape(shape)) }, { dBeta }, { activation: 'relu' });
     expect(ds.length).toBe(2);
     run(rt, ds);
-    expectClose(await dbeta.read(), ref.dbeta, { rtol: 1e-4, atol: 1e-4 }, 'dbeta only');
+    expectClose(await dBeta.read(), ref.dBeta, { rtol: 1e-4, atol: 1e-4 }, 'dBeta only');
     const eager = batchnormTrainBackward(inputs, { activation: 'relu' });
     expectClose(await eager.dz.read(), ref.dz, { rtol: 1e-3, atol: 1e-4 }, 'eager dz');
-    expect(() => batchnormTrainBackwardDispatch({ ...inputs, y: undefined, workspace: empty(rt, [1000]) }, { dbeta }, { activation: 'relu' })).toThrow(
+    expect(() => batchnormTrainBackwardDispatch({ ...inputs, y: undefined, workspace: empty(rt, [1000]) }, { dBeta }, { activation: 'relu' })).toThrow(
       /activation relu needs the forward output y/,
     );
   });

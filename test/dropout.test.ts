@@ -13,24 +13,25 @@ describe('dropout (training mode, counter-based RNG)', () => {
     const rt = await getRuntime();
     const n = 10007;
     const ones = upload(rt, new Float32Array(n).fill(1), [n]);
-    for (const [seed, step, keep] of [[1, 0, 0.8], [0xdeadbeef, 12345, 0.5], [7, 4294967295, 0.1]]) {
-      const y = await dropoutTrain(ones, { keepProb: keep, seed, step }).read();
-      const mask = dropoutMaskRef(n, seed, step, keep);
+    for (const [seed, step, keep, stream] of [[1, 0, 0.8, 0], [0xdeadbeef, 12345, 0.5, 3], [7, 4294967295, 0.1, 4294967295]]) {
+      const y = await dropoutTrain(ones, { keepProb: keep, seed, step, stream }).read();
+      const mask = dropoutMaskRef(n, seed, step, keep, stream);
       const got = Uint8Array.from(y, (v) => (v !== 0 ? 1 : 0));
-      expect(Buffer.from(got).equals(Buffer.from(mask)), `mask seed ${seed} step ${step}`).toBe(true);
-      expectClose(y, dropoutRef(new Float32Array(n).fill(1), seed, step, keep), { rtol: 1e-6, atol: 0 }, 'scaled values');
+      expect(Buffer.from(got).equals(Buffer.from(mask)), `mask seed ${seed} step ${step} stream ${stream}`).toBe(true);
+      expectClose(y, dropoutRef(new Float32Array(n).fill(1), seed, step, keep, stream), { rtol: 1e-6, atol: 0 }, 'scaled values');
     }
   });
 
-  it('keeps a fraction keepProb, independently across elements and steps', () => {
+  it('keeps a fraction keepProb, independently across elements, steps, seeds and streams', () => {
     const n = 200000;
     const p = 0.8;
     const a = dropoutMaskRef(n, 42, 0, p);
     const b = dropoutMaskRef(n, 42, 1, p);
     const c = dropoutMaskRef(n, 43, 0, p);
+    const d = dropoutMaskRef(n, 42, 0, p, 1);
     const frac = (m: Uint8Array) => m.reduce((s, v) => s + v, 0) / n;
     const sigma = Math.sqrt((p * (1 - p)) / n);
-    for (const m of [a, b, c]) expect(Math.abs(frac(m) - p)).toBeLessThan(5 * sigma);
+    for (const m of [a, b, c, d]) expect(Math.abs(frac(m) - p)).toBeLessThan(5 * sigma);
     // Two independent masks agree where both keep with probability p^2; neighbours likewise.
     const both = (x: Uint8Array, y: Uint8Array, shift = 0) => {
       let s = 0;
@@ -40,6 +41,7 @@ describe('dropout (training mode, counter-based RNG)', () => {
     const sigma2 = Math.sqrt((p * p * (1 - p * p)) / n);
     expect(Math.abs(both(a, b) - p * p), 'step s vs s+1').toBeLessThan(5 * sigma2);
     expect(Math.abs(both(a, c) - p * p), 'seed 42 vs 43').toBeLessThan(5 * sigma2);
+    expect(Math.abs(both(a, d) - p * p), 'stream 0 vs 1').toBeLessThan(5 * sigma2);
     expect(Math.abs(both(a, a, 1) - p * p), 'neighbouring elements').toBeLessThan(5 * sigma2);
     expect(Math.abs(both(a, b, 1) - p * p), 'shifted across steps').toBeLessThan(5 * sigma2);
   });
@@ -69,7 +71,7 @@ describe('dropout (training mode, counter-based RNG)', () => {
     expectClose(analytic, fd, { rtol: 1e-7, atol: 1e-9 }, 'analytic vs FD');
     const prior = randomArray(n, 3);
     const dx = upload(rt, prior, [n]);
-    run(rt, [dropoutBackwardDispatch(upload(rt, r, [n]), dx, attrs, true)]);
+    run(rt, [dropoutBackwardDispatch(upload(rt, r, [n]), dx, { ...attrs, accumulate: true })]);
     expectClose(await dx.read(), analytic.map((v, i) => v + prior[i]), { rtol: 1e-6, atol: 1e-7 }, 'dx accumulated');
     const inPlace = upload(rt, x, [n]);
     run(rt, [dropoutForwardDispatch(inPlace, inPlace, attrs)]);

@@ -33,7 +33,7 @@ describe('softmax cross-entropy', () => {
       const labels = randomLabels(n, k, 2);
       const a = { ...attrs, weights: 'weighted' in attrs ? randomArray(n, 3, 0, 2) : undefined };
       const fd = numericGradient((v) => [softmaxCrossEntropyRef(v, [n, k], labels, a).mean], x, [1]);
-      expectClose(softmaxCrossEntropyRef(x, [n, k], labels, a).dlogits, fd, { rtol: 1e-6, atol: 1e-9 }, 'dlogits vs FD');
+      expectClose(softmaxCrossEntropyRef(x, [n, k], labels, a).dLogits, fd, { rtol: 1e-6, atol: 1e-9 }, 'dLogits vs FD');
     });
   }
 
@@ -52,26 +52,26 @@ describe('softmax cross-entropy', () => {
       const w = opts.weighted ? randomArray(n, 9, 0, 2) : undefined;
       const ref = softmaxCrossEntropyRef(x, shape, labels, { ...opts, weights: w });
       const prior = randomArray(n * k, 10);
-      const out = { losses: empty(rt, [n]), mean: upload(rt, [5, 5, 5], [3]), meanIndex: 1, dlogits: upload(rt, prior, shape) };
+      const out = { losses: empty(rt, [n]), mean: upload(rt, [5, 5, 5], [3]), meanIndex: 1, dLogits: upload(rt, prior, shape) };
       run(rt, [softmaxCrossEntropyDispatch(upload(rt, x, shape), upload(rt, labels, [n]), out, { ...opts, weights: w && upload(rt, w, [n]) })]);
       expectClose(await out.losses.read(), ref.losses, { rtol: 1e-5, atol: 1e-5 }, 'losses');
       expectClose(await out.mean.read(), [5, ref.mean, 5], { rtol: 1e-5, atol: 1e-6 }, 'mean');
-      const want = opts.accumulate ? ref.dlogits.map((v, i) => v + prior[i]) : ref.dlogits;
-      expectClose(await out.dlogits.read(), want, { rtol: 1e-4, atol: 1e-7 }, 'dlogits');
+      const want = opts.accumulate ? ref.dLogits.map((v, i) => v + prior[i]) : ref.dLogits;
+      expectClose(await out.dLogits.read(), want, { rtol: 1e-4, atol: 1e-7 }, 'dLogits');
     });
   }
 
   it('an out-of-range label gives a NaN loss and a zero gradient row; eager wrapper; shape errors', async () => {
     const rt = await getRuntime();
     const x = randomArray(12, 1);
-    const { losses, mean, dlogits } = softmaxCrossEntropy(upload(rt, x, [3, 4]), upload(rt, Int32Array.from([1, 4, -1]), [3]));
+    const { losses, mean, dLogits } = softmaxCrossEntropy(upload(rt, x, [3, 4]), upload(rt, Int32Array.from([1, 4, -1]), [3]));
     const l = await losses.read();
     expect(Number.isNaN(l[1]) && Number.isNaN(l[2]) && Number.isFinite(l[0])).toBe(true);
     expect(Number.isNaN((await mean.read())[0])).toBe(true);
-    expect(Array.from((await dlogits.read()).slice(4))).toEqual(new Array(8).fill(0));
+    expect(Array.from((await dLogits.read()).slice(4))).toEqual(new Array(8).fill(0));
     const ok = upload(rt, x, [3, 4]);
-    expect(() => softmaxCrossEntropyDispatch(ok, upload(rt, Int32Array.from([1, 2]), [2]), { dlogits: ok })).toThrow(/labels \[2\] do not give one label per row of logits \[3,4\]/);
-    expect(() => softmaxCrossEntropyDispatch(ok, upload(rt, [1, 2, 3], [3]), { dlogits: empty(rt, [3, 4]) })).toThrow(/must be int32/);
+    expect(() => softmaxCrossEntropyDispatch(ok, upload(rt, Int32Array.from([1, 2]), [2]), { dLogits: ok })).toThrow(/labels \[2\] do not give one label per row of logits \[3,4\]/);
+    expect(() => softmaxCrossEntropyDispatch(ok, upload(rt, [1, 2, 3], [3]), { dLogits: empty(rt, [3, 4]) })).toThrow(/must be int32/);
   });
 });
 
@@ -81,7 +81,7 @@ describe('sigmoid binary cross-entropy', () => {
     const t = randomArray(9, 2, 0, 1); // soft labels
     const a = { labelSmoothing: 0.1, scale: 2, weights: randomArray(9, 3, 0, 2) };
     const fd = numericGradient((v) => [sigmoidCrossEntropyRef(v, t, a).mean], x, [1]);
-    expectClose(sigmoidCrossEntropyRef(x, t, a).dlogits, fd, { rtol: 1e-6, atol: 1e-10 }, 'dlogits vs FD');
+    expectClose(sigmoidCrossEntropyRef(x, t, a).dLogits, fd, { rtol: 1e-6, atol: 1e-10 }, 'dLogits vs FD');
   });
 
   for (const intLabels of [false, true]) {
@@ -97,11 +97,11 @@ describe('sigmoid binary cross-entropy', () => {
       const w = randomArray(n, 6, 0, 1);
       const opts = { labelSmoothing: 0.05, scale: 0.5 };
       const ref = sigmoidCrossEntropyRef(x, labelsArr, { ...opts, weights: w });
-      const out = { losses: empty(rt, [n]), mean: empty(rt, [1]), dlogits: empty(rt, [n, 1]) };
+      const out = { losses: empty(rt, [n]), mean: empty(rt, [1]), dLogits: empty(rt, [n, 1]) };
       run(rt, [sigmoidCrossEntropyDispatch(upload(rt, x, [n, 1]), labels, out, { ...opts, weights: upload(rt, w, [n]) })]);
       expectClose(await out.losses.read(), ref.losses, { rtol: 1e-5, atol: 1e-6 }, 'losses');
       expectClose(await out.mean.read(), [ref.mean], { rtol: 1e-5, atol: 1e-7 }, 'mean');
-      expectClose(await out.dlogits.read(), ref.dlogits, { rtol: 1e-5, atol: 1e-9 }, 'dlogits');
+      expectClose(await out.dLogits.read(), ref.dLogits, { rtol: 1e-5, atol: 1e-9 }, 'dLogits');
     });
   }
 

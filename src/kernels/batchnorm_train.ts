@@ -10,8 +10,8 @@
 // Bessel-corrected batch variance that slim then averages into moving_variance.
 //
 // Backward, given dy and the forward output y (both readable from channel slices; y gives the
-// ReLU/ReLU6 mask), z, mean and rstd: dbeta = sum g, dgamma = sum g * xhat (g = masked dy,
-// xhat = (z - mean) * rstd) and dz = gamma * rstd * (g - dbeta / M - xhat * dgamma / M).
+// ReLU/ReLU6 mask), z, mean and rstd: dBeta = sum g, dGamma = sum g * xhat (g = masked dy,
+// xhat = (z - mean) * rstd) and dz = gamma * rstd * (g - dBeta / M - xhat * dGamma / M).
 //
 // Each direction is three dispatches (stats, finalize, elementwise; see shaders/batchnorm_train.wgsl)
 // sharing a caller-owned workspace of batchnormTrainWorkspaceShape(z) floats.
@@ -141,8 +141,8 @@ export interface BatchnormBackwardInputs {
 
 export interface BatchnormBackwardOutputs {
   dz?: Tensor; // absent: no gradient flows below this layer (the elementwise pass is skipped)
-  dbeta?: Tensor;
-  dgamma?: Tensor;
+  dBeta?: Tensor;
+  dGamma?: Tensor;
 }
 
 export interface BatchnormBackwardAttrs {
@@ -150,10 +150,10 @@ export interface BatchnormBackwardAttrs {
   channelOffset?: number; // dy and y are channel slices starting here
   yChannelOffset?: number; // y's own offset, when it differs from dy's
   accumulate?: boolean; // dz += ...
-  accumulateParams?: boolean; // dbeta, dgamma += ...
+  accumulateParams?: boolean; // dBeta, dGamma += ...
 }
 
-/** The backward dispatches: stats, finalize (dbeta, dgamma), and dz when asked for. */
+/** The backward dispatches: stats, finalize (dBeta, dGamma), and dz when asked for. */
 export function batchnormTrainBackwardDispatch(
   inputs: BatchnormBackwardInputs,
   outputs: BatchnormBackwardOutputs,
@@ -161,13 +161,13 @@ export function batchnormTrainBackwardDispatch(
 ): Dispatch[] {
   const op = 'batchnormTrainBackward';
   const { dy, z, mean, rstd, gamma, workspace } = inputs;
-  const { dz, dbeta, dgamma } = outputs;
+  const { dz, dBeta, dGamma } = outputs;
   const { rows: m, channels: c } = geometry(op, z.shape);
   const act = attrs.activation ?? 'none';
   if (act !== 'none' && !inputs.y) throw new Error(`${op}: activation ${act} needs the forward output y for its mask`);
-  if (!dz && !dbeta && !dgamma) throw new Error(`${op}: no output asked for (dz, dbeta, dgamma all absent)`);
+  if (!dz && !dBeta && !dGamma) throw new Error(`${op}: no output asked for (dz, dBeta, dGamma all absent)`);
   if (dz && dz.size !== z.size) throw new Error(`${op}: dz ${shapeString(dz.shape)} differs from z ${shapeString(z.shape)}`);
-  checkPerChannel(op, c, { mean, rstd, gamma, dbeta, dgamma });
+  checkPerChannel(op, c, { mean, rstd, gamma, dBeta, dGamma });
   checkWorkspace(op, workspace, z.shape);
   const dySlice = channelSlice(op, 'dy', dy, m, c, attrs.channelOffset ?? 0);
   const y = inputs.y ?? dy;
@@ -183,8 +183,8 @@ export function batchnormTrainBackwardDispatch(
     constants: {
       ACT: ACT_CODE[act],
       HAS_GAMMA: gamma ? 1 : 0,
-      HAS_DBETA: dbeta ? 1 : 0,
-      HAS_DGAMMA: dgamma ? 1 : 0,
+      HAS_DBETA: dBeta ? 1 : 0,
+      HAS_DGAMMA: dGamma ? 1 : 0,
       ACCUMULATE: attrs.accumulate ? 1 : 0,
       ACCUMULATE_PARAMS: attrs.accumulateParams ? 1 : 0,
     },
@@ -198,7 +198,7 @@ export function batchnormTrainBackwardDispatch(
       label: `${label} finalize`,
       pipeline: pipeline('bwdFinalize'),
       params: uniform,
-      buffers: [ws, rstd.binding, (gamma ?? rstd).binding, dbeta?.binding ?? placeholder(z.rt, 0), dgamma?.binding ?? placeholder(z.rt, 1)],
+      buffers: [ws, rstd.binding, (gamma ?? rstd).binding, dBeta?.binding ?? placeholder(z.rt, 0), dGamma?.binding ?? placeholder(z.rt, 1)],
       workgroups: groups(cv),
     },
   ];
@@ -230,20 +230,20 @@ export function batchnormTrain(
   return { y, mean, rstd };
 }
 
-/** Eager backward on whole tensors: new dz, dbeta and (with gamma) dgamma. */
+/** Eager backward on whole tensors: new dz, dBeta and (with gamma) dGamma. */
 export function batchnormTrainBackward(
   inputs: Omit<BatchnormBackwardInputs, 'workspace'>,
   attrs: Omit<BatchnormBackwardAttrs, 'accumulate' | 'accumulateParams'> = {},
-): { dz: Tensor; dbeta: Tensor; dgamma?: Tensor } {
+): { dz: Tensor; dBeta: Tensor; dGamma?: Tensor } {
   const { z } = inputs;
   const { channels: c } = geometry('batchnormTrainBackward', z.shape);
   const dz = empty(z.rt, z.shape, 'float32', 'batchnormTrainBackward dz');
-  const dbeta = empty(z.rt, [c], 'float32', 'dbeta');
-  const dgamma = inputs.gamma ? empty(z.rt, [c], 'float32', 'dgamma') : undefined;
+  const dBeta = empty(z.rt, [c], 'float32', 'dBeta');
+  const dGamma = inputs.gamma ? empty(z.rt, [c], 'float32', 'dGamma') : undefined;
   const workspace = empty(z.rt, batchnormTrainWorkspaceShape(z.shape), 'float32', 'batchnormTrainBackward workspace');
-  run(z.rt, batchnormTrainBackwardDispatch({ ...inputs, workspace }, { dz, dbeta, dgamma }, attrs));
+  run(z.rt, batchnormTrainBackwardDispatch({ ...inputs, workspace }, { dz, dBeta, dGamma }, attrs));
   workspace.dispose();
-  return { dz, dbeta, dgamma };
+  return { dz, dBeta, dGamma };
 }
 
 // ---- float64 CPU references (tests only) ----
@@ -295,18 +295,18 @@ export function batchnormTrainBackwardRef(
     const y = fwd.y[i];
     return act === 'relu' ? (y > 0 ? v : 0) : act === 'relu6' ? (y > 0 && y < 6 ? v : 0) : v;
   });
-  const dbeta = new Float64Array(c);
-  const dgamma = new Float64Array(c);
+  const dBeta = new Float64Array(c);
+  const dGamma = new Float64Array(c);
   for (let i = 0; i < m * c; i++) {
     const k = i % c;
-    dbeta[k] += g[i];
-    dgamma[k] += g[i] * (z[i] - fwd.mean[k]) * fwd.rstd[k];
+    dBeta[k] += g[i];
+    dGamma[k] += g[i] * (z[i] - fwd.mean[k]) * fwd.rstd[k];
   }
   const dz = new Float64Array(m * c);
   for (let i = 0; i < m * c; i++) {
     const k = i % c;
     const xhat = (z[i] - fwd.mean[k]) * fwd.rstd[k];
-    dz[i] = (params.gamma ? params.gamma[k] : 1) * fwd.rstd[k] * (g[i] - dbeta[k] / m - (xhat * dgamma[k]) / m);
+    dz[i] = (params.gamma ? params.gamma[k] : 1) * fwd.rstd[k] * (g[i] - dBeta[k] / m - (xhat * dGamma[k]) / m);
   }
-  return { dz, dbeta, dgamma };
+  return { dz, dBeta, dGamma };
 }

@@ -1,6 +1,7 @@
-// Dropout in training mode: y = x / keepProb where u(seed, step, i) < keepProb, else 0, with a
-// counter-based GPU RNG (the PCG hash keyed by seed and step; see shaders/dropout.wgsl), so the
-// backward regenerates the forward's mask from the same (seed, step) and no mask buffer exists.
+// Dropout in training mode: y = x / keepProb where u(seed, stream, step, i) < keepProb, else 0,
+// with a counter-based GPU RNG (the PCG hash keyed by seed, stream and step; see
+// shaders/dropout.wgsl), so the backward regenerates the forward's mask from the same attributes
+// and no mask buffer exists. `stream` tells dropout layers of one step apart.
 // At inference dropout is the identity (shape.ts `dropout`; a graph aliases its output).
 //
 // The step can change every training step without re-recording: it is `step` (baked into the
@@ -13,9 +14,11 @@ import { placeholder } from './train_util.ts';
 export interface DropoutAttrs {
   keepProb: number; // in (0, 1]; TF-Slim Inception v3 uses 0.8 before the logits
   seed: number; // u32
+  stream?: number; // u32: which dropout layer (default 0); layers of one step need distinct streams
   step?: number; // u32, added to stepTensor's value when both are given
   stepTensor?: Tensor; // read as u32 at stepIndex
   stepIndex?: number;
+  accumulate?: boolean; // backward only: dx += ...
 }
 
 function check(op: string, a: Tensor, b: Tensor, attrs: DropoutAttrs): void {
@@ -30,6 +33,7 @@ function check(op: string, a: Tensor, b: Tensor, attrs: DropoutAttrs): void {
 const sameRange = (a: Tensor, b: Tensor) => a.buffer === b.buffer && a.byteOffset === b.byteOffset;
 
 function dropoutDispatch(op: string, src: Tensor, dst: Tensor, attrs: DropoutAttrs, accumulate: boolean): Dispatch {
+  if (attrs.accumulate && !accumulate) throw new Error(`${op}: accumulate is for the backward`);
   check(op, src, dst, attrs);
   const inPlace = sameRange(src, dst);
   if (inPlace && accumulate) throw new Error(`${op}: cannot accumulate in place`);
@@ -45,7 +49,7 @@ function dropoutDispatch(op: string, src: Tensor, dst: Tensor, attrs: DropoutAtt
     params: new Params()
       .u32(n, attrs.seed >>> 0, (attrs.step ?? 0) >>> 0, attrs.stepIndex ?? 0)
       .f32(attrs.keepProb, 1 / attrs.keepProb)
-      .u32(0, 0)
+      .u32((attrs.stream ?? 0) >>> 0, 0)
       .build(),
     buffers: inPlace ? [dst.binding, stepBinding] : [src.binding, dst.binding, stepBinding],
     workgroups: grid(src.rt, Math.ceil(n / 256)),
@@ -57,9 +61,9 @@ export function dropoutForwardDispatch(x: Tensor, y: Tensor, attrs: DropoutAttrs
   return dropoutDispatch('dropout', x, y, attrs, false);
 }
 
-/** dx = dy masked and scaled exactly as the forward of the same (seed, step); `accumulate` adds. */
-export function dropoutBackwardDispatch(dy: Tensor, dx: Tensor, attrs: DropoutAttrs, accumulate = false): Dispatch {
-  return dropoutDispatch('dropoutBackward', dy, dx, attrs, accumulate);
+/** dx = dy masked and scaled exactly as the forward with the same attributes; `accumulate` adds. */
+export function dropoutBackwardDispatch(dy: Tensor, dx: Tensor, attrs: DropoutAttrs): Dispatch {
+  return dropoutDispatch('dropoutBackward', dy, dx, attrs, attrs.accumulate ?? false);
 }
 
 /** Eager training-mode dropout (a new tensor). */
@@ -77,9 +81,9 @@ function pcg(v: number): number {
   return ((word >>> 22) ^ word) >>> 0;
 }
 
-/** The keep mask of n elements for (seed, step): 1 kept, 0 dropped. */
-export function dropoutMaskRef(n: number, seed: number, step: number, keepProb: number): Uint8Array {
-  const key = pcg((seed ^ pcg(step >>> 0)) >>> 0);
+/** The keep mask of n elements for (seed, step, stream): 1 kept, 0 dropped. */
+export function dropoutMaskRef(n: number, seed: number, step: number, keepProb: number, stream = 0): Uint8Array {
+  const key = pcg((pcg((pcg(seed >>> 0) ^ stream) >>> 0) ^ step) >>> 0);
   const k2 = pcg((key + 1) >>> 0);
   const keep = Math.fround(keepProb);
   const mask = new Uint8Array(n);
@@ -90,7 +94,7 @@ export function dropoutMaskRef(n: number, seed: number, step: number, keepProb: 
   return mask;
 }
 
-export function dropoutRef(x: ArrayLike<number>, seed: number, step: number, keepProb: number): Float64Array {
-  const mask = dropoutMaskRef(x.length, seed, step, keepProb);
+export function dropoutRef(x: ArrayLike<number>, seed: number, step: number, keepProb: number, stream = 0): Float64Array {
+  const mask = dropoutMaskRef(x.length, seed, step, keepProb, stream);
   return Float64Array.from(x, (v, i) => (mask[i] ? v / Math.fround(keepProb) : 0));
 }

@@ -21,14 +21,14 @@ export interface LossAttrs {
   labelSmoothing?: number; // eps, default 0
   scale?: number; // loss weight on the mean and the gradient, default 1
   weights?: Tensor; // [N] per-example weights
-  accumulate?: boolean; // dlogits += ...
+  accumulate?: boolean; // dLogits += ...
 }
 
 export interface LossOutputs {
   losses?: Tensor; // [N] per-example (unweighted) losses
   mean?: Tensor; // the weighted mean lands at mean[meanIndex]
   meanIndex?: number;
-  dlogits?: Tensor; // the logits' shape
+  dLogits?: Tensor; // the logits' shape
 }
 
 /** Rows of logits [..., K] for softmax cross-entropy; the error names the shapes. */
@@ -54,11 +54,11 @@ export function sigmoidCrossEntropyShape(logits: readonly number[], labels: read
 
 function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor, n: number, k: number, out: LossOutputs, attrs: LossAttrs): Dispatch {
   const rt = logits.rt;
-  const { losses, mean, dlogits, weights } = { ...out, weights: attrs.weights };
-  if (!losses && !mean && !dlogits) throw new Error(`${op}: no output asked for (losses, mean, dlogits all absent)`);
+  const { losses, mean, dLogits, weights } = { ...out, weights: attrs.weights };
+  if (!losses && !mean && !dLogits) throw new Error(`${op}: no output asked for (losses, mean, dLogits all absent)`);
   if (weights && weights.size !== n) throw new Error(`${op}: weights ${shapeString(weights.shape)} do not give one weight per example (${n})`);
   if (losses && losses.size !== n) throw new Error(`${op}: losses ${shapeString(losses.shape)} do not hold ${n} per-example values`);
-  if (dlogits && dlogits.size !== logits.size) throw new Error(`${op}: dlogits ${shapeString(dlogits.shape)} differs from logits ${shapeString(logits.shape)}`);
+  if (dLogits && dLogits.size !== logits.size) throw new Error(`${op}: dLogits ${shapeString(dLogits.shape)} differs from logits ${shapeString(logits.shape)}`);
   const meanIndex = out.meanIndex ?? 0;
   if (mean && meanIndex >= mean.size) throw new Error(`${op}: mean ${shapeString(mean.shape)} has no element ${meanIndex}`);
   const eps = attrs.labelSmoothing ?? 0;
@@ -72,7 +72,7 @@ function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor,
         HAS_WEIGHTS: weights ? 1 : 0,
         HAS_LOSSES: losses ? 1 : 0,
         HAS_MEAN: mean ? 1 : 0,
-        HAS_GRAD: dlogits ? 1 : 0,
+        HAS_GRAD: dLogits ? 1 : 0,
         ACCUMULATE: attrs.accumulate ? 1 : 0,
       },
     },
@@ -86,13 +86,13 @@ function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor,
       (weights ?? logits).binding,
       losses?.binding ?? placeholder(rt, 0),
       mean?.binding ?? placeholder(rt, 1),
-      dlogits?.binding ?? placeholder(rt, 2),
+      dLogits?.binding ?? placeholder(rt, 2),
     ],
     workgroups: [1, 1, 1],
   };
 }
 
-/** Softmax cross-entropy with integer labels: per-example losses, weighted mean and dlogits in one dispatch. */
+/** Softmax cross-entropy with integer labels: per-example losses, weighted mean and dLogits in one dispatch. */
 export function softmaxCrossEntropyDispatch(logits: Tensor, labels: Tensor, out: LossOutputs, attrs: LossAttrs = {}): Dispatch {
   const { n, k } = softmaxCrossEntropyShape(logits.shape, labels.shape);
   if (labels.dtype !== 'int32') throw new Error(`softmaxCrossEntropy: labels ${shapeString(labels.shape)} are ${labels.dtype}; class indices must be int32`);
@@ -106,17 +106,17 @@ export function sigmoidCrossEntropyDispatch(logits: Tensor, labels: Tensor, out:
   return lossDispatch('sigmoidCrossEntropy', entry, logits, labels, n, 1, out, attrs);
 }
 
-/** Eager: { losses [N], mean [1], dlogits }. */
+/** Eager: { losses [N], mean [1], dLogits }. */
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, attrs: Omit<LossAttrs, 'accumulate'> = {}) {
   const { n } = softmaxCrossEntropyShape(logits.shape, labels.shape);
-  const out = { losses: empty(logits.rt, [n]), mean: empty(logits.rt, [1]), dlogits: empty(logits.rt, logits.shape) };
+  const out = { losses: empty(logits.rt, [n]), mean: empty(logits.rt, [1]), dLogits: empty(logits.rt, logits.shape) };
   run(logits.rt, [softmaxCrossEntropyDispatch(logits, labels, out, attrs)]);
   return out;
 }
 
 export function sigmoidCrossEntropy(logits: Tensor, labels: Tensor, attrs: Omit<LossAttrs, 'accumulate'> = {}) {
   const { n } = sigmoidCrossEntropyShape(logits.shape, labels.shape);
-  const out = { losses: empty(logits.rt, [n]), mean: empty(logits.rt, [1]), dlogits: empty(logits.rt, logits.shape) };
+  const out = { losses: empty(logits.rt, [n]), mean: empty(logits.rt, [1]), dLogits: empty(logits.rt, logits.shape) };
   run(logits.rt, [sigmoidCrossEntropyDispatch(logits, labels, out, attrs)]);
   return out;
 }
@@ -204,7 +204,7 @@ export function softmaxCrossEntropyRef(
   const eps = attrs.labelSmoothing ?? 0;
   const scale = attrs.scale ?? 1;
   const losses = new Float64Array(n);
-  const dlogits = new Float64Array(n * k);
+  const dLogits = new Float64Array(n * k);
   let mean = 0;
   for (let i = 0; i < n; i++) {
     const row = Array.from({ length: k }, (_, j) => logits[i * k + j]);
@@ -217,9 +217,9 @@ export function softmaxCrossEntropyRef(
     const t = row.map((_, j) => (j === label ? 1 - eps : 0) + eps / k);
     losses[i] = valid ? -t.reduce((a, tj, j) => a + tj * logp[j], 0) : NaN;
     mean += (w * losses[i]) / n;
-    for (let j = 0; j < k; j++) dlogits[i * k + j] = valid ? (scale * w * (Math.exp(logp[j]) - t[j])) / n : 0;
+    for (let j = 0; j < k; j++) dLogits[i * k + j] = valid ? (scale * w * (Math.exp(logp[j]) - t[j])) / n : 0;
   }
-  return { losses, mean: mean * scale, dlogits };
+  return { losses, mean: mean * scale, dLogits };
 }
 
 export function sigmoidCrossEntropyRef(
@@ -231,7 +231,7 @@ export function sigmoidCrossEntropyRef(
   const eps = attrs.labelSmoothing ?? 0;
   const scale = attrs.scale ?? 1;
   const losses = new Float64Array(n);
-  const dlogits = new Float64Array(n);
+  const dLogits = new Float64Array(n);
   let mean = 0;
   for (let i = 0; i < n; i++) {
     const x = logits[i];
@@ -239,7 +239,7 @@ export function sigmoidCrossEntropyRef(
     const w = attrs.weights ? attrs.weights[i] : 1;
     losses[i] = Math.max(x, 0) - x * t + Math.log1p(Math.exp(-Math.abs(x)));
     mean += (w * losses[i]) / n;
-    dlogits[i] = (scale * w * (1 / (1 + Math.exp(-x)) - t)) / n;
+    dLogits[i] = (scale * w * (1 / (1 + Math.exp(-x)) - t)) / n;
   }
-  return { losses, mean: mean * scale, dlogits };
+  return { losses, mean: mean * scale, dLogits };
 }
