@@ -230,5 +230,7 @@ export function writeTar(entries: TarWriteEntry[]): Uint8Array {
     blocks.push(h, data, new Uint8Array((BLOCK - (data.length % BLOCK)) % BLOCK));
   }
   blocks.push(new Uint8Array(2 * BLOCK));
-  return Buffer.concat(blocks);
+  const out = Buffer.concat(blocks);
+  // A plain Uint8Array view: its slice() copies (a Buffer's would not).
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
