@@ -100,6 +100,24 @@ describe('not a checkpoint', () => {
   });
 });
 
+describe('finding a checkpoint', () => {
+  it('a state file naming a path on the training machine resolves next to it; V1 shards are found by prefix', () => {
+    const d = tmpDir();
+    const t: Checkpoint = new Map([['w', { dtype: 'float32', shape: [2], data: Float32Array.of(1, 2) }]]);
+    writeCheckpointV2(join(d, 'model.ckpt-1000'), t);
+    writeFileSync(join(d, 'checkpoint'), 'model_checkpoint_path: "/home/someone/train/model.ckpt-1000"\n');
+    expect(resolveCheckpoint(d)).toMatchObject({ format: 'V2', path: join(d, 'model.ckpt-1000') });
+    expect(readCheckpoint(d).get('w')!.data).toEqual(Float32Array.of(1, 2));
+    // A sharded V1 save: X-00000-of-00002, X-00001-of-00002.
+    writeCheckpointV1(join(d, 'v1.ckpt-00000-of-00002'), [['a', { shape: [1], data: Float32Array.of(3) }]]);
+    writeCheckpointV1(join(d, 'v1.ckpt-00001-of-00002'), [['b', { shape: [1], data: Float32Array.of(4) }]]);
+    expect(resolveCheckpoint(join(d, 'v1.ckpt')).files.length).toBe(2);
+    expect([...readCheckpoint(join(d, 'v1.ckpt')).keys()]).toEqual(['a', 'b']);
+    rmSync(join(d, 'v1.ckpt-00001-of-00002'));
+    expect(() => readCheckpoint(join(d, 'v1.ckpt'))).toThrow(/v1\.ckpt: found 1 of 2 V1 checkpoint shards/);
+  });
+});
+
 describe('OrderedCode tensor-slice keys', () => {
   it('encodes TensorFlow keys byte for byte (full extents, scalars)', () => {
     const full4 = Array.from({ length: 4 }, () => ({ start: 0, length: -1 }));

@@ -30,7 +30,9 @@ function fromStateFile(dir: string): string | null {
   const m = /^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"/m.exec(readFileSync(state, 'utf8'));
   if (!m) return null;
   const p = m[1].replace(/\\(.)/g, '$1');
-  return isAbsolute(p) && existsSync(dirname(p)) ? p : join(dir, basename(p));
+  // Absolute paths are often from the machine that trained: then the checkpoint sits next to the state file.
+  if (!isAbsolute(p)) return join(dir, p);
+  return existsSync(dirname(p)) ? p : join(dir, basename(p));
 }
 
 /**
