@@ -194,7 +194,7 @@ class BlockBuilder {
   private size = 0;
   private restarts: number[] = [0];
   private count = 0;
-  private last = new Uint8Array(0);
+  private last: Uint8Array = new Uint8Array(0);
 
   constructor(private readonly restartInterval: number) {}
 
