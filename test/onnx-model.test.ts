@@ -315,6 +315,61 @@ describe('importOnnx: a small NCHW model', () => {
   });
 });
 
+// ---- torchvision Inception v3's transform_input (Gather/Unsqueeze/Mul/Add/Concat), ReduceMean, Squeeze ----
+
+describe('importOnnx: per-channel input transform, ReduceMean, Squeeze and Unsqueeze', () => {
+  const scale = [0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5];
+  const shift = [(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5];
+  const w = randomArray(4 * 3 * 3 * 3, 40, -0.5, 0.5);
+  const bytes = modelBytes({
+    node: [
+      ...[0, 1, 2].flatMap((k) => [
+        node('Gather', ['x', `i${k}`], [`g${k}`], { axis: 1 }),
+        node('Unsqueeze', [`g${k}`, 'one'], [`u${k}`]),
+        node('Mul', [`u${k}`, `s${k}`], [`m${k}`]),
+        node('Add', [`m${k}`, `b${k}`], [`a${k}`]),
+      ]),
+      node('Concat', ['a0', 'a1', 'a2'], ['t'], { axis: 1 }),
+      node('Conv', ['t', 'w'], ['c'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      node('ReduceMean', ['c'], ['pooled'], { axes: [2, 3], keepdims: 0 }),
+      node('ReduceMean', ['c'], ['kept'], { axes: [-1, -2] }),
+      node('Squeeze', ['kept', 'hw'], ['squeezed']),
+      node('Unsqueeze', ['squeezed', 'hw'], ['back']),
+      node('Relu', ['back'], ['unsq']),
+    ],
+    initializer: [
+      ...[0, 1, 2].flatMap((k) => [init(`i${k}`, [], [k], INT64), init(`s${k}`, [], [scale[k]]), init(`b${k}`, [], [shift[k]])]),
+      init('one', [1], [1], INT64),
+      init('hw', [2], [2, 3], INT64),
+      init('w', [4, 3, 3, 3], w),
+    ],
+    input: [valueInfo('x', ['N', 3, 6, 5])],
+    output: [valueInfo('pooled', ['N', 4]), valueInfo('squeezed', ['N', 4]), valueInfo('unsq', ['N', 4, 1, 1])],
+  });
+
+  it('matches the NCHW reference (float64 and GPU)', async () => {
+    const n = 2;
+    const xNchw = f64(randomArray(n * 3 * 6 * 5, 41, -1, 1));
+    const t = perChannel({ d: xNchw, s: [n, 3, 6, 5] }, (v, c) => v * Math.fround(scale[c]) + Math.fround(shift[c]));
+    const c = conv(t, { d: f64(w), s: [4, 3, 3, 3] }, null, 1, [1, 1, 1, 1]);
+    const pooled = new Float64Array(n * 4);
+    for (let i = 0; i < n * 4; i++) pooled[i] = c.d.subarray(i * 30, i * 30 + 30).reduce((a, b) => a + b, 0) / 30;
+    const g = importOnnx(bytes, { batch: n });
+    expect(g.node('g0').op).toBe('conv2d'); // a one-hot 1x1 convolution picks the channel
+    const x = nchwToNhwc(xNchw, [n, 3, 6, 5]);
+    const ref = evaluateReference(g, { x }, ['pooled', 'squeezed', 'unsq']);
+    const rt = await getRuntime();
+    const plan = compile(rt, g);
+    const got = await plan.runToHost(Float32Array.from(x));
+    for (const o of ['pooled', 'squeezed']) {
+      expectClose(ref[o], pooled, { rtol: 1e-6, atol: 1e-7 }, `${o} (float64)`);
+      expectClose(got[o], pooled, { rtol: 1e-4, atol: 1e-5 }, `${o} (GPU)`);
+    }
+    expectClose(got.unsq, pooled.map((v) => Math.max(v, 0)), { rtol: 1e-4, atol: 1e-5 }, 'unsq (GPU)');
+    plan.destroy();
+  });
+});
+
 // ---- ONNX's own single-op models ----
 
 const NODE_DIR = join(SHARED_DIR, 'conformance/onnx-node');

@@ -34,7 +34,8 @@ export interface OnnxImportOptions {
 type Layout =
   | { kind: 'same' } // identical shape and order
   | { kind: 'nhwc' } // ONNX [N, C, H, W] held as [N, H, W, C]
-  | { kind: 'flat'; c: number; h: number; w: number }; // ONNX [N, C*H*W] held in H, W, C order
+  | { kind: 'flat'; c: number; h: number; w: number } // ONNX [N, C*H*W] held in H, W, C order
+  | { kind: 'nhw' }; // ONNX [N, H, W] (one channel taken out of an NCHW map) held as [N, H, W, 1]
 
 interface Value {
   ir: string; // the IR value name
@@ -266,7 +267,7 @@ class OnnxImporter {
   batchNorm(node: OnnxNode, out: string): void {
     if (int(node, 'training_mode', 0) !== 0) throw new ImportError('training_mode=1 is not supported (inference import)');
     const x = this.value(node.inputs[0]);
-    if (x.layout.kind === 'flat' || (x.layout.kind === 'same' && x.onnx.length !== 2)) {
+    if (x.layout.kind === 'flat' || x.layout.kind === 'nhw' || (x.layout.kind === 'same' && x.onnx.length !== 2)) {
       throw new ImportError(`BatchNormalization of an input of rank ${x.onnx.length} is not supported (NCHW 4-D or [N, C])`);
     }
     const c = x.onnx[1];
@@ -333,7 +334,7 @@ class OnnxImporter {
   concat(node: OnnxNode, out: string): void {
     const xs = node.inputs.map((i) => this.value(i));
     const layout = xs[0].layout;
-    if (xs.some((x) => x.layout.kind !== layout.kind) || layout.kind === 'flat') {
+    if (xs.some((x) => x.layout.kind !== layout.kind) || layout.kind === 'flat' || layout.kind === 'nhw') {
       throw new ImportError(`Concat of inputs in different layouts (${xs.map((x) => x.layout.kind).join(', ')}) is not supported`);
     }
     const rank = xs[0].onnx.length;
@@ -351,6 +352,7 @@ class OnnxImporter {
     const r = x.onnx.length;
     const axis = axisAttr < 0 ? axisAttr + r : axisAttr;
     const onnx = flattenShape(x.onnx, axis);
+    if (x.layout.kind === 'nhw') throw new ImportError(`Flatten of a single channel [${x.onnx}] is not supported`);
     if (x.layout.kind === 'same') {
       this.g.addNode(out, 'reshape', [x.ir], { shape: onnx });
       return this.set(out, out, SAME, onnx);
@@ -478,7 +480,7 @@ class OnnxImporter {
   private layoutConst(c: Const, x: Value): { dims: number[]; data: ArrayLike<number> } {
     if (x.layout.kind === 'same') return { dims: c.dims.length ? c.dims : [1], data: c.data };
     if (c.data.length === 1) return { dims: [1], data: c.data };
-    if (x.layout.kind === 'flat') throw new ImportError(`a non-scalar constant [${c.dims}] on a flattened NCHW map is not supported`);
+    if (x.layout.kind !== 'nhwc') throw new ImportError(`a non-scalar constant [${c.dims}] on a ${x.layout.kind} value [${x.onnx}] is not supported`);
     if (c.dims.length > 4) throw new ImportError(`constant [${c.dims}] has rank > 4`);
     const d4 = [...new Array(4 - c.dims.length).fill(1), ...c.dims];
     const [n, ch, h, w] = d4;
@@ -513,6 +515,77 @@ class OnnxImporter {
     else if (a.value_int?.type === 'int') this.consts.set(out, { name: out, dims: [], data: Float64Array.of(a.value_int.value) });
     else if (a.value_ints?.type === 'ints') this.consts.set(out, { name: out, dims: [a.value_ints.value.length], data: Float64Array.from(a.value_ints.value) });
     else throw new ImportError(`Constant without a supported value attribute (${Object.keys(a).join(', ')})`);
+  }
+
+  /** ReduceMean: over H and W of an NCHW map it is global average pooling. */
+  reduceMean(node: OnnxNode, out: string): void {
+    const x = this.value(node.inputs[0]);
+    const r = x.onnx.length;
+    const given = this.opset >= 18 && node.inputs[1] ? Array.from(this.constant(node.inputs[1], 'ReduceMean axes').data) : ints(node, 'axes');
+    const axes = (given ?? x.onnx.map((_, i) => i)).map((a) => (a < 0 ? a + r : a)).sort();
+    const keepDims = int(node, 'keepdims', 1) === 1;
+    if (x.layout.kind === 'nhwc' && axes.join() === '2,3') {
+      this.g.addNode(out, 'globalavgpool', [x.ir], { keepDims });
+      return this.set(out, out, keepDims ? NHWC : SAME, keepDims ? [x.onnx[0], x.onnx[1], 1, 1] : [x.onnx[0], x.onnx[1]]);
+    }
+    if (x.layout.kind !== 'same') throw new ImportError(`ReduceMean over axes [${axes}] of an NCHW map is not supported (only [2, 3])`);
+    this.g.addNode(out, 'mean', [x.ir], { axes, keepDims });
+    this.set(out, out, SAME, [...this.g.shapeOf(out)]);
+  }
+
+  /**
+   * Gather of constant channel indices of an NCHW map (torchvision's Inception v3 transform_input
+   * takes x[:, 0], x[:, 1], x[:, 2]): a 1x1 convolution with a one-hot filter.
+   */
+  gather(node: OnnxNode, out: string): void {
+    const x = this.value(node.inputs[0]);
+    const idx = this.constant(node.inputs[1], 'Gather indices');
+    let axis = int(node, 'axis', 0);
+    if (axis < 0) axis += x.onnx.length;
+    if (x.layout.kind !== 'nhwc' || axis !== 1 || idx.data.length !== 1) {
+      throw new ImportError(`Gather on axis ${axis} of [${x.onnx}] is not supported (only one channel of an NCHW map)`);
+    }
+    const c = x.onnx[1];
+    const k = idx.data[0] < 0 ? idx.data[0] + c : idx.data[0];
+    if (!(k >= 0 && k < c)) throw new ImportError(`Gather index ${idx.data[0]} is out of range for ${c} channels`);
+    const onehot = new Float32Array(c);
+    onehot[k] = 1;
+    const w = this.param(`${out}/select`, [1, 1, c, 1], onehot, false);
+    this.g.addNode(out, 'conv2d', [x.ir, w], { strides: [1, 1], dilations: [1, 1], padding: 'VALID', groups: 1 });
+    const [n, , h, wd] = x.onnx;
+    if (idx.dims.length === 0) this.set(out, out, { kind: 'nhw' }, [n, h, wd]);
+    else this.set(out, out, NHWC, [n, 1, h, wd]);
+  }
+
+  unsqueeze(node: OnnxNode, out: string): void {
+    const x = this.value(node.inputs[0]);
+    const given = this.opset >= 13 ? Array.from(this.constant(node.inputs[1], 'Unsqueeze axes').data) : ints(node, 'axes') ?? [];
+    const rank = x.onnx.length + given.length;
+    const axes = given.map((a) => (a < 0 ? a + rank : a)).sort((a, b) => a - b);
+    const onnx = [...x.onnx];
+    for (const a of axes) onnx.splice(a, 0, 1);
+    if (x.layout.kind === 'nhw' && axes.join() === '1') {
+      this.g.addNode(out, 'dropout', [x.ir], { keepProb: 1 }); // [N, H, W, 1] already is NHWC [N, 1, H, W]
+      return this.set(out, out, NHWC, onnx);
+    }
+    if (x.layout.kind !== 'same') throw new ImportError(`Unsqueeze of [${x.onnx}] (${x.layout.kind}) on axes [${axes}] is not supported`);
+    // [N, C] -> [N, C, 1, 1] is an NCHW map whose NHWC form [N, 1, 1, C] has the same order.
+    const spatial1x1 = onnx.length === 4 && onnx[2] === 1 && onnx[3] === 1;
+    this.g.addNode(out, 'reshape', [x.ir], { shape: spatial1x1 ? [onnx[0], 1, 1, onnx[1]] : onnx });
+    this.set(out, out, spatial1x1 ? NHWC : SAME, onnx);
+  }
+
+  squeeze(node: OnnxNode, out: string): void {
+    const x = this.value(node.inputs[0]);
+    const r = x.onnx.length;
+    const given = this.opset >= 13 && node.inputs[1] ? Array.from(this.constant(node.inputs[1], 'Squeeze axes').data) : ints(node, 'axes');
+    const axes = (given ?? x.onnx.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => (a < 0 ? a + r : a));
+    const onnx = x.onnx.filter((_, i) => !axes.includes(i));
+    // An NCHW map with H = W = 1 squeezed to [N, C] holds the same order as NHWC.
+    const ok = x.layout.kind === 'same' || (x.layout.kind === 'nhwc' && axes.sort().join() === '2,3');
+    if (!ok || axes.some((a) => x.onnx[a] !== 1)) throw new ImportError(`Squeeze of [${x.onnx}] on axes [${axes}] is not supported`);
+    this.g.addNode(out, 'reshape', [x.ir], { shape: onnx });
+    this.set(out, out, SAME, onnx);
   }
 
   /** Transpose of a constant (old exports transpose Linear weights in the graph): folded on the host. */
@@ -567,6 +640,10 @@ const HANDLERS: Record<string, Handler> = {
   Identity: (im, n, o) => im.passThrough(n, o, 1),
   Constant: (im, n, o) => im.constantNode(n, o),
   Transpose: (im, n, o) => im.transposeConst(n, o),
+  ReduceMean: (im, n, o) => im.reduceMean(n, o),
+  Gather: (im, n, o) => im.gather(n, o),
+  Unsqueeze: (im, n, o) => im.unsqueeze(n, o),
+  Squeeze: (im, n, o) => im.squeeze(n, o),
   Softmax: (im, n, o) => im.softmax(n, o, false),
   LogSoftmax: (im, n, o) => im.softmax(n, o, true),
 };
