@@ -58,8 +58,8 @@ describe('optimizers match the float64 CPU reference over several steps', () => 
         { params: params.filter((_, i) => groupOf[i] === 1), ...groupOpts[1] },
       ]);
       const specs = slotSpecs(config);
-      let refW = ws.map((w) => Float64Array.from(w));
-      let refS = ws.map((w) => specs.map((s) => new Float64Array(w.length).fill(s.init)));
+      let refW: Float64Array[] = ws.map((w) => Float64Array.from(w));
+      let refS: Float64Array[][] = ws.map((w) => specs.map((s) => new Float64Array(w.length).fill(s.init)));
       const schedule = (step: number) => exponentialDecay(step, { learningRate: 0.05, decaySteps: 2, decayRate: 0.5 });
       for (let step = 0; step < 5; step++) {
         const gs = ws.map((w, i) => randomArray(w.length, 100 * step + i, -1, 1));
@@ -106,7 +106,7 @@ describe('optimizers match the float64 CPU reference over several steps', () => 
     const config: OptimizerConfig = { kind: 'adam', clipNorm: 1 };
     const opt = new Optimizer(rt, config, [{ params: [p] }]);
     const prepared = opt.dispatches().map((d) => prepare(rt, d));
-    let ref = { w: Float64Array.from(w0), slots: [new Float64Array(64), new Float64Array(64)] };
+    let ref: { w: Float64Array; slots: Float64Array[] } = { w: Float64Array.from(w0), slots: [new Float64Array(64), new Float64Array(64)] };
     const norm = Math.sqrt(g.reduce((s, v) => s + v * v, 0));
     for (let step = 0; step < 3; step++) {
       opt.setStep(step, 0.01 * (step + 1));
