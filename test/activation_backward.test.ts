@@ -68,5 +68,6 @@ describe('activation backward', () => {
     const bad = upload(rt, randomArray(20, 3), [2, 10]);
     expect(() => activationBackwardDispatch('relu', dy, bad, dx, { channelOffset: 4 })).toThrow(/reluBackward: y \[2,10\] has no channels \[4, 12\)/);
     expect(() => activationBackwardDispatch('relu', dy, upload(rt, randomArray(36, 3), [3, 12]), dx, { channelOffset: 4 })).toThrow(/does not hold 2 rows/);
+    expect(() => activationBackwardDispatch('relu', dy, y, dy.reshape([2, 12]))).toThrow(/reluBackward: dx \[2,12\] shares memory with dy \[2,12\]/);
   });
 });

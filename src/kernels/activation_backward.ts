@@ -4,7 +4,7 @@
 // place), dx may be one too; `accumulate` adds into dx.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { type ChannelSlice, channelSlice, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
+import { type ChannelSlice, channelSlice, checkNoAlias, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 
 export type ActivationGrad = 'relu' | 'relu6' | 'sigmoid';
 const ACT_CODE: Record<ActivationGrad, number> = { relu: 0, relu6: 1, sigmoid: 2 };
@@ -38,6 +38,7 @@ export function activationBackwardDispatch(
   const sDx = channelSlice(op, 'dx', dx, rows, channels, dxOff);
   const sDy = channelSlice(op, 'dy', dy, rows, channels, opts.channelOffset ?? 0);
   const sY = channelSlice(op, 'y', y, rows, channels, opts.yChannelOffset ?? opts.channelOffset ?? 0);
+  checkNoAlias(op, { dx }, { dy, y });
   const w = vectorWidth(channels, [sDx, sDy, sY]);
   const n = (rows * channels) / w;
   const u = (s: ChannelSlice) => [s.stride / w, s.offset / w];

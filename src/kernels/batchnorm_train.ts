@@ -17,7 +17,7 @@
 // sharing a caller-owned workspace of batchnormTrainWorkspaceShape(z) floats.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { type ChannelSlice, channelSlice, placeholder, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
+import { type ChannelSlice, channelSlice, checkNoAlias, placeholder, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 import type { Activation } from './conv2d.ts';
 
 const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
@@ -101,6 +101,7 @@ export function batchnormTrainForwardDispatch(
   checkPerChannel(op, c, { gamma: params.gamma, beta: params.beta, movingMean: params.movingMean, movingVariance: params.movingVariance, mean: out.mean, rstd: out.rstd });
   checkWorkspace(op, out.workspace, z.shape);
   const ySlice = channelSlice(op, 'y', out.y, m, c, attrs.outChannelOffset ?? 0);
+  checkNoAlias(op, { y: out.y, mean: out.mean, rstd: out.rstd, workspace: out.workspace, movingMean: params.movingMean, movingVariance: params.movingVariance }, { z, gamma: params.gamma, beta: params.beta });
   const w = vectorWidth(c, [ySlice]);
   const P = lanes(m, c);
   const cv = c / w;
@@ -170,6 +171,7 @@ export function batchnormTrainBackwardDispatch(
   checkPerChannel(op, c, { mean, rstd, gamma, dBeta, dGamma });
   checkWorkspace(op, workspace, z.shape);
   const dySlice = channelSlice(op, 'dy', dy, m, c, attrs.channelOffset ?? 0);
+  checkNoAlias(op, { dz, dBeta, dGamma, workspace }, { dy, y: inputs.y, z, mean, rstd, gamma });
   const y = inputs.y ?? dy;
   const ySlice = inputs.y ? channelSlice(op, 'y', y, m, c, attrs.yChannelOffset ?? attrs.channelOffset ?? 0) : dySlice;
   const w = vectorWidth(c, [dySlice, ySlice]);

@@ -12,6 +12,7 @@ import { broadcastShapes, broadcastStrides } from './binary.ts';
 import { matmulDispatch } from './matmul.ts';
 import { type ReduceAttrs, type ReduceOp, reduceAxes, reduceShape } from './reduce.ts';
 import { MAX_RANK, coalesceDims, slots8, stridesOf } from './shape.ts';
+import { checkNoAlias } from './train_util.ts';
 
 export type BinaryGradOp = 'add' | 'sub' | 'mul' | 'div';
 export type Operand = 'a' | 'b';
@@ -57,6 +58,7 @@ export function binaryBackwardDispatch(
   for (const n of needs) {
     if (!isTensor(tensors[n])) throw new Error(`${name}: needs the values of operand ${n}, given only its shape ${shapeString(shapeOf(tensors[n]))}`);
   }
+  checkNoAlias(name, { grad }, { dy, a: isTensor(a) ? a : undefined, b: isTensor(b) ? b : undefined });
   const aligned = [...new Array<number>(out.length - operand.length).fill(1), ...operand];
   const strides = [stridesOf(out), broadcastStrides(shapeOf(a), out), broadcastStrides(shapeOf(b), out)];
   const keptIdx = out.map((_, d) => d).filter((d) => aligned[d] === out[d]);
@@ -91,6 +93,7 @@ export function reduceBackwardDispatch(op: ReduceOp, dy: Tensor, dx: Tensor, att
   const axes = reduceAxes(op, xShape, attrs);
   const yShape = reduceShape(op, xShape, attrs);
   if (dy.size !== sizeOf(yShape)) throw new Error(`${name}: dy ${shapeString(dy.shape)} is not the reduction ${shapeString(yShape)} of ${shapeString(xShape)}`);
+  checkNoAlias(name, { dx }, { dy });
   const keptShape = xShape.map((d, i) => (axes.includes(i) ? 1 : d));
   const dyStrides = stridesOf(keptShape).map((s, i) => (axes.includes(i) ? 0 : s));
   const dims = coalesceDims(xShape, [dyStrides]);

@@ -13,7 +13,7 @@
 // labels allowed) or int32, TF's stable form and label smoothing t = (1 - eps) label + eps / 2.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { placeholder } from './train_util.ts';
+import { checkNoAlias, placeholder } from './train_util.ts';
 
 const NAN_BITS = 0x7fc00000;
 
@@ -59,6 +59,7 @@ function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor,
   if (weights && weights.size !== n) throw new Error(`${op}: weights ${shapeString(weights.shape)} do not give one weight per example (${n})`);
   if (losses && losses.size !== n) throw new Error(`${op}: losses ${shapeString(losses.shape)} do not hold ${n} per-example values`);
   if (dLogits && dLogits.size !== logits.size) throw new Error(`${op}: dLogits ${shapeString(dLogits.shape)} differs from logits ${shapeString(logits.shape)}`);
+  checkNoAlias(op, { losses, mean, dLogits }, { logits, labels, weights });
   const meanIndex = out.meanIndex ?? 0;
   if (mean && meanIndex >= mean.size) throw new Error(`${op}: mean ${shapeString(mean.shape)} has no element ${meanIndex}`);
   const eps = attrs.labelSmoothing ?? 0;
@@ -126,6 +127,7 @@ export function sigmoidCrossEntropy(logits: Tensor, labels: Tensor, attrs: Omit<
 /** grad += wd * w: the gradient of the L2 regulariser 0.5 * wd * ||w||^2 (TF-Slim's weight_decay). */
 export function l2DecayDispatch(w: Tensor, grad: Tensor, wd: number): Dispatch {
   if (w.size !== grad.size) throw new Error(`l2Decay: gradient ${shapeString(grad.shape)} differs from weights ${shapeString(w.shape)}`);
+  checkNoAlias('l2Decay', { grad }, { w });
   return {
     label: `l2Decay ${shapeString(w.shape)} wd ${wd}`,
     pipeline: { shader: 'loss', entry: 'l2Decay' },

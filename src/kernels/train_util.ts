@@ -53,3 +53,21 @@ export function placeholder(rt: Runtime, i: number): GPUBuffer {
   }
   return list[i];
 }
+
+/**
+ * Throws when a tensor the op writes shares bytes with another tensor it binds: WebGPU refuses a
+ * writable binding that overlaps another binding, and the error here names the op and the roles.
+ */
+export function checkNoAlias(op: string, written: Record<string, Tensor | undefined>, read: Record<string, Tensor | undefined>): void {
+  const all = [...Object.entries(written).map(([k, t]) => [k, t, true] as const), ...Object.entries(read).map(([k, t]) => [k, t, false] as const)];
+  for (let i = 0; i < all.length; i++) {
+    const [na, a, wa] = all[i];
+    if (!a || !wa) continue;
+    for (let j = 0; j < all.length; j++) {
+      const [nb, b] = all[j];
+      if (j === i || !b || (j < i && all[j][2])) continue;
+      const overlap = a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.bytes && b.byteOffset < a.byteOffset + a.bytes;
+      if (overlap) throw new Error(`${op}: ${na} ${shapeString(a.shape)} shares memory with ${nb} ${shapeString(b.shape)}; the output must be a separate tensor`);
+    }
+  }
+}

@@ -28,7 +28,7 @@ import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Tensor, empty, shapeString, upload } from '../gpu/tensor.ts';
 import { sumSquaresDispatches, sumSquaresWorkspaceShape } from '../kernels/loss.ts';
-import { vecType } from '../kernels/train_util.ts';
+import { checkNoAlias, vecType } from '../kernels/train_util.ts';
 
 export type OptimizerKind = 'sgd' | 'momentum' | 'rmsprop' | 'adam' | 'adagrad';
 
@@ -125,6 +125,7 @@ export function optimizerUpdateDispatch(config: OptimizerConfig, w: Tensor, g: T
     if (s.size !== w.size) throw new Error(`${op}: state ${specs[i].suffix} ${shapeString(s.shape)} differs from parameter ${shapeString(w.shape)}`);
   }
   if (hyper.size < HYPER.size) throw new Error(`${op}: hyper tensor ${shapeString(hyper.shape)} has fewer than ${HYPER.size} values`);
+  checkNoAlias(op, { w, ...Object.fromEntries(slots.map((s, i) => [specs[i].suffix, s])) }, { g, hyper });
   const vw = w.size % 4 === 0 ? 4 : 1;
   const n = w.size / vw;
   return {
