@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import { Model } from '../src/graph/model.ts';
+import { evaluateReference } from '../src/graph/reference.ts';
 import { type DecodedImage, decodeImage } from '../src/image/decode.ts';
 import { decodeJpegIfast } from '../src/image/jpeg.ts';
 import { legacyBilinearTaps } from '../src/image/preprocess.ts';
@@ -137,6 +138,20 @@ describe.skipIf(!present)('MobileNet v1 0.25/128 frozen graph vs TensorFlow (60 
     expect(a.top1).toBe(60);
     model.dispose();
   }, 300_000);
+
+  it('float64 CPU evaluation of the imported graph on IFAST pixels: within 1e-4 of TF (TF float32 rounding only)', () => {
+    const g = graphDefBuilder(FROZEN, { outputs: [LOGITS] })(1);
+    const two = [train.find((r) => r.file.endsWith('Orange/r_13_100.jpg'))!, train[0]];
+    const x = batchOf(two, decodeJpegIfast);
+    let worst = 0;
+    two.forEach((r, i) => {
+      const y = evaluateReference(g, { input: x.subarray(i * PER, (i + 1) * PER) }, [LOGITS])[LOGITS];
+      const tf = readFileSync(join(DIR, r.bottleneck), 'utf8').split(',').map(Number);
+      for (let k = 0; k < 1001; k++) worst = Math.max(worst, Math.abs(y[k] - tf[k]));
+    });
+    console.log(`MobileNet float64 reference vs TF (IFAST pixels, 2 images): max |logit diff| ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+  }, 120_000);
 });
 
 describe.skipIf(!present)('retrained 22-class head (retrained_graph.pb)', () => {
