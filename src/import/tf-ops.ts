@@ -4,7 +4,7 @@
 // Only NHWC data_format is accepted. Conv filters are HWIO already; a depthwise filter
 // [kh, kw, C, mult] is the grouped HWIO filter [kh, kw, 1, C*mult] with the same data order
 // (output channel c*mult + m), so it is only reshaped.
-import { binaryRef } from '../kernels/binary.ts';
+import { binaryRef, broadcastShapes } from '../kernels/binary.ts';
 import type { Padding } from '../kernels/padding.ts';
 import type { HostConst, TfImporter, TfNode } from './graphdef.ts';
 
@@ -75,15 +75,12 @@ function folded(name: string, like: HostConst, shape: number[], data: ArrayLike<
 
 function foldBinary(ctx: TfImporter, n: TfNode, op: 'add' | 'sub' | 'mul' | 'div'): void {
   const [a, b] = n.inputs.map((i) => ctx.constant(i, 'operand'));
-  let data: Float64Array;
   try {
-    data = binaryRef(op, a.data, a.shape, b.data, b.shape);
+    const shape = broadcastShapes(a.shape, b.shape, op);
+    ctx.setConst(n.name, folded(n.name, a, shape, binaryRef(op, a.data, a.shape, b.data, b.shape)));
   } catch (e) {
     throw new TfImportError((e as Error).message);
   }
-  const shape = a.shape.length >= b.shape.length ? (a.data.length >= b.data.length ? a.shape : b.shape) : b.shape;
-  const out = data.length === a.data.length ? a.shape : data.length === b.data.length ? b.shape : shape;
-  ctx.setConst(n.name, folded(n.name, a, [...out], data));
 }
 
 function foldUnary(ctx: TfImporter, n: TfNode, f: (v: number) => number): void {
