@@ -20,6 +20,12 @@ export interface RocCurve {
   negatives: number;
 }
 
+/** The points of a curve, in fpr order. */
+export interface CurvePoints {
+  fpr: ArrayLike<number>;
+  tpr: ArrayLike<number>;
+}
+
 /** Indices sorted by score, highest first. */
 function descending(scores: Scores): Int32Array {
   const order = Int32Array.from({ length: scores.length }, (_, i) => i);
@@ -59,7 +65,7 @@ export function rocCurve(scores: Scores, labels: ArrayLike<number | boolean>): R
 }
 
 /** Area under a curve by the trapezoid rule over fpr. */
-export function auc(curve: Pick<RocCurve, 'fpr' | 'tpr'>): number {
+export function auc(curve: CurvePoints): number {
   let area = 0;
   for (let i = 1; i < curve.fpr.length; i++) area += ((curve.fpr[i] - curve.fpr[i - 1]) * (curve.tpr[i] + curve.tpr[i - 1])) / 2;
   return area;
@@ -159,7 +165,7 @@ export function specificityAtSensitivity(curve: RocCurve, targets: number[]): Op
 }
 
 /** Highest tpr of the piecewise-linear curve at false positive rate x. */
-export function tprAt(curve: Pick<RocCurve, 'fpr' | 'tpr'>, x: number): number {
+export function tprAt(curve: CurvePoints, x: number): number {
   const { fpr, tpr } = curve;
   let i = 0;
   while (i + 1 < fpr.length && fpr[i + 1] <= x) i++; // last point with fpr <= x: the highest tpr there
@@ -168,7 +174,7 @@ export function tprAt(curve: Pick<RocCurve, 'fpr' | 'tpr'>, x: number): number {
 }
 
 /** Lowest fpr of the piecewise-linear curve at true positive rate y. */
-export function fprAt(curve: Pick<RocCurve, 'fpr' | 'tpr'>, y: number): number {
+export function fprAt(curve: CurvePoints, y: number): number {
   const { fpr, tpr } = curve;
   let i = 0;
   while (i + 1 < tpr.length && tpr[i] < y) i++; // first point with tpr >= y: the lowest fpr there
