@@ -11,7 +11,7 @@ import { preprocessForEval } from '../src/image/preprocess.ts';
 import { augmentForTrain } from '../src/train/augment.ts';
 import { type Dataset, readCsvDataset, readFolderDataset } from '../src/train/dataset.ts';
 import { type Batch, Loader, type LoaderOptions, type LoaderState } from '../src/train/loader.ts';
-import { mixSeed } from '../src/train/rng.ts';
+import { mixSeed, Rng } from '../src/train/rng.ts';
 import { rng as testRng } from './helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'incept-loader-'));
@@ -209,7 +209,6 @@ test('sample seeds are position-based: augmentForTrain with mixSeed reproduces a
   const loader = new Loader(ds, { batchSize: 2, size: 8, seed: 4, workers: 0, shuffle: false });
   const [b] = await collect(loader).then((x) => x.slice(0, 1));
   await loader.close();
-  const { Rng } = await import('../src/train/rng.ts');
   const key = new Rng(4).next(); // an unshuffled, unbalanced plan draws nothing before the key
   const expected = augmentForTrain(readImage(ds.samples[1].path), 8, mixSeed(key, 1));
   expect(b.images.subarray(8 * 8 * 3)).toEqual(expected);
