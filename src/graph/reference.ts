@@ -11,10 +11,21 @@ import { softmaxRef } from '../kernels/softmax.ts';
 import { unaryRef } from '../kernels/unary.ts';
 import { type Graph, type Node, batchnormInputs } from './ir.ts';
 
+export interface ReferenceOptions {
+  /**
+   * 'train': batchnorm normalises with the batch's statistics (biased variance), as in training;
+   * a function picks per batchnorm node (frozen layers use their moving statistics).
+   */
+  batchnorm?: 'inference' | 'train' | ((node: Node) => 'inference' | 'train');
+  /** Parameter values to use instead of the graph's (finite-difference checks perturb these). */
+  overrides?: Map<string, ArrayLike<number>>;
+}
+
 export function evaluateReference(
   graph: Graph,
   inputs: Record<string, ArrayLike<number>>,
   outputs: string[] = graph.outputs,
+  opts: ReferenceOptions = {},
 ): Record<string, Float64Array> {
   const values = new Map<string, ArrayLike<number>>();
   for (const i of graph.inputs) {
@@ -23,12 +34,13 @@ export function evaluateReference(
     values.set(i.name, v);
   }
   const get = (v: string): ArrayLike<number> => {
-    const x = values.get(v) ?? (graph.params.has(v) ? graph.param(v).data : undefined);
+    const x = values.get(v) ?? opts.overrides?.get(v) ?? (graph.params.has(v) ? graph.param(v).data : undefined);
     if (!x) throw new Error(`reference ${graph.name}: value '${v}' not computed`);
     return x;
   };
   const shape = (v: string) => graph.shapeOf(v);
-  for (const node of graph.nodes) values.set(node.output, evalNode(node, get, shape));
+  const mode = opts.batchnorm ?? 'inference';
+  for (const node of graph.nodes) values.set(node.output, evalNode(node, get, shape, typeof mode === 'function' ? mode(node) : mode));
   const out: Record<string, Float64Array> = {};
   for (const o of outputs) {
     const v = graph.has(o) ? o : graph.endPoint(o);
@@ -37,7 +49,12 @@ export function evaluateReference(
   return out;
 }
 
-function evalNode(node: Node, get: (v: string) => ArrayLike<number>, shape: (v: string) => readonly number[]): ArrayLike<number> {
+function evalNode(
+  node: Node,
+  get: (v: string) => ArrayLike<number>,
+  shape: (v: string) => readonly number[],
+  bnMode: 'inference' | 'train',
+): ArrayLike<number> {
   const [a, b] = node.inputs;
   switch (node.op) {
     case 'conv2d':
@@ -45,6 +62,7 @@ function evalNode(node: Node, get: (v: string) => ArrayLike<number>, shape: (v: 
     case 'batchnorm': {
       const bn = batchnormInputs(node);
       const beta = bn.beta ? get(bn.beta) : new Float64Array(shape(a).at(-1)!);
+      if (bnMode === 'train') return batchnormTrainRef(get(a), shape(a).at(-1)!, bn.gamma ? get(bn.gamma) : undefined, beta, node.attrs.epsilon);
       return batchnormRef(get(a), shape(a), { gamma: bn.gamma ? get(bn.gamma) : undefined, beta, mean: get(bn.mean), variance: get(bn.variance) }, { epsilon: node.attrs.epsilon });
     }
     case 'bias_add':
@@ -82,4 +100,19 @@ function evalNode(node: Node, get: (v: string) => ArrayLike<number>, shape: (v: 
     default:
       throw new Error(`reference: no CPU reference for op '${(node as Node).op}' (${(node as Node).name})`);
   }
+}
+
+/** Batchnorm with the batch's own mean and biased variance over all but the last axis. */
+function batchnormTrainRef(x: ArrayLike<number>, c: number, gamma: ArrayLike<number> | undefined, beta: ArrayLike<number>, eps: number): Float64Array {
+  const rows = x.length / c;
+  const mean = new Float64Array(c);
+  const vari = new Float64Array(c);
+  for (let i = 0; i < x.length; i++) mean[i % c] += x[i] / rows;
+  for (let i = 0; i < x.length; i++) vari[i % c] += (x[i] - mean[i % c]) ** 2 / rows;
+  const y = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const k = i % c;
+    y[i] = ((x[i] - mean[k]) / Math.sqrt(vari[k] + eps)) * (gamma ? gamma[k] : 1) + beta[k];
+  }
+  return y;
 }
