@@ -32,7 +32,7 @@ struct Params {
   m: u32, c: u32, lanes: u32, n: u32,        // rows, channels (V units), P, m * c
   coef: u32, _p0: u32, _p1: u32, _p2: u32,   // start of the coefficients in the workspace
   yStride: u32, yOff: u32, dyStride: u32, dyOff: u32,
-  eps: f32, decay: f32, invM: f32, bessel: f32, // bessel = M / max(M - 1, 1)
+  eps: f32, decay: f32, invM: f32, bessel: f32, // bessel = M / max(M - 1, 1) (TF), or 1 (ONNX)
 }
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -118,7 +118,7 @@ fn fwdFinalize(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: v
   ws[p.coef + k] = scale;
   ws[p.coef + p.c + k] = beta[k] - mu * scale;
   if (UPDATE_MOVING) {
-    // TF's assign_moving_average: v -= (v - value) * (1 - decay); the variance is unbiased (Bessel).
+    // TF's assign_moving_average: v -= (v - value) * (1 - decay); the variance is unbiased (Bessel) unless bessel = 1.
     let f = V(1.0 - p.decay);
     movingMean[k] -= (movingMean[k] - mu) * f;
     movingVariance[k] -= (movingVariance[k] - variance * p.bessel) * f;

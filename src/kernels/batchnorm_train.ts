@@ -8,6 +8,9 @@
 // variance (M = N*H*W, M - 1 floored at 1): TF-Slim's batch_norm uses tf.nn.fused_batch_norm, whose
 // kernel (fused_batch_norm_op.cc, "rest_size_adjust ... for Bessel's correction") returns the
 // Bessel-corrected batch variance that slim then averages into moving_variance.
+// `movingVarianceUnbiased: false` averages the biased batch variance instead: ONNX's training-mode
+// BatchNormalization (running_var = input_var * momentum + var * (1 - momentum), var = np.var),
+// whose momentum is this decay.
 //
 // Backward, given dy and the forward output y (both readable from channel slices; y gives the
 // ReLU/ReLU6 mask), z, mean and rstd: dBeta = sum g, dGamma = sum g * xhat (g = masked dy,
@@ -36,6 +39,7 @@ export interface BatchnormTrainAttrs {
   activation?: Activation;
   outChannelOffset?: number; // write y into channels [off, off + C) of a wider NHWC output
   updateMovingStatistics?: boolean; // default true
+  movingVarianceUnbiased?: boolean; // default true (TF): the moving variance averages M / (M - 1) * batch variance
 }
 
 export interface BatchnormTrainOutputs {
@@ -79,13 +83,16 @@ function checkWorkspace(op: string, ws: Tensor, zShape: Shape): void {
   if (ws.size < need) throw new Error(`${op}: workspace ${shapeString(ws.shape)} is smaller than the ${need} floats z ${shapeString(zShape)} needs`);
 }
 
-function packParams(m: number, c: number, w: number, P: number, ySlice: ChannelSlice, dySlice: ChannelSlice, eps: number, decay: number): ArrayBuffer {
+/** The factor on the batch variance fed to the moving variance: Bessel's M / (M - 1) (TF) or 1 (ONNX). */
+const besselFactor = (m: number, unbiased = true) => (unbiased ? m / Math.max(m - 1, 1) : 1);
+
+function packParams(m: number, c: number, w: number, P: number, ySlice: ChannelSlice, dySlice: ChannelSlice, eps: number, decay: number, bessel = 1): ArrayBuffer {
   const cv = c / w;
   return new Params()
     .u32(m, cv, P, m * cv)
     .u32(2 * P * cv, 0, 0, 0)
     .u32(ySlice.stride / w, ySlice.offset / w, dySlice.stride / w, dySlice.offset / w)
-    .f32(eps, decay, 1 / m, m / Math.max(m - 1, 1))
+    .f32(eps, decay, 1 / m, bessel)
     .build();
 }
 
@@ -113,7 +120,7 @@ export function batchnormTrainForwardDispatch(
     template: { V: vecType(w) },
     constants: { ACT: ACT_CODE[act], HAS_GAMMA: params.gamma ? 1 : 0, UPDATE_MOVING: (attrs.updateMovingStatistics ?? true) ? 1 : 0 },
   });
-  const uniform = packParams(m, c, w, P, ySlice, ySlice, attrs.epsilon ?? BATCHNORM_TRAIN_DEFAULTS.epsilon, attrs.decay ?? BATCHNORM_TRAIN_DEFAULTS.decay);
+  const uniform = packParams(m, c, w, P, ySlice, ySlice, attrs.epsilon ?? BATCHNORM_TRAIN_DEFAULTS.epsilon, attrs.decay ?? BATCHNORM_TRAIN_DEFAULTS.decay, besselFactor(m, attrs.movingVarianceUnbiased));
   const groups = (n: number) => grid(z.rt, Math.ceil(n / 64));
   const ws = out.workspace.binding;
   return [
@@ -276,7 +283,7 @@ export function batchnormTrainRef(z: ArrayLike<number>, shape: Shape, params: Ba
     y[i] = actRef(act, (params.gamma ? params.gamma[k] : 1) * (z[i] - mean[k]) * rstd[k] + params.beta[k]);
   }
   const update = attrs.updateMovingStatistics ?? true;
-  const bessel = m / Math.max(m - 1, 1);
+  const bessel = besselFactor(m, attrs.movingVarianceUnbiased);
   const movingMean = Float64Array.from(params.movingMean, (v, k) => (update ? v * decay + mean[k] * (1 - decay) : v));
   const movingVariance = Float64Array.from(params.movingVariance, (v, k) => (update ? v * decay + variance[k] * bessel * (1 - decay) : v));
   return { y, mean, variance, rstd, movingMean, movingVariance };
