@@ -5,7 +5,7 @@ import { closeRuntime } from '../src/gpu/runtime.ts';
 import { Model } from '../src/graph/model.ts';
 import { evaluateReference } from '../src/graph/reference.ts';
 import { Trainer } from '../src/train/trainer.ts';
-import { randomArray, rng } from './helpers.ts';
+import { expectClose, randomArray, rng } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -99,4 +99,80 @@ describe('training step on a thin Inception v3', () => {
     trainer.dispose();
     model.dispose();
   }, 300_000);
+});
+
+describe('training step: input gradient, micro-batches, optimizers', () => {
+  // All batchnorm frozen (moving statistics, folded into the convs) and 75x75: smooth and cheap.
+  const frozenBn = (p: string) => p.includes('/BatchNorm/');
+  const opts = { inputSize: 75, depthMultiplier: 0.1, numClasses: CLASSES, auxLogits: false, dropoutKeepProb: 1, seed: 21 };
+
+  it('the input-image gradient agrees with float64 finite differences', async () => {
+    const model = await Model.inceptionV3(opts);
+    const trainable = (p: string) => model.graph.param(p).trainable && !frozenBn(p);
+    const trainer = new Trainer(model, { batch: 2, optimizer: { kind: 'sgd' }, learningRate: 0, training: { trainable, inputGrad: true } });
+    const images = randomArray(2 * 75 * 75 * 3, 22);
+    const labels = Int32Array.from([2, 4]);
+    await trainer.trainStep(images, labels);
+    const g = await trainer.inputGradient();
+    const graph = model.build(2);
+    for (const p of graph.params.values()) p.data = model.graph.param(p.name).data;
+    const logits = graph.endPoint('Logits');
+    const lossOf = (x: Float64Array) => meanCrossEntropy(evaluateReference(graph, { input: x }, [logits])[logits], labels, CLASSES);
+    const r = rng(23);
+    const base = Float64Array.from(images);
+    for (let trial = 0; trial < 1; trial++) {
+      const d = base.map(() => r() * 2 - 1);
+      let analytic = 0;
+      for (let i = 0; i < d.length; i++) analytic += g[i] * d[i];
+      const h = 1e-5;
+      const fd = (lossOf(base.map((v, i) => v + h * d[i])) - lossOf(base.map((v, i) => v - h * d[i]))) / (2 * h);
+      expect(Math.abs(analytic - fd), `<dL/dx, d> ${analytic} vs finite differences ${fd}`).toBeLessThan(1e-4 + 1e-2 * Math.abs(fd));
+    }
+    trainer.dispose();
+    model.dispose();
+  }, 300_000);
+
+  it('a batch split into micro-batches gives the gradients of the whole batch', async () => {
+    const model = await Model.inceptionV3(opts);
+    const trainable = (p: string) => model.graph.param(p).trainable && !frozenBn(p);
+    const images = randomArray(4 * 75 * 75 * 3, 24);
+    const labels = Int32Array.from([0, 1, 2, 3]);
+    const whole = new Trainer(model, { batch: 4, optimizer: { kind: 'sgd' }, learningRate: 0, training: { trainable } });
+    const split = new Trainer(model, { batch: 4, optimizer: { kind: 'sgd' }, learningRate: 0, training: { trainable }, maxMicroBatch: 2 });
+    expect(whole.microBatches).toBe(1);
+    expect(split.microBatches).toBe(2);
+    const a = await whole.trainStep(images, labels);
+    const ga = await whole.gradients();
+    const b = await split.trainStep(images, labels);
+    const gb = await split.gradients();
+    expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-5);
+    for (const name of ['InceptionV3/Conv2d_1a_3x3/weights', 'InceptionV3/Mixed_6b/Branch_1/Conv2d_0c_7x1/weights', 'InceptionV3/Logits/Conv2d_1c_1x1/biases']) {
+      expectClose(gb.get(name)!, ga.get(name)!, { rtol: 1e-3, atol: 1e-6 }, name);
+    }
+    whole.dispose();
+    split.dispose();
+    model.dispose();
+  }, 300_000);
+
+  // A tiny batch the network must memorise: the loss falls below a bound under each optimizer.
+  const optimizers = [
+    { name: 'SGD with Nesterov momentum', optimizer: { kind: 'momentum' as const, momentum: 0.9, nesterov: true }, lr: 0.05 },
+    { name: 'RMSProp (TF-Slim settings)', optimizer: { kind: 'rmsprop' as const, decay: 0.9, momentum: 0.9, epsilon: 1.0 }, lr: 0.05 },
+    { name: 'Adam', optimizer: { kind: 'adam' as const }, lr: 0.003 },
+  ];
+  for (const o of optimizers) {
+    it(`a thin network overfits a batch of 4 with ${o.name}: loss < 0.1`, async () => {
+      const model = await Model.inceptionV3({ ...opts, seed: 31 });
+      const trainer = new Trainer(model, { batch: 4, optimizer: o.optimizer, learningRate: o.lr });
+      const images = randomArray(4 * 75 * 75 * 3, 32);
+      const labels = Int32Array.from([0, 1, 2, 3]);
+      const first = (await trainer.trainStep(images, labels)).loss;
+      let last = first;
+      for (let s = 0; s < 40 && last >= 0.1; s++) last = (await trainer.trainStep(images, labels)).loss;
+      expect(first).toBeGreaterThan(1);
+      expect(last, `${o.name}: loss ${first} -> ${last}`).toBeLessThan(0.1);
+      trainer.dispose();
+      model.dispose();
+    }, 300_000);
+  }
 });

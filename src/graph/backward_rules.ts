@@ -152,14 +152,16 @@ function viewOfShape(ctx: ProgramContext, whole: string, shape: readonly number[
 export const BACKWARD = {
   /** Loss fused with its gradient: per-example losses and dL/dlogits (mean over the batch). */
   loss(c: RuleContext, cfg: TrainingConfig, logits: string, labels: string, loss: string, dLogits: string): void {
+    // The gradient is of the mean over the whole batch: 1/N per micro-batch, times 1/k micro-batches.
+    const attrs = { labelSmoothing: cfg.labelSmoothing ?? 0, scale: 1 / (cfg.microBatches ?? 1) };
     c.b.add({
       name: `loss (${cfg.loss ?? 'softmax_cross_entropy'})`,
       reads: [logits, labels],
       writes: [loss, dLogits],
       build: (ctx) =>
         cfg.loss === 'sigmoid_cross_entropy'
-          ? [sigmoidCrossEntropyDispatch(ctx.t(logits), ctx.t(labels), { losses: ctx.t(loss), dLogits: ctx.t(dLogits) }, { labelSmoothing: cfg.labelSmoothing ?? 0 })]
-          : [softmaxCrossEntropyDispatch(ctx.t(logits), ctx.t(labels), { losses: ctx.t(loss), dLogits: ctx.t(dLogits) }, { labelSmoothing: cfg.labelSmoothing ?? 0 })],
+          ? [sigmoidCrossEntropyDispatch(ctx.t(logits), ctx.t(labels), { losses: ctx.t(loss), dLogits: ctx.t(dLogits) }, attrs)]
+          : [softmaxCrossEntropyDispatch(ctx.t(logits), ctx.t(labels), { losses: ctx.t(loss), dLogits: ctx.t(dLogits) }, attrs)],
     });
   },
 
@@ -171,12 +173,15 @@ export const BACKWARD = {
     if (!dy) return; // nothing downstream reached the loss through this value
     const step = (name: string, reads: string[], writes: string[], build: (ctx: ProgramContext) => Dispatch[]) =>
       b.add({ name, reads, writes, build });
-    /** Declares (on first use) the gradient of `v` and says whether this write accumulates. */
+    /**
+     * Declares (on first use) the gradient of `v` and says whether this write accumulates.
+     * Parameter gradients always accumulate: the trainer clears them once per step, so a batch
+     * split into micro-batches sums its gradients across them.
+     */
     const target = (v: string): { name: string; accumulate: boolean } => {
       if (graph.params.has(v)) {
-        const e = grads.get(v);
         grads.set(v, { name: gradName(v), written: true });
-        return { name: gradName(v), accumulate: e?.written ?? false };
+        return { name: gradName(v), accumulate: true };
       }
       let e = grads.get(v);
       if (!e) {

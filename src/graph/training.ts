@@ -25,6 +25,8 @@ export interface TrainingConfig {
   seed?: number;
   /** Values kept alive to the end of the step so they can be read back (debugging, tests). */
   keep?: string[];
+  /** The batch runs as this many micro-batches (their gradients sum); scales the loss gradient. */
+  microBatches?: number;
 }
 
 /** A node group the training forward runs as one step. */

@@ -1,5 +1,10 @@
-// One training step of a model as one planned GPU submission: forward (training-mode batchnorm
-// where layers train), loss and gradient, backward, and the optimizer's in-place update.
+// One training step of a model as one GPU submission: the planned program (forward with
+// training-mode batchnorm where layers train, loss and gradient, backward) once per micro-batch,
+// then the optimizer's in-place update. A batch whose activations would pass the device's binding
+// limit (batch 32 at 299x299) runs as k micro-batches whose parameter gradients add up; batchnorm
+// then normalises each micro-batch with its own statistics.
+import { type PreparedDispatch, encodePass, prepare } from '../gpu/recorder.ts';
+import { type Tensor, empty } from '../gpu/tensor.ts';
 import type { Model } from '../graph/model.ts';
 import type { Program } from '../graph/program.ts';
 import { type TrainingConfig, type TrainingProgram, buildTraining } from '../graph/training.ts';
@@ -15,6 +20,14 @@ export interface TrainerOptions {
   lrMultipliers?: { scope: string; multiplier: number }[];
   /** L2 weight decay added to every trained weight's gradient (TF-Slim weight_decay 0.00004). */
   weightDecay?: number;
+  /** Largest micro-batch (default: as many images as fit the device's binding limit). */
+  maxMicroBatch?: number;
+}
+
+/** The largest divisor of `batch` that is at most `fit`. */
+export function microBatchSize(batch: number, fit: number): number {
+  for (let b = Math.min(batch, Math.max(1, fit)); b > 1; b--) if (batch % b === 0) return b;
+  return 1;
 }
 
 export interface StepResult {
@@ -29,15 +42,22 @@ export class Trainer {
   readonly optimizer: Optimizer;
   /** Updates done so far (the optimizer's global step). */
   step = 0;
+  readonly microBatch: number;
+  readonly microBatches: number;
+  private readonly update: PreparedDispatch[];
+  private readonly staging: { images: Tensor; labels: Tensor; losses: Tensor; logits: Tensor };
 
   constructor(
     readonly model: Model,
     readonly opts: TrainerOptions,
   ) {
     const rt = model.rt;
-    const graph = model.build(opts.batch);
+    const fit = opts.maxMicroBatch ?? Math.floor(rt.limits.maxStorageBufferBindingSize / model.largestValueBytes());
+    this.microBatch = microBatchSize(opts.batch, fit);
+    this.microBatches = opts.batch / this.microBatch;
+    const graph = model.build(this.microBatch);
     for (const p of graph.params.values()) p.data = model.graph.param(p.name).data;
-    this.training = buildTraining(rt, graph, model.params, opts.training);
+    this.training = buildTraining(rt, graph, model.params, { ...opts.training, microBatches: this.microBatches });
     const t = this.training;
     // Parameter groups by learning-rate multiplier.
     const groups = new Map<number, ParamGroup>();
@@ -54,14 +74,27 @@ export class Trainer {
     }
     this.optimizer = new Optimizer(rt, opts.optimizer, [...groups.values()]);
     t.setStepCounter(this.optimizer.hyper, HYPER.step);
-    const trained = t.trainedParams;
-    t.builder.add({
-      name: `${opts.optimizer.kind} update`,
-      reads: trained.map((p) => `grad:${p}`),
-      writes: trained,
-      build: () => this.optimizer.dispatches(),
-    });
     this.program = t.compile();
+    this.update = this.optimizer.dispatches().map((d) => prepare(rt, d));
+    const logitsShape = this.program.tensor(t.logits).shape;
+    const perImage = this.program.tensor(t.input).size / this.microBatch;
+    const classes = logitsShape.slice(1).reduce((a, b) => a * b, 1);
+    this.staging = {
+      images: empty(rt, [opts.batch * perImage], 'float32', 'training images'),
+      labels: empty(rt, [opts.batch], 'int32', 'training labels'),
+      losses: empty(rt, [opts.batch], 'float32', 'training losses'),
+      logits: empty(rt, [opts.batch * classes], 'float32', 'training logits'),
+    };
+  }
+
+  /** Planned GPU memory of the step: activations and gradients (parameters and optimizer state apart). */
+  get peakBytes(): number {
+    return this.program.peakBytes;
+  }
+
+  /** Dispatches per step: the program per micro-batch, then the update. */
+  get dispatchCount(): number {
+    return this.program.dispatchCount * this.microBatches + this.update.length;
   }
 
   get learningRate(): number {
@@ -75,27 +108,52 @@ export class Trainer {
     const t = this.training;
     const input = this.program.tensor(t.input);
     const labelsT = this.program.tensor(t.labels);
-    if (images.length !== input.size) {
-      throw new Error(`train step: ${images.length} input values; the step was built for ${input.shape.join('x')} (batch ${this.opts.batch})`);
+    const lossT = this.program.tensor(t.loss);
+    const logitsT = this.program.tensor(t.logits);
+    const st = this.staging;
+    if (images.length !== st.images.size) {
+      throw new Error(`train step: ${images.length} input values; the step was built for batch ${this.opts.batch} of ${input.shape.slice(1).join('x')}`);
     }
-    if (labels.length !== labelsT.size) throw new Error(`train step: ${labels.length} labels for a batch of ${labelsT.size}`);
+    if (labels.length !== st.labels.size) throw new Error(`train step: ${labels.length} labels for a batch of ${st.labels.size}`);
     for (let i = 0; i < images.length; i++) {
       if (!Number.isFinite(images[i])) throw new Error(`train step: input value ${i} is ${images[i]}`);
     }
+    const classes = logitsT.size / this.microBatch;
+    for (let i = 0; i < labels.length; i++) {
+      if (!(labels[i] >= 0 && labels[i] < Math.max(2, classes))) throw new Error(`train step: label ${i} is ${labels[i]}; the head has ${classes} classes`);
+    }
     this.optimizer.setStep(this.step, this.learningRate);
     rt.scoped(`training step ${this.step}`, () => {
-      rt.device.queue.writeBuffer(input.buffer, input.byteOffset, images.buffer, images.byteOffset, images.byteLength);
-      rt.device.queue.writeBuffer(labelsT.buffer, labelsT.byteOffset, labels.buffer, labels.byteOffset, labels.byteLength);
+      const q = rt.device.queue;
+      q.writeBuffer(st.images.buffer, 0, images.buffer, images.byteOffset, images.byteLength);
+      q.writeBuffer(st.labels.buffer, 0, labels.buffer, labels.byteOffset, labels.byteLength);
       const enc = rt.device.createCommandEncoder({ label: 'training step' });
-      this.program.encode(enc);
-      rt.device.queue.submit([enc.finish()]);
+      for (const g of t.paramGrads.values()) enc.clearBuffer(g.buffer, g.byteOffset, g.bytes);
+      const mb = this.microBatch;
+      for (let j = 0; j < this.microBatches; j++) {
+        enc.copyBufferToBuffer(st.images.buffer, j * input.bytes, input.buffer, input.byteOffset, input.bytes);
+        enc.copyBufferToBuffer(st.labels.buffer, j * mb * 4, labelsT.buffer, labelsT.byteOffset, mb * 4);
+        this.program.encode(enc);
+        enc.copyBufferToBuffer(lossT.buffer, lossT.byteOffset, st.losses.buffer, j * mb * 4, mb * 4);
+        enc.copyBufferToBuffer(logitsT.buffer, logitsT.byteOffset, st.logits.buffer, j * logitsT.bytes, logitsT.bytes);
+      }
+      encodePass(enc, this.update);
+      q.submit([enc.finish()]);
     });
-    const losses = await this.program.tensor(t.loss).read();
-    const logits = await this.program.tensor(t.logits).read();
+    const losses = await st.losses.read();
+    const logits = await st.logits.read();
     this.step++;
     let sum = 0;
     for (const l of losses) sum += l;
     return { loss: sum / losses.length, losses, logits };
+  }
+
+  /** d loss / d input of the last step (TrainingConfig.inputGrad; one micro-batch only). */
+  async inputGradient(): Promise<Float32Array> {
+    const name = this.training.inputGrad;
+    if (!name) throw new Error('train step: built without inputGrad');
+    if (this.microBatches !== 1) throw new Error('train step: the input gradient is kept for single micro-batch steps only');
+    return this.program.tensor(name).read();
   }
 
   /** Host copies of the parameter gradients of the last step (tests, debugging). */
@@ -105,8 +163,19 @@ export class Trainer {
     return out;
   }
 
+  /** Copies the trained parameters (and moving statistics) back into the model's host data. */
+  async syncToHost(): Promise<void> {
+    const graph = this.model.graph;
+    for (const p of graph.params.values()) {
+      const t = this.model.params.get(graph, p.name);
+      p.data = await t.read();
+    }
+  }
+
   dispose(): void {
     this.program.destroy();
     this.optimizer.dispose();
+    for (const u of this.update) u.uniform.destroy();
+    for (const t of Object.values(this.staging)) t.dispose();
   }
 }
