@@ -3,12 +3,17 @@
 //
 // Softmax cross-entropy over logits [..., K] (N = size / K rows) with int32 labels [N]:
 //   loss_i = -sum_k t_ik log softmax(x_i)_k, t_i = (1 - eps) onehot(label_i) + eps / K  (TF's label_smoothing)
-//   mean   = scale * sum_i w_i loss_i / N
-//   dx_i   = scale * w_i * (softmax(x_i) - t_i) / N
-// with optional per-example weights w (default 1) and a loss weight `scale` (TF-Slim weighs the
-// aux head's loss 0.4). The per-example losses are unweighted. Dividing by N matches TF's
+//   mean   = scale * sum_i w_i loss_i / D
+//   dx_i   = scale * w_i * (softmax(x_i) - t_i) / D
+// with optional per-example weights (default 1) and a loss weight `scale` (TF-Slim weighs the
+// aux head's loss 0.4). The per-example losses are unweighted. D = N matches TF's
 // tf.losses.softmax_cross_entropy with a scalar weight; with per-example weights this is the
 // batch mean of the weighted losses (not TF's SUM_BY_NONZERO_WEIGHTS).
+// For ONNX's SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss: per-class weights (w_i also
+// takes classWeights[label_i]), an ignore index (that example's w_i, loss and gradient are 0, and
+// it leaves the mean), reductions 'sum' (D = 1) and 'weightedMean' (D = sum_i w_i), per-example
+// losses reported as w_i loss_i, and the NLL form, whose input is log-probabilities
+// (loss_i = -sum_k t_ik x_ik, dx_i = -scale * w_i * t_i / D).
 // Sigmoid binary cross-entropy over one logit per example ([N] or [N, 1]), labels float32 (soft
 // labels allowed) or int32, TF's stable form and label smoothing t = (1 - eps) label + eps / 2.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
@@ -17,28 +22,41 @@ import { checkNoAlias, placeholder } from './train_util.ts';
 
 const NAN_BITS = 0x7fc00000;
 
+/**
+ * How the weighted losses sum_i w_i loss_i are reduced (softmax cross-entropy and NLL only):
+ * 'mean' divides by the examples not ignored (N without ignoreIndex), 'sum' by nothing,
+ * 'weightedMean' by sum_i w_i (ONNX's mean).
+ */
+export type LossReduction = 'mean' | 'sum' | 'weightedMean';
+const REDUCTION_CODE: Record<LossReduction, number> = { mean: 0, sum: 1, weightedMean: 2 };
+
 export interface LossAttrs {
   labelSmoothing?: number; // eps, default 0
   scale?: number; // loss weight on the mean and the gradient, default 1
   weights?: Tensor; // [N] per-example weights
   accumulate?: boolean; // dLogits += ...
+  // Softmax cross-entropy and NLL only:
+  classWeights?: Tensor; // [K] per-class weights: example i also weighs classWeights[label_i] (ONNX's `weight`)
+  ignoreIndex?: number; // examples with this label have zero weight, loss and gradient
+  reduction?: LossReduction; // default 'mean'
+  weightedLosses?: boolean; // per-example losses are w_i loss_i (ONNX's reduction 'none'), default false
 }
 
 export interface LossOutputs {
-  losses?: Tensor; // [N] per-example (unweighted) losses
-  mean?: Tensor; // the weighted mean lands at mean[meanIndex]
+  losses?: Tensor; // [N] per-example losses (unweighted unless attrs.weightedLosses)
+  mean?: Tensor; // the reduced loss (see LossReduction) lands at mean[meanIndex]
   meanIndex?: number;
   dLogits?: Tensor; // the logits' shape
 }
 
 /** Rows of logits [..., K] for softmax cross-entropy; the error names the shapes. */
-export function softmaxCrossEntropyShape(logits: readonly number[], labels: readonly number[]): { n: number; k: number } {
+export function softmaxCrossEntropyShape(logits: readonly number[], labels: readonly number[], op = 'softmaxCrossEntropy'): { n: number; k: number } {
   const k = logits.length ? logits[logits.length - 1] : 0;
   const size = logits.reduce((a, b) => a * b, 1);
   const n = k ? size / k : 0;
   const labelCount = labels.reduce((a, b) => a * b, 1);
-  if (k === 0 || n === 0) throw new Error(`softmaxCrossEntropy: logits ${shapeString(logits)} have no classes or no rows`);
-  if (labelCount !== n) throw new Error(`softmaxCrossEntropy: labels ${shapeString(labels)} do not give one label per row of logits ${shapeString(logits)} (${n} rows)`);
+  if (k === 0 || n === 0) throw new Error(`${op}: logits ${shapeString(logits)} have no classes or no rows`);
+  if (labelCount !== n) throw new Error(`${op}: labels ${shapeString(labels)} do not give one label per row of logits ${shapeString(logits)} (${n} rows)`);
   return { n, k };
 }
 
@@ -52,14 +70,37 @@ export function sigmoidCrossEntropyShape(logits: readonly number[], labels: read
   return { n };
 }
 
-function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor, n: number, k: number, out: LossOutputs, attrs: LossAttrs): Dispatch {
+function lossDispatch(
+  op: string,
+  entry: string,
+  logits: Tensor,
+  labels: Tensor,
+  n: number,
+  k: number,
+  out: LossOutputs,
+  attrs: LossAttrs,
+  logProbs = false,
+): Dispatch {
   const rt = logits.rt;
-  const { losses, mean, dLogits, weights } = { ...out, weights: attrs.weights };
+  const { losses, mean, dLogits, weights, classWeights } = { ...out, weights: attrs.weights, classWeights: attrs.classWeights };
+  const categorical = entry === 'softmaxCrossEntropy';
+  if (!categorical) {
+    for (const a of ['classWeights', 'ignoreIndex', 'reduction', 'weightedLosses'] as const) {
+      if (attrs[a] !== undefined) throw new Error(`${op}: ${a} is for softmax cross-entropy and NLL only`);
+    }
+  }
   if (!losses && !mean && !dLogits) throw new Error(`${op}: no output asked for (losses, mean, dLogits all absent)`);
   if (weights && weights.size !== n) throw new Error(`${op}: weights ${shapeString(weights.shape)} do not give one weight per example (${n})`);
+  if (classWeights && classWeights.size !== k) throw new Error(`${op}: class weights ${shapeString(classWeights.shape)} do not give one weight per class (${k})`);
+  const ignoreIndex = attrs.ignoreIndex;
+  if (ignoreIndex !== undefined && !(Number.isInteger(ignoreIndex) && ignoreIndex >= -(2 ** 31) && ignoreIndex < 2 ** 31)) {
+    throw new Error(`${op}: ignore index ${ignoreIndex} is not an int32`);
+  }
+  const reduction = attrs.reduction ?? 'mean';
+  if (!(reduction in REDUCTION_CODE)) throw new Error(`${op}: unknown reduction '${reduction}' (mean, sum, weightedMean)`);
   if (losses && losses.size !== n) throw new Error(`${op}: losses ${shapeString(losses.shape)} do not hold ${n} per-example values`);
   if (dLogits && dLogits.size !== logits.size) throw new Error(`${op}: dLogits ${shapeString(dLogits.shape)} differs from logits ${shapeString(logits.shape)}`);
-  checkNoAlias(op, { losses, mean, dLogits }, { logits, labels, weights });
+  checkNoAlias(op, { losses, mean, dLogits }, { logits, labels, weights, classWeights });
   const meanIndex = out.meanIndex ?? 0;
   if (mean && meanIndex >= mean.size) throw new Error(`${op}: mean ${shapeString(mean.shape)} has no element ${meanIndex}`);
   const eps = attrs.labelSmoothing ?? 0;
@@ -71,6 +112,13 @@ function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor,
       entry,
       constants: {
         HAS_WEIGHTS: weights ? 1 : 0,
+        ...(categorical && {
+          HAS_CLASS_WEIGHTS: classWeights ? 1 : 0,
+          HAS_IGNORE: ignoreIndex !== undefined ? 1 : 0,
+          REDUCTION: REDUCTION_CODE[reduction],
+          LOG_PROBS: logProbs ? 1 : 0,
+          WEIGHTED_LOSSES: attrs.weightedLosses ? 1 : 0,
+        }),
         HAS_LOSSES: losses ? 1 : 0,
         HAS_MEAN: mean ? 1 : 0,
         HAS_GRAD: dLogits ? 1 : 0,
@@ -80,6 +128,8 @@ function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor,
     params: new Params()
       .u32(n, k, meanIndex, NAN_BITS)
       .f32(eps, attrs.scale ?? 1, 1 / n, 0)
+      .i32(ignoreIndex ?? 0)
+      .u32(0, 0, 0)
       .build(),
     buffers: [
       logits.binding,
@@ -88,6 +138,8 @@ function lossDispatch(op: string, entry: string, logits: Tensor, labels: Tensor,
       losses?.binding ?? placeholder(rt, 0),
       mean?.binding ?? placeholder(rt, 1),
       dLogits?.binding ?? placeholder(rt, 2),
+      // Only the categorical entry binds class weights (the logits fill in when there are none).
+      ...(categorical ? [(classWeights ?? logits).binding] : []),
     ],
     workgroups: [1, 1, 1],
   };
@@ -98,6 +150,17 @@ export function softmaxCrossEntropyDispatch(logits: Tensor, labels: Tensor, out:
   const { n, k } = softmaxCrossEntropyShape(logits.shape, labels.shape);
   if (labels.dtype !== 'int32') throw new Error(`softmaxCrossEntropy: labels ${shapeString(labels.shape)} are ${labels.dtype}; class indices must be int32`);
   return lossDispatch('softmaxCrossEntropy', 'softmaxCrossEntropy', logits, labels, n, k, out, attrs);
+}
+
+/**
+ * Negative log-likelihood over log-probabilities [..., K] with integer labels (softmax
+ * cross-entropy without the softmax): losses, reduced loss and dLogProbs in one dispatch.
+ */
+export function negativeLogLikelihoodDispatch(logProbs: Tensor, labels: Tensor, out: LossOutputs, attrs: LossAttrs = {}): Dispatch {
+  const op = 'negativeLogLikelihood';
+  const { n, k } = softmaxCrossEntropyShape(logProbs.shape, labels.shape, op);
+  if (labels.dtype !== 'int32') throw new Error(`${op}: labels ${shapeString(labels.shape)} are ${labels.dtype}; class indices must be int32`);
+  return lossDispatch(op, 'softmaxCrossEntropy', logProbs, labels, n, k, out, attrs, true);
 }
 
 /** Sigmoid binary cross-entropy for a one-logit head, labels float32 (0/1 or soft) or int32. */
@@ -113,6 +176,14 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, attrs: Omit<
   const out = { losses: empty(logits.rt, [n]), mean: empty(logits.rt, [1]), dLogits: empty(logits.rt, logits.shape) };
   run(logits.rt, [softmaxCrossEntropyDispatch(logits, labels, out, attrs)]);
   return out;
+}
+
+/** Eager: { losses [N], mean [1], dLogProbs }. */
+export function negativeLogLikelihood(logProbs: Tensor, labels: Tensor, attrs: Omit<LossAttrs, 'accumulate'> = {}) {
+  const { n } = softmaxCrossEntropyShape(logProbs.shape, labels.shape, 'negativeLogLikelihood');
+  const out = { losses: empty(logProbs.rt, [n]), mean: empty(logProbs.rt, [1]), dLogits: empty(logProbs.rt, logProbs.shape) };
+  run(logProbs.rt, [negativeLogLikelihoodDispatch(logProbs, labels, out, attrs)]);
+  return { losses: out.losses, mean: out.mean, dLogProbs: out.dLogits };
 }
 
 export function sigmoidCrossEntropy(logits: Tensor, labels: Tensor, attrs: Omit<LossAttrs, 'accumulate'> = {}) {
@@ -196,32 +267,61 @@ export function l2LossDispatches(weights: readonly Tensor[], workspace: Tensor, 
 
 // ---- float64 CPU references (tests only) ----
 
-export function softmaxCrossEntropyRef(
-  logits: ArrayLike<number>,
-  shape: readonly number[],
-  labels: ArrayLike<number>,
-  attrs: { labelSmoothing?: number; scale?: number; weights?: ArrayLike<number> } = {},
-) {
+export interface CategoricalLossRefAttrs {
+  labelSmoothing?: number;
+  scale?: number;
+  weights?: ArrayLike<number>;
+  classWeights?: ArrayLike<number>;
+  ignoreIndex?: number;
+  reduction?: LossReduction;
+  weightedLosses?: boolean;
+}
+
+/** Softmax cross-entropy (or, with logProbs, NLL on log-probabilities) straight from the definition. */
+function categoricalLossRef(x: ArrayLike<number>, shape: readonly number[], labels: ArrayLike<number>, attrs: CategoricalLossRefAttrs, logProbs: boolean) {
   const { n, k } = softmaxCrossEntropyShape(shape, [labels.length]);
   const eps = attrs.labelSmoothing ?? 0;
   const scale = attrs.scale ?? 1;
+  const reduction = attrs.reduction ?? 'mean';
+  const ignored = (i: number) => attrs.ignoreIndex !== undefined && labels[i] === attrs.ignoreIndex;
+  const weight = (i: number) => {
+    if (ignored(i)) return 0;
+    const cls = attrs.classWeights ? attrs.classWeights[Math.min(Math.max(labels[i], 0), k - 1)] : 1;
+    return (attrs.weights ? attrs.weights[i] : 1) * cls;
+  };
+  let d = 0;
+  for (let i = 0; i < n; i++) d += reduction === 'weightedMean' ? weight(i) : ignored(i) ? 0 : 1;
+  if (reduction === 'sum') d = 1;
   const losses = new Float64Array(n);
   const dLogits = new Float64Array(n * k);
-  let mean = 0;
+  let total = 0;
   for (let i = 0; i < n; i++) {
-    const row = Array.from({ length: k }, (_, j) => logits[i * k + j]);
+    const row = Array.from({ length: k }, (_, j) => x[i * k + j]);
     const m = Math.max(...row);
-    const sum = row.reduce((a, v) => a + Math.exp(v - m), 0);
-    const logp = row.map((v) => v - m - Math.log(sum));
+    const lse = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
+    const logp = logProbs ? row : row.map((v) => v - lse);
     const label = labels[i];
-    const w = attrs.weights ? attrs.weights[i] : 1;
-    const valid = Number.isInteger(label) && label >= 0 && label < k;
+    const w = weight(i);
+    const valid = !ignored(i) && Number.isInteger(label) && label >= 0 && label < k;
     const t = row.map((_, j) => (j === label ? 1 - eps : 0) + eps / k);
-    losses[i] = valid ? -t.reduce((a, tj, j) => a + tj * logp[j], 0) : NaN;
-    mean += (w * losses[i]) / n;
-    for (let j = 0; j < k; j++) dLogits[i * k + j] = valid ? (scale * w * (Math.exp(logp[j]) - t[j])) / n : 0;
+    const loss = ignored(i) ? 0 : valid ? -t.reduce((a, tj, j) => a + tj * logp[j], 0) : NaN;
+    losses[i] = attrs.weightedLosses ? w * loss : loss;
+    total += w * loss;
+    for (let j = 0; j < k; j++) {
+      const g = logProbs ? -t[j] : Math.exp(logp[j]) - t[j];
+      dLogits[i * k + j] = valid ? (scale * w * g) / d : 0;
+    }
   }
-  return { losses, mean: mean * scale, dLogits };
+  return { losses, mean: (scale * total) / d, dLogits };
+}
+
+export function softmaxCrossEntropyRef(logits: ArrayLike<number>, shape: readonly number[], labels: ArrayLike<number>, attrs: CategoricalLossRefAttrs = {}) {
+  return categoricalLossRef(logits, shape, labels, attrs, false);
+}
+
+export function negativeLogLikelihoodRef(logProbs: ArrayLike<number>, shape: readonly number[], labels: ArrayLike<number>, attrs: CategoricalLossRefAttrs = {}) {
+  const { losses, mean, dLogits } = categoricalLossRef(logProbs, shape, labels, attrs, true);
+  return { losses, mean, dLogProbs: dLogits };
 }
 
 export function sigmoidCrossEntropyRef(
