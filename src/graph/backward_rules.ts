@@ -11,6 +11,7 @@ import { epilogueBackwardDispatch } from '../kernels/conv_epilogue_backward.ts';
 import { dropoutBackwardDispatch, dropoutForwardDispatch } from '../kernels/dropout.ts';
 import { meanBackwardDispatch } from '../kernels/elementwise_backward.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { classScoreDispatch } from '../kernels/class_score.ts';
 import { sigmoidCrossEntropyDispatch, softmaxCrossEntropyDispatch } from '../kernels/loss.ts';
 import { globalPoolAttrs, poolDispatch } from '../kernels/pool.ts';
 import { globalAvgPoolBackwardDispatch, poolBackwardDispatch } from '../kernels/pool_backward.ts';
@@ -23,6 +24,8 @@ import type { ProgramBuilder, ProgramContext } from './program.ts';
 import type { Group, TrainingConfig } from './training.ts';
 
 export interface RuleContext {
+  /** Nodes that only view their input (reshape, squeeze, dropout at inference): no kernel either way. */
+  isView: (node: Node) => boolean;
   rt: Runtime;
   graph: Graph;
   b: ProgramBuilder;
@@ -87,6 +90,7 @@ export function TRAIN_FORWARD(c: RuleContext, g: Group, intoConcat: InConcat): v
     return;
   }
   const [x] = node.inputs;
+  if (c.isView(node)) return;
   switch (node.op) {
     case 'maxpool':
     case 'avgpool': {
@@ -135,9 +139,6 @@ export function TRAIN_FORWARD(c: RuleContext, g: Group, intoConcat: InConcat): v
         unaryDispatch(node.op === 'relu' ? 'relu' : 'clip', ctx.t(x), ctx.t(g.out), node.op === 'relu6' ? { lo: 0, hi: 6 } : {}),
       ]);
       return;
-    case 'reshape':
-    case 'squeeze':
-      return; // a view
     default:
       throw new Error(`${node.name}: training does not support op '${node.op}' yet`);
   }
@@ -159,7 +160,9 @@ export const BACKWARD = {
       reads: [logits, labels],
       writes: [loss, dLogits],
       build: (ctx) =>
-        cfg.loss === 'sigmoid_cross_entropy'
+        cfg.loss === 'class_score'
+          ? [classScoreDispatch(ctx.t(logits), ctx.t(labels), ctx.t(loss), ctx.t(dLogits))]
+          : cfg.loss === 'sigmoid_cross_entropy'
           ? [sigmoidCrossEntropyDispatch(ctx.t(logits), ctx.t(labels), { losses: ctx.t(loss), dLogits: ctx.t(dLogits) }, attrs)]
           : [softmaxCrossEntropyDispatch(ctx.t(logits), ctx.t(labels), { losses: ctx.t(loss), dLogits: ctx.t(dLogits) }, attrs)],
     });
@@ -268,6 +271,15 @@ export const BACKWARD = {
     }
 
     const [x] = node.inputs;
+    if (c.isView(node)) {
+      // A view's gradient is its output's gradient, seen with the input's shape.
+      if (!wants(x)) return;
+      if (grads.has(x)) throw new Error(`${node.name}: input ${x} has other consumers; not supported in training yet`);
+      const name = gradName(x);
+      b.declare(name, { shape: graph.shapeOf(x), aliasOf: dy.name });
+      grads.set(x, { name, written: true });
+      return;
+    }
     switch (node.op) {
       case 'maxpool':
       case 'avgpool': {
@@ -339,15 +351,6 @@ export const BACKWARD = {
         step(`${node.name} (backward)`, [dy.name, g.out], [dx.name], (ctx) => [
           activationBackwardDispatch(node.op === 'relu' ? 'relu' : 'relu6', ctx.t(dy.name), ctx.t(g.out), ctx.t(dx.name), { accumulate: dx.accumulate }),
         ]);
-        return;
-      }
-      case 'reshape':
-      case 'squeeze': {
-        if (!wants(x)) return;
-        if (grads.has(x)) throw new Error(`${node.name}: input ${x} has other consumers; not supported in training yet`);
-        const name = gradName(x);
-        b.declare(name, { shape: graph.shapeOf(x), aliasOf: dy.name });
-        grads.set(x, { name, written: true });
         return;
       }
       default:

@@ -14,7 +14,13 @@ import { type Program, ProgramBuilder, compileProgram } from './program.ts';
 export interface TrainingConfig {
   /** The logits value or end point the loss reads (default 'Logits'). */
   logits?: string;
-  loss?: 'softmax_cross_entropy' | 'sigmoid_cross_entropy';
+  /**
+   * softmax / sigmoid cross-entropy against the labels, or 'class_score': the "loss" is the
+   * logit of the label's class itself (saliency of a class score).
+   */
+  loss?: 'softmax_cross_entropy' | 'sigmoid_cross_entropy' | 'class_score';
+  /** false: dropout is the identity, as at inference (saliency of a deployed model). Default true. */
+  dropout?: boolean;
   labelSmoothing?: number;
   /** Which parameters train (default: each parameter's own trainable flag). */
   trainable?: (param: string) => boolean;
@@ -143,11 +149,12 @@ export function buildTraining(rt: Runtime, graph: Graph, params: ParamStore, cfg
       off += graph.shapeOf(v)[3];
     }
   }
-  const VIEWS = new Set(['reshape', 'squeeze']);
+  const isView = (n: Node) =>
+    n.op === 'reshape' || n.op === 'squeeze' || (n.op === 'dropout' && (cfg.dropout === false || n.attrs.keepProb === 1));
   for (const g of groups) {
     const last = g.nodes[0];
     // Intermediate values of a group (the raw conv output of a training batchnorm) are declared by its rule.
-    if (g.kind === 'node' && VIEWS.has(last.op)) {
+    if (g.kind === 'node' && isView(last)) {
       b.declare(g.out, { shape: graph.shapeOf(g.out), aliasOf: last.inputs[0] });
     } else if (intoConcat.has(g.out)) {
       const t = intoConcat.get(g.out)!;
@@ -163,6 +170,7 @@ export function buildTraining(rt: Runtime, graph: Graph, params: ParamStore, cfg
 
   // Forward steps.
   const ctxBase: RuleContext = {
+    isView,
     rt,
     graph,
     b,
