@@ -13,7 +13,7 @@ import { Model } from '../src/graph/model.ts';
 import { evaluateReference } from '../src/graph/reference.ts';
 import { type DecodedImage, decodeImage } from '../src/image/decode.ts';
 import { decodeJpegIfast } from '../src/image/jpeg.ts';
-import { legacyBilinearTaps } from '../src/image/preprocess.ts';
+import { preprocessMeanStd } from '../src/image/preprocess.ts';
 import { graphDefBuilder, importGraphDef } from '../src/import/graphdef.ts';
 import { SHARED_DIR, hasShared, sharedMissingMessage } from './helpers.ts';
 
@@ -42,26 +42,8 @@ function manifest(): Row[] {
   });
 }
 
-/** retrain.py's preprocessing, in float32 as TF computes it. */
-function poetsPreprocess(img: DecodedImage): Float32Array {
-  const fr = Math.fround;
-  const ty = legacyBilinearTaps(img.height, SIZE);
-  const tx = legacyBilinearTaps(img.width, SIZE);
-  const inv = fr(1 / 127.5);
-  const at = (y: number, x: number, c: number) => img.data[(y * img.width + x) * 3 + c];
-  const out = new Float32Array(PER);
-  for (let oy = 0; oy < SIZE; oy++)
-    for (let ox = 0; ox < SIZE; ox++)
-      for (let c = 0; c < 3; c++) {
-        const [y0, y1, dy] = [ty.lo[oy], ty.hi[oy], ty.lerp[oy]];
-        const [x0, x1, dx] = [tx.lo[ox], tx.hi[ox], tx.lerp[ox]];
-        const top = fr(at(y0, x0, c) + fr(fr(at(y0, x1, c) - at(y0, x0, c)) * dx));
-        const bottom = fr(at(y1, x0, c) + fr(fr(at(y1, x1, c) - at(y1, x0, c)) * dx));
-        const v = fr(top + fr(fr(bottom - top) * dy));
-        out[(oy * SIZE + ox) * 3 + c] = fr(fr(v - 127.5) * inv);
-      }
-  return out;
-}
+/** retrain.py's preprocessing, in float32 as TF computes it (src/image/preprocess.ts). */
+const poetsPreprocess = (img: DecodedImage): Float32Array => preprocessMeanStd(img, SIZE, { mean: 127.5, std: 127.5 });
 
 type Decoder = (bytes: Uint8Array, file: string) => DecodedImage;
 
@@ -120,7 +102,7 @@ describe.skipIf(!present)('MobileNet v1 0.25/128 frozen graph vs TensorFlow (60 
   it('with jpeg-js decoding: logits within 2.0 of TF, top-1 agreement on at least 55/60', async () => {
     const rt = await getRuntime();
     const model = new Model(rt, graphDefBuilder(FROZEN, { outputs: [LOGITS] }));
-    const logits = (await model.predict(batchOf(train, decodeImage), { outputs: [LOGITS] }))[LOGITS];
+    const logits = (await model.predict(batchOf(train, (b, f) => decodeImage(b, f, { jpeg: 'jpeg-js' })), { outputs: [LOGITS] }))[LOGITS];
     const a = compareLogits(train, logits);
     console.log(`MobileNet vs TF, jpeg-js decoding: max |logit diff| ${a.maxAbs.toFixed(4)} (${a.worstFile}), top-1 ${a.top1}/60`);
     expect(a.maxAbs).toBeLessThan(2.0);

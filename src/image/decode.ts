@@ -1,4 +1,4 @@
-// Image decoding: PNG (pngjs) and JPEG (jpeg-js) bytes to RGB floats 0..255, height x width x 3
+// Image decoding: PNG (pngjs) and JPEG bytes to RGB floats 0..255, height x width x 3
 // (HWC). The format is decided by the file's magic bytes, never its extension. Anything that is
 // not a decodable PNG or JPEG raises an Error that names the file and says what is wrong.
 //
@@ -9,12 +9,17 @@
 //   - grayscale is replicated to R = G = B;
 //   - 16-bit samples keep their precision (v * 255 / 65535, so values may be fractional);
 //     1/2/4-bit grayscale is scaled the same way (v * 255 / (2^depth - 1));
-//   - JPEG: grayscale and YCbCr as usual; Adobe CMYK / YCCK (4 components, APP14 marker) are
-//     converted to RGB by jpeg-js; 4-component JPEGs without the Adobe marker and 2-component
-//     JPEGs are refused.
+//   - JPEG: decoded like TF's decode_jpeg by default: baseline / extended sequential files go
+//     through decodeJpegIfast (libjpeg's integer fast IDCT and fancy upsampling, what TF uses, so
+//     a network sees TF's exact pixels). Files that decoder does not support (progressive,
+//     arithmetic-coded, 12-bit, CMYK, unusual chroma sampling) fall back to jpeg-js, whose
+//     accurate IDCT differs from TF's by a few levels per pixel. jpeg-js also converts Adobe
+//     CMYK / YCCK (4 components, APP14 marker); 4-component JPEGs without the Adobe marker and
+//     2-component JPEGs are refused. `{ jpeg: 'jpeg-js' }` forces jpeg-js (for comparisons).
 import { readFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { decodeJpegIfast } from './jpeg.ts';
 
 export interface DecodedImage {
   width: number;
@@ -52,12 +57,17 @@ export function detectFormat(bytes: Uint8Array, fileName: string): ImageFormat {
   throw new Error(`${fileName}: not a PNG or JPEG image (it starts with bytes ${head})`);
 }
 
+export interface DecodeOptions {
+  /** 'tf' (default): TF-identical IFAST decoding where supported, else jpeg-js; 'jpeg-js': always jpeg-js. */
+  jpeg?: 'tf' | 'jpeg-js';
+}
+
 /** Decodes PNG or JPEG bytes; `fileName` is only used in error messages. */
-export function decodeImage(bytes: Uint8Array, fileName: string): DecodedImage {
+export function decodeImage(bytes: Uint8Array, fileName: string, opts: DecodeOptions = {}): DecodedImage {
   const format = detectFormat(bytes, fileName);
   let image: DecodedImage;
   try {
-    image = format === 'png' ? decodePng(bytes) : decodeJpeg(bytes);
+    image = format === 'png' ? decodePng(bytes) : (opts.jpeg ?? 'tf') === 'tf' ? decodeJpegLikeTf(bytes) : decodeJpeg(bytes);
   } catch (e) {
     throw new Error(`${fileName}: corrupt or truncated ${format.toUpperCase()} file (${explain((e as Error).message)})`);
   }
@@ -75,7 +85,7 @@ function explain(message: string): string {
 }
 
 /** Reads and decodes an image file; unreadable files get an Error naming the file. */
-export function readImage(path: string): DecodedImage {
+export function readImage(path: string, opts: DecodeOptions = {}): DecodedImage {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -84,7 +94,7 @@ export function readImage(path: string): DecodedImage {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
     throw new Error(`${path}: cannot read (${why})`);
   }
-  return decodeImage(bytes, path);
+  return decodeImage(bytes, path, opts);
 }
 
 // PNG color types (the IHDR byte).
@@ -128,6 +138,23 @@ function decodePng(bytes: Uint8Array): DecodedImage {
     }
   }
   return { width, height, data: out };
+}
+
+/**
+ * decodeJpegIfast's refusals of features it does not implement (as opposed to damage): these
+ * files are decoded by jpeg-js instead, with its accurate IDCT (not bit-identical to TF).
+ */
+const IFAST_UNSUPPORTED = /not supported|non-integral chroma sampling/;
+
+function decodeJpegLikeTf(bytes: Uint8Array): DecodedImage {
+  checkJpegEnd(bytes);
+  try {
+    return decodeJpegIfast(bytes, 'JPEG');
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (IFAST_UNSUPPORTED.test(msg)) return decodeJpeg(bytes);
+    throw new Error(msg.replace(/^JPEG: /, ''));
+  }
 }
 
 function decodeJpeg(bytes: Uint8Array): DecodedImage {
