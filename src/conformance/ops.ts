@@ -3,13 +3,16 @@
 // BatchNormalization) moves its input to the engine's channels-last layout (NHWC, HWIO filters),
 // runs, and moves the result back; everything else runs on the ONNX shape as it is. Numbers that
 // steer an op (shapes, axes, pads, clip bounds, dropout ratio) are read on the host.
+import { run } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
-import { type Tensor, upload } from '../gpu/tensor.ts';
+import { type Tensor, empty, upload } from '../gpu/tensor.ts';
 import type { OnnxAttribute, OnnxDType, OnnxNode, OnnxTensor } from '../import/onnx-proto.ts';
 import { type BinaryOp, binary, broadcastShapes } from '../kernels/binary.ts';
 import { batchnorm } from '../kernels/batchnorm.ts';
+import { batchnormTrainForwardDispatch, batchnormTrainWorkspaceShape } from '../kernels/batchnorm_train.ts';
 import { concat } from '../kernels/concat.ts';
 import { conv2d } from '../kernels/conv2d.ts';
+import { negativeLogLikelihoodDispatch, softmaxCrossEntropyDispatch } from '../kernels/loss.ts';
 import type { Padding } from '../kernels/padding.ts';
 import { matmul } from '../kernels/matmul.ts';
 import { type PadMode, pad } from '../kernels/pad.ts';
@@ -406,15 +409,15 @@ const convOp: OpSpec = {
 
 const batchnormOp: OpSpec = {
   unsupported: (node, _inputs, opset) => {
-    const training = opset >= 14 ? attrInt(node, 'training_mode', 0) === 1 : opset < 7 && attrInt(node, 'is_test', 0) === 0;
-    if (training) {
-      return 'training mode (normalizing by batch statistics, updating running stats) is not in the engine, whose batchnorm is inference-only';
-    }
+    // Training mode before opset 14 has other outputs (saved mean and variance); no test uses it.
+    const legacyTraining = opset < 7 ? attrInt(node, 'is_test', 0) === 0 : opset < 14 && node.outputs.length > 1;
+    if (legacyTraining) return `training mode at opset ${opset} (outputs mean, var, saved_mean, saved_var) is not in the engine; opset 14+ training is`;
     if (opset < 9 && attrInt(node, 'spatial', 1) === 0) return 'spatial=0 (per-activation statistics) is not in the engine';
     return null;
   },
-  run: (call) =>
-    spatial(call, async (x) => {
+  run: (call) => {
+    if (call.opset >= 14 && attrInt(call.node, 'training_mode', 0) === 1) return batchnormTraining(call);
+    return spatial(call, async (x) => {
       const [, scale, bias, mean, variance] = call.inputs as OnnxTensor[];
       const [y] = await onEngine(call.rt, (up) => [
         [
@@ -427,7 +430,114 @@ const batchnormOp: OpSpec = {
         ],
       ]);
       return y;
-    }),
+    });
+  },
+};
+
+/**
+ * Training-mode BatchNormalization (opset 14+): Y from the batch mean and biased variance over all
+ * axes but the channel, and running_* = input_* * momentum + batch_* * (1 - momentum), with the
+ * biased batch variance (ONNX's np.var), i.e. the engine's decay = momentum and no Bessel factor.
+ */
+async function batchnormTraining(call: OpCall): Promise<OnnxTensor[]> {
+  const [x, scale, bias, mean, variance] = call.inputs as OnnxTensor[];
+  if (x.dims.length < 2) throw new Error(`needs an [N, C, spatial...] input, got [${x.dims}]`);
+  const xl = toChannelsLast(x);
+  const c = x.dims[1];
+  const [y, runningMean, runningVar] = await onEngine(call.rt, (up, keep) => {
+    const z = up(xl);
+    // Fresh uploads: the kernel updates the moving statistics in place.
+    const params = { gamma: up(scale, [c]), beta: up(bias, [c]), movingMean: up(mean, [c]), movingVariance: up(variance, [c]) };
+    const out = {
+      y: keep(empty(call.rt, z.shape, 'float32', 'BatchNormalization y')),
+      mean: keep(empty(call.rt, [c])),
+      rstd: keep(empty(call.rt, [c])),
+      workspace: keep(empty(call.rt, batchnormTrainWorkspaceShape(z.shape))),
+    };
+    const attrs = { epsilon: attrFloat(call.node, 'epsilon', 1e-5), decay: attrFloat(call.node, 'momentum', 0.9), movingVarianceUnbiased: false };
+    run(call.rt, batchnormTrainForwardDispatch(z, params, out, attrs));
+    return [
+      [out.y, xl.dims],
+      [params.movingMean, mean.dims],
+      [params.movingVariance, variance.dims],
+    ];
+  });
+  return [toChannelsFirst(y), runningMean, runningVar];
+}
+
+// ---- losses ----
+
+/** Class indices read on the host (int64 in ONNX) as the int32 labels the loss kernels take. */
+function classLabels(t: OnnxTensor): Int32Array {
+  const v = numbers(t)!;
+  const bad = v.find((x) => !Number.isInteger(x) || x < -(2 ** 31) || x >= 2 ** 31);
+  if (bad !== undefined) throw new Error(`target value ${bad} is not an int32 class index`);
+  return Int32Array.from(v);
+}
+
+/**
+ * SoftmaxCrossEntropyLoss (opset 12/13) and NegativeLogLikelihoodLoss (opset 12/13/22) on scores
+ * [N, C, d1, ..., dk] with targets [N, d1, ..., dk]: the class axis moves last on the GPU
+ * (transpose of [N, C, D] to [N, D, C]), then one loss dispatch with the class weights, ignore_index
+ * and reduction. ONNX's 'mean' is sum(w_i l_i) / sum(w_i) with w_i = weight[target_i] (1 without
+ * weights) and 0 for ignored targets, which is the kernel's 'weightedMean'; 'none' reports w_i l_i.
+ * SCE's optional log_prob output is a log-softmax over axis 1.
+ */
+function lossOp(nll: boolean): OpSpec {
+  return {
+    hostInputs: [1], // target: class indices (int64), uploaded as int32
+    unsupported: (_node, inputs) => {
+      const x = inputs[0];
+      return x && x.dims.length < 2 ? `input [${x.dims}] has no class axis (ONNX requires [N, C, ...])` : null;
+    },
+    run: (call) => {
+      const [x, target, weight] = call.inputs;
+      if (!x || !target) throw new Error('needs the scores and the target');
+      const [n, c] = x.dims;
+      const spatialDims = x.dims.slice(2);
+      const d = spatialDims.reduce((a, b) => a * b, 1);
+      const want = [n, ...spatialDims];
+      if (target.dims.length !== want.length || target.dims.some((v, i) => v !== want[i])) {
+        throw new Error(`target [${target.dims}] does not match scores [${x.dims}] (expected [${want}])`);
+      }
+      const reduction = attrString(call.node, 'reduction', 'mean');
+      if (reduction !== 'none' && reduction !== 'sum' && reduction !== 'mean') throw new Error(`unknown reduction '${reduction}'`);
+      const labels = classLabels(target);
+      const ignoreIndex = attr(call.node, 'ignore_index') ? attrInt(call.node, 'ignore_index', 0) : undefined;
+      const logProbWanted = !nll && (call.node.outputs[1] ?? '') !== '';
+      return onEngine(call.rt, (up, keep) => {
+        const xs = up(x);
+        const rows = d === 1 ? xs.reshape([n, c]) : keep(transpose(xs.reshape([n, c, d]), [0, 2, 1]));
+        const lab = keep(upload(call.rt, labels, [n * d], 'target'));
+        const none = reduction === 'none';
+        const out = none ? { losses: empty(call.rt, [n * d], 'float32', 'loss') } : { mean: empty(call.rt, [1], 'float32', 'loss') };
+        const attrs = {
+          classWeights: weight && up(weight, [c]),
+          ignoreIndex,
+          reduction: reduction === 'sum' ? ('sum' as const) : ('weightedMean' as const),
+          weightedLosses: none,
+        };
+        run(call.rt, [(nll ? negativeLogLikelihoodDispatch : softmaxCrossEntropyDispatch)(rows, lab, out, attrs)]);
+        const result: [Tensor, number[]][] = [[none ? out.losses! : out.mean!, none ? target.dims : []]];
+        if (logProbWanted) result.push([softmax(xs, { axis: 1, log: true }), x.dims]);
+        return result;
+      });
+    },
+  };
+}
+
+/** Shape (opset 15 start/end): the input's dims as int64, read on the host. */
+const shapeOp: OpSpec = {
+  hostInputs: [0],
+  run: async (call) => {
+    const dims = call.inputs[0]!.dims;
+    const r = dims.length;
+    const clampAxis = (a: number) => Math.min(Math.max(a < 0 ? a + r : a, 0), r);
+    const start = clampAxis(attrInt(call.node, 'start', 0));
+    const end = clampAxis(attrInt(call.node, 'end', r));
+    const v = dims.slice(start, Math.max(start, end));
+    return [{ name: '', dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) }];
+  },
 };
 
 // ---- matrix products ----
@@ -582,6 +692,9 @@ export const OPS: Record<string, OpSpec> = {
   GlobalAveragePool: globalPoolOp('avg'),
   Conv: convOp,
   BatchNormalization: batchnormOp,
+  SoftmaxCrossEntropyLoss: lossOp(false),
+  NegativeLogLikelihoodLoss: lossOp(true),
+  Shape: shapeOp,
   Gemm: gemmOp,
   MatMul: matmulOp,
   Pad: padOp,
