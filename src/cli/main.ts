@@ -36,11 +36,12 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   classify: {
-    summary: 'classify PNG/JPEG images with Inception v3 (top-k classes and probabilities)',
-    usage: 'incept classify IMAGE... --model MODEL [--labels FILE] [--top K] [--json]',
+    summary: 'classify PNG/JPEG images with a model (.safetensors, .ckpt/.index, .pb, .onnx): top-k classes and probabilities',
+    usage: 'incept classify IMAGE... --model MODEL [--labels FILE] [--top K] [--json] [--output NODE]',
     ownHelp: true,
     run: async (argv) => (await import('./classify.ts')).classifyMain(argv),
   },
+  import: { summary: 'convert a checkpoint, frozen GraphDef (.pb) or ONNX model to an incept model file', usage: 'incept import FILE --out MODEL.safetensors [--labels FILE] [--output NODE]...', ownHelp: true, run: async (argv) => (await import('./import.ts')).importMain(argv) },
   weights: { summary: 'download TF-Slim checkpoints, convert them to model files, list variables', usage: 'incept weights <list|fetch|convert|inspect> ...', ownHelp: true, run: async (argv) => (await import('./weights.ts')).weightsMain(argv) },
   partition: { summary: 'partition a disease taxonomy into training classes by image count (Esteva et al.)', usage: 'incept partition --taxonomy FILE --images MANIFEST [--max-images N] [--out FILE] [--json]', ownHelp: true, run: async (argv) => (await import('./partition.ts')).partitionMain(argv) },
   demo: {

@@ -83,6 +83,8 @@ export interface OpenedModel {
   meta: ModelMeta;
   /** Things the user may want to know (labels found next to the file, checkpoint load summary). */
   notes: string[];
+  /** Set when the graph can only be built at this batch (a saved graph whose importer fixed it). */
+  fixedBatch?: number;
 }
 
 export interface LoadedModel extends Omit<OpenedModel, 'build' | 'graph'> {
@@ -305,6 +307,7 @@ function sharing(first: Graph, build: (batch: number) => Graph): (batch: number)
 }
 
 interface Opened {
+  fixedBatch?: number;
   graph: Graph;
   build: (batch: number) => Graph;
   output: string;
@@ -459,8 +462,10 @@ function openSafetensors(path: string): Opened {
   let g: Graph;
   let build: (batch: number) => Graph;
   let output: string;
+  let fixedBatch: number | undefined;
   if (meta.architecture === GRAPH_ARCHITECTURE) {
     const def: SerializedGraph = checkSerializedGraph(meta.options?.graph, path);
+    if (def.batch !== 'any') fixedBatch = def.batch;
     const shared = new Map<string, Parameter>();
     build = (batch) => deserializeGraph(def, batch, shared, path);
     g = build(1);
@@ -471,13 +476,13 @@ function openSafetensors(path: string): Opened {
     applyModelTensors(first, file.tensors, path);
     g = first;
     build = sharing(first, (batch) => buildArchitecture(meta, batch, path));
-    output = g.endPoints.has('Predictions') ? 'Predictions' : g.outputs[0];
+    output = typeof meta.output === 'string' && has(g, meta.output) ? meta.output : g.endPoints.has('Predictions') ? 'Predictions' : g.outputs[0];
   }
   const hw = imageSize(g);
   const fallback = hw ? (meta.architecture === 'inception_v3' ? inceptionEvalPreprocessing(hw) : retrainPreprocessing(hw)) : null;
   const classes = meta.classes ?? null;
   if (classes !== null && !(Array.isArray(classes) && classes.every((c) => typeof c === 'string'))) fail(path, `metadata 'classes' is not a list of strings`);
-  return { graph: g, build, output, classes, preprocessing: storedPreprocessing(meta.preprocessing, fallback, path), meta, notes: [] };
+  return { graph: g, build, output, classes, preprocessing: storedPreprocessing(meta.preprocessing, fallback, path), meta, notes: [], fixedBatch };
 }
 
 /** Reads a model file of any supported format on the host (see the file comment). */
@@ -496,10 +501,12 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
     }
   });
   const { graph, notes } = opened;
-  if (format === 'safetensors') {
+  if (format === 'safetensors' || format === 'tf-checkpoint') {
+    // Built graphs are not cut: the requested outputs must be in them; the first gives the class scores.
     for (const x of [...(opts.outputs ?? []), ...(opts.extraOutputs ?? [])]) {
       if (!has(graph, stripPort(x))) fail(path, `'${x}' is not a value or end point of the model's graph (${graph.name})`);
     }
+    if (opts.outputs?.length) opened.output = stripPort(opts.outputs[0]);
   }
 
   // Preprocessing: the model's, then the caller's overrides.
@@ -548,7 +555,9 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const { build, graph: _graph, ...rest } = openModel(path, opts);
   const rt = opts.rt ?? (await getRuntime());
-  return { ...rest, model: new Model(rt, build) };
+  const model = new Model(rt, build);
+  if (rest.fixedBatch === 1) model.maxMicroBatch = 1; // one image per run: the only batch the graph exists at
+  return { ...rest, model };
 }
 
 /**
