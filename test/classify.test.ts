@@ -115,6 +115,38 @@ describe('incept classify', () => {
     for (const l of lines.slice(1)) expect(l).toMatch(/^\s+\d+\.\d\d% {2}- \(\d\)$/);
   });
 
+  it('--output NODE: each image gets the raw values of that node (softmax(Logits) = the probabilities)', async () => {
+    const args = [files.png, files.jpg, ...THIN, '--num-classes', '6', '--top', '6', '--batch', '2', '--json'];
+    const results = JSON.parse(await run([...args, '--output', 'Logits'])) as Classification[];
+    for (const r of results) {
+      expect(Object.keys(r).sort()).toEqual(['file', 'output', 'top']);
+      expect(r.output).toHaveLength(6);
+      const max = Math.max(...r.output!);
+      const e = r.output!.map((v) => Math.exp(v - max));
+      const sum = e.reduce((a, v) => a + v, 0);
+      for (const p of r.top) expect(p.prob).toBeCloseTo(e[p.index] / sum, 5);
+    }
+    // A value name (not an end point) works too, and its size is per image.
+    const mixed = JSON.parse(await run([files.png, ...THIN, '--num-classes', '6', '--json', '--output', 'InceptionV3/Logits/SpatialSqueeze'])) as Classification[];
+    expect(mixed[0].output).toEqual(results[0].output);
+    const text = await run([files.png, ...THIN, '--num-classes', '6', '--top', '1', '--output', 'Logits']);
+    expect(text.split('\n')[2]).toMatch(/^ {2}output \(6 values\): (-?\d\.\d+(e[-+]\d+)? ){5}-?\d\.\d+(e[-+]\d+)?$/);
+  });
+
+  it('preprocessing flags reach the model: --mean/--std and --crop change the result, the defaults equal TF-Slim eval', async () => {
+    const base = [files.jpg, ...THIN, '--num-classes', '6', '--top', '6', '--json', '--output', 'Logits'];
+    const logits = async (extra: string[]) => (JSON.parse(await run([...base, ...extra])) as Classification[])[0].output!;
+    const def = await logits([]);
+    expect(await logits(['--crop', '0.875', '--mean', '127.5', '--std', '127.5'])).toEqual(
+      await logits(['--crop', '0.875', '--mean', '127.5,127.5,127.5', '--std', '127.5']),
+    );
+    // (x - 127.5) / 127.5 is TF-Slim's (x / 255 - 0.5) * 2 up to float rounding.
+    const same = await logits(['--mean', '127.5', '--std', '127.5']);
+    same.forEach((v, i) => expect(v).toBeCloseTo(def[i], 4));
+    expect(await logits(['--crop', '1'])).not.toEqual(def);
+    expect(await logits(['--mean', '100'])).not.toEqual(def);
+  });
+
   it('a file that is not an image: an error naming the file, before the model is built', async () => {
     await expect(classifyMain([files.png, files.bad, ...THIN])).rejects.toThrow(UsageError);
     await expect(classifyMain([files.png, files.bad, ...THIN])).rejects.toThrow(`${files.bad}: not a PNG or JPEG image`);
@@ -129,7 +161,14 @@ describe('incept classify', () => {
     await expect(classifyMain([files.png])).rejects.toThrow(/--model is required/);
     await expect(classifyMain([...THIN])).rejects.toThrow(/no images given/);
     await expect(classifyMain([files.png, ...THIN, '--top', '0'])).rejects.toThrow(/--top needs a whole number >= 1, got '0'/);
-    await expect(classifyMain([files.png, ...THIN, '--input-size', '50'])).rejects.toThrow(/--input-size needs a whole number >= 75/);
+    await expect(classifyMain([files.png, ...THIN, '--input-size', '50'])).rejects.toThrow(/Inception v3 needs inputs of at least 75x75, got 50x50/);
+    await expect(classifyMain([files.png, ...THIN, '--size', '80y80'])).rejects.toThrow(/--size needs HxW \(e\.g\. 128x128\), got '80y80'/);
+    await expect(classifyMain([files.png, ...THIN, '--size', '80x90'])).rejects.toThrow(/--input-size 75 and --size 80x90 disagree/);
+    await expect(classifyMain([files.png, ...THIN, '--crop', '1.5'])).rejects.toThrow(/--crop needs a fraction in \(0, 1\], got '1\.5'/);
+    await expect(classifyMain([files.png, ...THIN, '--mean', '1,2'])).rejects.toThrow(/--mean needs a number or three \(R,G,B\), got '1,2'/);
+    await expect(classifyMain([files.png, ...THIN, '--std', '0'])).rejects.toThrow(/--std needs a number or three \(R,G,B\), not 0/);
+    await expect(classifyMain([files.png, ...THIN, '--output', 'Mixed_9z'])).rejects.toThrow(/--output 'Mixed_9z' is not a value or end point/);
+    await expect(classifyMain([files.png, ...THIN, '--output', 'Logits', '--output', 'PreLogits'])).rejects.toThrow(/--output is given twice/);
     await expect(classifyMain([files.png, ...THIN, '--frobnicate'])).rejects.toThrow(/unknown option '--frobnicate'/);
     await expect(classifyMain([files.png, ...THIN, '--labels', join(dir, 'none.txt')])).rejects.toThrow(/none\.txt: cannot read labels/);
     const eleven = join(dir, 'eleven.txt');
@@ -153,7 +192,7 @@ describe('incept classify', () => {
     ) as Classification[];
     expect(fromFile[0].top.map((p) => p.index)).toEqual(random[0].top.map((p) => p.index));
     fromFile[0].top.forEach((p, i) => expect(p.prob).toBeCloseTo(random[0].top[i].prob, 6));
-    await expect(classifyMain([files.jpg, '--model', file, '--input-size', '99'])).rejects.toThrow(/takes 75x75 inputs; --input-size 99 does not fit/);
+    await expect(classifyMain([files.jpg, '--model', file, '--input-size', '99'])).rejects.toThrow(/takes 75x75 images; a preprocessing size of 99x99 does not fit it/);
   });
 
   it('a TF checkpoint (V2) loads by TF-Slim names; a missing variable is an error naming the checkpoint', async () => {
