@@ -1,4 +1,5 @@
-// Image decoding (PNG via pngjs, JPEG via jpeg-js) and TF-Slim's eval preprocessing.
+// Image decoding (PNG via pngjs; JPEG as TF decodes it, jpeg-js as the fallback) and preprocessing
+// (TF-Slim's eval; TF retrain.py's mean/std convention; the metadata spec).
 // PNGs are generated here: with pngjs's encoder (RGB, RGBA, gray, gray+alpha, 16-bit) and with a
 // small hand-written PNG writer below for what pngjs cannot write (palette, tRNS, 1/2/4-bit gray).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,18 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { decodeImage, detectFormat, readImage } from '../src/image/decode.ts';
-import { centralCropWindow, legacyBilinearTaps, preprocessBatch, preprocessForEval } from '../src/image/preprocess.ts';
+import { decodeJpegIfast } from '../src/image/jpeg.ts';
+import {
+  centralCropWindow,
+  inceptionEvalPreprocessing,
+  legacyBilinearTaps,
+  preprocessBatch,
+  preprocessForEval,
+  preprocessImage,
+  preprocessMeanStd,
+  preprocessingWith,
+  retrainPreprocessing,
+} from '../src/image/preprocess.ts';
 import { SHARED_DIR, expectClose, rng, sharedMissingMessage } from './helpers.ts';
 
 // ---- PNG writers ----------------------------------------------------------------------------
@@ -184,6 +196,48 @@ describe('decodeImage: JPEG', () => {
   });
 });
 
+describe('decodeImage: JPEGs decoded as TensorFlow decodes them', () => {
+  const smooth = (w: number, h: number) => {
+    const px = new Uint8Array(w * h * 4);
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) px.set([128 + 100 * Math.sin(x / 3), 128 + 90 * Math.cos(y / 4), (x * 7 + y * 3) % 256, 255], (y * w + x) * 4);
+    return px;
+  };
+
+  it('baseline files: bit for bit the IFAST decoder (libjpeg JDCT_IFAST, as TF); jpeg-js on request', () => {
+    const bytes = jpeg.encode({ width: 37, height: 29, data: smooth(37, 29) }, 85).data;
+    const img = decodeImage(bytes, 'b.jpg');
+    expect(Array.from(img.data)).toEqual(Array.from(decodeJpegIfast(bytes, 'b.jpg').data));
+    const js = decodeImage(bytes, 'b.jpg', { jpeg: 'jpeg-js' });
+    expect(Array.from(js.data)).toEqual(Array.from(jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false }).data));
+    expect(Array.from(js.data)).not.toEqual(Array.from(img.data)); // the IDCTs differ
+  });
+
+  it('a progressive JPEG (refused by the IFAST decoder) falls back to jpeg-js', () => {
+    // Hand-written 8x8 grayscale, progressive (SOF2) with one DC-only scan: quantiser 1, one
+    // Huffman code '0' for category 10, then the DC value 576 = (200 - 128) * 8 -> flat 200.
+    const b = Uint8Array.from([
+      ...[0xff, 0xd8],
+      ...[0xff, 0xdb, 0x00, 0x43, 0x00, ...new Array(64).fill(1)],
+      ...[0xff, 0xc2, 0x00, 0x0b, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00],
+      ...[0xff, 0xc4, 0x00, 0x14, 0x00, 1, ...new Array(15).fill(0), 0x0a],
+      ...[0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00],
+      ...[0x48, 0x1f, 0xff, 0xd9],
+    ]);
+    expect(() => decodeJpegIfast(b, 'p.jpg')).toThrow(/p\.jpg: progressive JPEG is not supported/);
+    const img = decodeImage(b, 'p.jpg');
+    expect([img.width, img.height]).toEqual([8, 8]);
+    expect(Array.from(img.data)).toEqual(new Array(8 * 8 * 3).fill(200));
+  });
+
+  it('damage is no reason to fall back: the IFAST error, naming the file', () => {
+    const bytes = Buffer.from(jpeg.encode({ width: 16, height: 16, data: smooth(16, 16) }, 85).data);
+    const sos = bytes.indexOf(Buffer.from([0xff, 0xda]));
+    bytes[sos + 6] = 0x33; // the first scan component's Huffman tables: 3 and 3, never defined
+    expect(() => decodeImage(bytes, 'h.jpg')).toThrow(/^h\.jpg: corrupt or truncated JPEG file \(scan uses an undefined Huffman table\)$/);
+  });
+});
+
 describe('decodeImage: bad files name the file and the problem', () => {
   const png = pngjsEncode(9, 9, 2, 8, Uint8Array.from(randomBytes(243, 40)));
   const jpg = jpeg.encode({ width: 32, height: 32, data: Uint8Array.from(randomBytes(32 * 32 * 4, 41)) }, 80).data;
@@ -237,6 +291,7 @@ describe.skipIf(!existsSync(FIXTURES))('decodeImage: real JPEGs from ../shared/f
       const path = join(FIXTURES, cls, file);
       const img = decodeImage(readFileSync(path), path);
       expect([img.width, img.height], path).toEqual([100, 100]);
+      expect(Array.from(img.data), `${path}: decoded as TF does`).toEqual(Array.from(decodeJpegIfast(readFileSync(path), path).data));
       expect(img.data.every((v) => v >= 0 && v <= 255)).toBe(true);
       expect(Math.max(...img.data) - Math.min(...img.data), `${path} is not flat`).toBeGreaterThan(50);
     }
@@ -342,3 +397,51 @@ describe('preprocessForEval (TF-Slim inception preprocess_for_eval)', () => {
   });
 });
 
+describe("TF retrain.py / label_image preprocessing: (resize(x) - mean) / std on 0..255 values", () => {
+  it('hand-computed 2x2 -> 4x4 upscale, mean 127.5, std 127.5 (float32 as TF)', () => {
+    const px = [0, 255, 255, 0];
+    const img = { width: 2, height: 2, data: Float32Array.from(px.flatMap((v) => [v, 255, 0])) };
+    const out = preprocessMeanStd(img, 4);
+    const expected = [
+      [0, 127.5, 255, 255],
+      [127.5, 127.5, 127.5, 127.5],
+      [255, 127.5, 0, 0],
+      [255, 127.5, 0, 0],
+    ];
+    const inv = Math.fround(1 / 127.5);
+    const ch0 = Array.from({ length: 16 }, (_, i) => out[i * 3]);
+    expect(ch0).toEqual(expected.flat().map((v) => Math.fround(Math.fround(v - 127.5) * inv)));
+    expect(Array.from({ length: 16 }, (_, i) => out[i * 3 + 1])).toEqual(new Array(16).fill(1));
+    expect(Array.from({ length: 16 }, (_, i) => out[i * 3 + 2])).toEqual(new Array(16).fill(-1));
+  });
+
+  it('per-channel mean/std, central crop, and the Inception spec through preprocessImage', () => {
+    const img = { width: 23, height: 17, data: Float32Array.from(randomBytes(23 * 17 * 3, 60)) };
+    const mean = [123.675, 116.28, 103.53];
+    const std = [58.395, 57.12, 57.375];
+    const out = preprocessMeanStd(img, [9, 11], { mean, std, crop: 0.875 });
+    // The same pixels cropped by hand (tf.image.central_crop: 21x15 at (1, 1)) then resized without a crop.
+    const [y0, ch] = centralCropWindow(17);
+    const [x0, cw] = centralCropWindow(23);
+    const cropped = new Float32Array(ch * cw * 3);
+    for (let y = 0; y < ch; y++) cropped.set(img.data.subarray(((y0 + y) * 23 + x0) * 3, ((y0 + y) * 23 + x0 + cw) * 3), y * cw * 3);
+    const unit = preprocessMeanStd({ width: cw, height: ch, data: cropped }, [9, 11], { mean: 0, std: 1 });
+    expectClose(out, unit.map((v, i) => (v - mean[i % 3]) / std[i % 3]), { rtol: 1e-6, atol: 1e-6 }, 'per channel');
+    // kind 'inception' is TF-Slim's preprocess_for_eval; 'mean_std' 127.5/127.5 with the same crop agrees to rounding.
+    const spec = inceptionEvalPreprocessing([9, 11]);
+    expect(Array.from(preprocessImage(img, spec))).toEqual(Array.from(preprocessForEval(img, [9, 11])));
+    const asMeanStd = preprocessingWith(spec, { mean: 127.5 });
+    expect(asMeanStd.kind).toBe('mean_std');
+    expectClose(preprocessImage(img, asMeanStd), preprocessForEval(img, [9, 11]), { rtol: 0, atol: 2e-6 }, 'inception vs mean/std');
+    expect(Array.from(preprocessImage(img, retrainPreprocessing([9, 11])))).toEqual(Array.from(preprocessMeanStd(img, [9, 11])));
+  });
+
+  it('bad specs are refused, naming the field', () => {
+    const spec = retrainPreprocessing([4, 4]);
+    expect(() => preprocessingWith(spec, { crop: 0 })).toThrow(/crop fraction 0 must be in \(0, 1\]/);
+    expect(() => preprocessingWith(spec, { std: [1, 0, 1] })).toThrow(/std must not be 0/);
+    expect(() => preprocessingWith(spec, { mean: [1, 2] })).toThrow(/mean must be one number or three/);
+    expect(() => preprocessingWith(spec, { size: [4, 0] })).toThrow(/size \[4,0\] must be \[height, width\]/);
+    expect(() => preprocessMeanStd({ width: 3, height: 3, data: new Float32Array(5) }, 4)).toThrow(/needs 27 values/);
+  });
+});
