@@ -42,6 +42,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (argv) => (await import('./classify.ts')).classifyMain(argv),
   },
   import: { summary: 'convert a checkpoint, frozen GraphDef (.pb) or ONNX model to an incept model file', usage: 'incept import FILE --out MODEL.safetensors [--labels FILE] [--output NODE]...', ownHelp: true, run: async (argv) => (await import('./import.ts')).importMain(argv) },
+  saliency: { summary: 'saliency maps (vanilla gradient, SmoothGrad, integrated gradients, Grad-CAM) as PNG overlays and raw float32 maps', usage: 'incept saliency IMAGE... --model MODEL [--class K | --label NAME] --method vanilla|smoothgrad|ig|gradcam [--layer NAME] --out DIR [--json]', ownHelp: true, run: async (argv) => (await import('./saliency.ts')).saliencyMain(argv) },
   weights: { summary: 'download TF-Slim checkpoints, convert them to model files, list variables', usage: 'incept weights <list|fetch|convert|inspect> ...', ownHelp: true, run: async (argv) => (await import('./weights.ts')).weightsMain(argv) },
   partition: { summary: 'partition a disease taxonomy into training classes by image count (Esteva et al.)', usage: 'incept partition --taxonomy FILE --images MANIFEST [--max-images N] [--out FILE] [--json]', ownHelp: true, run: async (argv) => (await import('./partition.ts')).partitionMain(argv) },
   demo: {
