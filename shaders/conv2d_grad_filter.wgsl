@@ -10,11 +10,15 @@
 // loads RPL vec4s of x, 4 consecutive rows each, and one vec4 of dy; the subgroup shares the
 // x quads by shuffle, for R vec4 mul-adds per lane. The pixel walk (n, oh, ow) is uniform, so
 // only the padding test differs between lanes. One subgroup per workgroup.
+// Without subgroups (SG = 1) each invocation loads all RPL quads of the workgroup's rows itself;
+// those loads are the same for every invocation of the workgroup.
 {{ENABLE}}
 
-const SG: u32 = {{SG}}u;   // lanes per subgroup = invocations per workgroup; 1 = no subgroups
+const SG: u32 = {{SG}}u;   // lanes per subgroup; 1 = no subgroups
+const WG: u32 = {{WG}}u;   // invocations per workgroup (columns): SG, or 8 without subgroups
 const RPL: u32 = {{RPL}}u; // row quads each lane loads
-const Q: u32 = SG * RPL;   // row quads per subgroup; quad s is loaded by lane s % SG
+const Q: u32 = SG * RPL;   // row quads per workgroup; quad s is loaded by lane s % SG
+const U: u32 = {{PIXELS}}u; // output pixels per reduction step
 override ACCUM: bool = false; // add into out (only when out is dw itself)
 
 struct Params {
@@ -32,7 +36,8 @@ struct Params {
 // Rows of a quad: the tap offsets (kh*DH - PT, kw*DW - PL) and input channel of each of 4 rows.
 struct Quad { oh: vec4<i32>, ow: vec4<i32>, ci: vec4<u32> }
 
-fn quadValue(mine: ptr<function, array<vec4<f32>, RPL>>, s: u32) -> vec4<f32> {
+// Quad s of the rows for pixel u of a step (loaded by lane s % SG into mine[u * RPL + s / SG]).
+fn quadValue(mine: ptr<function, array<vec4<f32>, RPL * U>>, u: u32, s: u32) -> vec4<f32> {
   {{QUAD_VALUE}}
 }
 
@@ -55,10 +60,11 @@ fn writeOut(o: u32, v: f32) {
   if (ACCUM) { out[o] += v; } else { out[o] = v; }
 }
 
-@compute @workgroup_size(SG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let CO4 = (p.CO + 3u) / 4u;
-  let col = wg.x * SG + lane;
+  let lane = {{LANE}}; // li with subgroups, else 0
+  let col = wg.x * WG + li;
   let co = min(col, CO4 - 1u) * 4u;
   let k0 = wg.y * Q * 4u;
   let chunk = wg.z;
@@ -85,26 +91,34 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
   var oh = t % p.OH;
   var n = t / p.OH;
   var acc: array<vec4<f32>, Q * 4u>;
-  var mine: array<vec4<f32>, RPL>;
-  for (var px = pBegin; px < pEnd; px++) {
-    let ih0 = i32(oh * p.SH);
-    let iw0 = i32(ow * p.SW);
-    for (var j = 0u; j < RPL; j++) {
-      mine[j] = loadQuad(n, ih0, iw0, quads[j]);
+  var mine: array<vec4<f32>, RPL * U>;
+  var b: array<vec4<f32>, U>;
+  for (var px = pBegin; px < pEnd; px += U) {
+    for (var u = 0u; u < U; u++) {
+      // Past the chunk's end: dy zero, x loads kept in bounds.
+      let live = px + u < pEnd;
+      let ih0 = i32(oh * p.SH);
+      let iw0 = i32(ow * p.SW);
+      for (var j = 0u; j < RPL; j++) {
+        mine[u * RPL + j] = loadQuad(min(n, p.N - 1u), ih0, iw0, quads[j]);
+      }
+      b[u] = select(vec4<f32>(), loadDy(min(px + u, p.P - 1u) * p.DYS + p.DYOFF + co, co), live);
+      ow++;
+      if (ow == p.OW) {
+        ow = 0u;
+        oh++;
+        if (oh == p.OH) { oh = 0u; n++; }
+      }
     }
-    let b = loadDy(px * p.DYS + p.DYOFF + co, co);
     for (var s = 0u; s < Q; s++) {
-      let a = quadValue(&mine, s);
-      acc[4u * s] += a.x * b;
-      acc[4u * s + 1u] += a.y * b;
-      acc[4u * s + 2u] += a.z * b;
-      acc[4u * s + 3u] += a.w * b;
-    }
-    ow++;
-    if (ow == p.OW) {
-      ow = 0u;
-      oh++;
-      if (oh == p.OH) { oh = 0u; n++; }
+      for (var u = 0u; u < U; u++) {
+        let a = quadValue(&mine, u, s);
+        let bu = b[u];
+        acc[4u * s] += a.x * bu;
+        acc[4u * s + 1u] += a.y * bu;
+        acc[4u * s + 2u] += a.z * bu;
+        acc[4u * s + 3u] += a.w * bu;
+      }
     }
   }
 

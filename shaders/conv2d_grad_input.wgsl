@@ -12,10 +12,15 @@
 // the subgroup shares the R rows by shuffle; per 4-deep reduction step a lane loads RPL dy vec4s
 // and the 4 filter rows ci..ci+3 (vec4s over co) of its columns, for R x 4 vec4 mul-adds.
 // One subgroup per workgroup, so every branch before the shuffles depends only on workgroup_id.
+//
+// Without subgroups, or with fewer input channels than lanes (the RGB stem), the workgroup's
+// invocations instead take separate row blocks of one column (SG = 1): the filter loads are then
+// the same for every invocation, and each invocation loads its own R dy rows.
 {{ENABLE}}
 
-const R: u32 = {{ROWS}}u;   // input pixels per subgroup
-const SG: u32 = {{SG}}u;    // lanes per subgroup = invocations per workgroup; 1 = no subgroups
+const R: u32 = {{ROWS}}u;   // input pixels per row block
+const SG: u32 = {{SG}}u;    // lanes sharing a row block by shuffle; 1 = each invocation its own block
+const WG: u32 = {{WG}}u;    // invocations per workgroup: SG, or (SG = 1) row blocks per workgroup
 const RPL: u32 = (R + SG - 1u) / SG; // rows each lane loads: lane l loads rows l, l + SG, ...
 override ACCUM: bool = false; // add into dx instead of overwriting it
 
@@ -54,13 +59,14 @@ fn writeDx(o: u32, v: f32) {
   if (ACCUM) { dx[o] += v; } else { dx[o] = v; }
 }
 
-@compute @workgroup_size(SG)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lane: u32) {
+        @builtin(local_invocation_index) li: u32) {
   let C4 = (p.C + 3u) / 4u;
-  let col = wg.x * SG + lane;
+  let lane = {{LANE}};               // li with subgroups, else 0
+  let col = {{COL}};                 // wg.x * SG + li with subgroups, else wg.x
   let ci = min(col, C4 - 1u) * 4u;
-  let block = wg.y + wg.z * nwg.y;
+  let block = (wg.y + wg.z * nwg.y) * (WG / SG) + {{SUB}}; // + 0 with subgroups, else + li
   let phase = block / p.BPP;
   let ph = phase / p.SW;
   let pw = phase % p.SW;

@@ -258,7 +258,7 @@ describe('accumulate and dy channel slices', () => {
 });
 
 describe('without subgroups', () => {
-  it('the GEMM paths fall back to one invocation per column', async () => {
+  it('the GEMM paths work without subgroup shuffles', async () => {
     const rt = await getRuntime();
     Object.defineProperty(rt, 'subgroupSize', { value: 1, configurable: true });
     try {

@@ -23,7 +23,7 @@ export interface GradOptions {
  * Path and tiling overrides for tests and scratch sweeps; 0 / false = chosen per shape.
  * `splits` forces the number of split-K chunks of the filter gradient (the scratch size follows).
  */
-export const conv2dBackwardTuning = { rows: 0, filterQuads: 0, splits: 0, forceGeneral: false };
+export const conv2dBackwardTuning = { rows: 0, filterQuads: 0, filterPixels: 0, splits: 0, forceGeneral: false };
 
 interface Geometry extends Resolved2d {
   n: number;
@@ -120,16 +120,20 @@ export function conv2dGradInputDispatch(
   const buffers = [dy.binding, w.binding, dx.binding];
 
   if (g.groups === 1 && !conv2dBackwardTuning.forceGeneral) {
-    const sg = rt.subgroupSize;
-    const colGroups = Math.ceil(Math.ceil(g.c / 4) / sg);
+    const c4 = Math.ceil(g.c / 4);
+    // Subgroups share rows across lanes that take different input channels; with fewer channel
+    // quads than lanes most lanes would idle, so each invocation takes its own rows instead.
+    const sg = rt.subgroupSize > 1 && c4 > 2 ? rt.subgroupSize : 1;
+    const wgSize = sg > 1 ? sg : 8;
+    const colGroups = Math.ceil(c4 / sg);
     const phases = g.strideH * g.strideW;
     // Pixels of the largest phase (phase 0).
     const mMax = g.n * Math.ceil(g.h / g.strideH) * Math.ceil(g.w / g.strideW);
-    let rows = sg === 1 ? 4 : 32;
+    let rows = sg === 1 ? 8 : 32;
     while (sg > 1 && rows > 8 && colGroups * phases * Math.ceil(mMax / rows) < 16) rows /= 2;
     rows = conv2dBackwardTuning.rows || rows;
     const bpp = Math.ceil(mMax / rows);
-    const [gy, gz] = fold(rt, phases * bpp);
+    const [gy, gz] = fold(rt, Math.ceil((phases * bpp) / (wgSize / sg)));
     const vec = dyVec4(dys, off, g.co);
     return {
       label: op,
@@ -139,6 +143,10 @@ export function conv2dGradInputDispatch(
           ENABLE: sg > 1 ? 'enable subgroups;' : '',
           ROWS: rows,
           SG: sg,
+          WG: wgSize,
+          LANE: sg > 1 ? 'li' : '0u',
+          COL: sg > 1 ? 'wg.x * SG + li' : 'wg.x',
+          SUB: sg > 1 ? '0u' : 'li',
           DY_T: vec ? 'vec4<f32>' : 'f32',
           W_T: vec ? 'vec4<f32>' : 'f32',
           ROW_VALUE: sg === 1 ? 'return (*mine)[r];' : 'return subgroupShuffle((*mine)[r / SG], r % SG);',
@@ -250,6 +258,9 @@ export function conv2dGradFilterDispatch(
 
   if (g.groups === 1 && !conv2dBackwardTuning.forceGeneral) {
     const sg = rt.subgroupSize;
+    // Without subgroups a workgroup of 8 invocations (8 column quads) shares 32 rows whose loads
+    // are the same for all of them.
+    const wgSize = sg > 1 ? sg : 8;
     const rpl = conv2dBackwardTuning.filterQuads || (sg === 1 ? 8 : 1);
     const rows = 4 * sg * rpl;
     const k = g.kh * g.kw * g.c;
@@ -262,10 +273,13 @@ export function conv2dGradFilterDispatch(
         template: {
           ENABLE: sg > 1 ? 'enable subgroups;' : '',
           SG: sg,
+          WG: wgSize,
+          LANE: sg > 1 ? 'li' : '0u',
           RPL: rpl,
           X_T: vecX ? 'vec4<f32>' : 'f32',
           DY_T: vecDy ? 'vec4<f32>' : 'f32',
-          QUAD_VALUE: sg === 1 ? 'return (*mine)[s];' : 'return subgroupShuffle((*mine)[s / SG], s % SG);',
+          PIXELS: conv2dBackwardTuning.filterPixels || 2,
+          QUAD_VALUE: sg === 1 ? 'return (*mine)[u * RPL + s];' : 'return subgroupShuffle((*mine)[u * RPL + s / SG], s % SG);',
           LOAD_QUAD: vecX
             ? [
                 'let ih = ih0 + q.oh.x;',
@@ -288,7 +302,7 @@ export function conv2dGradFilterDispatch(
       },
       params: new Params().u32(g.n, g.h, g.w, g.c, g.outH, g.outW, g.co, k, ...window, dys, off, p, chunk).build(),
       buffers: [x.binding, dy.binding, out],
-      workgroups: [Math.ceil(Math.ceil(g.co / 4) / sg), Math.ceil(k / rows), chunks],
+      workgroups: [Math.ceil(Math.ceil(g.co / 4) / wgSize), Math.ceil(k / rows), chunks],
     };
   } else {
     const [gx, gy] = grid(rt, Math.ceil(elems / 64));
