@@ -28,3 +28,53 @@ export { inceptionV3, type InceptionV3Options } from './graph/models/inception_v
 export { Graph, type Node, type Op } from './graph/ir.ts';
 export { GraphBuilder } from './graph/builder.ts';
 export { compile, Plan, ParamStore, type CompileOptions } from './graph/executor.ts';
+export { GRAPH_FORMAT, checkSerializedGraph, deserializeGraph, serializeGraph, type SerializedGraph } from './graph/serialize.ts';
+
+// Model files: one loader for every format (.safetensors, TF checkpoints, frozen GraphDef, ONNX)
+export * from './import/load-model.ts';
+export {
+  ARCHITECTURES,
+  SafetensorsError,
+  applyModelTensors,
+  buildArchitecture,
+  convertCheckpoint,
+  decodeModelMeta,
+  decodeSafetensors,
+  encodeModelMeta,
+  encodeSafetensors,
+  inceptionPreprocessing,
+  loadSafetensors,
+  saveModel,
+  saveSafetensors,
+  loadModel as loadModelFile,
+  type ConvertOptions,
+  type LoadedModel as LoadedModelFile,
+  type ModelMeta,
+  type SafeDType,
+  type SafeTensor,
+  type SafetensorsFile,
+  type SaveableTensor,
+} from './import/safetensors.ts';
+export * from './import/load.ts';
+export { writeCheckpointV1, writeCheckpointV2, type CheckpointWriteOptions, type WritableTensor } from './import/tf-checkpoint-write.ts';
+export { importGraphDef, graphDefBuilder, parseGraphDef, type GraphDefImportOptions } from './import/graphdef.ts';
+export { importOnnx, onnxModelBuilder, SUPPORTED_ONNX_OPS, type OnnxImportOptions } from './import/onnx-model.ts';
+export { OnnxFormatError, decodeModel as decodeOnnxModel, readModel as readOnnxModel, readTensor as readOnnxTensor, type OnnxModel, type OnnxTensor } from './import/onnx-proto.ts';
+export { TfFormatError } from './import/tf-proto.ts';
+export { fetchWeights, readManifest as readWeightsManifest, type FetchOptions, type FetchResult, type Manifest } from './import/weights-fetch.ts';
+
+// Images: decoding (JPEGs as TensorFlow decodes them) and preprocessing
+export * from './image/decode.ts';
+export * from './image/jpeg.ts';
+export * from './image/preprocess.ts';
+
+// Training: datasets, batches, augmentation, optimizers, schedules, the trainer, metrics
+export * from './train/dataset.ts';
+export * from './train/loader.ts';
+export * from './train/augment.ts';
+export * from './train/optimizers.ts';
+export * from './train/schedules.ts';
+export * from './train/trainer.ts';
+export * from './train/metrics.ts';
+export * from './train/roc.ts';
+export * from './train/taxonomy.ts';
