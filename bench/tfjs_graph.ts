@@ -217,7 +217,7 @@ export class TfjsGraph {
   }
 }
 
-function tfPad(node: string, p: Padding): TfPad {
+export function tfPad(node: string, p: Padding): TfPad {
   if (p === 'SAME' || p === 'SAME_UPPER') return 'same';
   if (p === 'VALID') return 'valid';
   if (p === 'SAME_LOWER') throw new Error(`tfjs graph: ${node}: SAME_LOWER padding has no tfjs equivalent`);
