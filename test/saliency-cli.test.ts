@@ -14,8 +14,10 @@ import { overlay, toDisplayImage } from '../src/explain/heatmap.ts';
 import { disposeSaliency, saliency } from '../src/explain/saliency.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { Model } from '../src/graph/model.ts';
+import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { readImage } from '../src/image/decode.ts';
 import { inceptionEvalPreprocessing, preprocessImage } from '../src/image/preprocess.ts';
+import { saveModel } from '../src/import/safetensors.ts';
 import { rng } from './helpers.ts';
 
 const SIZE = 75;
@@ -158,6 +160,26 @@ describe('incept saliency', () => {
     expect(ig[0]).toMatchObject({ method: 'ig', target: 3, steps: 4 });
     expect(Number.isFinite(ig[0].completeness!.sum) && Number.isFinite(ig[0].completeness!.expected)).toBe(true);
     expect(readF32(ig[0].raw).length).toBe(SIZE * SIZE);
+  }, 300_000);
+
+  it('a model file (.safetensors) with its own class names; a non-square --size', async () => {
+    const opts = { depthMultiplier: 0.1, inputSize: SIZE, numClasses: 6, auxLogits: false, seed: 7 };
+    const classes = ['bg', 'apple', 'pear', 'plum', 'fig', 'kiwi'];
+    const file = join(dir, 'thin.safetensors');
+    saveModel(file, inceptionV3(opts), { architecture: 'inception_v3', options: opts, classes, preprocessing: { kind: 'inception', centralFraction: 0.875 } });
+    const out = join(dir, 'file');
+    const [s] = JSON.parse(await run([files.png, '--model', file, '--label', 'Plum', '--out', out, '--json'])) as SaliencySummary[];
+    expect(s).toMatchObject({ target: 3, label: 'plum', height: SIZE, width: SIZE });
+    // The same weights as the seeded random model: the same logit.
+    const [r] = JSON.parse(await run([files.png, ...THIN.slice(0, -2), '--num-classes', '6', '--seed', '7', '--class', '3', '--out', out, '--json'])) as SaliencySummary[];
+    expect(r.score).toBeCloseTo(s.score, 5);
+    await expect(saliencyMain([files.png, '--model', file, '--label', 'durian', '--out', out])).rejects.toThrow(/no class is labelled 'durian'/);
+
+    const [w] = JSON.parse(await run([files.jpg, ...THIN.filter((_, i) => i < 4), '--size', '75x83', '--num-classes', '4', '--out', join(dir, 'wide'), '--json'])) as SaliencySummary[];
+    expect([w.height, w.width]).toEqual([75, 83]);
+    const png = PNG.sync.read(readFileSync(w.png));
+    expect([png.width, png.height]).toEqual([83, 75]);
+    expect(readF32(w.raw).length).toBe(75 * 83);
   }, 300_000);
 
   it('user mistakes are one-line errors before any work', async () => {

@@ -16,8 +16,9 @@ import type { Graph } from '../graph/ir.ts';
 import { Model } from '../graph/model.ts';
 import { INCEPTION_V3_MIN_INPUT, inceptionV3 } from '../graph/models/inception_v3.ts';
 import { readImage } from '../image/decode.ts';
-import { type Preprocessing, inceptionEvalPreprocessing, preprocessImage } from '../image/preprocess.ts';
+import { type Preprocessing, inceptionEvalPreprocessing, preprocessImage, preprocessingWith } from '../image/preprocess.ts';
 import { alignLabels, openModel, readLabelsFile } from '../import/load-model.ts';
+import { parseChannels, parseCrop, parseSize } from './classify.ts';
 import { UsageError } from './errors.ts';
 
 const METHODS: SaliencyMethod[] = ['vanilla', 'smoothgrad', 'ig', 'gradcam'];
@@ -25,7 +26,7 @@ const METHODS: SaliencyMethod[] = ['vanilla', 'smoothgrad', 'ig', 'gradcam'];
 const USAGE =
   'incept saliency IMAGE... --model MODEL [--class K | --label NAME] [--method vanilla|smoothgrad|ig|gradcam] ' +
   '[--layer NAME] [--samples N] [--noise X] [--steps N] [--baseline zeros|black] [--objective loss|score] ' +
-  '--out DIR [--json] [--side-by-side] [--colormap inferno|jet] [--labels FILE] ' +
+  '--out DIR [--json] [--side-by-side] [--colormap inferno|jet] [--labels FILE] [--size HxW] [--crop F] [--mean M] [--std S] ' +
   '[--input-size N] [--depth-multiplier X] [--num-classes N] [--seed N]';
 
 const HELP = `usage: ${USAGE}
@@ -47,10 +48,12 @@ Saliency maps: which pixels a model's score for a class depends on. For each IMA
   --json                 print the summaries as JSON instead of one line per image
   --side-by-side         the PNG shows the image and the overlay side by side
   --colormap C           inferno (default) or jet
-  --labels FILE          class names, one per line or TF-Slim's 'N:label' lines
-  --input-size N         random model / checkpoint: input height and width (default 299; at least ${INCEPTION_V3_MIN_INPUT})
-  --depth-multiplier X   random model / checkpoint: depth multiplier (default 1)
-  --num-classes N        random model / checkpoint: classes (default: the labels' count, else 1001)
+  --labels FILE          class names, one per line or TF-Slim's 'N:label' lines (default: the model's)
+  --size HxW, --crop F, --mean M, --std S
+                         the model's preprocessing, overridden as in 'incept classify'
+  --input-size N         the same as --size NxN (random model default 299; at least ${INCEPTION_V3_MIN_INPUT})
+  --depth-multiplier X   random model / checkpoint: depth multiplier (default 1; checkpoints: from their shapes)
+  --num-classes N        random model: classes (default: the labels' count, else 1001)
   --seed N               seed of the random weights (default 0)`;
 
 export interface SaliencyCliOptions {
@@ -70,6 +73,11 @@ export interface SaliencyCliOptions {
   sideBySide: boolean;
   colorMap: ColorMap;
   labels: string | null;
+  /** Preprocessing overrides (null: the model's). */
+  size: [number, number] | null;
+  crop: number | null;
+  mean: number | number[] | null;
+  std: number | number[] | null;
   inputSize: number | null;
   depthMultiplier: number | null;
   numClasses: number | null;
@@ -137,6 +145,10 @@ export function parseSaliencyArgs(argv: string[]): SaliencyCliOptions {
     sideBySide: false,
     colorMap: 'inferno',
     labels: null,
+    size: null,
+    crop: null,
+    mean: null,
+    std: null,
     inputSize: null,
     depthMultiplier: null,
     numClasses: null,
@@ -197,8 +209,20 @@ export function parseSaliencyArgs(argv: string[]): SaliencyCliOptions {
       case '--labels':
         o.labels = text(a, next(), 'a file');
         break;
+      case '--size':
+        o.size = parseSize(a, next(), 'saliency');
+        break;
+      case '--crop':
+        o.crop = parseCrop(a, next(), 'saliency');
+        break;
+      case '--mean':
+        o.mean = parseChannels(a, next(), 'saliency');
+        break;
+      case '--std':
+        o.std = parseChannels(a, next(), 'saliency', true);
+        break;
       case '--input-size':
-        o.inputSize = number(a, next(), (v) => Number.isInteger(v) && v >= INCEPTION_V3_MIN_INPUT, `a whole number >= ${INCEPTION_V3_MIN_INPUT}`);
+        o.inputSize = number(a, next(), posInt, 'a whole number >= 1');
         break;
       case '--depth-multiplier':
         o.depthMultiplier = number(a, next(), (v) => v > 0 && v <= 4, 'a number in (0, 4]');
@@ -218,6 +242,10 @@ export function parseSaliencyArgs(argv: string[]): SaliencyCliOptions {
   if (!o.model) throw usage(`--model is required (random:inception_v3 or a model file; usage: ${USAGE})`);
   if (!o.out) throw usage('--out DIR is required (where the pictures and maps go)');
   if (o.target !== null && o.label !== null) throw usage('give --class or --label, not both');
+  if (o.inputSize !== null) {
+    if (o.size && (o.size[0] !== o.inputSize || o.size[1] !== o.inputSize)) throw usage(`--input-size ${o.inputSize} and --size ${o.size.join('x')} disagree`);
+    o.size = [o.inputSize, o.inputSize];
+  }
   // Options of another method are a mistake worth saying (the user expects them to matter).
   const only: [keyof SaliencyCliOptions, string, SaliencyMethod[]][] = [
     ['layer', '--layer', ['gradcam']],
@@ -253,53 +281,58 @@ export function findLabel(classes: string[] | null, name: string): number {
 
 /** A model resolved on the host: how to build it, its labels and preprocessing. */
 interface ModelSpec {
-  note: string[];
+  notes: string[];
   build: (batch: number) => Graph;
   graph: Graph;
   classes: string[] | null;
   preprocessing: Preprocessing;
+  /** Set when the graph can only be built at this batch. */
+  fixedBatch?: number;
 }
 
+const overrides = (o: SaliencyCliOptions) => ({ size: o.size ?? undefined, crop: o.crop ?? undefined, mean: o.mean ?? undefined, std: o.std ?? undefined });
+
+/** As classify resolves models: random:inception_v3 here, every file through openModel. */
 function resolveModel(o: SaliencyCliOptions): ModelSpec {
   if (o.model.startsWith('random:')) {
     const arch = o.model.slice('random:'.length);
     if (arch !== 'inception_v3') throw usage(`unknown random model '${arch}' (known: random:inception_v3)`);
+    const [h, w] = o.size ?? [299, 299];
+    if (h < INCEPTION_V3_MIN_INPUT || w < INCEPTION_V3_MIN_INPUT) throw usage(`Inception v3 needs inputs of at least ${INCEPTION_V3_MIN_INPUT}x${INCEPTION_V3_MIN_INPUT}, got ${h}x${w}`);
     const fileLabels = o.labels ? wrap(() => readLabelsFile(o.labels!)) : null;
-    const size = o.inputSize ?? 299;
     const opts = {
-      inputSize: size,
+      inputSize: (h === w ? h : [h, w]) as number | [number, number],
       depthMultiplier: o.depthMultiplier ?? 1,
       numClasses: o.numClasses ?? fileLabels?.size ?? 1001,
       auxLogits: false, // the aux head does not feed the logits
       seed: o.seed,
     };
     const build = (batch: number) => inceptionV3({ ...opts, batch });
-    const graph = build(1);
-    const note = ['random:inception_v3 has random weights; its saliency maps mean nothing'];
-    const classes = fileLabels ? wrap(() => alignLabels(fileLabels, opts.numClasses, o.labels!, note)) : null;
-    return { note, build, graph, classes, preprocessing: inceptionEvalPreprocessing([size, size]) };
+    const notes = ['random:inception_v3 has random weights; its saliency maps mean nothing'];
+    const classes = fileLabels ? wrap(() => alignLabels(fileLabels, opts.numClasses, o.labels!, notes)) : null;
+    const preprocessing = wrap(() => preprocessingWith(inceptionEvalPreprocessing([h, w]), overrides(o)), 'saliency: ');
+    return { notes, build, graph: build(1), classes, preprocessing };
   }
   const m = wrap(() =>
     openModel(o.model, {
       labels: o.labels ?? undefined,
       depthMultiplier: o.depthMultiplier ?? undefined,
       numClasses: o.numClasses ?? undefined,
-      inputSize: o.inputSize ?? undefined,
-      preprocessing: o.inputSize ? { size: [o.inputSize, o.inputSize] } : undefined,
+      preprocessing: overrides(o),
       extraOutputs: o.layer ? [o.layer] : undefined,
     }),
   );
-  if (!m.preprocessing) throw usage(`${o.model}: the model's input [${m.graph.inputs[0]?.shape}] is not an RGB image`);
-  return { note: m.notes, build: m.build, graph: m.graph, classes: m.classes, preprocessing: m.preprocessing };
+  if (!m.preprocessing) throw usage(`${o.model}: the model's input [${m.graph.inputs[0]?.shape}] is not an RGB image (NHWC with 3 channels)`);
+  return { notes: m.notes, build: m.build, graph: m.graph, classes: m.classes, preprocessing: m.preprocessing, fixedBatch: m.fixedBatch };
 }
 
 /** Loader errors (which name the file) as one-line user errors. */
-function wrap<T>(fn: () => T): T {
+function wrap<T>(fn: () => T, prefix = ''): T {
   try {
     return fn();
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    throw new UsageError((e as Error).message ?? String(e));
+    throw new UsageError(`${prefix}${(e as Error).message ?? String(e)}`);
   }
 }
 
@@ -339,6 +372,11 @@ export async function runSaliency(o: SaliencyCliOptions): Promise<SaliencySummar
   } else if (o.label !== null) {
     target = findLabel(spec.classes, o.label);
   }
+  // saliency() differentiates one image at a time, and SmoothGrad / IG in batches of up to 8.
+  const batches = o.method === 'smoothgrad' ? [1, Math.min(8, o.samples ?? 25)] : o.method === 'ig' ? [1, Math.min(8, o.steps ?? 50)] : [1];
+  if (spec.fixedBatch !== undefined && batches.some((b) => b !== spec.fixedBatch)) {
+    throw usage(`${o.model}: the model only runs batches of ${spec.fixedBatch}; --method ${o.method} needs batches of ${[...new Set(batches)].join(' and ')}`);
+  }
   const names = stems(o.images);
   const [H, W] = spec.preprocessing.size;
   // Decode everything before the GPU starts: a bad file fails fast.
@@ -349,7 +387,7 @@ export async function runSaliency(o: SaliencyCliOptions): Promise<SaliencySummar
     throw usage(`${o.out}: cannot create the output directory (${(e as Error).message})`);
   }
 
-  for (const n of spec.note) process.stderr.write(`incept: note: ${n}\n`);
+  for (const n of spec.notes) process.stderr.write(`incept: note: ${n}\n`);
   const model = new Model(await getRuntime(), spec.build);
   const opts: SaliencyOptions = {
     method: o.method,
