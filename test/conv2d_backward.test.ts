@@ -41,7 +41,7 @@ const FD_MAX_POINTS = 100;
 const cases: [string, number[], number[], Conv2dAttrs][] = [
   ['1x1', [2, 5, 7, 12], [1, 1, 12, 8], {}],
   ['1x1 s2 (odd pixels get no gradient)', [1, 9, 7, 8], [1, 1, 8, 4], { strides: [2, 2] }],
-  ['3x3 SAME', [1, 9, 11, 8], [3, 3, 8, 16], { padding: 'SAME' }],
+  ['3x3 SAME', [1, 7, 9, 12], [3, 3, 12, 8], { padding: 'SAME' }],
   ['3x3 s2 VALID, 3 input channels (stem)', [2, 13, 11, 3], [3, 3, 3, 32], { strides: [2, 2] }],
   ['3x3 s2 SAME odd input', [1, 10, 9, 4], [3, 3, 4, 8], { strides: [2, 2], padding: 'SAME' }],
   ['5x5 SAME', [1, 8, 9, 6], [5, 5, 6, 4], { padding: 'SAME' }],
@@ -213,7 +213,7 @@ describe('accumulate and dy channel slices', () => {
     ['whole tensor, no slice', 0, 8],
   ];
   const geo: [string, number[], number[], Conv2dAttrs][] = [
-    ['3x3 SAME', [2, 7, 6, 8], [3, 3, 8, 8], { padding: 'SAME' }],
+    ['3x3 SAME', [2, 7, 6, 16], [3, 3, 16, 8], { padding: 'SAME' }],
     ['depthwise s2', [1, 7, 6, 8], [3, 3, 1, 8], { groups: 8, strides: [2, 2], padding: 'SAME' }],
   ];
   for (const [gname, xs, ws, attrs] of geo) {
