@@ -99,6 +99,8 @@ export function ensureChromium(options = {}) {
     return { path: null, installed: false, reason: 'no Chromium found; as root, run: apt-get update && apt-get install -y chromium fonts-liberation' };
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // Without recommends (a desktop's worth of packages), so add a font: a bare machine may have none
+  // and pages would render text as boxes.
   const steps = [
     ['apt-get', ['update', '-qq']],
     ['apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium', 'fonts-liberation']],
