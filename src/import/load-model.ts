@@ -334,7 +334,7 @@ function openGraphDef(path: string, o: LoadModelOptions): Opened {
   } catch (e) {
     // A Placeholder of unknown size: the preprocessing size gives it (a fixed one is never overridden).
     if (!/pass inputShape/.test((e as Error).message)) throw e;
-    if (!size) fail(path, `${(e as Error).message.replace(`${path}: `, '')} (give the image size: --size HxW)`);
+    if (!size) fail(path, (e as Error).message.replace(`${path}: `, '').replace('pass inputShape', 'give the image size (--size HxW)'));
     inputShape = [size![0], size![1], 3];
     builder = graphDefBuilder(path, { outputs: requested, inputShape });
     g = builder(1);
@@ -373,17 +373,25 @@ function openOnnx(path: string, o: LoadModelOptions): Opened {
   const outputs = o.outputs ? [...o.outputs] : undefined;
   const inputShape = size ? [3, size[0], size[1]] : undefined;
   let builder = onnxModelBuilder(model, { outputs, inputShape, name: model.graph.name || basename(path, extname(path)) });
-  let g = naming(path, () => builder(1));
+  // Given a decoded model, the importer calls it 'ONNX model' in errors: name the file instead.
+  const named = <T>(fn: () => T): T =>
+    naming(path, () => {
+      try {
+        return fn();
+      } catch (e) {
+        throw new Error((e as Error).message.replace(/^ONNX model: /, ''));
+      }
+    });
+  let g = named(() => builder(1));
   const extra = (o.extraOutputs ?? []).filter((x) => !g.has(x));
   if (extra.length > 0) {
     builder = onnxModelBuilder(model, { outputs: [...g.outputs, ...extra], inputShape, name: g.name });
-    g = naming(path, () => builder(1));
+    g = named(() => builder(1));
   }
   const hw = imageSize(g);
   return {
     graph: g,
-    // ONNX importer errors name the model as 'ONNX model' when given a decoded model; name the file.
-    build: (batch) => naming(path, () => builder(batch)),
+    build: (batch) => named(() => builder(batch)),
     output: g.outputs[0],
     classes: null,
     // torchvision's ImageNet convention (the usual source of ONNX classifiers): crop 0.875 (224 of
