@@ -67,7 +67,10 @@ afterAll(async () => {
 async function run(main: (argv: string[]) => Promise<number>, argv: string[], notes: string[] = []): Promise<string> {
   const out: string[] = [];
   const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => void notes.push(String(s)) ?? true);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+    notes.push(String(s));
+    return true;
+  });
   try {
     expect(await main(argv)).toBe(0);
   } finally {
