@@ -1,0 +1,341 @@
+// `incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR]`: runs a model over labelled
+// images (its own preprocessing) and reports accuracy, top-k accuracy, the confusion matrix,
+// per-class sensitivity / specificity / precision, ROC curves with AUC (the positive class of a
+// two-class model, and every class one-vs-rest) and, as Gulshan et al. report them, the
+// sensitivity at chosen specificities. --out writes roc.png and confusion.png.
+//
+// Classes are matched by name: every class of the data must be one of the model's (a model file
+// from 'incept train' carries them); a model without class names must have as many outputs as the
+// data has classes, taken in the data's (sorted) order.
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readImage } from '../image/decode.ts';
+import { preprocessImage } from '../image/preprocess.ts';
+import { writeFileAtomic } from '../import/atomic-write.ts';
+import { type LoadedModel, loadModel } from '../import/load-model.ts';
+import { confusionMatrixPng, rocCurvePng, type RocSeries } from '../report/figures.ts';
+import { type Dataset, type Split, readDataset } from '../train/dataset.ts';
+import { type ClassificationReport, classificationReport } from '../train/metrics.ts';
+import { type OperatingPoint, auc, oneVsRestRoc, rocCurve, sensitivityAtSpecificity } from '../train/roc.ts';
+import { UsageError } from './errors.ts';
+
+const USAGE = 'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--split S] [--specificity A,B] [--positive CLASS] [--top K] [--batch N] [--labels FILE]';
+
+const HELP = `usage: ${USAGE}
+
+Evaluates a model on labelled images (a folder of class sub-folders or a CSV manifest
+path,label[,split]) with the model's preprocessing.
+
+  --data DIR|CSV        the images
+  --model FILE          a model file (e.g. RUN_DIR/model.safetensors from 'incept train'), a TF
+                        checkpoint, a frozen GraphDef or an ONNX model
+  --json FILE           write every number as JSON
+  --out DIR             write roc.png and confusion.png
+  --split S             all (default), train, validation or test: rows of a manifest's split column
+  --specificity A,B     operating points: sensitivity at these specificities (default 0.9,0.95,0.98)
+  --positive CLASS      the positive class of a two-class model (default: the second class)
+  --top K               also top-K accuracy (default: 1, 3, 5 where below the class count)
+  --batch N             images per forward pass (default 16)
+  --labels FILE         class names for a model without them (one per line)`;
+
+export interface EvaluateOptions {
+  data: string;
+  model: string;
+  json: string | null;
+  out: string | null;
+  split: 'all' | Split;
+  specificities: number[];
+  positive: string | null;
+  top: number | null;
+  batch: number;
+  labels: string | null;
+}
+
+export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
+  const o: EvaluateOptions = { data: '', model: '', json: null, out: null, split: 'all', specificities: [0.9, 0.95, 0.98], positive: null, top: null, batch: 16, labels: null };
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    let value: string | undefined;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    if (eq > 0) {
+      value = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    const str = (what: string): string => {
+      const v = value ?? argv[++i];
+      if (v === undefined || v === '' || v.startsWith('--')) throw new UsageError(`evaluate: ${a} needs ${what}`);
+      return v;
+    };
+    const int = (what: string): number => {
+      const s = str(what);
+      const v = Number(s);
+      if (!Number.isInteger(v) || v < 1) throw new UsageError(`evaluate: ${a} needs ${what}, got '${s}'`);
+      return v;
+    };
+    switch (a) {
+      case '--help':
+      case '-h':
+        return null;
+      case '--data':
+        o.data = str('a folder or a CSV manifest');
+        break;
+      case '--model':
+        o.model = str('a model file');
+        break;
+      case '--json':
+        o.json = str('a file');
+        break;
+      case '--out':
+        o.out = str('a folder');
+        break;
+      case '--split': {
+        const v = str('all, train, validation or test');
+        if (!['all', 'train', 'validation', 'test'].includes(v)) throw new UsageError(`evaluate: --split needs all, train, validation or test, got '${v}'`);
+        o.split = v as EvaluateOptions['split'];
+        break;
+      }
+      case '--specificity': {
+        const v = str('comma-separated numbers in [0, 1]');
+        const xs = v.split(',').map((x) => Number(x.trim()));
+        if (xs.length === 0 || !xs.every((x) => x >= 0 && x <= 1)) throw new UsageError(`evaluate: --specificity needs numbers in [0, 1], got '${v}'`);
+        o.specificities = xs;
+        break;
+      }
+      case '--positive':
+        o.positive = str('a class name');
+        break;
+      case '--top':
+        o.top = int('a whole number >= 1');
+        break;
+      case '--batch':
+        o.batch = int('a whole number >= 1');
+        break;
+      case '--labels':
+        o.labels = str('a file');
+        break;
+      default:
+        throw new UsageError(`evaluate: unexpected argument '${argv[i]}' (usage: ${USAGE})`);
+    }
+  }
+  const missing = ['data', 'model'].filter((k) => !o[k as 'data' | 'model']);
+  if (missing.length) throw new UsageError(`evaluate: ${missing.map((m) => `--${m}`).join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required (usage: ${USAGE})`);
+  return o;
+}
+
+export interface ClassRocResult {
+  class: string;
+  auc: number | null;
+}
+
+export interface BinaryResult {
+  positive: string;
+  auc: number;
+  /** Sensitivity at each asked-for specificity (the best threshold meeting it). */
+  operatingPoints: OperatingPoint[];
+  curve: { fpr: number[]; tpr: number[]; thresholds: number[] };
+}
+
+export interface EvaluationResult {
+  model: string;
+  data: string;
+  split: string;
+  count: number;
+  classes: string[];
+  accuracy: number;
+  topK: Record<number, number>;
+  confusion: number[][];
+  perClass: { class: string; support: number; sensitivity: number; specificity: number; precision: number; f1: number }[];
+  macro: ClassificationReport['macro'];
+  /** One-vs-rest ROC AUC of every class (null where the class has no images or every image). */
+  rocAuc: ClassRocResult[];
+  macroAuc: number | null;
+  binary: BinaryResult | null;
+}
+
+const reason = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Row-wise softmax in place. */
+function softmaxRows(x: Float32Array, k: number): void {
+  for (let i = 0; i < x.length / k; i++) {
+    const row = x.subarray(i * k, (i + 1) * k);
+    const m = Math.max(...row);
+    let s = 0;
+    for (let c = 0; c < k; c++) s += row[c] = Math.exp(row[c] - m);
+    for (let c = 0; c < k; c++) row[c] /= s;
+  }
+}
+
+/** The probability rows [n, K] of the model's classes for every image of the dataset. */
+async function predictAll(m: LoadedModel, ds: Dataset, batch: number): Promise<{ probs: Float32Array; k: number }> {
+  if (!m.preprocessing) throw new UsageError(`${m.source}: the model does not take RGB images`);
+  const pre = m.preprocessing;
+  const per = pre.size[0] * pre.size[1] * 3;
+  const chunks: Float32Array[] = [];
+  let k = 0;
+  for (let start = 0; start < ds.samples.length; start += batch) {
+    const part = ds.samples.slice(start, start + batch);
+    const x = new Float32Array(part.length * per);
+    part.forEach((s, i) => {
+      try {
+        x.set(preprocessImage(readImage(s.path), pre), i * per);
+      } catch (e) {
+        const msg = reason(e);
+        throw new UsageError(msg.startsWith(s.path) ? msg : `${s.path}: ${msg}`);
+      }
+    });
+    const out = (await m.model.predict(x, { outputs: [m.output] }))[m.output];
+    const width = out.length / part.length;
+    if (width === 1) {
+      // One sigmoid output: the probability of the second class.
+      const two = new Float32Array(part.length * 2);
+      for (let i = 0; i < part.length; i++) {
+        const p = m.probabilities ? out[i] : 1 / (1 + Math.exp(-out[i]));
+        two[2 * i] = 1 - p;
+        two[2 * i + 1] = p;
+      }
+      chunks.push(two);
+      k = 2;
+    } else {
+      if (!m.probabilities) softmaxRows(out, width);
+      chunks.push(out);
+      k = width;
+    }
+  }
+  const probs = new Float32Array(chunks.reduce((s, c) => s + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    probs.set(c, at);
+    at += c.length;
+  }
+  return { probs, k };
+}
+
+const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
+
+export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
+  let ds: Dataset;
+  try {
+    ds = readDataset(resolve(o.data));
+  } catch (e) {
+    const msg = reason(e);
+    throw new UsageError(/not a folder|no such file/.test(msg) ? `${o.data}: no such folder or manifest` : msg);
+  }
+  if (o.split !== 'all') {
+    const samples = ds.samples.filter((s) => s.split === o.split);
+    if (samples.length === 0) throw new UsageError(`${o.data}: no images in split '${o.split}'`);
+    ds = { ...ds, samples };
+  }
+  let m: LoadedModel;
+  try {
+    m = await loadModel(o.model, o.labels ? { labels: o.labels } : {});
+  } catch (e) {
+    throw new UsageError(reason(e));
+  }
+  try {
+    for (const n of m.notes) process.stderr.write(`incept: note: ${n}\n`);
+    const { probs, k } = await predictAll(m, ds, o.batch);
+    // The model's class names (or the data's, when the model has none and the counts agree).
+    let classes = m.classes;
+    if (classes && classes.length !== k) classes = k === 2 && classes.length === 1 ? ['negative', classes[0]] : null;
+    if (!classes) {
+      if (ds.classes.length !== k) throw new UsageError(`${o.model}: the model has ${k} outputs and no class names; ${o.data} has ${ds.classes.length} classes (give --labels)`);
+      classes = ds.classes;
+      process.stderr.write(`incept: note: the model has no class names; its outputs are taken as the data's classes in order (${classes.join(', ')})\n`);
+    }
+    const index = new Map(classes.map((c, i) => [c, i]));
+    const unknown = ds.classes.filter((c) => !index.has(c));
+    if (unknown.length) throw new UsageError(`${o.data}: class${unknown.length > 1 ? 'es' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among the model's (${classes.slice(0, 8).join(', ')}${classes.length > 8 ? ', ...' : ''})`);
+    const labels = Int32Array.from(ds.samples, (s) => index.get(ds.classes[s.label])!);
+    const ks = o.top ? [...new Set([1, o.top])].filter((x) => x <= k) : [1, 3, 5].filter((x) => x <= k);
+    const report = classificationReport(probs, labels, k, ks);
+    const ovr = oneVsRestRoc(probs, labels, k);
+    let binary: BinaryResult | null = null;
+    if (k === 2) {
+      const pos = o.positive === null ? 1 : index.get(o.positive);
+      if (pos === undefined) throw new UsageError(`evaluate: --positive '${o.positive}' is not a class of the model (${classes.join(', ')})`);
+      const y = Uint8Array.from(labels, (l) => (l === pos ? 1 : 0));
+      const pCount = y.reduce((a, b) => a + b, 0);
+      if (pCount > 0 && pCount < y.length) {
+        const scores = Float64Array.from({ length: labels.length }, (_, i) => probs[i * 2 + pos]);
+        const curve = rocCurve(scores, y);
+        binary = {
+          positive: classes[pos],
+          auc: auc(curve),
+          operatingPoints: sensitivityAtSpecificity(curve, o.specificities),
+          curve: { fpr: [...curve.fpr], tpr: [...curve.tpr], thresholds: [...curve.thresholds] },
+        };
+      }
+    } else if (o.positive !== null) {
+      throw new UsageError(`evaluate: --positive applies to two-class models; this one has ${k} classes`);
+    }
+    const result: EvaluationResult = {
+      model: o.model,
+      data: o.data,
+      split: o.split,
+      count: labels.length,
+      classes,
+      accuracy: report.accuracy,
+      topK: report.topK,
+      confusion: report.confusion,
+      perClass: report.perClass.map((c, i) => ({ class: classes![i], support: c.support, sensitivity: c.sensitivity, specificity: c.specificity, precision: c.precision, f1: c.f1 })),
+      macro: report.macro,
+      rocAuc: ovr.perClass.map((c, i) => ({ class: classes![i], auc: finiteOrNull(c.auc) })),
+      macroAuc: finiteOrNull(ovr.macroAuc),
+      binary,
+    };
+    if (o.out) {
+      mkdirSync(o.out, { recursive: true });
+      writeFileAtomic(join(o.out, 'confusion.png'), [confusionMatrixPng(report.confusion, classes, { title: `Confusion matrix (${labels.length} images)` })]);
+      const series: RocSeries[] = binary
+        ? [{ label: binary.positive, fpr: binary.curve.fpr, tpr: binary.curve.tpr, auc: binary.auc }]
+        : ovr.perClass.flatMap((c, i) => (c.curve ? [{ label: classes![i], fpr: c.curve.fpr, tpr: c.curve.tpr, auc: c.auc }] : [])).slice(0, 12);
+      if (series.length > 0) {
+        const points = binary ? binary.operatingPoints.filter((p) => Number.isFinite(p.sensitivity)) : [];
+        writeFileAtomic(join(o.out, 'roc.png'), [rocCurvePng(series, { title: binary ? `ROC: ${binary.positive} vs rest` : 'ROC, one vs rest', points })]);
+      }
+    }
+    return result;
+  } finally {
+    m.model.dispose();
+  }
+}
+
+const pct = (v: number | null) => (v === null || !Number.isFinite(v) ? '   -  ' : `${(100 * v).toFixed(1).padStart(5)}%`);
+
+export function formatEvaluation(r: EvaluationResult): string {
+  const lines = [`${r.count} images, ${r.classes.length} classes (${r.model} on ${r.data}${r.split !== 'all' ? `, split ${r.split}` : ''})`];
+  lines.push(`accuracy ${pct(r.accuracy).trim()}${Object.entries(r.topK).filter(([k]) => k !== '1').map(([k, v]) => `, top-${k} ${pct(v).trim()}`).join('')}`);
+  if (r.binary) {
+    lines.push(`ROC AUC (${r.binary.positive}) ${r.binary.auc.toFixed(4)}`);
+    for (const p of r.binary.operatingPoints) {
+      lines.push(`  at specificity >= ${p.target}: sensitivity ${pct(p.sensitivity).trim()} (specificity ${pct(p.specificity).trim()}, threshold ${Number.isFinite(p.threshold) ? p.threshold.toFixed(4) : '-'})`);
+    }
+  } else if (r.macroAuc !== null) lines.push(`macro ROC AUC (one vs rest) ${r.macroAuc.toFixed(4)}`);
+  const w = Math.min(30, Math.max(5, ...r.classes.map((c) => c.length)));
+  lines.push('', `${'class'.padEnd(w)}  support  sensitivity  specificity  precision     AUC`);
+  r.perClass.forEach((c, i) => {
+    const a = r.rocAuc[i].auc;
+    lines.push(`${c.class.slice(0, w).padEnd(w)}  ${String(c.support).padStart(7)}  ${pct(c.sensitivity).padStart(11)}  ${pct(c.specificity).padStart(11)}  ${pct(c.precision).padStart(9)}  ${a === null ? '     -' : a.toFixed(4).padStart(6)}`);
+  });
+  lines.push('', 'confusion matrix (rows: true class, columns: predicted)');
+  const cw = Math.max(4, ...r.confusion.flat().map((v) => String(v).length));
+  r.confusion.forEach((row, i) => lines.push(`${r.classes[i].slice(0, w).padEnd(w)}  ${row.map((v) => String(v).padStart(cw)).join(' ')}`));
+  return lines.join('\n');
+}
+
+/** JSON with NaN written as null. */
+export function evaluationJson(r: EvaluationResult): string {
+  return `${JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
+}
+
+export async function evaluateMain(argv: string[]): Promise<number> {
+  const o = parseEvaluateArgs(argv);
+  if (!o) {
+    console.log(HELP);
+    return 0;
+  }
+  const r = await evaluate(o);
+  if (o.json) writeFileAtomic(o.json, [Buffer.from(evaluationJson(r))]);
+  console.log(formatEvaluation(r));
+  return 0;
+}
