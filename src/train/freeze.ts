@@ -107,7 +107,8 @@ export function parseLrMultipliers(specs: string[]): { scope: string; multiplier
   return specs.map((s) => {
     const eq = s.lastIndexOf('=');
     const scope = eq > 0 ? s.slice(0, eq).trim() : '';
-    const m = eq > 0 ? Number(s.slice(eq + 1)) : NaN;
+    const text = eq > 0 ? s.slice(eq + 1).trim() : '';
+    const m = text === '' ? NaN : Number(text);
     if (!scope || !(m >= 0) || !Number.isFinite(m)) throw new Error(`learning-rate multiplier '${s}' is not SCOPE=NUMBER (a number >= 0)`);
     return { scope, multiplier: m };
   });
