@@ -6,7 +6,7 @@
 //
 // Same conventions as conv2d_backward.ts: `accumulate` adds into dx, and dy may be a channel slice
 // [dyChannelOffset, dyChannelOffset + C) of a wider NHWC tensor.
-import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
+import { type Dispatch, Params, run } from '../gpu/recorder.ts';
 import { type Shape, type Tensor, empty, shapeString, sizeOf } from '../gpu/tensor.ts';
 import type { GradOptions } from './conv2d_backward.ts';
 import { type Resolved2d, resolveWindow } from './padding.ts';
@@ -63,20 +63,37 @@ export function poolBackwardDispatch(
     throw new Error(`${where}: dx must have x's shape ${shapeString(x.shape)}`);
   }
   for (const [t, what] of [[x, 'x'], [dy, 'dy'], [dx, 'dx']] as const) x.rt.checkBindingSize(t.bytes, `${where}: ${what}`);
-  const [, H, W, C] = x.shape;
-  const total = x.size;
+  const [N, H, W, C] = x.shape;
   const incl = mode === 'avg' && (attrs.countIncludePad ?? false);
+  // Four channels per invocation when every access stays vec4-aligned.
+  const vw = C % 4 === 0 && dys % 4 === 0 && off % 4 === 0 ? 4 : 1;
+  const cv = C / vw;
   const params = new Params()
-    .u32(total, H, W, C, r.outH, r.outW, dys, off)
-    .i32(attrs.kernel[0], attrs.kernel[1], r.strideH, r.strideW, r.dilationH, r.dilationW, r.padTop, r.padLeft)
+    .u32(H, W, cv, r.outH, r.outW, dys / vw, off / vw, 0)
+    .i32(r.padTop, r.padLeft, 0, 0)
     .i32(incl ? -r.padTop : 0, incl ? H + r.padBottom : H, incl ? -r.padLeft : 0, incl ? W + r.padRight : W)
     .build();
+  const max = x.rt.limits.maxComputeWorkgroupsPerDimension;
+  if (H > max || N > max) throw new Error(`${where}: H ${H} and N ${N} must not exceed ${max} (workgroup grid)`);
   return {
     label: `${where} k${attrs.kernel.join('x')} s${r.strideH}x${r.strideW}`,
-    pipeline: { shader: 'pool_backward', constants: { MODE: mode === 'max' ? 0 : 1, ACCUM: opts.accumulate ? 1 : 0 } },
+    pipeline: {
+      shader: 'pool_backward',
+      template: { V: vw === 4 ? 'vec4<f32>' : 'f32', B: vw === 4 ? 'vec4<bool>' : 'bool' },
+      constants: {
+        MODE: mode === 'max' ? 0 : 1,
+        ACCUM: opts.accumulate ? 1 : 0,
+        KH: attrs.kernel[0],
+        KW: attrs.kernel[1],
+        SH: r.strideH,
+        SW: r.strideW,
+        DH: r.dilationH,
+        DW: r.dilationW,
+      },
+    },
     params,
     buffers: [x.binding, dy.binding, dx.binding],
-    workgroups: grid(x.rt, Math.ceil(total / 256)),
+    workgroups: [Math.ceil((W * cv) / 64), H, N],
   };
 }
 
