@@ -204,7 +204,7 @@ function splitOf(g: Geometry): Split {
   // Output tiles: 32 rows x 32 columns on the fast path, 64 elements on the general one.
   const tiles = fast ? Math.ceil((g.kh * g.kw * g.c) / 32) * Math.ceil(g.co / 32) : Math.ceil(elems / 64);
   let s = conv2dBackwardTuning.splits || Math.min(Math.ceil(p / MIN_CHUNK), Math.ceil(TARGET_GROUPS / tiles));
-  s = Math.max(1, Math.min(s, p, Math.floor(MAX_SCRATCH_FLOATS / elems) || 1));
+  s = Math.max(1, Math.min(s, p, 65535, Math.floor(MAX_SCRATCH_FLOATS / elems) || 1)); // chunks are workgroups in z
   const chunk = Math.ceil(p / s);
   return { chunks: Math.ceil(p / chunk), chunk };
 }
