@@ -38,6 +38,7 @@ them) with a model, after the model's preprocessing.
   --top K                classes to print per image (default 5)
   --json                 print [{"file", "top": [{"index", "label", "prob"}], "output"?}]
   --output NODE          also print each image's raw values of this node / value / end point
+                         (4-D values in the engine's NHWC order, ONNX models included)
   --size HxW             preprocessing size (default: the model's input; checkpoints and random
                          models are built at it)
   --crop F               central crop fraction in (0, 1] (default: the model's; 1 = no crop)

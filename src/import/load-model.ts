@@ -121,40 +121,16 @@ interface TopField {
 }
 
 /** The top-level fields of a protobuf message (number -> wire type, count), or null if the bytes are not one. */
-export function scanProtobuf(b: Uint8Array, limit = Number.POSITIVE_INFINITY): Map<number, TopField> | null {
-  const fields = new Map<number, TopField>();
-  let p = 0;
-  const varint = (): number | null => {
-    let v = 0;
-    for (let shift = 1, i = 0; i < 10; i++, shift *= 128) {
-      if (p >= b.length) return null;
-      const byte = b[p++];
-      v += (byte & 0x7f) * shift;
-      if (byte < 0x80) return v;
-    }
-    return null;
-  };
-  while (p < b.length && fields.size < limit) {
-    const key = varint();
-    if (key === null) return null;
-    const num = Math.floor(key / 8);
-    const wire = key % 8;
-    if (num === 0) return null;
-    if (wire === 0) {
-      if (varint() === null) return null;
-    } else if (wire === 1) p += 8;
-    else if (wire === 2) {
-      const len = varint();
-      if (len === null) return null;
-      p += len;
-    } else if (wire === 5) p += 4;
-    else return null;
-    if (p > b.length) return null;
-    const f = fields.get(num);
-    if (f && f.wire !== wire) return null;
-    fields.set(num, { wire, count: (f?.count ?? 0) + 1 });
+export function scanProtobuf(b: Uint8Array): Map<number, TopField> | null {
+  const { fields, broken } = wireFields(b);
+  if (broken !== null || fields.length === 0) return null;
+  const out = new Map<number, TopField>();
+  for (const f of fields) {
+    const seen = out.get(f.num);
+    if (seen && seen.wire !== f.wire) return null; // one field number, two wire types: not a message
+    out.set(f.num, { wire: f.wire, count: (seen?.count ?? 0) + 1 });
   }
-  return fields.size > 0 ? fields : null;
+  return out;
 }
 
 const isFile = (p: string) => existsSync(p) && statSync(p).isFile();
