@@ -16,6 +16,14 @@ import type { Trainer } from './trainer.ts';
 
 export const CHECKPOINT_FORMAT = 'incept_checkpoint';
 
+/** The parameters are no longer finite (the run diverged): the checkpoint was not written. */
+export class NonFiniteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
 /** Running sums of the epoch in progress (so the epoch's mean loss and accuracy survive a resume). */
 export interface EpochSums {
   loss: number;
@@ -56,6 +64,11 @@ export interface CheckpointFile {
 export async function saveCheckpoint(path: string, trainer: Trainer, state: Omit<TrainingState, 'slots' | 'optimizer'>, meta: Record<string, unknown> = {}): Promise<void> {
   await trainer.syncToHost();
   const graph = trainer.model.graph;
+  // A diverged run must not overwrite the last good checkpoint.
+  for (const p of graph.params.values()) {
+    const i = p.data.findIndex((v) => !Number.isFinite(v));
+    if (i >= 0) throw new NonFiniteError(`parameter ${p.name} is ${p.data[i]} (value ${i})`);
+  }
   const tensors: [string, SaveableTensor][] = [...graph.params.values()].map((p) => [p.name, { shape: [...p.shape], data: p.data }]);
   const slots: string[] = [];
   for (const [name, t] of trainer.optimizer.slots) {

@@ -23,7 +23,7 @@ import type { Preprocessing } from '../image/preprocess.ts';
 import { inceptionV3 } from '../graph/models/inception_v3.ts';
 import { GRAPH_ARCHITECTURE } from '../import/load-model.ts';
 import type { AugmentOptions } from './augment.ts';
-import { type CheckpointFile, type EpochSums, readCheckpointFile, restoreOptimizer, restoreParams, saveCheckpoint } from './checkpoint.ts';
+import { type CheckpointFile, type EpochSums, NonFiniteError, readCheckpointFile, restoreOptimizer, restoreParams, saveCheckpoint } from './checkpoint.ts';
 import { type Dataset, splitDataset } from './dataset.ts';
 import { type FreezeSpec, describeFreeze, trainableParams } from './freeze.ts';
 import { type HeadSpec, type TransferModel, parseHead, saveTransferModel } from './head.ts';
@@ -398,9 +398,15 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
   const totalSteps = batches * opts.epochs;
   const session = { start: now(), steps: 0 };
 
+  const kept = () => (paths && lastCheckpointStep >= 0 ? `; the last good checkpoint (step ${lastCheckpointStep}) is ${paths.checkpoint}` : '');
   const checkpoint = async () => {
     if (!paths) return;
-    await saveCheckpoint(paths.checkpoint, trainer, { step: trainer.step, epochsDone, loader: loader.state(), epoch: sums, seed, extra }, modelMeta);
+    try {
+      await saveCheckpoint(paths.checkpoint, trainer, { step: trainer.step, epochsDone, loader: loader.state(), epoch: sums, seed, extra }, modelMeta);
+    } catch (e) {
+      if (!(e instanceof NonFiniteError)) throw e;
+      throw new Error(`fineTune: step ${trainer.step}: ${e.message}; training stopped (try a lower learning rate)${kept()}`);
+    }
     lastCheckpointStep = trainer.step;
   };
   const record = (r: MetricsRecord) => {
@@ -419,10 +425,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
         for await (const b of loader.epoch()) {
           const lr = trainer.learningRate;
           const r = await trainer.trainStep(b.images, b.labels);
-          if (!Number.isFinite(r.loss)) {
-            const kept = paths && lastCheckpointStep >= 0 ? `; the last good checkpoint (step ${lastCheckpointStep}) is ${paths.checkpoint}` : '';
-            throw new Error(`fineTune: step ${trainer.step}: the loss is ${r.loss}; training stopped (try a lower learning rate)${kept}`);
-          }
+          if (!Number.isFinite(r.loss)) throw new Error(`fineTune: step ${trainer.step}: the loss is ${r.loss}; training stopped (try a lower learning rate)${kept()}`);
           const t1 = now();
           const dt = t1 - t0;
           t0 = t1;
