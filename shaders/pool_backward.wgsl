@@ -1,16 +1,12 @@
-// Backward of 2-D max / average pooling over NHWC, as a gather: one invocation per (input pixel,
-// channel vector) sums the contributions of the output windows that cover it (no atomics, no
-// index buffer). Input row ih is tap ky of window oh = (ih + padTop - ky*DH) / SH when that
-// division is exact, so only the covering windows are visited.
-// - average (MODE 1): each covering window passes dy / (its divisor), the divisor as in pool.wgsl.
-// - max (MODE 0): a window passes dy to the FIRST tap, in the forward's row-major window order,
-//   that holds its maximum: this element is that tap when every earlier tap is smaller and no
-//   later one larger, which a re-scan of the window from x decides.
+// Backward of 2-D average pooling over NHWC (max pooling has its own strip kernel,
+// pool_backward_max.wgsl), as a gather: one invocation per (input pixel, channel vector) sums
+// dy / divisor over the output windows that cover it (no atomics). Input row ih is tap ky of
+// window oh = (ih + padTop - ky*DH) / SH when that division is exact, so only the covering
+// windows are visited; the divisor is pool.wgsl's.
 // The window geometry is override constants: divisions by them compile to shifts and multiplies
 // (lavapipe has no vector integer division) and the tap loops unroll. Each invocation takes a
 // vec4 of channels when channels, dy stride and dy offset allow (V = vec4<f32>), else one channel.
 // The grid is (pixels of a row x channel vectors, H, N), so the pixel needs no division by H.
-override MODE: u32 = 0u;
 override ACCUM: bool = false; // add into dx instead of overwriting it
 override KH: i32 = 1;
 override KW: i32 = 1;
@@ -20,7 +16,6 @@ override DH: i32 = 1;
 override DW: i32 = 1;
 
 alias V = {{V}};     // f32 or vec4<f32>
-alias B = {{B}};     // bool or vec4<bool>, the comparison result of two V
 
 struct Params {
   H: u32, W: u32, CV: u32, OH: u32,     // CV: channel vectors per pixel
@@ -30,9 +25,8 @@ struct Params {
   cntLoH: i32, cntHiH: i32, cntLoW: i32, cntHiW: i32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<V>;
-@group(0) @binding(2) var<storage, read> dy: array<V>;
-@group(0) @binding(3) var<storage, read_write> dx: array<V>;
+@group(0) @binding(1) var<storage, read> dy: array<V>;
+@group(0) @binding(2) var<storage, read_write> dx: array<V>;
 
 // Number of taps start + k*d (k < K) inside [lo, hi).
 fn taps(start: i32, K: i32, d: i32, lo: i32, hi: i32) -> i32 {
@@ -42,22 +36,6 @@ fn taps(start: i32, K: i32, d: i32, lo: i32, hi: i32) -> i32 {
     if (v >= lo && v < hi) { n++; }
   }
   return n;
-}
-
-// Whether `me`, at tap index `mine` of the window at (h0, w0), is the window's first maximum.
-fn firstMax(img: u32, h0: i32, w0: i32, mine: i32, me: V) -> B {
-  var ok = B(true);
-  for (var ty = 0; ty < KH; ty++) {
-    let h = h0 + ty * DH;
-    if (h < 0 || h >= i32(p.H)) { continue; }
-    for (var tx = 0; tx < KW; tx++) {
-      let w = w0 + tx * DW;
-      if (w < 0 || w >= i32(p.W)) { continue; }
-      let v = x[img + (u32(h) * p.W + u32(w)) * p.CV];
-      ok = ok & select(v <= me, v < me, ty * KW + tx < mine);
-    }
-  }
-  return ok;
 }
 
 @compute @workgroup_size(64)
@@ -70,8 +48,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let cv = j - u32(iw) * p.CV;
   let img = n * p.H * p.W * p.CV + cv; // this channel vector of image n, pixel (0, 0)
   let i = img + (u32(ih) * p.W + u32(iw)) * p.CV;
-  var me = V();
-  if (MODE == 0u) { me = x[i]; }
   let hp = ih + p.padTop;
   let wp = iw + p.padLeft;
 
@@ -83,8 +59,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let oh = th / SH;
     if (oh >= i32(p.OH)) { continue; }
     let h0 = oh * SH - p.padTop;
-    var cntH = 0;
-    if (MODE == 1u) { cntH = taps(h0, KH, DH, p.cntLoH, p.cntHiH); }
+    let cntH = taps(h0, KH, DH, p.cntLoH, p.cntHiH);
     for (var kx = 0; kx < KW; kx++) {
       let tw = wp - kx * DW;
       if (tw < 0) { break; }
@@ -93,11 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       if (ow >= i32(p.OW)) { continue; }
       let w0 = ow * SW - p.padLeft;
       let g = dy[((n * p.OH + u32(oh)) * p.OW + u32(ow)) * p.DYS + p.DYOFF + cv];
-      if (MODE == 0u) {
-        acc += select(V(), g, firstMax(img, h0, w0, ky * KW + kx, me));
-      } else {
-        acc += g / f32(cntH * taps(w0, KW, DW, p.cntLoW, p.cntHiW));
-      }
+      acc += g / f32(cntH * taps(w0, KW, DW, p.cntLoW, p.cntHiW));
     }
   }
   if (ACCUM) { dx[i] += acc; } else { dx[i] = acc; }

@@ -1,8 +1,10 @@
-// Backward of 2-D max / average pooling (NHWC) and global average pooling, as a gather over the
-// windows that cover each input element (no atomics). Max pooling passes a window's gradient to
-// the first tap in window order (row-major: ky, then kx) that holds the maximum, recomputed from
-// x, so no index buffer is kept. Average pooling divides by the forward's divisor (padding
-// excluded by default, explicit padding included with countIncludePad, never the ceil-mode overhang).
+// Backward of 2-D max / average pooling (NHWC) and global average pooling, as gathers (no
+// atomics). Average pooling: each input element sums dy / divisor over the windows covering it,
+// the divisor being the forward's (padding excluded by default, explicit padding included with
+// countIncludePad, never the ceil-mode overhang); shaders/pool_backward.wgsl. Max pooling: a
+// window's gradient goes to the first tap in window order (row-major: ky, then kx) holding its
+// maximum, recomputed from x (no index buffer); an invocation owns a strip of 8 pixels of a row
+// and scans each window reaching the strip once; shaders/pool_backward_max.wgsl.
 //
 // Same conventions as conv2d_backward.ts: `accumulate` adds into dx, and dy may be a channel slice
 // [dyChannelOffset, dyChannelOffset + C) of a wider NHWC tensor.
@@ -11,6 +13,9 @@ import { type Shape, type Tensor, empty, shapeString, sizeOf } from '../gpu/tens
 import type { GradOptions } from './conv2d_backward.ts';
 import { type Resolved2d, resolveWindow } from './padding.ts';
 import { type PoolAttrs, type PoolMode, globalPoolAttrs, poolShape } from './pool.ts';
+
+/** Max-pool strip length override for scratch sweeps (0 = default). */
+export const poolBackwardTuning = { strip: 0 };
 
 function opName(mode: PoolMode): string {
   return mode === 'max' ? 'maxPoolGrad' : 'avgPoolGrad';
@@ -64,35 +69,43 @@ export function poolBackwardDispatch(
   }
   for (const [t, what] of [[x, 'x'], [dy, 'dy'], [dx, 'dx']] as const) x.rt.checkBindingSize(t.bytes, `${where}: ${what}`);
   const [N, H, W, C] = x.shape;
-  const incl = mode === 'avg' && (attrs.countIncludePad ?? false);
+  const max = x.rt.limits.maxComputeWorkgroupsPerDimension;
+  if (H > max || N > max) throw new Error(`${where}: H ${H} and N ${N} must not exceed ${max} (workgroup grid)`);
   // Four channels per invocation when every access stays vec4-aligned.
   const vw = C % 4 === 0 && dys % 4 === 0 && off % 4 === 0 ? 4 : 1;
   const cv = C / vw;
-  const params = new Params()
-    .u32(H, W, cv, r.outH, r.outW, dys / vw, off / vw, 0)
-    .i32(r.padTop, r.padLeft, 0, 0)
-    .i32(incl ? -r.padTop : 0, incl ? H + r.padBottom : H, incl ? -r.padLeft : 0, incl ? W + r.padRight : W)
-    .build();
-  const max = x.rt.limits.maxComputeWorkgroupsPerDimension;
-  if (H > max || N > max) throw new Error(`${where}: H ${H} and N ${N} must not exceed ${max} (workgroup grid)`);
+  const label = `${where} k${attrs.kernel.join('x')} s${r.strideH}x${r.strideW}`;
+  const constants = {
+    ACCUM: opts.accumulate ? 1 : 0,
+    KH: attrs.kernel[0],
+    KW: attrs.kernel[1],
+    SH: r.strideH,
+    SW: r.strideW,
+    DH: r.dilationH,
+    DW: r.dilationW,
+  };
+  const V = vw === 4 ? 'vec4<f32>' : 'f32';
+  if (mode === 'max') {
+    const strip = poolBackwardTuning.strip || 8;
+    const ns = Math.ceil(W / strip);
+    return {
+      label,
+      pipeline: { shader: 'pool_backward_max', template: { V, I: vw === 4 ? 'vec4<i32>' : 'i32', T: strip }, constants },
+      params: new Params().u32(H, W, cv, r.outH, r.outW, dys / vw, off / vw, ns).i32(r.padTop, r.padLeft, 0, 0).build(),
+      buffers: [x.binding, dy.binding, dx.binding],
+      workgroups: [Math.ceil((ns * cv) / 64), H, N],
+    };
+  }
+  const incl = attrs.countIncludePad ?? false;
   return {
-    label: `${where} k${attrs.kernel.join('x')} s${r.strideH}x${r.strideW}`,
-    pipeline: {
-      shader: 'pool_backward',
-      template: { V: vw === 4 ? 'vec4<f32>' : 'f32', B: vw === 4 ? 'vec4<bool>' : 'bool' },
-      constants: {
-        MODE: mode === 'max' ? 0 : 1,
-        ACCUM: opts.accumulate ? 1 : 0,
-        KH: attrs.kernel[0],
-        KW: attrs.kernel[1],
-        SH: r.strideH,
-        SW: r.strideW,
-        DH: r.dilationH,
-        DW: r.dilationW,
-      },
-    },
-    params,
-    buffers: [x.binding, dy.binding, dx.binding],
+    label,
+    pipeline: { shader: 'pool_backward', template: { V }, constants },
+    params: new Params()
+      .u32(H, W, cv, r.outH, r.outW, dys / vw, off / vw, 0)
+      .i32(r.padTop, r.padLeft, 0, 0)
+      .i32(incl ? -r.padTop : 0, incl ? H + r.padBottom : H, incl ? -r.padLeft : 0, incl ? W + r.padRight : W)
+      .build(),
+    buffers: [dy.binding, dx.binding], // average pooling does not read x
     workgroups: [Math.ceil((W * cv) / 64), H, N],
   };
 }
