@@ -354,12 +354,13 @@ export function biasGradDispatch(dy: Tensor, db: Tensor, opts: GradOptions = {})
   }
   dy.rt.checkBindingSize(dy.bytes, `${op}: dy`);
   const stride = dy.shape[dy.rank - 1];
+  const vw = dyVec4(stride, off, c) ? 4 : 1; // channels per invocation
   return {
     label: op,
-    pipeline: { shader: 'bias_grad', constants: { ACCUM: opts.accumulate ? 1 : 0 } },
-    params: new Params().u32(dy.size / stride, c, stride, off).build(),
+    pipeline: { shader: 'bias_grad', template: { V: vw === 4 ? 'vec4<f32>' : 'f32' }, constants: { ACCUM: opts.accumulate ? 1 : 0 } },
+    params: new Params().u32(dy.size / stride, c / vw, stride / vw, off / vw).build(),
     buffers: [dy.binding, db.binding],
-    workgroups: grid(dy.rt, Math.ceil(c / 8)),
+    workgroups: grid(dy.rt, Math.ceil(c / vw / 8)),
   };
 }
 
