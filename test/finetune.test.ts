@@ -137,7 +137,7 @@ describe('fineTune', () => {
 
     it('interrupted mid-epoch and before a validation, or stopped after an epoch: the same run', async () => {
       const straightTm = await model(2, 3);
-      const straight = await fineTune(straightTm, data, opts(join(dir, 'straight')));
+      const straight = await fineTune(straightTm, data, opts(join(dir, 'straight'), { checkpointEvery: 0 }));
       expect(straight.step).toBe(4);
       const want = straightTm.model.graph;
 
@@ -158,7 +158,7 @@ describe('fineTune', () => {
       // One epoch, then resumed with two.
       const c = join(dir, 'extended');
       const one = await model(2, 3);
-      await fineTune(one, data, opts(c, { epochs: 1 }));
+      await fineTune(one, data, opts(c, { epochs: 1, checkpointEvery: 0 }));
       one.model.dispose();
       const rest = await resume(c);
 

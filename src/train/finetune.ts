@@ -219,12 +219,26 @@ export function validationAuc(probs: Float32Array, labels: Int32Array, classes: 
   return Number.isFinite(r.macroAuc) ? r.macroAuc : undefined;
 }
 
-/** Logits of every image of a dataset (eval preprocessing, dataset order) through `model`. */
-export async function validate(model: Model, tm: Pick<TransferModel, 'head' | 'logits' | 'preprocessing'>, dataset: Dataset, opts: { batch: number; workers?: number }): Promise<Validation> {
+/** An eval-mode loader of a dataset for `validate` (reusable: each epoch() is the whole dataset in order). */
+export function validationLoader(model: Model, tm: Pick<TransferModel, 'preprocessing'>, dataset: Dataset, opts: { batch: number; workers?: number }): Loader {
   const [h, w] = model.inputShape;
-  const loader = new Loader(dataset, { batchSize: opts.batch, size: [h, w], mode: 'eval', centralFraction: tm.preprocessing.crop, workers: opts.workers });
+  return new Loader(dataset, { batchSize: opts.batch, size: [h, w], mode: 'eval', centralFraction: tm.preprocessing.crop, workers: opts.workers });
+}
+
+/**
+ * Loss, accuracy and AUC of the model on every image of a dataset (eval preprocessing, dataset
+ * order). Pass a validationLoader to reuse its decode threads across calls.
+ */
+export async function validate(
+  model: Model,
+  tm: Pick<TransferModel, 'head' | 'logits' | 'preprocessing'>,
+  source: Dataset | Loader,
+  opts: { batch: number; workers?: number },
+): Promise<Validation> {
+  const own = !(source instanceof Loader);
+  const loader = source instanceof Loader ? source : validationLoader(model, tm, source, opts);
   const k = tm.head.kind === 'sigmoid' ? 1 : tm.head.classes;
-  const n = dataset.samples.length;
+  const n = loader.dataset.samples.length;
   const logits = new Float32Array(n * k);
   const labels = new Int32Array(n);
   try {
@@ -236,7 +250,7 @@ export async function validate(model: Model, tm: Pick<TransferModel, 'head' | 'l
       at += b.labels.length;
     }
   } finally {
-    await loader.close();
+    if (own) await loader.close();
   }
   const probs = probabilities(logits, n, tm.head);
   return {
@@ -386,6 +400,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     state: ckpt?.state.loader,
   });
   const evalModel = validation ? new Model(model.rt, model.build) : null;
+  const valLoader = validation ? validationLoader(model, tm, validation, { batch: opts.batch, workers: opts.workers }) : null;
   const modelMeta = checkpointModelMeta(tm);
   const extra = { ...opts.metadata, batch: opts.batch };
 
@@ -462,7 +477,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
         await trainer.syncToHost();
         for (const p of evalModel.graph.params.values()) p.data = model.graph.param(p.name).data;
         evalModel.parametersChanged();
-        val = await validate(evalModel, tm, validation, { batch: opts.batch, workers: opts.workers });
+        val = await validate(evalModel, tm, valLoader!, { batch: opts.batch });
         lastValidation = val;
       }
       const rec: EpochRecord = {
@@ -496,6 +511,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     return { step: trainer.step, epochs: epochsDone, history, stopped, lastValidation, modelPath, checkpointPath: paths?.checkpoint };
   } finally {
     await loader.close();
+    await valLoader?.close();
     trainer.dispose();
     evalModel?.dispose();
     // The host data is the truth now: predict() re-uploads it and refolds batchnorm.

@@ -1,0 +1,197 @@
+// `incept train` and `incept evaluate` end to end on a tiny generated lesion set with a thin random
+// Inception v3: train -> evaluate -> classify the produced model; --resume extends a run; a run
+// killed with SIGKILL mid-training and resumed ends with the same model file, byte for byte in every
+// tensor, as the run that was never interrupted; bad input gives one-line errors.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EvaluationResult, evaluateMain } from '../src/cli/evaluate.ts';
+import { classify, parseClassifyArgs } from '../src/cli/classify.ts';
+import { parseTrainArgs, trainMain } from '../src/cli/train.ts';
+import { generateLesionDataset } from '../src/demo/lesions.ts';
+import { closeRuntime } from '../src/gpu/runtime.ts';
+import { load } from '../src/import/safetensors.ts';
+import { readCheckpointFile } from '../src/train/checkpoint.ts';
+import { type ProgressState, Progress, formatDuration, formatProgressBar, formatProgressLine } from '../src/train/progress.ts';
+
+afterAll(closeRuntime);
+
+const BIN = fileURLToPath(new URL('../bin/incept.js', import.meta.url));
+let dir = '';
+let manifest = '';
+/** The run every test compares with: 4 epochs of 2 steps (a checkpoint every step, unless overridden). */
+const args = () => [
+  '--data', manifest,
+  '--model', 'random:inception_v3', '--depth-multiplier', '0.1', '--input-size', '75',
+  '--head', 'sigmoid', '--trainable-from', 'Mixed_7a',
+  '--epochs', '4', '--batch', '4', '--lr', '0.01', '--optimizer', 'adam', '--bn-decay', '0.9', '--seed', '3',
+  '--checkpoint-every', '1', '--workers', '1',
+];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'incept-train-cli-'));
+  manifest = generateLesionDataset({ count: 12, size: 80, seed: 5, dir: join(dir, 'data'), validationFraction: 0.34 }).manifest;
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const quiet = async <T>(f: () => Promise<T>): Promise<T> => {
+  const log = console.log;
+  console.log = () => {};
+  try {
+    return await f();
+  } finally {
+    console.log = log;
+  }
+};
+
+const tensorsOf = (path: string) => load(path).tensors;
+
+describe('incept train -> evaluate -> classify', () => {
+  const run = () => join(dir, 'run');
+
+  it('trains, writes the run directory, and the model evaluates and classifies', async () => {
+    expect(await trainMain([...args(), '--checkpoint-every', '0', '--out', run(), '--progress', 'none'])).toBe(0);
+    for (const f of ['run.json', 'checkpoint.safetensors', 'metrics.jsonl', 'curves.png', 'model.safetensors']) expect(existsSync(join(run(), f)), f).toBe(true);
+    const lines = readFileSync(join(run(), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.type === 'step').length).toBe(8);
+    expect(lines.filter((l) => l.type === 'epoch').map((l) => [l.epoch, l.step, l.valCount])).toEqual([
+      [1, 2, 4],
+      [2, 4, 4],
+      [3, 6, 4],
+      [4, 8, 4],
+    ]);
+    expect(readCheckpointFile(join(run(), 'checkpoint.safetensors')).state).toMatchObject({ step: 8, epochsDone: 4 });
+
+    const json = join(dir, 'eval.json');
+    const out = join(dir, 'eval');
+    expect(await quiet(() => evaluateMain(['--data', manifest, '--model', join(run(), 'model.safetensors'), '--json', json, '--out', out, '--specificity', '0.5,0.9']))).toBe(0);
+    const r = JSON.parse(readFileSync(json, 'utf8')) as EvaluationResult;
+    expect(r.count).toBe(12);
+    expect(r.classes).toEqual(['benign', 'malignant']);
+    expect(r.confusion.flat().reduce((a, b) => a + b, 0)).toBe(12);
+    expect(r.perClass.map((c) => c.support)).toEqual([6, 6]);
+    expect(r.accuracy).toBeCloseTo((r.confusion[0][0] + r.confusion[1][1]) / 12, 10);
+    expect(r.perClass[1].sensitivity).toBeCloseTo(r.confusion[1][1] / 6, 10);
+    expect(r.perClass[1].specificity).toBeCloseTo(r.confusion[0][0] / 6, 10);
+    expect(r.binary!.positive).toBe('malignant');
+    expect(r.binary!.auc).toBeGreaterThanOrEqual(0);
+    expect(r.binary!.auc).toBeCloseTo(r.rocAuc[1].auc!, 10);
+    expect(r.binary!.operatingPoints.map((p) => p.target)).toEqual([0.5, 0.9]);
+    for (const p of r.binary!.operatingPoints) expect(p.specificity).toBeGreaterThanOrEqual(p.target);
+    expect(r.topK[1]).toBeCloseTo(r.accuracy, 10);
+    for (const f of ['roc.png', 'confusion.png']) expect(readFileSync(join(out, f)).subarray(1, 4).toString()).toBe('PNG');
+
+    // The validation split alone, and classify on one of its images.
+    expect(await quiet(() => evaluateMain(['--data', manifest, '--model', join(run(), 'model.safetensors'), '--split', 'validation', '--json', json]))).toBe(0);
+    expect((JSON.parse(readFileSync(json, 'utf8')) as EvaluationResult).count).toBe(4);
+    const image = join(dir, 'data', 'images', 'lesion_00000.png');
+    const [c] = await classify(parseClassifyArgs([image, '--model', join(run(), 'model.safetensors'), '--top', '2']));
+    expect(c.top.map((t) => t.label).sort()).toEqual(['benign', 'malignant']);
+    expect(c.top[0].prob + c.top[1].prob).toBeCloseTo(1, 5);
+  });
+
+  it('--resume extends a finished run; a run directory is never overwritten', async () => {
+    const ext = join(dir, 'extend');
+    await trainMain([...args(), '--epochs', '2', '--checkpoint-every', '0', '--out', ext, '--progress', 'none']);
+    expect(readCheckpointFile(join(ext, 'checkpoint.safetensors')).state).toMatchObject({ step: 4, epochsDone: 2 });
+    expect(await trainMain(['--resume', ext, '--epochs', '4', '--progress', 'none'])).toBe(0);
+    // Two epochs, then two more: the same model as four straight.
+    const a = tensorsOf(join(ext, 'model.safetensors'));
+    const b = tensorsOf(join(run(), 'model.safetensors'));
+    expect([...a.keys()]).toEqual([...b.keys()]);
+    for (const [name, t] of b) expect(a.get(name)!.data, name).toEqual(t.data);
+    await expect(trainMain([...args(), '--out', ext])).rejects.toThrow(/already holds a run; continue it with --resume/);
+  });
+
+  it('a run killed with SIGKILL mid-training resumes to the same model', async () => {
+    const killed = join(dir, 'killed');
+    const child: ChildProcess = spawn(process.execPath, [BIN, 'train', ...args(), '--out', killed, '--progress', 'none'], {
+      env: { ...process.env, INCEPT_CHILD: '1' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    // Kill it once three steps are in the log.
+    const metrics = join(killed, 'metrics.jsonl');
+    let steps = 0;
+    for (let t = 0; t < 1200 && child.exitCode === null; t++) {
+      await new Promise((r) => setTimeout(r, 50));
+      steps = existsSync(metrics) ? readFileSync(metrics, 'utf8').split('\n').filter((l) => l.includes('"step"') && l.includes('"type":"step"')).length : 0;
+      if (steps >= 3) break;
+    }
+    child.kill('SIGKILL');
+    await exited;
+    expect(steps, 'the run was still training when killed').toBeGreaterThanOrEqual(3);
+    expect(existsSync(join(killed, 'model.safetensors'))).toBe(false);
+    const at = readCheckpointFile(join(killed, 'checkpoint.safetensors')).state.step;
+    expect(at).toBeGreaterThanOrEqual(2);
+    expect(at).toBeLessThan(8);
+    expect(await trainMain(['--resume', killed, '--progress', 'none'])).toBe(0);
+    const a = tensorsOf(join(killed, 'model.safetensors'));
+    for (const [name, t] of tensorsOf(join(run(), 'model.safetensors'))) expect(a.get(name)!.data, name).toEqual(t.data);
+    const strip = (p: string) => readFileSync(p, 'utf8').trim().split('\n').map((l) => ({ ...JSON.parse(l), imagesPerSec: 0, seconds: 0 }));
+    expect(strip(metrics)).toEqual(strip(join(run(), 'metrics.jsonl')));
+  }, 120_000);
+});
+
+describe('bad input', () => {
+  it('fails with one-line errors before anything is written', async () => {
+    const base = ['--model', 'random:inception_v3', '--depth-multiplier', '0.1', '--input-size', '75', '--epochs', '1', '--batch', '4', '--progress', 'none'];
+    const out = join(dir, 'bad');
+    await expect(trainMain(['--data', join(dir, 'no-such-data'), ...base, '--out', out])).rejects.toThrow(/no-such-data: no such folder or manifest/);
+    await expect(trainMain(['--data', manifest, ...base, '--out', out, '--trainable-from', 'Mixed_9x'])).rejects.toThrow(
+      /trainable-from: no layer 'Mixed_9x' in graph InceptionV3 \(end points: .*Mixed_6e/,
+    );
+    await expect(trainMain(['--data', manifest, ...base, '--out', out, '--head', '3'])).rejects.toThrow(/--head 3 gives 3 classes but .* has 2 \(benign, malignant\)/);
+    await expect(trainMain(['--data', join(dir, 'data', 'images'), ...base, '--out', out])).rejects.toThrow(/no class sub-folders/);
+    expect(existsSync(out)).toBe(false);
+    await expect(trainMain(['--resume', join(dir, 'data')])).rejects.toThrow(/not a run directory \(no run.json\)/);
+    await expect(trainMain(['--resume', join(dir, 'run'), '--lr', '0.1'])).rejects.toThrow(/--lr cannot change/);
+    expect(() => parseTrainArgs(['--data', 'x', '--model', 'y'])).toThrow(/--out is required/);
+    expect(() => parseTrainArgs(['--epochs', '0'])).toThrow(/--epochs needs a whole number >= 1, got '0'/);
+    expect(() => parseTrainArgs(['--optimizer', 'lbfgs'])).toThrow(/--optimizer needs one of rmsprop, sgd, momentum, adam/);
+    expect(() => parseTrainArgs(['--head', 'one'])).toThrow(/--head 'one' is not 'sigmoid' or a class count/);
+    expect(() => parseTrainArgs(['--train', 'head', '--trainable-from', 'Mixed_6e'])).toThrow(/--train and --trainable-from both say what trains/);
+    await expect(evaluateMain(['--data', join(dir, 'nothing'), '--model', join(dir, 'run', 'model.safetensors')])).rejects.toThrow(/nothing: no such folder or manifest/);
+  });
+
+  it('the command prints one line and exits 1', () => {
+    for (const [argv, msg] of [
+      [['train', '--data', join(dir, 'missing'), '--model', 'random:inception_v3', '--out', join(dir, 'x')], /^incept: error: .*missing: no such folder or manifest\n$/],
+      [['train', '--data', manifest, '--model', 'random:inception_v3', '--depth-multiplier', '0.1', '--input-size', '75', '--trainable-from', 'Mixed_9x', '--out', join(dir, 'x')], /^incept: error: trainable-from: no layer 'Mixed_9x'.*\n$/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(msg);
+    }
+  }, 240_000);
+});
+
+describe('progress', () => {
+  const s: ProgressState = { epoch: 2, epochs: 3, batch: 5, batches: 10, step: 15, loss: 0.69314, accuracy: 0.5, imagesPerSec: 12.34, eta: 75 };
+  it('formats plain lines and the bar', () => {
+    expect(formatProgressLine(s)).toBe('epoch 2/3 batch 5/10 step 15 loss 0.6931 acc 0.500 12.3 img/s eta 1:15');
+    expect(formatProgressBar(s, 10)).toBe('epoch 2/3 [====>     ] 5/10 loss 0.6931 acc 0.500 12.3 img/s ETA 1:15');
+    expect(formatProgressBar({ ...s, batch: 10 }, 10)).toContain('[==========]');
+    expect(formatDuration(3725)).toBe('1:02:05');
+    expect(formatDuration(Number.NaN)).toBe('?');
+  });
+  it('redraws one line on a TTY, writes lines otherwise', () => {
+    const tty = { text: '', isTTY: true, columns: 200, write(x: string) { this.text += x; } };
+    const p = new Progress(tty);
+    expect(p.mode).toBe('bar');
+    p.update(s);
+    p.update({ ...s, batch: 6 });
+    p.message('epoch 2/3 done');
+    expect(tty.text).toBe(`\r${formatProgressBar(s)}\x1b[K\r${formatProgressBar({ ...s, batch: 6 })}\x1b[K\r\x1b[Kepoch 2/3 done\n`);
+    const file = { text: '', write(x: string) { this.text += x; } };
+    const q = new Progress(file);
+    expect(q.mode).toBe('plain');
+    q.update({ ...s, step: 1 });
+    q.update(s); // within the interval: not shown
+    q.update({ ...s, batch: 10 }); // the epoch's last batch: shown
+    expect(file.text.split('\n').filter(Boolean).length).toBe(2);
+  });
+});
