@@ -5,8 +5,8 @@
 // sensitivity at chosen specificities. --out writes roc.png and confusion.png.
 //
 // Classes are matched by name: every class of the data must be one of the model's (a model file
-// from 'incept train' carries them); a model without class names must have as many outputs as the
-// data has classes, taken in the data's (sorted) order.
+// from 'incept train' carries them; retrain.py's lowercased names match their folders too); a model
+// without class names must have as many outputs as the data has classes, in the data's order.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readImage } from '../image/decode.ts';
@@ -243,6 +243,10 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
       process.stderr.write(`incept: note: the model has no class names; its outputs are taken as the data's classes in order (${classes.join(', ')})\n`);
     }
     const index = new Map(classes.map((c, i) => [c, i]));
+    // retrain.py names classes by their folder, lowercased with other characters as spaces.
+    const norm = (c: string) => c.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
+    const byNorm = new Map(classes.map((c, i) => [norm(c), i]));
+    if (byNorm.size === classes.length) for (const c of ds.classes) if (!index.has(c) && byNorm.has(norm(c))) index.set(c, byNorm.get(norm(c))!);
     const unknown = ds.classes.filter((c) => !index.has(c));
     if (unknown.length) throw new UsageError(`${o.data}: class${unknown.length > 1 ? 'es' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among the model's (${classes.slice(0, 8).join(', ')}${classes.length > 8 ? ', ...' : ''})`);
     const labels = Int32Array.from(ds.samples, (s) => index.get(ds.classes[s.label])!);

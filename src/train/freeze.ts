@@ -21,7 +21,8 @@ const under = (name: string, scope: string) => name === scope || name.startsWith
 /**
  * The index in graph.nodes where `layer` starts: the first node of its scope (an end point name
  * is taken in the graph's root scope, 'Mixed_6e' -> 'InceptionV3/Mixed_6e/...'), else the node
- * producing the end point's value. Throws naming the layer and listing the end points.
+ * producing the end point's value, else the first node reading a parameter of that scope or
+ * naming it as whole path segments. Throws naming the layer and listing the end points.
  */
 export function layerStart(graph: Graph, layer: string): number {
   const name = layer.replace(/:0$/, '').replace(/\/$/, '');
@@ -35,6 +36,15 @@ export function layerStart(graph: Graph, layer: string): number {
     const i = graph.nodes.findIndex((n) => n.output === ep);
     if (i >= 0) return i;
   }
+  // Imported graphs may name nodes and variables differently ('MobilenetV1/MobilenetV1/Conv2d_13_pointwise/...'
+  // reads 'MobilenetV1/Conv2d_13_pointwise/weights'): the first node reading a parameter of the scope,
+  // else the first node with the name as a run of whole path segments.
+  for (const scope of scopes) {
+    const i = graph.nodes.findIndex((n) => n.inputs.some((v) => graph.params.has(v) && under(v, scope)));
+    if (i >= 0) return i;
+  }
+  const i = graph.nodes.findIndex((n) => `/${n.name}/`.includes(`/${name}/`));
+  if (i >= 0) return i;
   const eps = [...graph.endPoints.keys()];
   throw new Error(
     `trainable-from: no layer '${layer}' in graph ${graph.name}` +
