@@ -31,7 +31,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<{{X_T}}>;
 @group(0) @binding(2) var<storage, read> dy: array<{{DY_T}}>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<{{OUT_T}}>;
 
 // Rows of a quad: the tap offsets (kh*DH - PT, kw*DW - PL) and input channel of each of 4 rows.
 struct Quad { oh: vec4<i32>, ow: vec4<i32>, ci: vec4<u32> }
@@ -56,8 +56,9 @@ fn loadDy(i: u32, co: u32) -> vec4<f32> {
   {{LOAD_DY}}
 }
 
-fn writeOut(o: u32, v: f32) {
-  if (ACCUM) { out[o] += v; } else { out[o] = v; }
+// Stores (or with ACCUM adds) the first `valid` components of v at elements o, o + 1, ...
+fn store(o: u32, v: vec4<f32>, valid: u32) {
+  {{STORE}}
 }
 
 @compute @workgroup_size(WG)
@@ -129,9 +130,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     if (k >= p.K) { break; }
     let o = base + k * p.CO;
     let v = acc[r];
-    writeOut(o, v.x);
-    if (co + 1u < p.CO) { writeOut(o + 1u, v.y); }
-    if (co + 2u < p.CO) { writeOut(o + 2u, v.z); }
-    if (co + 3u < p.CO) { writeOut(o + 3u, v.w); }
+    store(o, v, p.CO - co);
   }
 }

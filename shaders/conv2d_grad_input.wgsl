@@ -34,7 +34,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<{{DY_T}}>;
 @group(0) @binding(2) var<storage, read> w: array<{{W_T}}>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<{{OUT_T}}>;
 
 // The value of row r for all lanes: a shuffle from the lane that loaded it, or (SG = 1) this
 // invocation's own load.
@@ -55,8 +55,9 @@ fn loadW(row: u32, co: u32) -> vec4<f32> {
   {{LOAD_W}}
 }
 
-fn writeDx(o: u32, v: f32) {
-  if (ACCUM) { dx[o] += v; } else { dx[o] = v; }
+// Stores (or with ACCUM adds) the first `valid` components of v at elements o, o + 1, ...
+fn store(o: u32, v: vec4<f32>, valid: u32) {
+  {{STORE}}
 }
 
 @compute @workgroup_size(WG)
@@ -142,9 +143,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let ih = (t % HQ) * p.SH + ph;
     let o = (((t / HQ) * p.H + ih) * p.W + iw) * p.C + ci;
     let v = acc[r];
-    writeDx(o, v.x);
-    if (ci + 1u < p.C) { writeDx(o + 1u, v.y); }
-    if (ci + 2u < p.C) { writeDx(o + 2u, v.z); }
-    if (ci + 3u < p.C) { writeDx(o + 3u, v.w); }
+    store(o, v, p.C - ci);
   }
 }

@@ -83,6 +83,16 @@ function dyVec4(stride: number, offset: number, co: number): boolean {
   return stride % 4 === 0 && offset % 4 === 0 && co % 4 === 0;
 }
 
+/** WGSL body of store(o, v, valid) into `name`: one vec4 when aligned, else masked scalars. */
+function storeVec(name: string, vec: boolean): string {
+  if (vec) return `if (ACCUM) { ${name}[o / 4u] += v; } else { ${name}[o / 4u] = v; }`;
+  return [
+    'for (var e = 0u; e < min(valid, 4u); e++) {',
+    `    if (ACCUM) { ${name}[o + e] += v[e]; } else { ${name}[o + e] = v[e]; }`,
+    '  }',
+  ].join('\n');
+}
+
 /** WGSL body loading channels [co, co+4) of a `name` array at element i, masked past p.CO when not vec4. */
 function loadVec(name: string, vec: boolean): string {
   if (vec) return `return ${name}[i / 4u];`;
@@ -152,6 +162,8 @@ export function conv2dGradInputDispatch(
           ROW_VALUE: sg === 1 ? 'return (*mine)[r];' : 'return subgroupShuffle((*mine)[r / SG], r % SG);',
           LOAD_DY: loadVec('dy', vec),
           LOAD_W: loadVec('w', vec),
+          OUT_T: g.c % 4 === 0 ? 'vec4<f32>' : 'f32',
+          STORE: storeVec('dx', g.c % 4 === 0),
         },
         constants,
       },
@@ -297,6 +309,8 @@ export function conv2dGradFilterDispatch(
                 '  return v;',
               ].join('\n'),
           LOAD_DY: loadVec('dy', vecDy),
+          OUT_T: g.co % 4 === 0 ? 'vec4<f32>' : 'f32',
+          STORE: storeVec('out', g.co % 4 === 0),
         },
         constants,
       },
