@@ -9,7 +9,10 @@ import { Model } from '../src/graph/model.ts';
 import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { isBackwardStep, layerStart, parseFreeze, parseLrMultipliers, trainableParams, trainablePredicate } from '../src/train/freeze.ts';
 import { Trainer } from '../src/train/trainer.ts';
-import { randomArray } from './helpers.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { openModel } from '../src/import/load-model.ts';
+import { SHARED_DIR, hasShared, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -78,6 +81,24 @@ describe('trainable sets', () => {
     expect(isBackwardStep('x/Conv2D (epilogue backward)')).toBe(true);
     expect(isBackwardStep('x/FusedBatchNorm (training forward)')).toBe(false);
     expect(isBackwardStep('loss (softmax_cross_entropy)')).toBe(false);
+  });
+});
+
+const MOBILENET = join(SHARED_DIR, 'fixtures/tf-mobilenet/models/mobilenet_v1_0.25_128/frozen_graph.pb');
+describe('imported graphs', () => {
+  it.skipIf(!hasShared || !existsSync(MOBILENET))('finds a layer by its variables when node names differ (MobilenetV1/MobilenetV1/...)', () => {
+    const g = openModel(MOBILENET).graph;
+    const i = layerStart(g, 'MobilenetV1/Conv2d_13_pointwise');
+    expect(g.nodes[i].name).toBe('MobilenetV1/MobilenetV1/Conv2d_13_pointwise/convolution');
+    expect(layerStart(g, 'Conv2d_13_pointwise')).toBe(i);
+    const t = trainableParams(g, { kind: 'from', layer: 'MobilenetV1/Conv2d_13_pointwise' }, ['MobilenetV1/Logits']);
+    expect(t).toEqual([
+      'MobilenetV1/Conv2d_13_pointwise/weights',
+      'MobilenetV1/Conv2d_13_pointwise/BatchNorm/gamma',
+      'MobilenetV1/Conv2d_13_pointwise/BatchNorm/beta',
+      'MobilenetV1/Logits/Conv2d_1c_1x1/weights',
+      'MobilenetV1/Logits/Conv2d_1c_1x1/biases',
+    ]);
   });
 });
 

@@ -15,6 +15,11 @@ import { generateLesionDataset } from '../src/demo/lesions.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { load } from '../src/import/safetensors.ts';
 import { readCheckpointFile } from '../src/train/checkpoint.ts';
+import { cpSync, mkdirSync } from 'node:fs';
+import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
+import { writeCheckpointV2 } from '../src/import/tf-checkpoint-write.ts';
+import { randomInception, replaceHead, saveTransferModel } from '../src/train/head.ts';
+import { randomArray } from './helpers.ts';
 import { type ProgressState, Progress, formatDuration, formatProgressBar, formatProgressLine } from '../src/train/progress.ts';
 
 afterAll(closeRuntime);
@@ -134,6 +139,54 @@ describe('incept train -> evaluate -> classify', () => {
     const strip = (p: string) => readFileSync(p, 'utf8').trim().split('\n').map((l) => ({ ...JSON.parse(l), imagesPerSec: 0, seconds: 0 }));
     expect(strip(metrics)).toEqual(strip(join(run(), 'metrics.jsonl')));
   }, 120_000);
+});
+
+describe('other models and data', () => {
+  it('fine-tunes from a TF-Slim checkpoint: the frozen layers keep its values', async () => {
+    const imagenet = inceptionV3({ inputSize: 75, depthMultiplier: 0.1, auxLogits: false, numClasses: 1001, seed: 4 });
+    const tensors = [...imagenet.params.values()].map((p, k): [string, { shape: number[]; data: Float32Array }] => {
+      const f = randomArray(p.size, k, 0.9, 1.1);
+      return [p.name, { shape: [...p.shape], data: p.data.map((v, i) => v * f[i]) }];
+    });
+    const prefix = join(dir, 'imagenet.ckpt');
+    writeCheckpointV2(prefix, tensors);
+    const out = join(dir, 'from-ckpt');
+    expect(await trainMain(['--data', manifest, '--model', prefix, '--input-size', '75', '--train', 'head', '--epochs', '1', '--batch', '4', '--checkpoint-every', '0', '--out', out, '--progress', 'none'])).toBe(0);
+    const m = tensorsOf(join(out, 'model.safetensors'));
+    const want = new Map(tensors);
+    for (const [name, t] of m) {
+      if (name.startsWith('InceptionV3/Logits/')) expect(t.shape.at(-1)).toBe(2);
+      else expect(t.data, name).toEqual(want.get(name)!.data);
+    }
+  });
+
+  it('evaluates a multi-class model one vs rest from a folder of class sub-folders', async () => {
+    const folder = join(dir, 'three');
+    const names = ['a', 'b', 'c'];
+    for (const [i, n] of names.entries()) {
+      mkdirSync(join(folder, n), { recursive: true });
+      for (let j = 0; j < 3; j++) cpSync(join(dir, 'data', 'images', `lesion_0000${i * 3 + j}.png`), join(folder, n, `${j}.png`));
+    }
+    const tm = await replaceHead(randomInception({ inputSize: 75, depthMultiplier: 0.1, auxLogits: false, seed: 2 }), { head: 3, classes: ['c', 'b', 'a'] });
+    const w = tm.model.graph.param('InceptionV3/Logits/Conv2d_1c_1x1/weights');
+    w.data = randomArray(w.size, 3, -1, 1);
+    const path = join(dir, 'three.safetensors');
+    saveTransferModel(tm, path);
+    tm.model.dispose();
+    const json = join(dir, 'three.json');
+    const out = join(dir, 'three-eval');
+    expect(await quiet(() => evaluateMain(['--data', folder, '--model', path, '--json', json, '--out', out, '--top', '2']))).toBe(0);
+    const r = JSON.parse(readFileSync(json, 'utf8')) as EvaluationResult;
+    // The model's class order (c, b, a), matched to the folders by name.
+    expect(r.classes).toEqual(['c', 'b', 'a']);
+    expect(r.perClass.map((c) => c.support)).toEqual([3, 3, 3]);
+    expect(Object.keys(r.topK)).toEqual(['1', '2']);
+    expect(r.binary).toBeNull();
+    expect(r.rocAuc.map((c) => c.class)).toEqual(['c', 'b', 'a']);
+    expect(r.macroAuc).toBeCloseTo(r.rocAuc.reduce((s, c) => s + c.auc!, 0) / 3, 10);
+    for (const f of ['roc.png', 'confusion.png']) expect(existsSync(join(out, f))).toBe(true);
+    await expect(evaluateMain(['--data', folder, '--model', path, '--positive', 'a'])).rejects.toThrow(/--positive applies to two-class models/);
+  });
 });
 
 describe('bad input', () => {
