@@ -8,14 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EvaluationResult, evaluateMain } from '../src/cli/evaluate.ts';
+import { type EvaluationResult, evaluateMain, parseEvaluateArgs } from '../src/cli/evaluate.ts';
 import { classify, parseClassifyArgs } from '../src/cli/classify.ts';
 import { parseTrainArgs, trainMain } from '../src/cli/train.ts';
 import { generateLesionDataset } from '../src/demo/lesions.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { load } from '../src/import/safetensors.ts';
 import { readCheckpointFile } from '../src/train/checkpoint.ts';
-import { cpSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { writeCheckpointV2 } from '../src/import/tf-checkpoint-write.ts';
 import { randomInception, replaceHead, saveTransferModel } from '../src/train/head.ts';
@@ -186,6 +186,41 @@ describe('other models and data', () => {
     expect(r.macroAuc).toBeCloseTo(r.rocAuc.reduce((s, c) => s + c.auc!, 0) / 3, 10);
     for (const f of ['roc.png', 'confusion.png']) expect(existsSync(join(out, f))).toBe(true);
     await expect(evaluateMain(['--data', folder, '--model', path, '--positive', 'a'])).rejects.toThrow(/--positive applies to two-class models/);
+  });
+});
+
+describe('evaluate on a coarser partition of a taxonomy', () => {
+  it('sums the training classes\' probabilities up to the coarse nodes', async () => {
+    const taxonomy = join(dir, 'taxonomy.json');
+    const tree = { name: 'skin', children: [{ name: 'benign', children: [{ name: 'nevus' }, { name: 'seb-k' }] }, { name: 'malignant', children: [{ name: 'melanoma' }, { name: 'bcc' }] }] };
+    writeFileSync(taxonomy, JSON.stringify(tree));
+    const folder = join(dir, 'leaves');
+    ['nevus', 'seb-k', 'melanoma', 'bcc'].forEach((leaf, i) => {
+      mkdirSync(join(folder, leaf), { recursive: true });
+      for (let j = 0; j < 2; j++) cpSync(join(dir, 'data', 'images', `lesion_0000${i * 2 + j}.png`), join(folder, leaf, `${j}.png`));
+    });
+    // Training classes from a partition: 'benign' whole, 'malignant' split into its leaves.
+    const tm = await replaceHead(randomInception({ inputSize: 75, depthMultiplier: 0.1, auxLogits: false, seed: 6 }), { head: 3, classes: ['benign', 'melanoma', 'bcc'] });
+    const w = tm.model.graph.param('InceptionV3/Logits/Conv2d_1c_1x1/weights');
+    w.data = randomArray(w.size, 5, -1, 1);
+    const path = join(dir, 'partitioned.safetensors');
+    saveTransferModel(tm, path);
+    tm.model.dispose();
+    const json = join(dir, 'coarse.json');
+    expect(await quiet(() => evaluateMain(['--data', folder, '--model', path, '--taxonomy', taxonomy, '--level', '1', '--json', json]))).toBe(0);
+    const r = JSON.parse(readFileSync(json, 'utf8')) as EvaluationResult;
+    expect(r.classes).toEqual(['benign', 'malignant']);
+    expect(r.trainingClasses).toEqual(['benign', 'melanoma', 'bcc']);
+    expect(r.perClass.map((c) => c.support)).toEqual([4, 4]);
+    expect(r.binary!.positive).toBe('malignant');
+    // The partition itself as the coarse level: the training classes' own metrics.
+    const fine = join(dir, 'fine.json');
+    await quiet(() => evaluateMain(['--data', folder, '--model', path, '--taxonomy', taxonomy, '--nodes', 'benign,melanoma,bcc', '--json', fine]));
+    const f = JSON.parse(readFileSync(fine, 'utf8')) as EvaluationResult;
+    expect(f.perClass.map((c) => c.support)).toEqual([4, 2, 2]);
+    expect(f.classes).toEqual(['benign', 'melanoma', 'bcc']);
+    await expect(evaluateMain(['--data', folder, '--model', path, '--taxonomy', taxonomy, '--level', '2'])).rejects.toThrow(/training class 'benign' .* is under none of the coarse nodes/);
+    expect(() => parseEvaluateArgs(['--data', 'd', '--model', 'm', '--level', '1'])).toThrow(/--level and --nodes need --taxonomy/);
   });
 });
 

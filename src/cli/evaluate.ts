@@ -17,9 +17,12 @@ import { confusionMatrixPng, rocCurvePng, type RocSeries } from '../report/figur
 import { type Dataset, type Split, readDataset } from '../train/dataset.ts';
 import { type ClassificationReport, classificationReport } from '../train/metrics.ts';
 import { type OperatingPoint, auc, oneVsRestRoc, rocCurve, sensitivityAtSpecificity } from '../train/roc.ts';
+import { Taxonomy, type TrainingClass, aggregate, coarseLabels } from '../train/taxonomy.ts';
 import { UsageError } from './errors.ts';
 
-const USAGE = 'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--split S] [--specificity A,B] [--positive CLASS] [--top K] [--batch N] [--labels FILE]';
+const USAGE =
+  'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--split S] [--specificity A,B] [--positive CLASS] [--top K] ' +
+  '[--batch N] [--labels FILE] [--taxonomy FILE --level N | --nodes A,B]';
 
 const HELP = `usage: ${USAGE}
 
@@ -36,7 +39,12 @@ path,label[,split]) with the model's preprocessing.
   --positive CLASS      the positive class of a two-class model (default: the second class)
   --top K               also top-K accuracy (default: 1, 3, 5 where below the class count)
   --batch N             images per forward pass (default 16)
-  --labels FILE         class names for a model without them (one per line)`;
+  --labels FILE         class names for a model without them (one per line)
+  --taxonomy FILE       the model's classes are nodes of this taxonomy (incept partition) and the
+                        data's labels are its leaves: evaluate on a coarser partition, each coarse
+                        probability the sum over the training classes under it (Esteva et al.)
+  --level N             with --taxonomy: the nodes N levels below the root (1: the top level)
+  --nodes A,B           with --taxonomy: these nodes (e.g. benign,malignant)`;
 
 export interface EvaluateOptions {
   data: string;
@@ -49,10 +57,15 @@ export interface EvaluateOptions {
   top: number | null;
   batch: number;
   labels: string | null;
+  /** Evaluate on a coarser partition of a taxonomy: the model's classes are taxonomy nodes. */
+  taxonomy: string | null;
+  /** The coarse nodes: those at this depth below the root, or these names. */
+  level: number | null;
+  nodes: string[] | null;
 }
 
 export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
-  const o: EvaluateOptions = { data: '', model: '', json: null, out: null, split: 'all', specificities: [0.9, 0.95, 0.98], positive: null, top: null, batch: 16, labels: null };
+  const o: EvaluateOptions = { data: '', model: '', json: null, out: null, split: 'all', specificities: [0.9, 0.95, 0.98], positive: null, top: null, batch: 16, labels: null, taxonomy: null, level: null, nodes: null };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
     let value: string | undefined;
@@ -113,10 +126,21 @@ export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
       case '--labels':
         o.labels = str('a file');
         break;
+      case '--taxonomy':
+        o.taxonomy = str('a taxonomy JSON file');
+        break;
+      case '--level':
+        o.level = int('a depth >= 1 (1: the top-level nodes)');
+        break;
+      case '--nodes':
+        o.nodes = str('comma-separated node names').split(',').map((x) => x.trim()).filter(Boolean);
+        break;
       default:
         throw new UsageError(`evaluate: unexpected argument '${argv[i]}' (usage: ${USAGE})`);
     }
   }
+  if ((o.level !== null || o.nodes !== null) && !o.taxonomy) throw new UsageError('evaluate: --level and --nodes need --taxonomy');
+  if (o.taxonomy && (o.level === null) === (o.nodes === null)) throw new UsageError('evaluate: --taxonomy needs one of --level N or --nodes A,B');
   const missing = ['data', 'model'].filter((k) => !o[k as 'data' | 'model']);
   if (missing.length) throw new UsageError(`evaluate: ${missing.map((m) => `--${m}`).join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required (usage: ${USAGE})`);
   return o;
@@ -150,6 +174,8 @@ export interface EvaluationResult {
   rocAuc: ClassRocResult[];
   macroAuc: number | null;
   binary: BinaryResult | null;
+  /** With --taxonomy: the model's training classes, summed up to `classes`. */
+  trainingClasses: string[] | null;
 }
 
 const reason = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -233,7 +259,9 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
   }
   try {
     for (const n of m.notes) process.stderr.write(`incept: note: ${n}\n`);
-    const { probs, k } = await predictAll(m, ds, o.batch);
+    const predicted = await predictAll(m, ds, o.batch);
+    const probs = predicted.probs;
+    let k = predicted.k;
     // The model's class names (or the data's, when the model has none and the counts agree).
     let classes = m.classes;
     if (classes && classes.length !== k) classes = k === 2 && classes.length === 1 ? ['negative', classes[0]] : null;
@@ -241,6 +269,32 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
       if (ds.classes.length !== k) throw new UsageError(`${o.model}: the model has ${k} outputs and no class names; ${o.data} has ${ds.classes.length} classes (give --labels)`);
       classes = ds.classes;
       process.stderr.write(`incept: note: the model has no class names; its outputs are taken as the data's classes in order (${classes.join(', ')})\n`);
+    }
+    let probsUsed: ArrayLike<number> = probs;
+    const modelClasses = classes;
+    if (o.taxonomy) {
+      // Training classes are taxonomy nodes; sum their probabilities up to the coarse nodes.
+      let tax: Taxonomy;
+      try {
+        tax = Taxonomy.read(o.taxonomy);
+      } catch (e) {
+        throw new UsageError(reason(e));
+      }
+      const coarse = o.nodes ?? tax.atDepth(o.level!);
+      if (coarse.length < 2) throw new UsageError(`${o.taxonomy}: ${o.nodes ? '--nodes' : `level ${o.level}`} gives ${coarse.length} node(s); at least 2 are needed`);
+      const missingNode = classes.find((c) => !tax.has(c));
+      if (missingNode) throw new UsageError(`${o.model}: class '${missingNode}' is not a node of ${o.taxonomy}`);
+      const training: TrainingClass[] = classes.map((name, index) => ({ index, name, images: 0, leaves: tax.leaves(name), path: tax.path(name) }));
+      let coarseLabel: Int32Array;
+      try {
+        probsUsed = aggregate(probs, training, coarse, tax);
+        coarseLabel = coarseLabels(tax, ds.classes, coarse);
+      } catch (e) {
+        throw new UsageError(`${o.taxonomy}: ${reason(e)}`);
+      }
+      classes = coarse;
+      k = coarse.length;
+      ds = { ...ds, classes: coarse, samples: ds.samples.map((smp) => ({ ...smp, label: coarseLabel[smp.label] })) };
     }
     const index = new Map(classes.map((c, i) => [c, i]));
     // retrain.py names classes by their folder, lowercased with other characters as spaces.
@@ -251,8 +305,8 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
     if (unknown.length) throw new UsageError(`${o.data}: class${unknown.length > 1 ? 'es' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among the model's (${classes.slice(0, 8).join(', ')}${classes.length > 8 ? ', ...' : ''})`);
     const labels = Int32Array.from(ds.samples, (s) => index.get(ds.classes[s.label])!);
     const ks = o.top ? [...new Set([1, o.top])].filter((x) => x <= k) : [1, 3, 5].filter((x) => x <= k);
-    const report = classificationReport(probs, labels, k, ks);
-    const ovr = oneVsRestRoc(probs, labels, k);
+    const report = classificationReport(probsUsed, labels, k, ks);
+    const ovr = oneVsRestRoc(probsUsed, labels, k);
     let binary: BinaryResult | null = null;
     if (k === 2) {
       const pos = o.positive === null ? 1 : index.get(o.positive);
@@ -260,7 +314,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
       const y = Uint8Array.from(labels, (l) => (l === pos ? 1 : 0));
       const pCount = y.reduce((a, b) => a + b, 0);
       if (pCount > 0 && pCount < y.length) {
-        const scores = Float64Array.from({ length: labels.length }, (_, i) => probs[i * 2 + pos]);
+        const scores = Float64Array.from({ length: labels.length }, (_, i) => probsUsed[i * 2 + pos]);
         const curve = rocCurve(scores, y);
         binary = {
           positive: classes[pos],
@@ -286,6 +340,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
       rocAuc: ovr.perClass.map((c, i) => ({ class: classes![i], auc: finiteOrNull(c.auc) })),
       macroAuc: finiteOrNull(ovr.macroAuc),
       binary,
+      trainingClasses: o.taxonomy ? modelClasses : null,
     };
     if (o.out) {
       mkdirSync(o.out, { recursive: true });
