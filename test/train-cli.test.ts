@@ -245,6 +245,27 @@ describe('bad input', () => {
     await expect(evaluateMain(['--data', join(dir, 'nothing'), '--model', join(dir, 'run', 'model.safetensors')])).rejects.toThrow(/nothing: no such folder or manifest/);
   });
 
+  it('an unreadable image stops the run, naming it, or is skipped with --bad-images skip', async () => {
+    const csv = join(dir, 'data', 'with-bad.csv');
+    writeFileSync(join(dir, 'data', 'images', 'broken.png'), 'this is not an image\n');
+    writeFileSync(csv, `${readFileSync(manifest, 'utf8').trim()}\nimages/broken.png,benign,train\n`);
+    const base = ['--data', csv, '--model', 'random:inception_v3', '--depth-multiplier', '0.1', '--input-size', '75', '--train', 'head', '--epochs', '1', '--batch', '3', '--checkpoint-every', '0', '--progress', 'none'];
+    await expect(trainMain([...base, '--out', join(dir, 'broken-fail')])).rejects.toThrow(/broken\.png: .*\(listed at .*with-bad\.csv:14\)/);
+    const warnings: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => {
+      warnings.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      expect(await trainMain([...base, '--bad-images', 'skip', '--out', join(dir, 'broken-skip')])).toBe(0);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(warnings.filter((w) => w.startsWith('incept: warning: skipping ')).join('')).toMatch(/broken\.png \(.*with-bad\.csv:14\): /);
+    expect(existsSync(join(dir, 'broken-skip', 'model.safetensors'))).toBe(true);
+  });
+
   it('the command prints one line and exits 1', () => {
     for (const [argv, msg] of [
       [['train', '--data', join(dir, 'missing'), '--model', 'random:inception_v3', '--out', join(dir, 'x')], /^incept: error: .*missing: no such folder or manifest\n$/],

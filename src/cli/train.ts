@@ -17,7 +17,7 @@ import { openModel } from '../import/load-model.ts';
 import { ESTEVA_AUGMENT, type AugmentOptions } from '../train/augment.ts';
 import { readCheckpointFile } from '../train/checkpoint.ts';
 import { type Dataset, describeDataset, readDataset } from '../train/dataset.ts';
-import { RUN_FILES, fineTune, transferFromCheckpoint } from '../train/finetune.ts';
+import { RUN_FILES, dropUnreadable, fineTune, transferFromCheckpoint } from '../train/finetune.ts';
 import { type FreezeSpec, parseLrMultipliers, trainableParams } from '../train/freeze.ts';
 import { type BaseModel, type TransferModel, parseHead, randomInception, replaceHead } from '../train/head.ts';
 import type { OptimizerKind } from '../train/optimizers.ts';
@@ -45,6 +45,8 @@ data and model
   --input-size S          input height and width (default: the model's; Inception v3 >= ${INCEPTION_V3_MIN_INPUT})
   --depth-multiplier D    random:inception_v3 / checkpoint: depth multiplier (default 1)
   --classes FILE          label list fixing the class order (default: sorted class names)
+  --bad-images fail|skip  an unreadable image stops the run, naming it (default), or every image is
+                          decoded first and the unreadable ones are skipped with a warning
   --validation-fraction F held out per class when the data has no split column (default 0.1)
 
 what trains
@@ -96,6 +98,8 @@ export interface TrainOptions {
   resume: string | null;
   workers: number | null;
   progress: 'auto' | 'bar' | 'plain' | 'none';
+  /** Unreadable images: stop the run when one is met (naming it), or drop them all up front with a warning. */
+  badImages: 'fail' | 'skip';
   /** Stop after this many updates, as if killed (tests). */
   stopAfterSteps: number | null;
 }
@@ -126,6 +130,7 @@ const DEFAULTS: TrainOptions = {
   resume: null,
   workers: null,
   progress: 'auto',
+  badImages: 'fail',
   stopAfterSteps: null,
 };
 
@@ -274,6 +279,12 @@ export function parseTrainArgs(argv: string[]): { o: TrainOptions; given: Set<st
         o.progress = v as TrainOptions['progress'];
         break;
       }
+      case '--bad-images': {
+        const v = str('fail or skip');
+        if (v !== 'fail' && v !== 'skip') throw new UsageError(`train: --bad-images needs fail or skip, got '${v}'`);
+        o.badImages = v;
+        break;
+      }
       case '--stop-after-steps':
         o.stopAfterSteps = num('a whole number >= 1', int(1));
         break;
@@ -304,11 +315,21 @@ function userError(e: unknown): UsageError {
 function loadData(o: TrainOptions): Dataset {
   const path = resolve(o.data);
   if (!existsSync(path)) throw new UsageError(`${o.data}: no such folder or manifest`);
+  let ds: Dataset;
   try {
-    return readDataset(path, o.classes ? { classes: resolve(o.classes) } : {});
+    ds = readDataset(path, o.classes ? { classes: resolve(o.classes) } : {});
   } catch (e) {
     throw userError(e);
   }
+  if (o.badImages === 'skip') {
+    const { dataset, dropped } = dropUnreadable(ds);
+    for (const d of dropped) process.stderr.write(`incept: warning: skipping ${d.path}${d.source !== d.path ? ` (${d.source})` : ''}: ${d.error}\n`);
+    const counts = dataset.classes.map((_, c) => dataset.samples.filter((s) => s.label === c).length);
+    const empty = dataset.classes.filter((_, c) => counts[c] === 0);
+    if (empty.length) throw new UsageError(`${o.data}: no readable images left in class${empty.length > 1 ? 'es' : ''} ${empty.join(', ')}`);
+    ds = dataset;
+  }
+  return ds;
 }
 
 async function buildModel(o: TrainOptions, data: Dataset): Promise<TransferModel> {

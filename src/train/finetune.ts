@@ -19,6 +19,7 @@ import { Model } from '../graph/model.ts';
 import type { InceptionV3Options } from '../graph/models/inception_v3.ts';
 import { checkSerializedGraph, deserializeGraph, serializeGraph } from '../graph/serialize.ts';
 import type { Parameter } from '../graph/params.ts';
+import { readImage } from '../image/decode.ts';
 import type { Preprocessing } from '../image/preprocess.ts';
 import { inceptionV3 } from '../graph/models/inception_v3.ts';
 import { GRAPH_ARCHITECTURE } from '../import/load-model.ts';
@@ -261,6 +262,25 @@ export async function validate(
     probs,
     labels,
   };
+}
+
+/**
+ * Decodes every image of a dataset once and drops the unreadable ones (not an image, truncated,
+ * unsupported), returning them with the reason; for a 'skip bad images' policy before training.
+ */
+export function dropUnreadable(ds: Dataset): { dataset: Dataset; dropped: { path: string; source: string; error: string }[] } {
+  const dropped: { path: string; source: string; error: string }[] = [];
+  const samples = ds.samples.filter((s) => {
+    try {
+      readImage(s.path);
+      return true;
+    } catch (e) {
+      const msg = (e as Error).message;
+      dropped.push({ path: s.path, source: s.source, error: msg.startsWith(s.path) ? msg.slice(s.path.length).replace(/^:\s*/, '') : msg });
+      return false;
+    }
+  });
+  return { dataset: { ...ds, samples }, dropped };
 }
 
 /** What a checkpoint stores to rebuild the model it trains (model file metadata fields). */
