@@ -421,7 +421,9 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
   });
   const evalModel = validation ? new Model(model.rt, model.build) : null;
   const valLoader = validation ? validationLoader(model, tm, validation, { batch: opts.batch, workers: opts.workers }) : null;
-  const modelMeta = checkpointModelMeta(tm);
+  // A model without class names takes the data's (in the data's order, as trained).
+  const named: TransferModel = { ...tm, classes: tm.classes ?? classes };
+  const modelMeta = checkpointModelMeta(named);
   const extra = { ...opts.metadata, batch: opts.batch };
 
   let sums: EpochSums = ckpt ? { ...ckpt.state.epoch } : { loss: 0, correct: 0, seen: 0, steps: 0, seconds: 0 };
@@ -524,7 +526,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     await trainer.syncToHost();
     let modelPath: string | undefined;
     if (!stopped && paths) {
-      saveTransferModel(tm, paths.model, { trainedScopes: trained, trainingSteps: trainer.step, ...opts.metadata });
+      saveTransferModel(named, paths.model, { trainedScopes: trained, trainingSteps: trainer.step, ...opts.metadata });
       modelPath = paths.model;
       writeCurves(paths.curves, history);
     }
