@@ -138,7 +138,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   disposeSaliency(tm.model);
 
   const seconds = (performance.now() - t0) / 1000;
-  const curves = curvesPng(result.history, 'Fine-tuning (training loss/accuracy per step, validation per epoch)');
+  const curves = curvesPng(result.history, 'Fine-tuning');
   const report = buildEvaluationReport({
     probs: evaluation.probs,
     labels: evaluation.labels,
