@@ -160,15 +160,23 @@ export async function saliency(model: Model, image: Float32Array, opts: Saliency
 
   // The target: the given class, else the top prediction.
   let target = opts.target;
-  const probe = program(1, 'score', method === 'gradcam' ? (opts.layer ?? 'Mixed_7c') : undefined);
+  const probeProgram = () => program(1, 'score', method === 'gradcam' ? (opts.layer ?? 'Mixed_7c') : undefined);
   if (target === undefined) {
-    const first = await probe.run(image, Int32Array.from([0]));
+    const first = await probeProgram().run(image, Int32Array.from([0]));
     target = argmax(first.logits, 0, K);
   }
   if (!(Number.isInteger(target) && target >= 0 && target < K)) throw new Error(`saliency: class ${target} is not in 0..${K - 1}`);
+  const pixels = H * W;
+  if (method === 'vanilla' && opts.target !== undefined) {
+    // One pass: the gradient program's own logits give the score.
+    const objective = opts.objective ?? 'loss';
+    const r = await program(1, objective).run(image, Int32Array.from([target]));
+    const raw = objective === 'loss' ? Float32Array.from(r.grad) : r.grad;
+    return { method, target, map: channelMaxAbs(raw, pixels, C), raw, height: H, width: W, score: r.logits[target] };
+  }
+  const probe = probeProgram();
   const at = await probe.run(image, Int32Array.from([target]));
   const score = at.logits[target];
-  const pixels = H * W;
 
   if (method === 'gradcam') {
     const [, h, w, ch] = model.shapeOf(probe.layerValue!, 1);
