@@ -78,3 +78,13 @@ export * from './train/trainer.ts';
 export * from './train/metrics.ts';
 export * from './train/roc.ts';
 export * from './train/taxonomy.ts';
+
+// Transfer learning, saliency and reports
+export { fineTune, validate, type FineTuneOptions, type FineTuneResult } from './train/finetune.ts';
+export { replaceHead, randomInception, loadPretrained, saveTransferModel, type TransferModel } from './train/head.ts';
+export { trainableParams, trainablePredicate, type FreezeSpec } from './train/freeze.ts';
+export { saliency, disposeSaliency, type SaliencyOptions, type SaliencyResult } from './explain/saliency.ts';
+export { overlay, colorize, toDisplayImage, encodePng } from './explain/heatmap.ts';
+export { renderReport, writeReport, type ReportData } from './report/html.ts';
+export { buildEvaluationReport } from './report/evaluate-report.ts';
+export { runDemo } from './demo/run.ts';

@@ -72,8 +72,13 @@ describe('incept train -> evaluate -> classify', () => {
 
     const json = join(dir, 'eval.json');
     const out = join(dir, 'eval');
-    expect(await quiet(() => evaluateMain(['--data', manifest, '--model', join(run(), 'model.safetensors'), '--json', json, '--out', out, '--specificity', '0.5,0.9']))).toBe(0);
+    const html = join(dir, 'eval', 'report.html');
+    expect(await quiet(() => evaluateMain(['--data', manifest, '--model', join(run(), 'model.safetensors'), '--json', json, '--out', out, '--specificity', '0.5,0.9', '--report', html]))).toBe(0);
     const r = JSON.parse(readFileSync(json, 'utf8')) as EvaluationResult;
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('ROC');
+    expect(page).toContain('malignant');
+    expect(page).toMatch(/<img[^>]+src="data:image\/png;base64,/);
     expect(r.count).toBe(12);
     expect(r.classes).toEqual(['benign', 'malignant']);
     expect(r.confusion.flat().reduce((a, b) => a + b, 0)).toBe(12);

@@ -8,12 +8,14 @@
 // from 'incept train' carries them; retrain.py's lowercased names match their folders too); a model
 // without class names must have as many outputs as the data has classes, in the data's order.
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { readImage } from '../image/decode.ts';
 import { preprocessImage } from '../image/preprocess.ts';
 import { writeFileAtomic } from '../import/atomic-write.ts';
 import { type LoadedModel, loadModel } from '../import/load-model.ts';
 import { confusionMatrixPng, rocCurvePng, type RocSeries } from '../report/figures.ts';
+import { buildEvaluationReport } from '../report/evaluate-report.ts';
+import { writeReport } from '../report/html.ts';
 import { type Dataset, type Split, readDataset } from '../train/dataset.ts';
 import { type ClassificationReport, classificationReport } from '../train/metrics.ts';
 import { type OperatingPoint, auc, oneVsRestRoc, rocCurve, sensitivityAtSpecificity } from '../train/roc.ts';
@@ -21,7 +23,7 @@ import { Taxonomy, type TrainingClass, aggregate, coarseLabels } from '../train/
 import { UsageError } from './errors.ts';
 
 const USAGE =
-  'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--split S] [--specificity A,B] [--positive CLASS] [--top K] ' +
+  'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--report FILE.html] [--split S] [--specificity A,B] [--positive CLASS] [--top K] ' +
   '[--batch N] [--labels FILE] [--taxonomy FILE --level N | --nodes A,B]';
 
 const HELP = `usage: ${USAGE}
@@ -35,6 +37,7 @@ path,label[,split]) with the model's preprocessing.
   --json FILE           write every number as JSON
   --out DIR             write roc.png and confusion.png
   --split S             all (default), train, validation or test: rows of a manifest's split column
+  --report FILE.html    also write one self-contained HTML page (summary, ROC, confusion, per-class table)
   --specificity A,B     operating points: sensitivity at these specificities (default 0.9,0.95,0.98)
   --positive CLASS      the positive class of a two-class model (default: the second class)
   --top K               also top-K accuracy (default: 1, 3, 5 where below the class count)
@@ -62,10 +65,12 @@ export interface EvaluateOptions {
   /** The coarse nodes: those at this depth below the root, or these names. */
   level: number | null;
   nodes: string[] | null;
+  /** Also write the self-contained HTML report here. */
+  report: string | null;
 }
 
 export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
-  const o: EvaluateOptions = { data: '', model: '', json: null, out: null, split: 'all', specificities: [0.9, 0.95, 0.98], positive: null, top: null, batch: 16, labels: null, taxonomy: null, level: null, nodes: null };
+  const o: EvaluateOptions = { data: '', model: '', json: null, out: null, split: 'all', specificities: [0.9, 0.95, 0.98], positive: null, top: null, batch: 16, labels: null, taxonomy: null, level: null, nodes: null, report: null };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
     let value: string | undefined;
@@ -100,6 +105,9 @@ export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
         break;
       case '--out':
         o.out = str('a folder');
+        break;
+      case '--report':
+        o.report = str('an .html file');
         break;
       case '--split': {
         const v = str('all, train, validation or test');
@@ -176,6 +184,8 @@ export interface EvaluationResult {
   binary: BinaryResult | null;
   /** With --taxonomy: the model's training classes, summed up to `classes`. */
   trainingClasses: string[] | null;
+  /** With --report: where the HTML report was written. */
+  report?: string;
 }
 
 const reason = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -342,6 +352,19 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
       binary,
       trainingClasses: o.taxonomy ? modelClasses : null,
     };
+    if (o.report) {
+      const data = buildEvaluationReport({
+        probs: probsUsed,
+        labels,
+        classNames: classes!,
+        positiveClass: binary ? classes!.indexOf(binary.positive) : undefined,
+        specificities: o.specificities,
+        title: `incept evaluate: ${basename(o.model)}`,
+        subtitle: `${o.data}${o.split !== 'all' ? ` (split ${o.split})` : ''}`,
+        summary: { model: o.model, dataset: o.data, imageCounts: { test: labels.length } },
+      });
+      result.report = writeReport(o.report, data);
+    }
     if (o.out) {
       mkdirSync(o.out, { recursive: true });
       writeFileAtomic(join(o.out, 'confusion.png'), [confusionMatrixPng(report.confusion, classes, { title: `Confusion matrix (${labels.length} images)` })]);
@@ -396,5 +419,6 @@ export async function evaluateMain(argv: string[]): Promise<number> {
   const r = await evaluate(o);
   if (o.json) writeFileAtomic(o.json, [Buffer.from(evaluationJson(r))]);
   console.log(formatEvaluation(r));
+  if (r.report) console.log(`report: ${r.report}`);
   return 0;
 }
