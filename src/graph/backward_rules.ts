@@ -10,7 +10,7 @@ import { biasGradDispatch, conv2dGradFilterDispatch, conv2dGradFilterScratchByte
 import { epilogueBackwardDispatch } from '../kernels/conv_epilogue_backward.ts';
 import { dropoutBackwardDispatch, dropoutForwardDispatch } from '../kernels/dropout.ts';
 import { meanBackwardDispatch } from '../kernels/elementwise_backward.ts';
-import type { Tensor } from '../gpu/tensor.ts';
+import { Tensor } from '../gpu/tensor.ts';
 import { classScoreDispatch } from '../kernels/class_score.ts';
 import { sigmoidCrossEntropyDispatch, softmaxCrossEntropyDispatch } from '../kernels/loss.ts';
 import { globalPoolAttrs, poolDispatch } from '../kernels/pool.ts';
@@ -147,7 +147,7 @@ export function TRAIN_FORWARD(c: RuleContext, g: Group, intoConcat: InConcat): v
 /** A placeholder tensor of the right shape for a concat input that is written in place. */
 function viewOfShape(ctx: ProgramContext, whole: string, shape: readonly number[]) {
   const t = ctx.t(whole);
-  return new (t.constructor as typeof import('../gpu/tensor.ts').Tensor)(t.rt, t.buffer, [...shape], 'float32', false);
+  return new Tensor(t.rt, t.buffer, [...shape], 'float32', false);
 }
 
 export const BACKWARD = {

@@ -165,8 +165,6 @@ export function buildTraining(rt: Runtime, graph: Graph, params: ParamStore, cfg
     // Every node of a group maps to the group's output for later readers (absorbed values).
     for (const n of g.nodes.slice(1)) if (!b.has(n.output) && n.output !== g.out) b.declare(n.output, { shape: n.shape, aliasOf: g.out });
   }
-  // Concat outputs that are declared after their in-place inputs: declare lazily above is fine
-  // because slices resolve names at compile time.
 
   // Forward steps.
   const ctxBase: RuleContext = {
