@@ -10,6 +10,9 @@
 // - dropout multiplies by a mask the caller gives (incept's, regenerated on the host, so both
 //   sides drop the same units);
 // - loss: mean softmax cross-entropy over the batch; gradients with tf.variableGrads;
+// - average pooling with padding runs as zero padding + a VALID average + a per-position correction
+//   to the in-bounds window size: tfjs's AvgPoolGrad divides by the whole window even where its
+//   forward (like TF's) leaves the padding out, so tfjs's own gradient is wrong at the borders;
 // - TF1 RMSProp written out (tf.train.rmsprop starts its mean square at 0, TF1 and incept at 1):
 //   ms = rho ms + (1 - rho) g^2; mom = momentum mom + lr g / sqrt(ms + epsilon); w -= mom.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +22,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { differentiate } from '../src/graph/autodiff.ts';
 import { type Graph, type Node, batchnormInputs } from '../src/graph/ir.ts';
+import { type Padding, resolveWindow } from '../src/kernels/padding.ts';
 import { tfPad } from './tfjs_graph.ts';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
@@ -76,6 +80,8 @@ export class TfjsTrainer {
   private readonly consts = new Map<string, TfVariable>();
   private readonly slots = new Map<string, Slots>();
   private readonly onesByDepth = new Map<number, TfTensor>();
+  /** avgpool node -> kernel area / in-bounds taps per output position, [1, OH, OW, 1]. */
+  private readonly poolScale = new Map<string, TfTensor>();
   private readonly nodes: Node[];
   private readonly logits: string;
   private readonly trains: (param: string) => boolean;
@@ -218,6 +224,33 @@ export class TfjsTrainer {
     return get(this.logits);
   }
 
+  /** TF's average pool (padding left out of the divisor) with a right gradient; see the header. */
+  private avgPool(name: string, x: T4, kernel: [number, number], strides: [number, number], padding: Padding): TfTensor {
+    const tf = this.tf;
+    const [, h, w] = x.shape;
+    const r = resolveWindow(name, h, w, { kernel, strides, padding });
+    if (!r.padTop && !r.padBottom && !r.padLeft && !r.padRight) return tf.avgPool(x, kernel, strides, 'valid');
+    let scale = this.poolScale.get(name);
+    if (!scale) {
+      const inside = (o: number, stride: number, pad: number, k: number, n: number) => Math.min(o * stride - pad + k, n) - Math.max(o * stride - pad, 0);
+      const v = new Float32Array(r.outH * r.outW);
+      for (let i = 0; i < r.outH; i++) {
+        for (let j = 0; j < r.outW; j++) {
+          v[i * r.outW + j] = (kernel[0] * kernel[1]) / (inside(i, r.strideH, r.padTop, kernel[0], h) * inside(j, r.strideW, r.padLeft, kernel[1], w));
+        }
+      }
+      scale = tf.keep(tf.tensor(v, [1, r.outH, r.outW, 1]));
+      this.poolScale.set(name, scale);
+    }
+    const padded = tf.pad(x, [
+      [0, 0],
+      [r.padTop, r.padBottom],
+      [r.padLeft, r.padRight],
+      [0, 0],
+    ]);
+    return tf.mul(tf.avgPool(padded as T4, kernel, strides, 'valid'), scale);
+  }
+
   private ones(c: number): TfTensor {
     let t = this.onesByDepth.get(c);
     if (!t) {
@@ -255,8 +288,8 @@ export class TfjsTrainer {
         if (node.op === 'avgpool' && a.countIncludePad && a.padding !== 'VALID') {
           throw new Error(`tfjs train: ${node.name}: average pooling that counts padding is not supported`);
         }
-        const pool = node.op === 'maxpool' ? tf.maxPool : tf.avgPool;
-        return pool(x as T4, a.kernel, a.strides, tfPad(node.name, a.padding));
+        if (node.op === 'maxpool') return tf.maxPool(x as T4, a.kernel, a.strides, tfPad(node.name, a.padding));
+        return this.avgPool(node.name, x as T4, a.kernel, a.strides, a.padding);
       }
       case 'globalavgpool':
         return tf.mean(x, [1, 2], node.attrs.keepDims);
@@ -281,7 +314,7 @@ export class TfjsTrainer {
 
   dispose(): void {
     for (const v of [...this.vars.values(), ...this.consts.values()]) v.dispose();
-    for (const t of this.onesByDepth.values()) t.dispose();
+    for (const t of [...this.onesByDepth.values(), ...this.poolScale.values()]) t.dispose();
     for (const s of this.slots.values()) {
       s.ms.dispose();
       s.mom.dispose();
