@@ -5,7 +5,7 @@
 //   ig          integrated gradients from a baseline (Sundararajan et al. 2017), midpoint Riemann sum
 //   gradcam     ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of d score / d A_k at a layer
 // Maps over pixels reduce the colour channels by the largest absolute gradient (Simonyan et al.).
-import type { Tensor } from '../gpu/tensor.ts';
+import { type Tensor, upload } from '../gpu/tensor.ts';
 import type { Model } from '../graph/model.ts';
 import type { Program } from '../graph/program.ts';
 import { type TrainingProgram, buildTraining } from '../graph/training.ts';
@@ -69,7 +69,7 @@ export class GradientProgram {
       keep: layerValue ? [layerValue, `grad:${layerValue}`] : [],
     });
     // Dropout is off, so nothing reads the step counter; the program still needs one bound.
-    this.stepCounter = model.params.constant('saliency/step counter', new Float32Array(4));
+    this.stepCounter = upload(rt, new Float32Array(4), [4], 'saliency step counter');
     this.training.setStepCounter(this.stepCounter, 0);
     this.program = this.training.compile();
     this.layerValue = layerValue;
@@ -103,7 +103,8 @@ export class GradientProgram {
   }
 
   dispose(): void {
-    this.program.destroy();
+    this.training.dispose();
+    this.stepCounter.dispose();
   }
 }
 

@@ -58,7 +58,7 @@ export interface OpAttrMap {
 
 export type Op = keyof OpAttrMap;
 
-interface NodeOf<K extends Op> {
+export interface NodeOf<K extends Op> {
   name: string; // unique, TF-Slim scoped: 'InceptionV3/Mixed_6b/Branch_1/Conv2d_0b_1x7/Conv2D'
   op: K;
   attrs: OpAttrMap[K];

@@ -1,9 +1,14 @@
 // The library's model object: a graph definition that can be rebuilt at any batch size, one set of
-// parameters (host and GPU) shared by every plan, and predict() that runs batches of any size by
-// splitting them into micro-batches whose tensors fit the device's binding limit.
+// parameters (host and GPU) shared by every plan, trainer and gradient program, and predict() that
+// runs batches of any size by splitting them into micro-batches whose tensors fit the device's
+// binding limit. Programs bind the parameter tensors themselves, so a trainer's updates are what
+// the next predict() sees, with batchnorm refolded on the GPU (param_store.ts).
 import { type Runtime, getRuntime } from '../gpu/runtime.ts';
 import { type Shape, shapeString, sizeOf } from '../gpu/tensor.ts';
 import { type Plan, ParamStore, compile } from './executor.ts';
+
+/** Compiled plans kept per model (batch size x outputs); the least recently used goes first. */
+const MAX_PLANS = 8;
 import type { Graph } from './ir.ts';
 import { type InceptionV3Options, inceptionV3 } from './models/inception_v3.ts';
 
@@ -56,7 +61,10 @@ export class Model {
   plan(batch: number, outputs?: string[]): Plan {
     const key = `${batch}|${(outputs ?? []).join(',')}`;
     let plan = this.plans.get(key);
-    if (!plan) {
+    if (plan) {
+      this.plans.delete(key); // most recently used last
+      this.plans.set(key, plan);
+    } else {
       const g = batch === 1 ? this.graph : this.build(batch);
       if (g !== this.graph) {
         // Share the parameter data (not copies) with the batch-1 graph.
@@ -64,6 +72,11 @@ export class Model {
       }
       plan = compile(this.rt, g, { outputs, params: this.params });
       this.plans.set(key, plan);
+      if (this.plans.size > MAX_PLANS) {
+        const [oldest, old] = this.plans.entries().next().value!;
+        old.destroy();
+        this.plans.delete(oldest);
+      }
     }
     return plan;
   }
@@ -111,15 +124,25 @@ export class Model {
     return [batch, ...this.graph.shapeOf(v).slice(1)];
   }
 
-  /** Marks the GPU copies stale after parameter data changed (e.g. weights were loaded). */
+  /**
+   * After the host data changed (weights were loaded): writes it into the GPU tensors every program
+   * binds, and bumps their versions so batchnorm is refolded before the next run.
+   */
   parametersChanged(): void {
-    this.params.clear();
-    for (const p of this.plans.values()) p.destroy();
-    this.plans.clear();
+    this.params.reload(this.graph);
+  }
+
+  /** The GPU copies of the parameters back into the host data (after training on the GPU). */
+  async syncToHost(): Promise<void> {
+    for (const p of this.graph.params.values()) {
+      if (this.params.has(p.name)) p.data = await this.params.get(this.graph, p.name).read();
+    }
   }
 
   dispose(): void {
-    this.parametersChanged();
+    for (const p of this.plans.values()) p.destroy();
+    this.plans.clear();
+    this.params.dispose();
   }
 }
 

@@ -74,6 +74,8 @@ export class Program {
     private readonly prepared: PreparedDispatch[],
     private readonly buffers: GPUBuffer[],
     private readonly tensorOf: (name: string) => Tensor,
+    /** Encoded before the program's pass: refolds constants whose parameters changed (ParamStore.refresh). */
+    private readonly before?: (enc: GPUCommandEncoder) => void,
   ) {
     this.dispatchCount = prepared.length;
   }
@@ -89,6 +91,7 @@ export class Program {
 
   /** Records the whole program as one compute pass into `enc`. */
   encode(enc: GPUCommandEncoder): void {
+    this.before?.(enc);
     encodePass(enc, this.prepared);
   }
 
@@ -102,7 +105,14 @@ export class Program {
  * Plans and prepares a program. `inputs` are written before the first step, `outputs` are read
  * after the last: both stay alive for the whole program.
  */
-export function compileProgram(rt: Runtime, b: ProgramBuilder, inputs: string[], outputs: string[], label: string): Program {
+export function compileProgram(
+  rt: Runtime,
+  b: ProgramBuilder,
+  inputs: string[],
+  outputs: string[],
+  label: string,
+  before?: (enc: GPUCommandEncoder) => void,
+): Program {
   const rootOf = (v: string): Root => {
     let name = v;
     let channelOffset = 0;
@@ -188,5 +198,5 @@ export function compileProgram(rt: Runtime, b: ProgramBuilder, inputs: string[],
     stepDispatches.push({ name: s.name, dispatches: ds.length });
     for (const d of ds) prepared.push(prepare(rt, { ...d, label: `${s.name}: ${d.label}` }));
   }
-  return new Program(rt, memory, stepDispatches, prepared, buffers, tensorOf);
+  return new Program(rt, memory, stepDispatches, prepared, buffers, tensorOf, before);
 }

@@ -64,7 +64,25 @@ export function batchnorm(x: Tensor, params: BatchnormParams<Tensor>, attrs: Bat
   return y;
 }
 
-/** Host-side folding for a conv epilogue: y = x * scale + shift, scale = gamma / sqrt(var + eps). */
+/**
+ * Folding on the GPU (what compiled programs use): writes scale and shift [C] from the parameter
+ * tensors, so parameters trained on the GPU are folded where they live.
+ */
+export function foldBatchnormDispatch(params: BatchnormParams<Tensor>, out: { scale: Tensor; shift: Tensor }, epsilon = DEFAULT_EPSILON): Dispatch {
+  const c = params.beta.size;
+  batchnormShape([c], counts(params));
+  if (out.scale.size !== c || out.shift.size !== c) throw new Error(`batchnorm fold: scale/shift must have ${c} values`);
+  return {
+    label: `batchnorm fold [${c}]`,
+    // Without gamma, beta's buffer fills the gamma binding (never read).
+    pipeline: { shader: 'batchnorm_fold', constants: { HAS_GAMMA: params.gamma ? 1 : 0 } },
+    params: new Params().u32(c).f32(epsilon).build(),
+    buffers: [(params.gamma ?? params.beta).binding, params.beta.binding, params.mean.binding, params.variance.binding, out.scale.binding, out.shift.binding],
+    workgroups: [Math.ceil(c / 64), 1, 1],
+  };
+}
+
+/** Host-side folding (the tests' reference for the GPU fold): y = x * scale + shift, scale = gamma / sqrt(var + eps). */
 export function foldBatchnorm(
   gamma: ArrayLike<number> | undefined,
   beta: ArrayLike<number>,

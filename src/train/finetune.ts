@@ -419,7 +419,6 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     workers: opts.workers,
     state: ckpt?.state.loader,
   });
-  const evalModel = validation ? new Model(model.rt, model.build) : null;
   const valLoader = validation ? validationLoader(model, tm, validation, { batch: opts.batch, workers: opts.workers }) : null;
   // A model without class names takes the data's (in the data's order, as trained).
   const named: TransferModel = { ...tm, classes: tm.classes ?? classes };
@@ -451,6 +450,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     log?.append(r);
   };
 
+  let synced = false;
   try {
     if (trainer.step === 0 && epochsDone === 0 && paths && !opts.resume) await checkpoint(); // step 0: a run killed early resumes from the start
     if (ckpt) restoreOptimizer(trainer, ckpt, paths!.checkpoint);
@@ -495,11 +495,9 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
       }
       // The epoch's end: validation with the weights of this moment, the log, a checkpoint.
       let val: Validation | null = null;
-      if (evalModel && validation) {
-        await trainer.syncToHost();
-        for (const p of evalModel.graph.params.values()) p.data = model.graph.param(p.name).data;
-        evalModel.parametersChanged();
-        val = await validate(evalModel, tm, valLoader!, { batch: opts.batch });
+      if (validation) {
+        // The model's plans bind the parameter tensors the trainer updates: no host round trip.
+        val = await validate(model, tm, valLoader!, { batch: opts.batch });
         lastValidation = val;
       }
       const rec: EpochRecord = {
@@ -524,6 +522,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     }
     progress.done();
     await trainer.syncToHost();
+    synced = true;
     let modelPath: string | undefined;
     if (!stopped && paths) {
       saveTransferModel(named, paths.model, { trainedScopes: trained, trainingSteps: trainer.step, ...opts.metadata });
@@ -535,8 +534,8 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     await loader.close();
     await valLoader?.close();
     trainer.dispose();
-    evalModel?.dispose();
-    // The host data is the truth now: predict() re-uploads it and refolds batchnorm.
-    model.parametersChanged();
+    // A run that stopped on an error leaves the GPU tensors half trained: the host data (as it was
+    // before the run) is written back, so predict() and the host agree.
+    if (!synced) model.parametersChanged();
   }
 }

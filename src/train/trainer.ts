@@ -140,6 +140,9 @@ export class Trainer {
       encodePass(enc, this.update);
       q.submit([enc.finish()]);
     });
+    // Trained parameters and training batchnorm's moving statistics changed where they live:
+    // programs that fold them (validation's predict, saliency) refold before their next run.
+    this.model.params.touched(t.writtenParams);
     const losses = await st.losses.read();
     const logits = await st.logits.read();
     this.step++;
@@ -173,7 +176,7 @@ export class Trainer {
   }
 
   dispose(): void {
-    this.program.destroy();
+    this.training.dispose();
     this.optimizer.dispose();
     for (const u of this.update) u.uniform.destroy();
     for (const t of Object.values(this.staging)) t.dispose();
