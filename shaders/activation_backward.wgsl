@@ -4,7 +4,7 @@
 // vec4<f32> when every channel count, offset and stride is a multiple of 4 (one 16-byte load per
 // invocation instead of four scalar ones; lavapipe pays per load, not per lane-element), else f32.
 alias V = {{V}};
-override ACT: u32 = 0u;           // 0 relu, 1 relu6, 2 sigmoid
+override ACT: u32 = 1u;           // src/kernels/activation.ts: 1 relu, 2 relu6, 3 sigmoid
 override ACCUMULATE: bool = false; // dx += ... (a value with several consumers sums their gradients)
 
 struct Params {
@@ -27,8 +27,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let v = y[r * p.yStride + p.yOff + k];
   var d: V;
   switch ACT {
-    case 0u: { d = select(V(0.0), g, v > V(0.0)); }
-    case 1u: { d = select(V(0.0), g, (v > V(0.0)) & (v < V(6.0))); }
+    case 1u: { d = select(V(0.0), g, v > V(0.0)); }
+    case 2u: { d = select(V(0.0), g, (v > V(0.0)) & (v < V(6.0))); }
     default: { d = g * v * (V(1.0) - v); }
   }
   let o = r * p.dxStride + p.dxOff + k;

@@ -20,7 +20,7 @@
 // coefficients from `coef`: forward scale, shift; backward a, b, c.
 // Each entry point binds only what it uses, numbered from 1 (so some names share a binding).
 alias V = {{V}};
-override ACT: u32 = 0u;                   // 0 none, 1 relu, 2 relu6
+override ACT: u32 = 0u;                   // src/kernels/activation.ts: 0 none, 1 relu, 2 relu6
 override HAS_GAMMA: bool = false;         // TF-Slim's Inception BN has no gamma (scale=False)
 override UPDATE_MOVING: bool = true;
 override ACCUMULATE: bool = false;        // dz += ...

@@ -20,7 +20,7 @@ const R: u32 = {{ROWS}}u;   // output pixels per subgroup
 const SG: u32 = {{SG}}u;    // lanes per subgroup; 1 = no subgroups
 const RPL: u32 = (R + SG - 1u) / SG; // rows each lane loads: lane l loads rows l, l + SG, ...
 override WG: u32 = 64u;     // invocations per workgroup (a multiple of SG)
-override ACT: u32 = 0u;     // 0 none, 1 relu, 2 relu6
+override ACT: u32 = 0u;     // src/kernels/activation.ts: 0 none, 1 relu, 2 relu6
 override HAS_SCALE: bool = false;
 override HAS_SHIFT: bool = false;
 override HAS_BIAS: bool = false;

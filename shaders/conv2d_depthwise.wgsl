@@ -4,7 +4,7 @@
 // the tiling, so the aim is only to keep loads vec4-wide and few (MobileNet's 3x3 layers).
 const R: u32 = 4u;          // output pixels along W per invocation
 override WG: u32 = 64u;
-override ACT: u32 = 0u;     // 0 none, 1 relu, 2 relu6
+override ACT: u32 = 0u;     // src/kernels/activation.ts: 0 none, 1 relu, 2 relu6
 override HAS_SCALE: bool = false;
 override HAS_SHIFT: bool = false;
 override HAS_BIAS: bool = false;

@@ -1,7 +1,7 @@
 // 2-D convolution, NHWC x HWIO, any groups (depthwise included) and any channel counts: one
 // output element per invocation. The general path behind the implicit-GEMM fast path.
 override WG: u32 = 64u;
-override ACT: u32 = 0u;     // 0 none, 1 relu, 2 relu6
+override ACT: u32 = 0u;     // src/kernels/activation.ts: 0 none, 1 relu, 2 relu6
 override HAS_SCALE: bool = false;
 override HAS_SHIFT: bool = false;
 override HAS_BIAS: bool = false;

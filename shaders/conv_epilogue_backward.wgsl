@@ -1,7 +1,7 @@
 // Backward of a fused conv epilogue y = act(z * scale + shift): dz = dy * act'(y) * scale, per
 // element of an NHWC tensor whose dy and y may be channel slices of wider tensors.
 override WG: u32 = 256u;
-override ACT: u32 = 0u;   // 0 none, 1 relu, 2 relu6
+override ACT: u32 = 0u;   // src/kernels/activation.ts: 0 none, 1 relu, 2 relu6
 override HAS_SCALE: bool = false;
 
 struct Params { total: u32, C: u32, dyStride: u32, dyOff: u32, yStride: u32, yOff: u32, accumulate: u32, _p: u32 }

@@ -3,6 +3,7 @@
 // dispatches in one compute pass and one submit with no per-run allocation.
 import type { PipelineSpec } from './pipelines.ts';
 import type { Runtime } from './runtime.ts';
+import { type UniformKind, checkUniforms, recordPacking } from './uniforms.ts';
 
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
@@ -23,7 +24,10 @@ export interface PreparedDispatch {
   uniform: GPUBuffer;
 }
 
-/** Packs uniform parameters: each value takes one 4-byte slot, in the order of the shader's struct. */
+/**
+ * Packs uniform parameters: each value takes one 4-byte slot, in the order of the shader's struct;
+ * prepare() checks what was packed against that struct (uniforms.ts).
+ */
 export class Params {
   private values: { kind: 'u32' | 'i32' | 'f32'; v: number }[] = [];
   u32(...v: number[]): this {
@@ -47,12 +51,14 @@ export class Params {
       else if (kind === 'i32') dv.setInt32(i * 4, v | 0, true);
       else dv.setFloat32(i * 4, v, true);
     });
+    recordPacking(buf, this.values.map((x): UniformKind => x.kind));
     return buf;
   }
 }
 
 export function prepare(rt: Runtime, d: Dispatch): PreparedDispatch {
   const device = rt.device;
+  checkUniforms(d.pipeline, d.params, d.label);
   const pipeline = rt.pipelines.get(d.pipeline);
   const uniform = device.createBuffer({
     size: d.params.byteLength,

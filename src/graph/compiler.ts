@@ -211,6 +211,11 @@ function lowerBackward(c: LowerContext, g: Group, grads: Grads, needsGrad: Set<s
   const dy = grads.get(g.out);
   if (!needsGrad.has(g.out) || !dy) return; // nothing downstream reached the loss through this value
   const node = g.nodes[0];
+  if (isView(c, g)) {
+    // A view's gradient is its output's gradient, seen with the input's shape.
+    if (c.wants(node.inputs[0])) c.gradAlias(node.inputs[0], { aliasOf: dy.name });
+    return;
+  }
   const rule = ruleOf(node.op);
   if (!rule.backward) throw new Error(`${node.name}: no backward for op '${node.op}' yet`);
   rule.backward(c, g, dy.name);

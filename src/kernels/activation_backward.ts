@@ -6,8 +6,10 @@ import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
 import { type ChannelSlice, channelSlice, checkNoAlias, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 
-export type ActivationGrad = 'relu' | 'relu6' | 'sigmoid';
-const ACT_CODE: Record<ActivationGrad, number> = { relu: 0, relu6: 1, sigmoid: 2 };
+import { ACTIVATION_CODE as ACT_CODE, type Activation } from './activation.ts';
+
+/** The activations differentiated from their output (all but 'none'). */
+export type ActivationGrad = Exclude<Activation, 'none'>;
 
 export interface ActivationBackwardOptions {
   /** dy and y are channel slices starting here (default 0: whole tensors). */

@@ -23,7 +23,7 @@ import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
 import { type ChannelSlice, channelSlice, checkNoAlias, placeholder, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 import type { Activation } from './conv2d.ts';
 
-const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
+import { ACTIVATION_CODE as ACT_CODE } from './activation.ts';
 export const BATCHNORM_TRAIN_DEFAULTS = { epsilon: 0.001, decay: 0.9997 } as const;
 
 export interface BatchnormTrainParams {

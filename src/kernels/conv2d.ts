@@ -12,7 +12,10 @@ export interface Conv2dAttrs {
   padding?: Padding;
   groups?: number;
 }
-export type Activation = 'none' | 'relu' | 'relu6';
+import { ACTIVATION_CODE, type EpilogueActivation } from './activation.ts';
+
+/** A conv epilogue's activation (src/kernels/activation.ts has the one enum). */
+export type Activation = EpilogueActivation;
 /** y = act(conv * scale + shift + bias), each per output channel and optional. */
 export interface ConvEpilogue {
   bias?: Tensor;
@@ -26,7 +29,7 @@ export interface ConvInto {
   channelOffset: number;
 }
 
-const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
+const ACT_CODE = ACTIVATION_CODE;
 const WG = 64;
 
 /**
@@ -49,7 +52,8 @@ function fastTiling(sg: number, m: number, colGroups: number): { rows: number; w
   return { rows: conv2dTuning.rows || rows, workgroup: Math.max(sg, conv2dTuning.workgroup || sg) };
 }
 
-interface ConvGeometry extends Resolved2d {
+/** The shapes and resolved window of x [N,H,W,C] * w [KH,KW,C/groups,Co]: forward and backward kernels share it. */
+export interface ConvGeometry extends Resolved2d {
   n: number;
   h: number;
   w: number;
@@ -60,8 +64,9 @@ interface ConvGeometry extends Resolved2d {
   groups: number;
 }
 
-function geometry(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): ConvGeometry {
-  const where = `conv2d x ${shapeString(x)} w ${shapeString(w)}`;
+/** Validates a conv's shapes and attributes (errors name `op` and the shapes) and resolves its window. */
+export function convGeometry(x: Shape, w: Shape, attrs: Conv2dAttrs = {}, op = 'conv2d'): ConvGeometry {
+  const where = `${op} x ${shapeString(x)} w ${shapeString(w)}`;
   if (x.length !== 4) throw new Error(`${where}: input must be NHWC (rank 4)`);
   if (w.length !== 4) throw new Error(`${where}: filter must be HWIO (rank 4)`);
   const [n, h, wd, c] = x;
@@ -84,7 +89,7 @@ function geometry(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): ConvGeometry {
 
 /** Output shape of conv2d (NHWC). */
 export function conv2dShape(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): number[] {
-  const g = geometry(x, w, attrs);
+  const g = convGeometry(x, w, attrs);
   return [g.n, g.outH, g.outW, g.co];
 }
 
@@ -94,7 +99,7 @@ export function conv2dShape(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): number
  * general one-output-per-invocation kernel for everything else.
  */
 export function conv2dPath(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): 'gemm' | 'depthwise' | 'general' {
-  const g = geometry(x, w, attrs);
+  const g = convGeometry(x, w, attrs);
   if (g.groups === 1 && g.co % 4 === 0) return 'gemm';
   if (g.groups === g.c && g.co === g.c && g.c % 4 === 0) return 'depthwise';
   return 'general';
@@ -116,7 +121,7 @@ export function conv2dDispatch(
   channelOffset = 0,
 ): Dispatch {
   const rt = x.rt;
-  const g = geometry(x.shape, w.shape, attrs);
+  const g = convGeometry(x.shape, w.shape, attrs);
   const label = `conv2d x ${shapeString(x.shape)} w ${shapeString(w.shape)} -> ${shapeString(y.shape)}`;
   checkEpilogue(label, g.co, epilogue);
   const [yn, yh, yw, ctot] = y.shape;
@@ -229,7 +234,7 @@ export function conv2dRef(
   attrs: Conv2dAttrs = {},
   epilogue: { bias?: ArrayLike<number>; scale?: ArrayLike<number>; shift?: ArrayLike<number>; activation?: Activation } = {},
 ): Float64Array {
-  const g = geometry(xShape, wShape, attrs);
+  const g = convGeometry(xShape, wShape, attrs);
   const cig = g.c / g.groups;
   const cog = g.co / g.groups;
   const y = new Float64Array(g.n * g.outH * g.outW * g.co);

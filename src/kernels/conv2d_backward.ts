@@ -9,8 +9,7 @@
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString, sizeOf } from '../gpu/tensor.ts';
-import { type Conv2dAttrs, conv2dShape } from './conv2d.ts';
-import { type Resolved2d, resolveWindow } from './padding.ts';
+import { type Conv2dAttrs, type ConvGeometry, convGeometry } from './conv2d.ts';
 
 export interface GradOptions {
   /** Add into the output instead of overwriting it. */
@@ -25,27 +24,10 @@ export interface GradOptions {
  */
 export const conv2dBackwardTuning = { rows: 0, filterQuads: 0, filterPixels: 0, splits: 0, forceGeneral: false };
 
-interface Geometry extends Resolved2d {
-  n: number;
-  h: number;
-  w: number;
-  c: number;
-  kh: number;
-  kw: number;
-  co: number;
-  groups: number;
-}
+type Geometry = ConvGeometry;
 
-/** The forward geometry of x [N,H,W,C] * w [KH,KW,C/groups,Co], validated by conv2d's own shape rule. */
-function geometry(op: string, x: Shape, w: Shape, attrs: Conv2dAttrs): Geometry {
-  try {
-    conv2dShape(x, w, attrs);
-  } catch (e) {
-    throw new Error(`${op}: ${(e as Error).message}`);
-  }
-  const win = resolveWindow(op, x[1], x[2], { kernel: [w[0], w[1]], ...attrs, padding: attrs.padding ?? 'VALID' });
-  return { ...win, n: x[0], h: x[1], w: x[2], c: x[3], kh: w[0], kw: w[1], co: w[3], groups: attrs.groups ?? 1 };
-}
+/** The forward geometry, validated by conv2d's own rule, errors naming the backward op. */
+const geometry = (op: string, x: Shape, w: Shape, attrs: Conv2dAttrs): Geometry => convGeometry(x, w, attrs, op);
 
 /** Checks dy [N, OH, OW, >= offset + Co] and returns its row stride. */
 function checkDy(op: string, dy: Shape, g: Geometry, offset: number): number {

@@ -5,7 +5,7 @@ import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
 import type { Activation } from './conv2d.ts';
 
-const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, relu6: 2 };
+import { ACTIVATION_CODE as ACT_CODE } from './activation.ts';
 
 export interface EpilogueBackwardOptions {
   activation?: Activation;

@@ -72,7 +72,7 @@ export interface OpRule<K extends Op> {
   shape(inputs: Shape[], attrs: OpAttrMap[K]): number[];
   /** Float64 CPU evaluation from the op's definition (tests' reference). */
   reference(node: NodeOf<K>, io: RefInputs): ArrayLike<number>;
-  /** The output shares its input's bytes (no kernel in either direction). */
+  /** The output shares its input's bytes: no kernel in either direction (the compiler aliases it and its gradient). */
   isView?(node: NodeOf<K>, training: boolean): boolean;
   /** The kernel can write its output into a channel slice of a wider tensor (concat in place). */
   writesSlice?: boolean;

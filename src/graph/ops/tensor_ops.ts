@@ -7,7 +7,6 @@ import { dropoutBackwardDispatch, dropoutForwardDispatch } from '../../kernels/d
 import { matmulDispatch, matmulRef, matmulShape } from '../../kernels/matmul.ts';
 import { reshapeShape, squeezeShape } from '../../kernels/shape.ts';
 import { softmaxDispatch, softmaxRef, softmaxShape } from '../../kernels/softmax.ts';
-import type { Op } from '../ir.ts';
 import { type LowerContext, type OpRule, arity, only } from './rule.ts';
 
 export const concat: OpRule<'concat'> = {
@@ -73,14 +72,7 @@ function softmaxRule<K extends 'softmax' | 'logsoftmax'>(op: K): OpRule<K> {
   };
 }
 
-/** A view's gradient is its output's gradient, seen with the input's shape. */
-function viewBackward<K extends Op>(): OpRule<K>['backward'] {
-  return (c, g, dy) => {
-    const [x] = g.nodes[0].inputs;
-    if (c.wants(x)) c.gradAlias(x, { aliasOf: dy });
-  };
-}
-
+// Views get no kernel in either direction: the compiler aliases their output (and gradient).
 const noForward = () => {
   throw new Error('a view has no forward kernel');
 };
@@ -93,7 +85,6 @@ export const reshape: OpRule<'reshape'> = {
   reference: (node, io) => io.get(node.inputs[0]),
   isView: () => true,
   forward: noForward,
-  backward: viewBackward(),
 };
 
 export const squeeze: OpRule<'squeeze'> = {
@@ -104,10 +95,9 @@ export const squeeze: OpRule<'squeeze'> = {
   reference: (node, io) => io.get(node.inputs[0]),
   isView: () => true,
   forward: noForward,
-  backward: viewBackward(),
 };
 
-/** Dropout: the identity at inference (a view); in training a seeded mask that changes every step. */
+/** Dropout: a view at inference (and with keep 1); in training a seeded mask that changes every step. */
 export const dropout: OpRule<'dropout'> = {
   shape(inputs) {
     arity('dropout', inputs, 1);
