@@ -17,6 +17,7 @@ export const COMMANDS: Record<string, Command> = {
   info: {
     summary: 'show the WebGPU adapter, its limits and features',
     usage: 'incept info [--json]',
+    ownHelp: true,
     run: async (argv) => (await import('./info.ts')).infoMain(argv),
   },
   conformance: {
