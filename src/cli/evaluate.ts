@@ -8,7 +8,7 @@
 // from 'incept train' carries them; retrain.py's lowercased names match their folders too); a model
 // without class names must have as many outputs as the data has classes, in the data's order.
 import { mkdirSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { readImage } from '../image/decode.ts';
 import { preprocessImage } from '../image/preprocess.ts';
 import { writeFileAtomic } from '../import/atomic-write.ts';
@@ -22,6 +22,7 @@ import { type OperatingPoint, auc, oneVsRestRoc, rocCurve, sensitivityAtSpecific
 import { Taxonomy, type TrainingClass, aggregate, coarseLabels } from '../train/taxonomy.ts';
 import { UsageError } from './errors.ts';
 import { userStep } from './model-options.ts';
+import { checkOutputFile, checkOutputFolder } from './outputs.ts';
 import { BadValue, type OptionSpec, choice, helpText, parseOptions, wholeNumber } from './options.ts';
 
 const USAGE =
@@ -347,7 +348,15 @@ function writeFigures(o: EvaluateOptions, r: EvaluationResult, probs: ArrayLike<
   }
 }
 
+/** Every output path is checked before the work: a typo costs a second, not the run. */
+function checkOutputs(o: EvaluateOptions): void {
+  if (o.json) checkOutputFile('--json', o.json);
+  if (o.report) checkOutputFile('--report', o.report);
+  if (o.out) checkOutputFolder('--out', o.out);
+}
+
 export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
+  checkOutputs(o);
   const ds = readEvalData(o);
   const m = await userStepAsync(() => loadModel(o.model, o.labels ? { labels: o.labels } : {}));
   try {
@@ -407,7 +416,10 @@ export async function evaluateMain(argv: string[]): Promise<number> {
     return 0;
   }
   const r = await evaluate(o);
-  if (o.json) writeFileAtomic(o.json, [Buffer.from(evaluationJson(r))]);
+  if (o.json) {
+    mkdirSync(dirname(resolve(o.json)), { recursive: true });
+    writeFileAtomic(o.json, [Buffer.from(evaluationJson(r))]);
+  }
   console.log(formatEvaluation(r));
   if (r.report) console.log(`report: ${r.report}`);
   return 0;
