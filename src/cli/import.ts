@@ -58,7 +58,7 @@ function importOptions(p: Parsed): ImportOptions {
   return { ...modelOptionsOf('import', p.values), file: files[0], out, outputs: (p.values.output as string[] | undefined) ?? [] };
 }
 
-/** Converts; returns the lines to print. */
+/** Converts; returns the lines to print (notes first, as `incept: note: ...` like every command's). */
 export function importModel(o: ImportOptions): string[] {
   const m = openModelFile(o.file, o, { outputs: o.outputs.length ? o.outputs : undefined });
   try {
@@ -71,7 +71,7 @@ export function importModel(o: ImportOptions): string[] {
   const p = m.preprocessing;
   const values = g.paramCount();
   return [
-    ...m.notes.map((n) => `note: ${n}`),
+    ...m.notes.map((n) => `incept: note: ${n}`),
     `${o.out}: ${m.format} model ${g.name}, ${g.params.size} parameters (${values} values), input [${g.inputs[0].shape.slice(1)}]`,
     `  output '${m.output}'${m.probabilities ? ' (softmax)' : ''}, ${m.classes ? `${m.classes.length} class names` : 'no class names'}`,
     p ? `  preprocessing: ${p.kind}, ${p.size.join('x')}, crop ${p.crop}, mean ${p.mean}, std ${p.std}` : '  preprocessing: none (the input is not an RGB image)',

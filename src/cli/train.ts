@@ -21,7 +21,7 @@ import { type FreezeSpec, parseLrMultipliers, trainableParams } from '../train/f
 import { type BaseModel, type TransferModel, parseHead, randomInception, replaceHead } from '../train/head.ts';
 import type { OptimizerKind } from '../train/optimizers.ts';
 import { UsageError } from './errors.ts';
-import { openModelFile, randomInputSize } from './model-options.ts';
+import { openModelFile, randomInputSize, userStep } from './model-options.ts';
 import { DEFAULTS, HELP, type TrainOptions, parseTrainArgs } from './train-options.ts';
 
 const RUN_JSON = 'run.json';
@@ -55,6 +55,9 @@ function loadData(o: TrainOptions): Dataset {
 }
 
 async function buildModel(o: TrainOptions, data: Dataset): Promise<TransferModel> {
+  if (data.classes.length < 2) {
+    throw new UsageError(`${o.data}: the data has ${data.classes.length === 1 ? `one class ('${data.classes[0]}')` : 'no classes'}; training a classifier needs at least two`);
+  }
   const head = parseHead(o.head ?? data.classes.length);
   if (head.classes !== data.classes.length) {
     throw new UsageError(
@@ -102,44 +105,52 @@ export async function trainMain(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  let { o } = parsed;
-  const { given } = parsed;
-  let tm: TransferModel;
-  let runDir: string;
-  let resume = false;
-  if (o.resume) {
-    runDir = resolve(o.resume);
-    const runFile = join(runDir, RUN_JSON);
-    if (!existsSync(runFile)) throw new UsageError(`${o.resume}: not a run directory (no ${RUN_JSON})`);
-    if (!existsSync(join(runDir, RUN_FILES.checkpoint))) throw new UsageError(`${o.resume}: no ${RUN_FILES.checkpoint} to resume from`);
-    let saved: TrainOptions;
-    try {
-      saved = { ...DEFAULTS, ...(JSON.parse(readFileSync(runFile, 'utf8')).options as TrainOptions) };
-    } catch (e) {
-      throw new UsageError(`${runFile}: not a run file (${(e as Error).message})`);
-    }
-    const over: Partial<TrainOptions> = {};
-    if (given.has('--epochs')) over.epochs = o.epochs;
-    if (given.has('--checkpoint-every')) over.checkpointEvery = o.checkpointEvery;
-    if (given.has('--workers')) over.workers = o.workers;
-    if (given.has('--progress')) over.progress = o.progress;
-    over.stopAfterSteps = o.stopAfterSteps;
-    o = { ...saved, ...over, resume: o.resume, out: runDir };
-    resume = true;
-    const data = loadData(o);
-    try {
-      tm = transferFromCheckpoint(readCheckpointFile(join(runDir, RUN_FILES.checkpoint)), await getRuntime(), join(runDir, RUN_FILES.checkpoint));
-    } catch (e) {
-      throw userError(e);
-    }
-    return run(o, tm, data, runDir, resume);
+  return parsed.o.resume ? resumeRun(parsed.o, parsed.given) : newRun(parsed.o);
+}
+
+/** --resume RUN_DIR: the options of its run.json (what may change, changed), from its checkpoint. */
+async function resumeRun(given: TrainOptions, flags: Set<string>): Promise<number> {
+  const runDir = resolve(given.resume!);
+  const runFile = join(runDir, RUN_JSON);
+  if (!existsSync(runFile)) throw new UsageError(`${given.resume}: not a run directory (no ${RUN_JSON})`);
+  const ckptPath = join(runDir, RUN_FILES.checkpoint);
+  if (!existsSync(ckptPath)) throw new UsageError(`${given.resume}: no ${RUN_FILES.checkpoint} to resume from`);
+  let saved: TrainOptions;
+  try {
+    saved = { ...DEFAULTS, ...(JSON.parse(readFileSync(runFile, 'utf8')).options as TrainOptions) };
+  } catch (e) {
+    throw new UsageError(`${runFile}: not a run file (${(e as Error).message})`);
   }
-  runDir = resolve(o.out);
+  const over: Partial<TrainOptions> = {};
+  if (flags.has('--epochs')) over.epochs = given.epochs;
+  if (flags.has('--checkpoint-every')) over.checkpointEvery = given.checkpointEvery;
+  if (flags.has('--workers')) over.workers = given.workers;
+  if (flags.has('--progress')) over.progress = given.progress;
+  over.stopAfterSteps = given.stopAfterSteps;
+  const o: TrainOptions = { ...saved, ...over, resume: given.resume, out: runDir };
+  const ckpt = userStep(() => readCheckpointFile(ckptPath));
+  const done = ckpt.state.epochsDone;
+  if (done >= o.epochs && existsSync(join(runDir, RUN_FILES.model))) {
+    process.stderr.write(
+      `incept: the run in ${given.resume} already finished its ${done} epoch${done === 1 ? '' : 's'} (model: ${join(runDir, RUN_FILES.model)}); nothing to do. ` +
+        `Give --epochs ${done + 1} or more to train further.\n`,
+    );
+    return 0;
+  }
+  const data = loadData(o);
+  const rt = await getRuntime();
+  const tm = userStep(() => transferFromCheckpoint(ckpt, rt, ckptPath));
+  return run(o, tm, data, runDir, true);
+}
+
+/** A new run into --out (which must not hold another run). */
+async function newRun(o: TrainOptions): Promise<number> {
+  const runDir = resolve(o.out);
   if (existsSync(join(runDir, RUN_FILES.checkpoint)) || existsSync(join(runDir, RUN_JSON))) {
     throw new UsageError(`${o.out}: already holds a run; continue it with --resume ${o.out}, or choose another --out`);
   }
   const data = loadData(o);
-  tm = await buildModel(o, data);
+  const tm = await buildModel(o, data);
   try {
     // A bad layer or scope name fails here, before anything is written.
     trainableParams(tm.model.graph, o.freeze, tm.headScopes);
@@ -150,12 +161,26 @@ export async function trainMain(argv: string[]): Promise<number> {
   mkdirSync(runDir, { recursive: true });
   const saved = { ...o, data: resolve(o.data), classes: o.classes ? resolve(o.classes) : null, out: runDir, stopAfterSteps: null, resume: null };
   writeFileAtomic(join(runDir, RUN_JSON), [Buffer.from(`${JSON.stringify({ version: 1, options: saved }, null, 2)}\n`)]);
-  return run(o, tm, data, runDir, resume);
+  return run(o, tm, data, runDir, false);
+}
+
+/** What training reads: a manifest's test rows are left for 'incept evaluate' and not counted. */
+function trainingHeadline(data: Dataset): string {
+  const test = data.samples.filter((s) => s.split === 'test').length;
+  if (test === 0) return describeDataset(data);
+  const used = { ...data, samples: data.samples.filter((s) => s.split !== 'test') };
+  return `${describeDataset(used)}; ${test} test row${test === 1 ? '' : 's'} left for 'incept evaluate --split test'`;
 }
 
 async function run(o: TrainOptions, tm: TransferModel, data: Dataset, runDir: string, resume: boolean): Promise<number> {
   const progressMode = o.progress;
-  if (progressMode !== 'none') process.stderr.write(`incept: ${describeDataset(data)}\n`);
+  if (progressMode !== 'none') process.stderr.write(`incept: ${trainingHeadline(data)}\n`);
+  // Ctrl-C: say how to go on (the checkpoint on disk is whole: it is written atomically).
+  const onInterrupt = () => {
+    process.stderr.write(`\nincept: interrupted; the run keeps its last checkpoint: continue with 'incept train --resume ${runDir}'\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
   let result: Awaited<ReturnType<typeof fineTune>>;
   try {
     result = await fineTune(tm, data, {
@@ -185,6 +210,7 @@ async function run(o: TrainOptions, tm: TransferModel, data: Dataset, runDir: st
     if ((e as Error).name === 'GpuError') throw e;
     throw new UsageError(msg.replace(/^fineTune: /, 'train: '));
   } finally {
+    process.off('SIGINT', onInterrupt);
     tm.model.dispose();
   }
   const last = [...result.history].reverse().find((r) => r.type === 'epoch');

@@ -1,5 +1,5 @@
 // `incept weights <list|fetch|convert|inspect>`: the TF-Slim ImageNet checkpoints of
-// weights/manifest.json (download with a progress bar, sha256 check, safe extraction, conversion to
+// weights/manifest.json (download with a progress bar, sha256 check where the manifest has one, safe extraction, conversion to
 // the engine's safetensors model file), conversion of any TF-Slim checkpoint, and a listing of the
 // variables in a checkpoint or model file.
 import { UsageError } from './errors.ts';
@@ -86,10 +86,13 @@ const SUBCOMMAND_OPTIONS: Record<string, OptionSpec[]> = {
 };
 
 const SUBCOMMANDS: Record<string, { usage: string; about: string }> = {
-  list: { usage: 'list [--manifest FILE]', about: 'the checkpoints in weights/manifest.json, each with its sha256 (every download is checked against it)' },
+  list: {
+    usage: 'list [--manifest FILE]',
+    about: "the checkpoints in weights/manifest.json; 'check' says whether a download is checked against a\n      sha256 in the manifest ('sha256') or not ('unverified': fetch prints the hash it computed)",
+  },
   fetch: {
     usage: 'fetch NAME [--dir DIR] [--force] [--no-convert] [--clean] [--manifest FILE]',
-    about: "download NAME's archive (progress, sha256 check), extract its checkpoint into DIR and convert it to DIR/NAME.safetensors",
+    about: "download NAME's archive (progress; checked against the manifest's sha256 where it has one, else its\n      sha256 is printed), extract its checkpoint into DIR and convert it to DIR/NAME.safetensors",
   },
   convert: { usage: 'convert CHECKPOINT OUT.safetensors [options]', about: 'convert a TensorFlow V1 or V2 checkpoint (file, prefix or .index) to a model file' },
   inspect: { usage: 'inspect FILE [--json]', about: 'list the variables (name, dtype, shape) of a checkpoint or .safetensors file' },
@@ -117,7 +120,7 @@ function list(argv: string[]): number {
     name,
     e.format,
     String(e.numClasses),
-    e.sha256 ? 'sha256' : 'no hash',
+    e.sha256 ? 'sha256' : 'unverified',
     e.architecture && ARCHITECTURES[e.architecture] ? 'converts' : 'download only',
     e.url,
   ]);
@@ -141,6 +144,8 @@ async function fetch(argv: string[]): Promise<number> {
     convert: !flag(p, 'no-convert'),
     clean: flag(p, 'clean'),
     onProgress: progressPrinter(),
+  }).catch((e: unknown) => {
+    throw new UsageError(`weights fetch: ${(e as Error).message}`);
   });
   console.log(r.output ?? r.checkpoint);
   return 0;
