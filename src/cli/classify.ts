@@ -16,11 +16,12 @@ import { readImage } from '../image/decode.ts';
 import { preprocessImage } from '../image/preprocess.ts';
 import { readLabelsFile } from '../import/load-model.ts';
 import { UsageError } from './errors.ts';
+import { LIST_OPTION, collectImages } from './inputs.ts';
 import { type ModelOptions, type ResolvedModel, modelOptionSpecs, modelOptionsOf, resolveModel } from './model-options.ts';
 import { type OptionSpec, type Parsed, helpText, parseOptions, wholeNumber } from './options.ts';
 
 const USAGE =
-  'incept classify IMAGE... --model MODEL [--labels FILE] [--top K] [--json] [--output NODE] [--size HxW] [--crop F] ' +
+  'incept classify IMAGE|FOLDER|PATTERN... [--list FILE] --model MODEL [--labels FILE] [--top K] [--json] [--output NODE] [--size HxW] [--crop F] ' +
   '[--mean M] [--std S] [--input-size N] [--depth-multiplier X] [--num-classes N] [--batch N] [--seed N]';
 
 const OPTIONS: OptionSpec[] = [
@@ -37,6 +38,7 @@ const OPTIONS: OptionSpec[] = [
   ...modelOptionSpecs('size', 'crop', 'mean', 'std', 'input-size', 'depth-multiplier', 'num-classes'),
   { name: 'batch', value: 'N', help: 'images per forward pass (default 8)', parse: wholeNumber(1) },
   ...modelOptionSpecs('seed'),
+  LIST_OPTION,
 ];
 
 const HELP = helpText(
@@ -79,7 +81,7 @@ function classifyOptions(p: Parsed): ClassifyOptions {
   if (outputs.length > 1) throw new UsageError('classify: --output is given twice (one node per run)');
   const o: ClassifyOptions = {
     ...modelOptionsOf('classify', v),
-    images: p.positionals,
+    images: collectImages('classify', p.positionals, (v.list as string | undefined) ?? null),
     top: (v.top as number | undefined) ?? 5,
     json: v.json === true,
     output: outputs[0] ?? null,

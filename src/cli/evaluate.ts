@@ -36,7 +36,7 @@ const list = (what: string, ok: (x: string) => boolean) => (v: string) => {
 };
 
 const OPTIONS: OptionSpec[] = [
-  { name: 'data', value: 'DIR|CSV', needs: 'a folder or a CSV manifest', help: 'the images' },
+  { name: 'data', value: 'DIR|CSV|-', needs: 'a folder or a CSV manifest', help: "the images: class sub-folders (searched recursively), or a manifest path,label[,split]\n('-': the manifest on standard input, paths relative to the current folder)" },
   {
     name: 'model',
     value: 'FILE',
@@ -221,7 +221,7 @@ const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
 function readEvalData(o: EvaluateOptions): Dataset {
   let ds: Dataset;
   try {
-    ds = readDataset(resolve(o.data));
+    ds = readDataset(o.data === '-' ? '-' : resolve(o.data));
   } catch (e) {
     const msg = reason(e);
     throw new UsageError(/not a folder|no such file/.test(msg) ? `${o.data}: no such folder or manifest` : msg);

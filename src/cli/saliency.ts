@@ -17,13 +17,14 @@ import { Model } from '../graph/model.ts';
 import { readImage } from '../image/decode.ts';
 import { preprocessImage } from '../image/preprocess.ts';
 import { UsageError } from './errors.ts';
+import { LIST_OPTION, collectImages } from './inputs.ts';
 import { type ModelOptions, type ResolvedModel, modelOptionSpecs, modelOptionsOf, resolveModel, userStep } from './model-options.ts';
 import { type OptionSpec, type Parsed, choice, helpText, number, parseOptions, wholeNumber } from './options.ts';
 
 const METHODS: SaliencyMethod[] = ['vanilla', 'smoothgrad', 'ig', 'gradcam'];
 
 const USAGE =
-  'incept saliency IMAGE... --model MODEL [--class K | --label NAME] [--method vanilla|smoothgrad|ig|gradcam] ' +
+  'incept saliency IMAGE|FOLDER|PATTERN... [--list FILE] --model MODEL [--class K | --label NAME] [--method vanilla|smoothgrad|ig|gradcam] ' +
   '[--layer NAME] [--samples N] [--noise X] [--steps N] [--baseline zeros|black] [--objective loss|score] ' +
   '--out DIR [--json] [--side-by-side] [--colormap inferno|jet] [--labels FILE] [--size HxW] [--crop F] [--mean M] [--std S] ' +
   '[--input-size N] [--depth-multiplier X] [--num-classes N] [--seed N]';
@@ -54,6 +55,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'side-by-side', help: 'the PNG shows the image and the overlay side by side' },
   { name: 'colormap', value: 'C', help: 'inferno (default) or jet', parse: choice(['inferno', 'jet'] as const) },
   ...modelOptionSpecs('labels', 'size', 'crop', 'mean', 'std', 'input-size', 'depth-multiplier', 'num-classes', 'seed'),
+  LIST_OPTION,
 ];
 
 const HELP = helpText(
@@ -109,7 +111,7 @@ function saliencyOptions(p: Parsed): SaliencyCliOptions {
   const v = p.values;
   const o: SaliencyCliOptions = {
     ...modelOptionsOf('saliency', v),
-    images: p.positionals,
+    images: collectImages('saliency', p.positionals, (v.list as string | undefined) ?? null),
     target: (v.class as number | undefined) ?? null,
     label: (v.label as string | undefined) ?? null,
     method: (v.method as SaliencyMethod | undefined) ?? 'vanilla',
