@@ -4,31 +4,49 @@
 import { getRuntime } from '../gpu/runtime.ts';
 import { runDemo } from '../demo/run.ts';
 import { UsageError } from './errors.ts';
+import { type OptionSpec, helpText, parseOptions, wholeNumber } from './options.ts';
 
 const USAGE = 'incept demo [--out DIR] [--size N] [--epochs N] [--train-images N] [--test-images N] [--trainable-from LAYER] [--full-width]';
 
+const OPTIONS: OptionSpec[] = [
+  { name: 'out', value: 'DIR', help: 'where the images, the run and report.html go (default out/demo)' },
+  { name: 'size', value: 'N', help: 'input size (default 107; at least 75)', parse: wholeNumber(1, 'a positive integer') },
+  { name: 'epochs', value: 'N', help: 'training epochs (default 10)', parse: wholeNumber(1, 'a positive integer') },
+  { name: 'train-images', value: 'N', help: 'generated training images (default 160)', parse: wholeNumber(1, 'a positive integer') },
+  { name: 'test-images', value: 'N', help: 'generated test images (default 60)', parse: wholeNumber(1, 'a positive integer') },
+  { name: 'trainable-from', value: 'LAYER', help: 'the first layer that trains (default Mixed_5b)' },
+  { name: 'full-width', help: 'the full Inception v3 instead of depth multiplier 0.25 (random weights only)' },
+];
+
+export const DEMO_HELP = helpText(
+  USAGE,
+  `The whole workflow on generated dermoscopy-like lesion images: Inception v3 (ImageNet weights from
+weights/ when present, else random at depth multiplier 0.25) -> a new two-class head -> frozen
+early layers -> fine-tuning -> evaluation (ROC/AUC) -> saliency maps -> an HTML report, whose path
+it prints last.`,
+  OPTIONS,
+);
+
 export async function demoMain(argv: string[]): Promise<number> {
+  const p = parseOptions('demo', USAGE, OPTIONS, argv);
+  if (p.help) {
+    console.log(DEMO_HELP);
+    return 0;
+  }
+  if (p.positionals.length) throw new UsageError(`demo: unexpected argument '${p.positionals[0]}' (usage: ${USAGE})`);
+  const v = p.values as Record<string, never>;
   // Without ImageNet weights the network starts random; a quarter-width Inception v3 (TF-Slim
   // depth_multiplier 0.25) learns the lesions in minutes on two cores where the full one would not.
-  const opts = { out: 'out/demo', inputSize: 107, epochs: 10, trainImages: 160, testImages: 60, trainableFrom: 'Mixed_5b', depthMultiplier: 0.25, learningRate: 0.003 };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = argv[i + 1];
-    const num = () => {
-      const n = Number(value);
-      if (!Number.isInteger(n) || n < 1) throw new UsageError(`demo: ${flag} needs a positive integer, got '${value ?? ''}'`);
-      i++;
-      return n;
-    };
-    if (flag === '--out' && value) (opts.out = value), i++;
-    else if (flag === '--size') opts.inputSize = num();
-    else if (flag === '--epochs') opts.epochs = num();
-    else if (flag === '--train-images') opts.trainImages = num();
-    else if (flag === '--test-images') opts.testImages = num();
-    else if (flag === '--trainable-from' && value) (opts.trainableFrom = value), i++;
-    else if (flag === '--full-width') opts.depthMultiplier = 1;
-    else throw new UsageError(`demo: unexpected argument '${flag}' (usage: ${USAGE})`);
-  }
+  const opts = {
+    out: v.out ?? 'out/demo',
+    inputSize: v.size ?? 107,
+    epochs: v.epochs ?? 10,
+    trainImages: v['train-images'] ?? 160,
+    testImages: v['test-images'] ?? 60,
+    trainableFrom: v['trainable-from'] ?? 'Mixed_5b',
+    depthMultiplier: v['full-width'] ? 1 : 0.25,
+    learningRate: 0.003,
+  };
   if (opts.inputSize < 75) throw new UsageError(`demo: --size ${opts.inputSize} is below Inception v3's minimum of 75`);
   const rt = await getRuntime();
   console.log(`incept demo on ${rt.adapterName}`);

@@ -8,7 +8,7 @@
 // from 'incept train' carries them; retrain.py's lowercased names match their folders too); a model
 // without class names must have as many outputs as the data has classes, in the data's order.
 import { mkdirSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { readImage } from '../image/decode.ts';
 import { preprocessImage } from '../image/preprocess.ts';
 import { writeFileAtomic } from '../import/atomic-write.ts';
@@ -21,33 +21,58 @@ import { type ClassificationReport, classificationReport } from '../train/metric
 import { type OperatingPoint, auc, oneVsRestRoc, rocCurve, sensitivityAtSpecificity } from '../train/roc.ts';
 import { Taxonomy, type TrainingClass, aggregate, coarseLabels } from '../train/taxonomy.ts';
 import { UsageError } from './errors.ts';
+import { userStep } from './model-options.ts';
+import { checkOutputFile, checkOutputFolder } from './outputs.ts';
+import { BadValue, type OptionSpec, choice, helpText, parseOptions, wholeNumber } from './options.ts';
 
 const USAGE =
   'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--report FILE.html] [--split S] [--specificity A,B] [--positive CLASS] [--top K] ' +
   '[--batch N] [--labels FILE] [--taxonomy FILE --level N | --nodes A,B]';
 
-const HELP = `usage: ${USAGE}
+const list = (what: string, ok: (x: string) => boolean) => (v: string) => {
+  const xs = v.split(',').map((x) => x.trim());
+  if (xs.length === 0 || !xs.every(ok)) throw new BadValue(what);
+  return xs;
+};
 
-Evaluates a model on labelled images (a folder of class sub-folders or a CSV manifest
-path,label[,split]) with the model's preprocessing.
+const OPTIONS: OptionSpec[] = [
+  { name: 'data', value: 'DIR|CSV|-', needs: 'a folder or a CSV manifest', help: "the images: class sub-folders (searched recursively), or a manifest path,label[,split]\n('-': the manifest on standard input, paths relative to the current folder)" },
+  {
+    name: 'model',
+    value: 'FILE',
+    needs: 'a model file',
+    help: "a model file (e.g. RUN_DIR/model.safetensors from 'incept train'), a TF\ncheckpoint, a frozen GraphDef or an ONNX model",
+  },
+  { name: 'json', value: 'FILE', needs: 'a file', help: 'write every number as JSON' },
+  { name: 'out', value: 'DIR', needs: 'a folder', help: 'write roc.png and confusion.png' },
+  { name: 'split', value: 'S', help: "all (default), train, validation or test: rows of a manifest's split column", parse: choice(['all', 'train', 'validation', 'test'] as const) },
+  { name: 'report', value: 'FILE.html', needs: 'an .html file', help: 'also write one self-contained HTML page (summary, ROC, confusion, per-class table)' },
+  {
+    name: 'specificity',
+    value: 'A,B',
+    help: 'operating points: sensitivity at these specificities (default 0.9,0.95,0.98)',
+    parse: (v) => list('numbers in [0, 1]', (x) => x !== '' && Number(x) >= 0 && Number(x) <= 1)(v).map(Number),
+  },
+  { name: 'positive', value: 'CLASS', needs: 'a class name', help: 'the positive class of a two-class model (default: the second class)' },
+  { name: 'top', value: 'K', help: 'also top-K accuracy (default: 1, 3, 5 where below the class count)', parse: wholeNumber(1) },
+  { name: 'batch', value: 'N', help: 'images per forward pass (default 16)', parse: wholeNumber(1) },
+  { name: 'labels', value: 'FILE', needs: 'a file', help: 'class names for a model without them (one per line)' },
+  {
+    name: 'taxonomy',
+    value: 'FILE',
+    needs: 'a taxonomy JSON file',
+    help: "the model's classes are nodes of this taxonomy (incept partition) and the\ndata's labels are its leaves: evaluate on a coarser partition, each coarse\nprobability the sum over the training classes under it (Esteva et al.)",
+  },
+  { name: 'level', value: 'N', help: 'with --taxonomy: the nodes N levels below the root (1: the top level)', parse: wholeNumber(1, 'a depth >= 1 (1: the top-level nodes)') },
+  { name: 'nodes', value: 'A,B', help: 'with --taxonomy: these nodes (e.g. benign,malignant)', parse: (v) => v.split(',').map((x) => x.trim()).filter(Boolean) },
+];
 
-  --data DIR|CSV        the images
-  --model FILE          a model file (e.g. RUN_DIR/model.safetensors from 'incept train'), a TF
-                        checkpoint, a frozen GraphDef or an ONNX model
-  --json FILE           write every number as JSON
-  --out DIR             write roc.png and confusion.png
-  --split S             all (default), train, validation or test: rows of a manifest's split column
-  --report FILE.html    also write one self-contained HTML page (summary, ROC, confusion, per-class table)
-  --specificity A,B     operating points: sensitivity at these specificities (default 0.9,0.95,0.98)
-  --positive CLASS      the positive class of a two-class model (default: the second class)
-  --top K               also top-K accuracy (default: 1, 3, 5 where below the class count)
-  --batch N             images per forward pass (default 16)
-  --labels FILE         class names for a model without them (one per line)
-  --taxonomy FILE       the model's classes are nodes of this taxonomy (incept partition) and the
-                        data's labels are its leaves: evaluate on a coarser partition, each coarse
-                        probability the sum over the training classes under it (Esteva et al.)
-  --level N             with --taxonomy: the nodes N levels below the root (1: the top level)
-  --nodes A,B           with --taxonomy: these nodes (e.g. benign,malignant)`;
+const HELP = helpText(
+  USAGE,
+  `Evaluates a model on labelled images (a folder of class sub-folders or a CSV manifest
+path,label[,split]) with the model's preprocessing.`,
+  OPTIONS,
+);
 
 export interface EvaluateOptions {
   data: string;
@@ -69,84 +94,28 @@ export interface EvaluateOptions {
   report: string | null;
 }
 
+/** The options of argv; null for --help. */
 export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
-  const o: EvaluateOptions = { data: '', model: '', json: null, out: null, split: 'all', specificities: [0.9, 0.95, 0.98], positive: null, top: null, batch: 16, labels: null, taxonomy: null, level: null, nodes: null, report: null };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let value: string | undefined;
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    if (eq > 0) {
-      value = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    const str = (what: string): string => {
-      const v = value ?? argv[++i];
-      if (v === undefined || v === '' || v.startsWith('--')) throw new UsageError(`evaluate: ${a} needs ${what}`);
-      return v;
-    };
-    const int = (what: string): number => {
-      const s = str(what);
-      const v = Number(s);
-      if (!Number.isInteger(v) || v < 1) throw new UsageError(`evaluate: ${a} needs ${what}, got '${s}'`);
-      return v;
-    };
-    switch (a) {
-      case '--help':
-      case '-h':
-        return null;
-      case '--data':
-        o.data = str('a folder or a CSV manifest');
-        break;
-      case '--model':
-        o.model = str('a model file');
-        break;
-      case '--json':
-        o.json = str('a file');
-        break;
-      case '--out':
-        o.out = str('a folder');
-        break;
-      case '--report':
-        o.report = str('an .html file');
-        break;
-      case '--split': {
-        const v = str('all, train, validation or test');
-        if (!['all', 'train', 'validation', 'test'].includes(v)) throw new UsageError(`evaluate: --split needs all, train, validation or test, got '${v}'`);
-        o.split = v as EvaluateOptions['split'];
-        break;
-      }
-      case '--specificity': {
-        const v = str('comma-separated numbers in [0, 1]');
-        const xs = v.split(',').map((x) => Number(x.trim()));
-        if (xs.length === 0 || !xs.every((x) => x >= 0 && x <= 1)) throw new UsageError(`evaluate: --specificity needs numbers in [0, 1], got '${v}'`);
-        o.specificities = xs;
-        break;
-      }
-      case '--positive':
-        o.positive = str('a class name');
-        break;
-      case '--top':
-        o.top = int('a whole number >= 1');
-        break;
-      case '--batch':
-        o.batch = int('a whole number >= 1');
-        break;
-      case '--labels':
-        o.labels = str('a file');
-        break;
-      case '--taxonomy':
-        o.taxonomy = str('a taxonomy JSON file');
-        break;
-      case '--level':
-        o.level = int('a depth >= 1 (1: the top-level nodes)');
-        break;
-      case '--nodes':
-        o.nodes = str('comma-separated node names').split(',').map((x) => x.trim()).filter(Boolean);
-        break;
-      default:
-        throw new UsageError(`evaluate: unexpected argument '${argv[i]}' (usage: ${USAGE})`);
-    }
-  }
+  const p = parseOptions('evaluate', USAGE, OPTIONS, argv);
+  if (p.help) return null;
+  if (p.positionals.length) throw new UsageError(`evaluate: unexpected argument '${p.positionals[0]}' (usage: ${USAGE})`);
+  const v = p.values as Record<string, never>;
+  const o: EvaluateOptions = {
+    data: v.data ?? '',
+    model: v.model ?? '',
+    json: v.json ?? null,
+    out: v.out ?? null,
+    split: v.split ?? 'all',
+    specificities: v.specificity ?? [0.9, 0.95, 0.98],
+    positive: v.positive ?? null,
+    top: v.top ?? null,
+    batch: v.batch ?? 16,
+    labels: v.labels ?? null,
+    taxonomy: v.taxonomy ?? null,
+    level: v.level ?? null,
+    nodes: v.nodes ?? null,
+    report: v.report ?? null,
+  };
   if ((o.level !== null || o.nodes !== null) && !o.taxonomy) throw new UsageError('evaluate: --level and --nodes need --taxonomy');
   if (o.taxonomy && (o.level === null) === (o.nodes === null)) throw new UsageError('evaluate: --taxonomy needs one of --level N or --nodes A,B');
   const missing = ['data', 'model'].filter((k) => !o[k as 'data' | 'model']);
@@ -248,137 +217,167 @@ async function predictAll(m: LoadedModel, ds: Dataset, batch: number): Promise<{
 
 const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
 
-export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
+/** The labelled images of --data (only --split's rows). */
+function readEvalData(o: EvaluateOptions): Dataset {
   let ds: Dataset;
   try {
-    ds = readDataset(resolve(o.data));
+    ds = readDataset(o.data === '-' ? '-' : resolve(o.data));
   } catch (e) {
     const msg = reason(e);
     throw new UsageError(/not a folder|no such file/.test(msg) ? `${o.data}: no such folder or manifest` : msg);
   }
-  if (o.split !== 'all') {
-    const samples = ds.samples.filter((s) => s.split === o.split);
-    if (samples.length === 0) throw new UsageError(`${o.data}: no images in split '${o.split}'`);
-    ds = { ...ds, samples };
+  if (o.split === 'all') return ds;
+  const samples = ds.samples.filter((s) => s.split === o.split);
+  if (samples.length === 0) throw new UsageError(`${o.data}: no images in split '${o.split}'`);
+  return { ...ds, samples };
+}
+
+/** The model's class names (or the data's, when the model has none and the counts agree). */
+function modelClasses(m: LoadedModel, k: number, ds: Dataset, o: EvaluateOptions): string[] {
+  let classes = m.classes;
+  if (classes && classes.length !== k) classes = k === 2 && classes.length === 1 ? ['negative', classes[0]] : null;
+  if (classes) return classes;
+  if (ds.classes.length !== k) throw new UsageError(`${o.model}: the model has ${k} outputs and no class names; ${o.data} has ${ds.classes.length} classes (give --labels)`);
+  process.stderr.write(`incept: note: the model has no class names; its outputs are taken as the data's classes in order (${ds.classes.join(', ')})\n`);
+  return ds.classes;
+}
+
+interface Scored {
+  probs: ArrayLike<number>;
+  classes: string[];
+  ds: Dataset;
+}
+
+/** --taxonomy: the model's classes are taxonomy nodes; their probabilities summed up to the coarse nodes. */
+function coarsen(o: EvaluateOptions, s: Scored): Scored {
+  const tax = userStep(() => Taxonomy.read(o.taxonomy!));
+  const coarse = o.nodes ?? tax.atDepth(o.level!);
+  if (coarse.length < 2) throw new UsageError(`${o.taxonomy}: ${o.nodes ? '--nodes' : `level ${o.level}`} gives ${coarse.length} node(s); at least 2 are needed`);
+  const missingNode = s.classes.find((c) => !tax.has(c));
+  if (missingNode) throw new UsageError(`${o.model}: class '${missingNode}' is not a node of ${o.taxonomy}`);
+  const training: TrainingClass[] = s.classes.map((name, index) => ({ index, name, images: 0, leaves: tax.leaves(name), path: tax.path(name) }));
+  const { probs, coarseLabel } = userStep(
+    () => ({ probs: aggregate(s.probs, training, coarse, tax), coarseLabel: coarseLabels(tax, s.ds.classes, coarse) }),
+    `${o.taxonomy}: `,
+  );
+  return { probs, classes: coarse, ds: { ...s.ds, classes: coarse, samples: s.ds.samples.map((smp) => ({ ...smp, label: coarseLabel[smp.label] })) } };
+}
+
+/** Each data class's index among the model's classes (by name; retrain.py's lowercased names too). */
+function classIndex(classes: string[], ds: Dataset, o: EvaluateOptions): Map<string, number> {
+  const index = new Map(classes.map((c, i) => [c, i]));
+  // retrain.py names classes by their folder, lowercased with other characters as spaces.
+  const norm = (c: string) => c.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
+  const byNorm = new Map(classes.map((c, i) => [norm(c), i]));
+  if (byNorm.size === classes.length) for (const c of ds.classes) if (!index.has(c) && byNorm.has(norm(c))) index.set(c, byNorm.get(norm(c))!);
+  const unknown = ds.classes.filter((c) => !index.has(c));
+  if (unknown.length) throw new UsageError(`${o.data}: class${unknown.length > 1 ? 'es' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among the model's (${classes.slice(0, 8).join(', ')}${classes.length > 8 ? ', ...' : ''})`);
+  return index;
+}
+
+/** A two-class model's ROC for the positive class (null when the data has only one of the two). */
+function binaryRoc(o: EvaluateOptions, probs: ArrayLike<number>, labels: Int32Array, classes: string[], index: Map<string, number>): BinaryResult | null {
+  const pos = o.positive === null ? 1 : index.get(o.positive);
+  if (pos === undefined) throw new UsageError(`evaluate: --positive '${o.positive}' is not a class of the model (${classes.join(', ')})`);
+  const y = Uint8Array.from(labels, (l) => (l === pos ? 1 : 0));
+  const pCount = y.reduce((a, b) => a + b, 0);
+  if (pCount === 0 || pCount === y.length) return null;
+  const curve = rocCurve(Float64Array.from({ length: labels.length }, (_, i) => probs[i * 2 + pos]), y);
+  return {
+    positive: classes[pos],
+    auc: auc(curve),
+    operatingPoints: sensitivityAtSpecificity(curve, o.specificities),
+    curve: { fpr: [...curve.fpr], tpr: [...curve.tpr], thresholds: [...curve.thresholds] },
+  };
+}
+
+/** Every number of the evaluation from the probabilities of the model's (or the coarse) classes. */
+function score(o: EvaluateOptions, s: Scored, trainingClasses: string[] | null): { result: EvaluationResult; labels: Int32Array; ovr: ReturnType<typeof oneVsRestRoc> } {
+  const { probs, classes, ds } = s;
+  const k = classes.length;
+  const index = classIndex(classes, ds, o);
+  const labels = Int32Array.from(ds.samples, (smp) => index.get(ds.classes[smp.label])!);
+  const ks = o.top ? [...new Set([1, o.top])].filter((x) => x <= k) : [1, 3, 5].filter((x) => x <= k);
+  const report = classificationReport(probs, labels, k, ks);
+  const ovr = oneVsRestRoc(probs, labels, k);
+  if (k !== 2 && o.positive !== null) throw new UsageError(`evaluate: --positive applies to two-class models; this one has ${k} classes`);
+  const result: EvaluationResult = {
+    model: o.model,
+    data: o.data,
+    split: o.split,
+    count: labels.length,
+    classes,
+    accuracy: report.accuracy,
+    topK: report.topK,
+    confusion: report.confusion,
+    perClass: report.perClass.map((c, i) => ({ class: classes[i], support: c.support, sensitivity: c.sensitivity, specificity: c.specificity, precision: c.precision, f1: c.f1 })),
+    macro: report.macro,
+    rocAuc: ovr.perClass.map((c, i) => ({ class: classes[i], auc: finiteOrNull(c.auc) })),
+    macroAuc: finiteOrNull(ovr.macroAuc),
+    binary: k === 2 ? binaryRoc(o, probs, labels, classes, index) : null,
+    trainingClasses,
+  };
+  return { result, labels, ovr };
+}
+
+/** --report: the HTML page; --out: confusion.png and roc.png. */
+function writeFigures(o: EvaluateOptions, r: EvaluationResult, probs: ArrayLike<number>, labels: Int32Array, ovr: ReturnType<typeof oneVsRestRoc>): void {
+  const { classes, binary } = r;
+  if (o.report) {
+    const data = buildEvaluationReport({
+      probs,
+      labels,
+      classNames: classes,
+      positiveClass: binary ? classes.indexOf(binary.positive) : undefined,
+      specificities: o.specificities,
+      title: `incept evaluate: ${basename(o.model)}`,
+      subtitle: `${o.data}${o.split !== 'all' ? ` (split ${o.split})` : ''}`,
+      summary: { model: o.model, dataset: o.data, imageCounts: { test: labels.length } },
+    });
+    r.report = writeReport(o.report, data);
   }
-  let m: LoadedModel;
-  try {
-    m = await loadModel(o.model, o.labels ? { labels: o.labels } : {});
-  } catch (e) {
-    throw new UsageError(reason(e));
+  if (!o.out) return;
+  mkdirSync(o.out, { recursive: true });
+  writeFileAtomic(join(o.out, 'confusion.png'), [confusionMatrixPng(r.confusion, classes, { title: `Confusion matrix (${labels.length} images)` })]);
+  const series: RocSeries[] = binary
+    ? [{ label: binary.positive, fpr: binary.curve.fpr, tpr: binary.curve.tpr, auc: binary.auc }]
+    : ovr.perClass.flatMap((c, i) => (c.curve ? [{ label: classes[i], fpr: c.curve.fpr, tpr: c.curve.tpr, auc: c.auc }] : [])).slice(0, 12);
+  if (series.length > 0) {
+    const points = binary ? binary.operatingPoints.filter((p) => Number.isFinite(p.sensitivity)) : [];
+    writeFileAtomic(join(o.out, 'roc.png'), [rocCurvePng(series, { title: binary ? `ROC: ${binary.positive} vs rest` : 'ROC, one vs rest', points })]);
   }
+}
+
+/** Every output path is checked before the work: a typo costs a second, not the run. */
+function checkOutputs(o: EvaluateOptions): void {
+  if (o.json) checkOutputFile('--json', o.json);
+  if (o.report) checkOutputFile('--report', o.report);
+  if (o.out) checkOutputFolder('--out', o.out);
+}
+
+export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
+  checkOutputs(o);
+  const ds = readEvalData(o);
+  const m = await userStepAsync(() => loadModel(o.model, o.labels ? { labels: o.labels } : {}));
   try {
     for (const n of m.notes) process.stderr.write(`incept: note: ${n}\n`);
-    const predicted = await predictAll(m, ds, o.batch);
-    const probs = predicted.probs;
-    let k = predicted.k;
-    // The model's class names (or the data's, when the model has none and the counts agree).
-    let classes = m.classes;
-    if (classes && classes.length !== k) classes = k === 2 && classes.length === 1 ? ['negative', classes[0]] : null;
-    if (!classes) {
-      if (ds.classes.length !== k) throw new UsageError(`${o.model}: the model has ${k} outputs and no class names; ${o.data} has ${ds.classes.length} classes (give --labels)`);
-      classes = ds.classes;
-      process.stderr.write(`incept: note: the model has no class names; its outputs are taken as the data's classes in order (${classes.join(', ')})\n`);
-    }
-    let probsUsed: ArrayLike<number> = probs;
-    const modelClasses = classes;
-    if (o.taxonomy) {
-      // Training classes are taxonomy nodes; sum their probabilities up to the coarse nodes.
-      let tax: Taxonomy;
-      try {
-        tax = Taxonomy.read(o.taxonomy);
-      } catch (e) {
-        throw new UsageError(reason(e));
-      }
-      const coarse = o.nodes ?? tax.atDepth(o.level!);
-      if (coarse.length < 2) throw new UsageError(`${o.taxonomy}: ${o.nodes ? '--nodes' : `level ${o.level}`} gives ${coarse.length} node(s); at least 2 are needed`);
-      const missingNode = classes.find((c) => !tax.has(c));
-      if (missingNode) throw new UsageError(`${o.model}: class '${missingNode}' is not a node of ${o.taxonomy}`);
-      const training: TrainingClass[] = classes.map((name, index) => ({ index, name, images: 0, leaves: tax.leaves(name), path: tax.path(name) }));
-      let coarseLabel: Int32Array;
-      try {
-        probsUsed = aggregate(probs, training, coarse, tax);
-        coarseLabel = coarseLabels(tax, ds.classes, coarse);
-      } catch (e) {
-        throw new UsageError(`${o.taxonomy}: ${reason(e)}`);
-      }
-      classes = coarse;
-      k = coarse.length;
-      ds = { ...ds, classes: coarse, samples: ds.samples.map((smp) => ({ ...smp, label: coarseLabel[smp.label] })) };
-    }
-    const index = new Map(classes.map((c, i) => [c, i]));
-    // retrain.py names classes by their folder, lowercased with other characters as spaces.
-    const norm = (c: string) => c.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
-    const byNorm = new Map(classes.map((c, i) => [norm(c), i]));
-    if (byNorm.size === classes.length) for (const c of ds.classes) if (!index.has(c) && byNorm.has(norm(c))) index.set(c, byNorm.get(norm(c))!);
-    const unknown = ds.classes.filter((c) => !index.has(c));
-    if (unknown.length) throw new UsageError(`${o.data}: class${unknown.length > 1 ? 'es' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among the model's (${classes.slice(0, 8).join(', ')}${classes.length > 8 ? ', ...' : ''})`);
-    const labels = Int32Array.from(ds.samples, (s) => index.get(ds.classes[s.label])!);
-    const ks = o.top ? [...new Set([1, o.top])].filter((x) => x <= k) : [1, 3, 5].filter((x) => x <= k);
-    const report = classificationReport(probsUsed, labels, k, ks);
-    const ovr = oneVsRestRoc(probsUsed, labels, k);
-    let binary: BinaryResult | null = null;
-    if (k === 2) {
-      const pos = o.positive === null ? 1 : index.get(o.positive);
-      if (pos === undefined) throw new UsageError(`evaluate: --positive '${o.positive}' is not a class of the model (${classes.join(', ')})`);
-      const y = Uint8Array.from(labels, (l) => (l === pos ? 1 : 0));
-      const pCount = y.reduce((a, b) => a + b, 0);
-      if (pCount > 0 && pCount < y.length) {
-        const scores = Float64Array.from({ length: labels.length }, (_, i) => probsUsed[i * 2 + pos]);
-        const curve = rocCurve(scores, y);
-        binary = {
-          positive: classes[pos],
-          auc: auc(curve),
-          operatingPoints: sensitivityAtSpecificity(curve, o.specificities),
-          curve: { fpr: [...curve.fpr], tpr: [...curve.tpr], thresholds: [...curve.thresholds] },
-        };
-      }
-    } else if (o.positive !== null) {
-      throw new UsageError(`evaluate: --positive applies to two-class models; this one has ${k} classes`);
-    }
-    const result: EvaluationResult = {
-      model: o.model,
-      data: o.data,
-      split: o.split,
-      count: labels.length,
-      classes,
-      accuracy: report.accuracy,
-      topK: report.topK,
-      confusion: report.confusion,
-      perClass: report.perClass.map((c, i) => ({ class: classes![i], support: c.support, sensitivity: c.sensitivity, specificity: c.specificity, precision: c.precision, f1: c.f1 })),
-      macro: report.macro,
-      rocAuc: ovr.perClass.map((c, i) => ({ class: classes![i], auc: finiteOrNull(c.auc) })),
-      macroAuc: finiteOrNull(ovr.macroAuc),
-      binary,
-      trainingClasses: o.taxonomy ? modelClasses : null,
-    };
-    if (o.report) {
-      const data = buildEvaluationReport({
-        probs: probsUsed,
-        labels,
-        classNames: classes!,
-        positiveClass: binary ? classes!.indexOf(binary.positive) : undefined,
-        specificities: o.specificities,
-        title: `incept evaluate: ${basename(o.model)}`,
-        subtitle: `${o.data}${o.split !== 'all' ? ` (split ${o.split})` : ''}`,
-        summary: { model: o.model, dataset: o.data, imageCounts: { test: labels.length } },
-      });
-      result.report = writeReport(o.report, data);
-    }
-    if (o.out) {
-      mkdirSync(o.out, { recursive: true });
-      writeFileAtomic(join(o.out, 'confusion.png'), [confusionMatrixPng(report.confusion, classes, { title: `Confusion matrix (${labels.length} images)` })]);
-      const series: RocSeries[] = binary
-        ? [{ label: binary.positive, fpr: binary.curve.fpr, tpr: binary.curve.tpr, auc: binary.auc }]
-        : ovr.perClass.flatMap((c, i) => (c.curve ? [{ label: classes![i], fpr: c.curve.fpr, tpr: c.curve.tpr, auc: c.auc }] : [])).slice(0, 12);
-      if (series.length > 0) {
-        const points = binary ? binary.operatingPoints.filter((p) => Number.isFinite(p.sensitivity)) : [];
-        writeFileAtomic(join(o.out, 'roc.png'), [rocCurvePng(series, { title: binary ? `ROC: ${binary.positive} vs rest` : 'ROC, one vs rest', points })]);
-      }
-    }
+    const { probs, k } = await predictAll(m, ds, o.batch);
+    let scored: Scored = { probs, classes: modelClasses(m, k, ds, o), ds };
+    const trainingClasses = o.taxonomy ? scored.classes : null;
+    if (o.taxonomy) scored = coarsen(o, scored);
+    const { result, labels, ovr } = score(o, scored, trainingClasses);
+    writeFigures(o, result, scored.probs, labels, ovr);
     return result;
   } finally {
     m.model.dispose();
+  }
+}
+
+async function userStepAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new UsageError(reason(e));
   }
 }
 
@@ -417,7 +416,10 @@ export async function evaluateMain(argv: string[]): Promise<number> {
     return 0;
   }
   const r = await evaluate(o);
-  if (o.json) writeFileAtomic(o.json, [Buffer.from(evaluationJson(r))]);
+  if (o.json) {
+    mkdirSync(dirname(resolve(o.json)), { recursive: true });
+    writeFileAtomic(o.json, [Buffer.from(evaluationJson(r))]);
+  }
   console.log(formatEvaluation(r));
   if (r.report) console.log(`report: ${r.report}`);
   return 0;

@@ -3,124 +3,64 @@
 // model file: every parameter bit for bit, the graph definition (or architecture and options), the
 // class names and the preprocessing. `incept classify --model MODEL.safetensors` then gives what it
 // gives on FILE. No GPU is used.
-import { openModel, saveOpenedModel } from '../import/load-model.ts';
+import { saveOpenedModel } from '../import/load-model.ts';
 import { UsageError } from './errors.ts';
-import { parseChannels, parseCrop, parseSize } from './classify.ts';
+import { MODEL_OPTION_SPECS, type ModelOptions, modelOptionSpecs, modelOptionsOf, openModelFile } from './model-options.ts';
+import { type OptionSpec, type Parsed, helpText, parseOptions } from './options.ts';
 
 const USAGE =
   'incept import FILE --out MODEL.safetensors [--labels FILE] [--output NODE]... [--size HxW] [--crop F] [--mean M] [--std S] ' +
   '[--depth-multiplier X] [--num-classes N]';
 
-const HELP = `usage: ${USAGE}
+const OPTIONS: OptionSpec[] = [
+  { name: 'out', value: 'MODEL', needs: 'a file', help: 'the model file to write (atomically)' },
+  {
+    ...MODEL_OPTION_SPECS.labels,
+    help: 'class names to store (one per line, or TF-Slim\'s N:label lines); default:\nX_labels.txt or labels.txt next to FILE, when it fits the classes',
+  },
+  {
+    name: 'output',
+    value: 'NODE',
+    needs: 'a node name',
+    multiple: true,
+    help: ".pb / .onnx: a graph output (repeat for several; default: the graph's end\nnodes); the first one holds the class scores",
+  },
+  { ...MODEL_OPTION_SPECS.size, help: "preprocessing size (a graph's input size must match; an Inception\ncheckpoint is built at it; default 299x299)" },
+  ...modelOptionSpecs('crop', 'mean', 'std'),
+  { ...MODEL_OPTION_SPECS['depth-multiplier'], help: 'checkpoint: Inception v3 depth multiplier (default: from its shapes)' },
+  { ...MODEL_OPTION_SPECS['num-classes'], help: 'checkpoint: classes (default: from its logits weights)' },
+];
 
-Converts a model file to incept's model format (.safetensors with metadata). FILE may be a TF-Slim
+const HELP = helpText(
+  USAGE,
+  `Converts a model file to incept's model format (.safetensors with metadata). FILE may be a TF-Slim
 Inception v3 checkpoint (V1 file, V2 prefix or .index), a frozen TensorFlow GraphDef (.pb), an ONNX
-model (.onnx) or an incept model file; the format is read from the content.
+model (.onnx) or an incept model file; the format is read from the content.`,
+  OPTIONS,
+  `Preprocessing defaults: a GraphDef with a fixed input uses TF's retrain/label_image convention (no
+crop, resize to the input, (x - 127.5) / 127.5); an Inception checkpoint TF-Slim's eval
+preprocessing (crop 0.875, [-1, 1]); ONNX torchvision's ImageNet mean/std with crop 0.875.`,
+);
 
-  --out MODEL            the model file to write (atomically)
-  --labels FILE          class names to store (one per line, or TF-Slim's N:label lines); default:
-                         X_labels.txt or labels.txt next to FILE, when it fits the classes
-  --output NODE          .pb / .onnx: a graph output (repeat for several; default: the graph's end
-                         nodes); the first one holds the class scores
-  --size HxW             preprocessing size (a graph's input size must match; an Inception
-                         checkpoint is built at it; default 299x299)
-  --crop F               central crop fraction in (0, 1]
-  --mean M, --std S      (x - M) / S on 0..255 values, one number or R,G,B
-                         Defaults: a GraphDef with a fixed input uses TF's retrain/label_image
-                         convention (no crop, resize to the input, (x - 127.5) / 127.5); an Inception
-                         checkpoint TF-Slim's eval preprocessing (crop 0.875, [-1, 1]); ONNX
-                         torchvision's ImageNet mean/std with crop 0.875
-  --depth-multiplier X   checkpoint: Inception v3 depth multiplier (default: from its shapes)
-  --num-classes N        checkpoint: classes (default: from its logits weights)`;
-
-export interface ImportOptions {
+export interface ImportOptions extends Omit<ModelOptions, 'model' | 'seed'> {
   file: string;
   out: string;
-  labels?: string;
   outputs: string[];
-  size?: [number, number];
-  crop?: number;
-  mean?: number | number[];
-  std?: number | number[];
-  depthMultiplier?: number;
-  numClasses?: number;
 }
 
-export function parseImportArgs(argv: string[]): ImportOptions {
-  const o: Partial<ImportOptions> & { outputs: string[] } = { outputs: [] };
-  const files: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let value: string | undefined;
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    if (eq > 0) {
-      value = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    const next = () => value ?? argv[++i];
-    const text = (what: string) => {
-      const v = next();
-      if (!v || v.startsWith('--')) throw new UsageError(`import: ${a} needs ${what}`);
-      return v;
-    };
-    switch (a) {
-      case '--out':
-        o.out = text('a file');
-        break;
-      case '--labels':
-        o.labels = text('a file');
-        break;
-      case '--output':
-        o.outputs.push(text('a node name'));
-        break;
-      case '--size':
-        o.size = parseSize(a, next(), 'import');
-        break;
-      case '--crop':
-        o.crop = parseCrop(a, next(), 'import');
-        break;
-      case '--mean':
-        o.mean = parseChannels(a, next(), 'import');
-        break;
-      case '--std':
-        o.std = parseChannels(a, next(), 'import', true);
-        break;
-      case '--depth-multiplier': {
-        const v = Number(next());
-        if (!(v > 0 && v <= 4)) throw new UsageError('import: --depth-multiplier needs a number in (0, 4]');
-        o.depthMultiplier = v;
-        break;
-      }
-      case '--num-classes': {
-        const v = Number(next());
-        if (!(Number.isInteger(v) && v >= 2)) throw new UsageError('import: --num-classes needs a whole number >= 2');
-        o.numClasses = v;
-        break;
-      }
-      default:
-        if (a.startsWith('-') && a !== '-') throw new UsageError(`import: unknown option '${a}' (usage: ${USAGE})`);
-        files.push(argv[i]);
-    }
-  }
+export const parseImportArgs = (argv: string[]) => importOptions(parseOptions('import', USAGE, OPTIONS, argv));
+
+function importOptions(p: Parsed): ImportOptions {
+  const files = p.positionals;
   if (files.length !== 1) throw new UsageError(`import: give exactly one model file (got ${files.length}; usage: ${USAGE})`);
-  if (!o.out) throw new UsageError(`import: --out MODEL.safetensors is required (usage: ${USAGE})`);
-  return { ...o, file: files[0], out: o.out } as ImportOptions;
+  const out = p.values.out as string | undefined;
+  if (!out) throw new UsageError(`import: --out MODEL.safetensors is required (usage: ${USAGE})`);
+  return { ...modelOptionsOf('import', p.values), file: files[0], out, outputs: (p.values.output as string[] | undefined) ?? [] };
 }
 
-/** Converts; returns the lines to print. */
+/** Converts; returns the lines to print (notes first, as `incept: note: ...` like every command's). */
 export function importModel(o: ImportOptions): string[] {
-  let m: ReturnType<typeof openModel>;
-  try {
-    m = openModel(o.file, {
-      outputs: o.outputs.length ? o.outputs : undefined,
-      labels: o.labels,
-      preprocessing: { size: o.size, crop: o.crop, mean: o.mean, std: o.std },
-      depthMultiplier: o.depthMultiplier,
-      numClasses: o.numClasses,
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const m = openModelFile(o.file, o, { outputs: o.outputs.length ? o.outputs : undefined });
   try {
     saveOpenedModel(m, o.out);
   } catch (e) {
@@ -131,7 +71,7 @@ export function importModel(o: ImportOptions): string[] {
   const p = m.preprocessing;
   const values = g.paramCount();
   return [
-    ...m.notes.map((n) => `note: ${n}`),
+    ...m.notes.map((n) => `incept: note: ${n}`),
     `${o.out}: ${m.format} model ${g.name}, ${g.params.size} parameters (${values} values), input [${g.inputs[0].shape.slice(1)}]`,
     `  output '${m.output}'${m.probabilities ? ' (softmax)' : ''}, ${m.classes ? `${m.classes.length} class names` : 'no class names'}`,
     p ? `  preprocessing: ${p.kind}, ${p.size.join('x')}, crop ${p.crop}, mean ${p.mean}, std ${p.std}` : '  preprocessing: none (the input is not an RGB image)',
@@ -139,10 +79,11 @@ export function importModel(o: ImportOptions): string[] {
 }
 
 export async function importMain(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  const p = parseOptions('import', USAGE, OPTIONS, argv);
+  if (p.help) {
     console.log(HELP);
     return 0;
   }
-  for (const line of importModel(parseImportArgs(argv))) console.log(line);
+  for (const line of importModel(importOptions(p))) console.log(line);
   return 0;
 }

@@ -2,11 +2,19 @@
 // features (those incept enabled, and all the adapter offers).
 import { OPTIONAL_FEATURES, getRuntime } from '../gpu/runtime.ts';
 import { UsageError } from './errors.ts';
+import { type OptionSpec, helpText, parseOptions } from './options.ts';
+
+const USAGE = 'incept info [--json]';
+const OPTIONS: OptionSpec[] = [{ name: 'json', help: 'print the adapter, limits and features as JSON' }];
 
 export async function infoMain(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  const unknown = argv.find((a) => a !== '--json');
-  if (unknown) throw new UsageError(`info: unknown option '${unknown}' (usage: incept info [--json])`);
+  const p = parseOptions('info', USAGE, OPTIONS, argv);
+  if (p.help) {
+    console.log(helpText(USAGE, 'The WebGPU adapter Dawn chose, every limit of the device incept opened on it, and the features.', OPTIONS));
+    return 0;
+  }
+  if (p.positionals.length) throw new UsageError(`info: unexpected argument '${p.positionals[0]}' (usage: ${USAGE})`);
+  const json = p.values.json === true;
 
   const rt = await getRuntime();
   const adapter = { ...rt.adapterInfo };

@@ -17,6 +17,7 @@ export const COMMANDS: Record<string, Command> = {
   info: {
     summary: 'show the WebGPU adapter, its limits and features',
     usage: 'incept info [--json]',
+    ownHelp: true,
     run: async (argv) => (await import('./info.ts')).infoMain(argv),
   },
   conformance: {
@@ -48,8 +49,9 @@ export const COMMANDS: Record<string, Command> = {
   train: { summary: 'fine-tune a model on labelled images: new head, frozen layers, checkpoints, metrics, curves', usage: 'incept train --data DIR|CSV --model FILE|random:inception_v3 --out RUN_DIR [--head N|sigmoid] [--trainable-from LAYER] [--epochs E] [--batch B] [--lr LR] [--optimizer O] [--resume RUN_DIR]', ownHelp: true, run: async (argv) => (await import('./train.ts')).trainMain(argv) },
   evaluate: { summary: 'evaluate a model on labelled images: accuracy, top-k, confusion matrix, sensitivity/specificity, ROC/AUC', usage: 'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR]', ownHelp: true, run: async (argv) => (await import('./evaluate.ts')).evaluateMain(argv) },
   demo: {
-    summary: 'classify a generated image with a small CNN (random weights for now)',
-    usage: 'incept demo',
+    summary: 'the whole workflow on generated lesion images: fine-tune Inception v3, evaluate (ROC/AUC), saliency maps, an HTML report',
+    usage: 'incept demo [--out DIR] [--size N] [--epochs N] [--train-images N] [--test-images N] [--trainable-from LAYER] [--full-width]',
+    ownHelp: true,
     run: async (argv) => (await import('./demo.ts')).demoMain(argv),
   },
 };

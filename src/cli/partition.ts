@@ -4,22 +4,30 @@
 import { writeFileSync } from 'node:fs';
 import { type Partition, Taxonomy, countImages, partition, partitionToJson, readManifest } from '../train/taxonomy.ts';
 import { UsageError } from './errors.ts';
+import { type OptionSpec, helpText, parseOptions, wholeNumber } from './options.ts';
 
 const USAGE = 'incept partition --taxonomy FILE --images MANIFEST [--max-images N] [--out FILE] [--json]';
 
-const HELP = `usage: ${USAGE}
+const OPTIONS: OptionSpec[] = [
+  { name: 'taxonomy', value: 'FILE', needs: 'a JSON file', help: 'JSON tree of {"name": ..., "children": [...]} nodes (names unique)' },
+  {
+    name: 'images',
+    value: 'MANIFEST',
+    needs: 'a manifest file',
+    help: "lines 'path,label' (label = a leaf of the taxonomy), or a CSV with a header\nnaming a path column (path, file, filename, image) and a label column\n(label, class, leaf, diagnosis)",
+  },
+  { name: 'max-images', value: 'N', help: 'size cap of a class (default 1000)', parse: wholeNumber(1) },
+  { name: 'out', value: 'FILE', needs: 'a file', help: 'write the classes and the leaf -> class map as JSON' },
+  { name: 'json', help: 'print that JSON instead of the table' },
+];
 
-Partitions a taxonomy into training classes (Esteva et al. 2017): from the root down, a node whose
+const HELP = helpText(
+  USAGE,
+  `Partitions a taxonomy into training classes (Esteva et al. 2017): from the root down, a node whose
 subtree holds fewer than N images becomes one class; larger nodes are split into their children;
-a leaf is a class whatever its count; nodes without images make no class.
-
-  --taxonomy FILE     JSON tree of {"name": ..., "children": [...]} nodes (names unique)
-  --images MANIFEST   lines 'path,label' (label = a leaf of the taxonomy), or a CSV with a header
-                      naming a path column (path, file, filename, image) and a label column
-                      (label, class, leaf, diagnosis)
-  --max-images N      size cap of a class (default 1000)
-  --out FILE          write the classes and the leaf -> class map as JSON
-  --json              print that JSON instead of the table`;
+a leaf is a class whatever its count; nodes without images make no class.`,
+  OPTIONS,
+);
 
 export interface PartitionOptions {
   taxonomy: string;
@@ -29,47 +37,13 @@ export interface PartitionOptions {
   json: boolean;
 }
 
+/** The options of argv; null for --help. */
 export function parsePartitionArgs(argv: string[]): PartitionOptions | null {
-  const o: PartitionOptions = { taxonomy: '', images: '', maxImages: 1000, out: null, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let value: string | undefined;
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    if (eq > 0) {
-      value = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    const next = (what: string): string => {
-      const v = value ?? argv[++i];
-      if (v === undefined || v === '' || v.startsWith('--')) throw new UsageError(`partition: ${a} needs ${what}`);
-      return v;
-    };
-    switch (a) {
-      case '--help':
-      case '-h':
-        return null;
-      case '--taxonomy':
-        o.taxonomy = next('a JSON file');
-        break;
-      case '--images':
-        o.images = next('a manifest file');
-        break;
-      case '--max-images': {
-        const v = next('a whole number >= 1');
-        o.maxImages = Number(v);
-        if (!Number.isInteger(o.maxImages) || o.maxImages < 1) throw new UsageError(`partition: --max-images needs a whole number >= 1, got '${v}'`);
-        break;
-      }
-      case '--out':
-        o.out = next('a file');
-        break;
-      case '--json':
-        o.json = true;
-        break;
-      default:
-        throw new UsageError(`partition: unexpected argument '${argv[i]}' (usage: ${USAGE})`);
-    }
-  }
+  const p = parseOptions('partition', USAGE, OPTIONS, argv);
+  if (p.help) return null;
+  if (p.positionals.length) throw new UsageError(`partition: unexpected argument '${p.positionals[0]}' (usage: ${USAGE})`);
+  const v = p.values as Record<string, never>;
+  const o: PartitionOptions = { taxonomy: v.taxonomy ?? '', images: v.images ?? '', maxImages: v['max-images'] ?? 1000, out: v.out ?? null, json: v.json ?? false };
   if (!o.taxonomy || !o.images) throw new UsageError(`partition: --taxonomy and --images are required (usage: ${USAGE})`);
   return o;
 }

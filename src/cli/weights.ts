@@ -1,27 +1,14 @@
 // `incept weights <list|fetch|convert|inspect>`: the TF-Slim ImageNet checkpoints of
-// weights/manifest.json (download with a progress bar, sha256 check, safe extraction, conversion to
+// weights/manifest.json (download with a progress bar, sha256 check where the manifest has one, safe extraction, conversion to
 // the engine's safetensors model file), conversion of any TF-Slim checkpoint, and a listing of the
 // variables in a checkpoint or model file.
 import { UsageError } from './errors.ts';
+import { type OptionSpec, type Parsed, number, optionLines, parseOptions } from './options.ts';
 import { describeLoad, readCheckpoint } from '../import/load.ts';
 import { ARCHITECTURES, convertCheckpoint, load as loadSafetensors } from '../import/safetensors.ts';
 import { type Progress, DEFAULT_MANIFEST_PATH, fetchWeights, readManifest } from '../import/weights-fetch.ts';
 
 const USAGE = 'incept weights <list|fetch|convert|inspect> ...';
-
-const HELP = `usage: ${USAGE}
-
-  incept weights list [--manifest FILE]
-      the checkpoints in weights/manifest.json
-  incept weights fetch NAME [--dir DIR] [--force] [--no-convert] [--clean] [--manifest FILE]
-      download NAME's archive (progress, sha256 check), extract its checkpoint into DIR (default
-      weights) and convert it to DIR/NAME.safetensors; --clean removes the archive and checkpoint after
-  incept weights convert CHECKPOINT OUT.safetensors [--architecture inception_v3] [--num-classes N]
-      [--input-size N] [--depth-multiplier X] [--exclude SCOPE,...] [--allow-missing]
-      [--use-moving-averages] [--labels FILE]
-      convert a TensorFlow V1 or V2 checkpoint (file, prefix or .index) to a model file
-  incept weights inspect FILE [--json]
-      list the variables (name, dtype, shape) of a checkpoint or .safetensors file`;
 
 // ---- progress ----
 
@@ -72,52 +59,68 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (p
   };
 }
 
-// ---- arguments ----
+// ---- arguments: one option table per subcommand ----
 
-function takeValue(argv: string[], i: number, flag: string): string {
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new UsageError(`weights: ${flag} needs a value`);
-  return v;
+const positive = (integer: boolean) => number(`a positive ${integer ? 'integer' : 'number'}`, (n) => n > 0 && (!integer || Number.isInteger(n)));
+
+const SUBCOMMAND_OPTIONS: Record<string, OptionSpec[]> = {
+  list: [{ name: 'manifest', value: 'FILE', help: 'the manifest (default weights/manifest.json)' }],
+  fetch: [
+    { name: 'dir', value: 'DIR', help: 'where the checkpoint and model file go (default weights)' },
+    { name: 'force', help: 'download again even when the files are there' },
+    { name: 'no-convert', help: 'keep the checkpoint only' },
+    { name: 'clean', help: 'remove the archive and checkpoint after converting' },
+    { name: 'manifest', value: 'FILE', help: 'the manifest (default weights/manifest.json)' },
+  ],
+  convert: [
+    { name: 'architecture', value: 'A', help: 'the architecture (default inception_v3)' },
+    { name: 'num-classes', value: 'N', help: 'classes (default 1001)', parse: positive(true) },
+    { name: 'input-size', value: 'N', help: 'input size (default 299)', parse: positive(true) },
+    { name: 'depth-multiplier', value: 'X', help: 'depth multiplier', parse: positive(false) },
+    { name: 'exclude', value: 'SCOPE,...', help: 'scopes not to load', parse: (v) => v.split(',') },
+    { name: 'allow-missing', help: 'leave variables missing from the checkpoint at their initial values' },
+    { name: 'use-moving-averages', help: 'load the ExponentialMovingAverage shadow variables' },
+    { name: 'labels', value: 'FILE', help: 'class names to store' },
+  ],
+  inspect: [{ name: 'json', help: 'print JSON' }],
+};
+
+const SUBCOMMANDS: Record<string, { usage: string; about: string }> = {
+  list: {
+    usage: 'list [--manifest FILE]',
+    about: "the checkpoints in weights/manifest.json; 'check' says whether a download is checked against a\n      sha256 in the manifest ('sha256') or not ('unverified': fetch prints the hash it computed)",
+  },
+  fetch: {
+    usage: 'fetch NAME [--dir DIR] [--force] [--no-convert] [--clean] [--manifest FILE]',
+    about: "download NAME's archive (progress; checked against the manifest's sha256 where it has one, else its\n      sha256 is printed), extract its checkpoint into DIR and convert it to DIR/NAME.safetensors",
+  },
+  convert: { usage: 'convert CHECKPOINT OUT.safetensors [options]', about: 'convert a TensorFlow V1 or V2 checkpoint (file, prefix or .index) to a model file' },
+  inspect: { usage: 'inspect FILE [--json]', about: 'list the variables (name, dtype, shape) of a checkpoint or .safetensors file' },
+};
+
+const HELP = [
+  `usage: ${USAGE}`,
+  ...Object.entries(SUBCOMMANDS).flatMap(([sub, { usage, about }]) => ['', `  incept weights ${usage}`, `      ${about}`, ...optionLines(SUBCOMMAND_OPTIONS[sub], '      ')]),
+].join('\n');
+
+function parse(sub: string, argv: string[]): Parsed {
+  const unknown = (option: string) => `weights: unknown option ${option} (see incept weights --help)`;
+  return parseOptions(`weights ${sub}`, unknown, SUBCOMMAND_OPTIONS[sub], argv);
 }
 
-function positiveNumber(v: string, flag: string, integer: boolean): number {
-  const n = Number(v);
-  if (!(n > 0) || (integer && !Number.isInteger(n))) throw new UsageError(`weights: ${flag} must be a positive ${integer ? 'integer' : 'number'} (got '${v}')`);
-  return n;
-}
-
-interface Parsed {
-  positional: string[];
-  flags: Map<string, string | true>;
-}
-
-function parse(argv: string[], valued: string[], booleans: string[]): Parsed {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (valued.includes(a)) {
-      flags.set(a, takeValue(argv, i, a));
-      i++;
-    } else if (booleans.includes(a)) flags.set(a, true);
-    else if (a.startsWith('--')) throw new UsageError(`weights: unknown option ${a} (see incept weights --help)`);
-    else positional.push(a);
-  }
-  return { positional, flags };
-}
-
-const str = (p: Parsed, f: string) => p.flags.get(f) as string | undefined;
+const str = (p: Parsed, f: string) => p.values[f] as string | undefined;
+const flag = (p: Parsed, f: string) => p.values[f] === true;
 
 // ---- subcommands ----
 
 function list(argv: string[]): number {
-  const p = parse(argv, ['--manifest'], []);
-  const manifest = readManifest(str(p, '--manifest') ?? DEFAULT_MANIFEST_PATH);
+  const p = parse('list', argv);
+  const manifest = readManifest(str(p, 'manifest') ?? DEFAULT_MANIFEST_PATH);
   const rows = Object.entries(manifest.models).map(([name, e]) => [
     name,
     e.format,
     String(e.numClasses),
-    e.sha256 ? 'sha256' : 'no hash',
+    e.sha256 ? 'sha256' : 'unverified',
     e.architecture && ARCHITECTURES[e.architecture] ? 'converts' : 'download only',
     e.url,
   ]);
@@ -128,48 +131,45 @@ function list(argv: string[]): number {
 }
 
 async function fetch(argv: string[]): Promise<number> {
-  const p = parse(argv, ['--dir', '--manifest'], ['--force', '--no-convert', '--clean']);
-  if (p.positional.length !== 1) throw new UsageError('weights fetch: give one model name (see incept weights list)');
-  const manifest = readManifest(str(p, '--manifest') ?? DEFAULT_MANIFEST_PATH);
-  if (!manifest.models[p.positional[0]]) {
-    throw new UsageError(`weights fetch: no model '${p.positional[0]}' in the manifest (have: ${Object.keys(manifest.models).join(', ')})`);
+  const p = parse('fetch', argv);
+  if (p.positionals.length !== 1) throw new UsageError('weights fetch: give one model name (see incept weights list)');
+  const manifest = readManifest(str(p, 'manifest') ?? DEFAULT_MANIFEST_PATH);
+  if (!manifest.models[p.positionals[0]]) {
+    throw new UsageError(`weights fetch: no model '${p.positionals[0]}' in the manifest (have: ${Object.keys(manifest.models).join(', ')})`);
   }
-  const r = await fetchWeights(p.positional[0], {
-    dir: str(p, '--dir') ?? 'weights',
+  const r = await fetchWeights(p.positionals[0], {
+    dir: str(p, 'dir') ?? 'weights',
     manifest,
-    force: p.flags.has('--force'),
-    convert: !p.flags.has('--no-convert'),
-    clean: p.flags.has('--clean'),
+    force: flag(p, 'force'),
+    convert: !flag(p, 'no-convert'),
+    clean: flag(p, 'clean'),
     onProgress: progressPrinter(),
+  }).catch((e: unknown) => {
+    throw new UsageError(`weights fetch: ${(e as Error).message}`);
   });
   console.log(r.output ?? r.checkpoint);
   return 0;
 }
 
 async function convert(argv: string[]): Promise<number> {
-  const p = parse(
-    argv,
-    ['--architecture', '--num-classes', '--input-size', '--depth-multiplier', '--exclude', '--labels'],
-    ['--allow-missing', '--use-moving-averages'],
-  );
-  if (p.positional.length !== 2) throw new UsageError('weights convert: give CHECKPOINT and OUT.safetensors');
-  const [ckpt, out] = p.positional;
-  const options: Record<string, unknown> = { numClasses: 1001, inputSize: 299 };
-  if (str(p, '--num-classes')) options.numClasses = positiveNumber(str(p, '--num-classes')!, '--num-classes', true);
-  if (str(p, '--input-size')) options.inputSize = positiveNumber(str(p, '--input-size')!, '--input-size', true);
-  if (str(p, '--depth-multiplier')) options.depthMultiplier = positiveNumber(str(p, '--depth-multiplier')!, '--depth-multiplier', false);
+  const p = parse('convert', argv);
+  if (p.positionals.length !== 2) throw new UsageError('weights convert: give CHECKPOINT and OUT.safetensors');
+  const [ckpt, out] = p.positionals;
+  const v = p.values as Record<string, number | undefined>;
+  const options: Record<string, unknown> = { numClasses: v['num-classes'] ?? 1001, inputSize: v['input-size'] ?? 299 };
+  if (v['depth-multiplier'] !== undefined) options.depthMultiplier = v['depth-multiplier'];
   let classes: string[] | null = null;
-  const labelsFile = str(p, '--labels');
+  const labelsFile = str(p, 'labels');
   if (labelsFile) {
     const labels = (await import('./classify.ts')).readLabels(labelsFile);
     classes = Array.from({ length: Math.max(...labels.keys()) + 1 }, (_, i) => labels.get(i) ?? '');
   }
   const { report } = convertCheckpoint(ckpt, out, {
-    architecture: str(p, '--architecture') ?? 'inception_v3',
+    architecture: str(p, 'architecture') ?? 'inception_v3',
     options,
-    exclude: str(p, '--exclude')?.split(','),
-    allowMissing: p.flags.has('--allow-missing'),
-    useMovingAverages: p.flags.has('--use-moving-averages'),
+    exclude: p.values.exclude as string[] | undefined,
+    allowMissing: flag(p, 'allow-missing'),
+    useMovingAverages: flag(p, 'use-moving-averages'),
     classes,
   });
   process.stderr.write(`${describeLoad(report)}\n`);
@@ -178,9 +178,9 @@ async function convert(argv: string[]): Promise<number> {
 }
 
 function inspect(argv: string[]): number {
-  const p = parse(argv, [], ['--json']);
-  if (p.positional.length !== 1) throw new UsageError('weights inspect: give one checkpoint or .safetensors file');
-  const path = p.positional[0];
+  const p = parse('inspect', argv);
+  if (p.positionals.length !== 1) throw new UsageError('weights inspect: give one checkpoint or .safetensors file');
+  const path = p.positionals[0];
   let rows: { name: string; dtype: string; shape: number[] }[];
   let metadata: Record<string, string> | undefined;
   if (path.endsWith('.safetensors')) {
@@ -190,7 +190,7 @@ function inspect(argv: string[]): number {
   } else {
     rows = [...readCheckpoint(path)].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
   }
-  if (p.flags.has('--json')) {
+  if (flag(p, 'json')) {
     console.log(JSON.stringify({ variables: rows, ...(metadata ? { metadata } : {}) }, null, 2));
     return 0;
   }

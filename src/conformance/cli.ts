@@ -6,11 +6,22 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { closeRuntime } from '../gpu/runtime.ts';
+import { UsageError } from '../cli/errors.ts';
+import { type OptionSpec, helpText, parseOptions } from '../cli/options.ts';
 import { type Report, runConformance } from './runner.ts';
 
 export const DEFAULT_DIR = fileURLToPath(new URL('../../../shared/conformance/onnx-node', import.meta.url));
 
-const USAGE = 'usage: incept conformance [--dir DIR] [--json FILE] [--filter STR] [--verbose]';
+const USAGE = 'incept conformance [--dir DIR] [--json FILE] [--filter STR] [--verbose]';
+
+const OPTIONS: OptionSpec[] = [
+  { name: 'dir', value: 'DIR', help: 'the conformance folder (default ../shared/conformance/onnx-node next to the checkout)' },
+  { name: 'json', value: 'FILE', help: 'also write the report as JSON' },
+  { name: 'filter', value: 'STR', help: 'only tests whose name contains STR' },
+  { name: 'verbose', short: 'v', help: 'print every test as it finishes' },
+];
+
+const HELP = helpText(USAGE, "Runs ONNX's backend node tests for the ops incept implements and prints a per-op table.", OPTIONS);
 
 interface Args {
   dir: string;
@@ -19,27 +30,13 @@ interface Args {
   verbose: boolean;
 }
 
-function parseArgs(argv: string[]): Args | string {
-  const args: Args = { dir: DEFAULT_DIR, json: null, filter: null, verbose: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === '--dir') args.dir = value();
-      else if (a === '--json') args.json = value();
-      else if (a === '--filter') args.filter = value();
-      else if (a === '--verbose' || a === '-v') args.verbose = true;
-      else if (a === '--help' || a === '-h') return USAGE;
-      else return `unknown argument '${a}'\n${USAGE}`;
-    } catch (err) {
-      return `${(err as Error).message}\n${USAGE}`;
-    }
-  }
-  return args;
+/** The options of argv; null for --help. */
+function parseConformanceArgs(argv: string[]): Args | null {
+  const p = parseOptions('conformance', USAGE, OPTIONS, argv);
+  if (p.help) return null;
+  if (p.positionals.length) throw new UsageError(`conformance: unexpected argument '${p.positionals[0]}' (usage: ${USAGE})`);
+  const v = p.values as Record<string, never>;
+  return { dir: v.dir ?? DEFAULT_DIR, json: v.json ?? null, filter: v.filter ?? null, verbose: v.verbose ?? false };
 }
 
 /** The per-op table, then skipped and failed tests with their reasons, then the totals. */
@@ -76,15 +73,13 @@ export function formatReport(report: Report): string {
 
 /**
  * Entry point for `incept conformance`; returns the exit status: 0 when no test failed, 1 when one
- * did or on a usage error (printed as one line `incept: error: ...`, the CLI's convention).
+ * did. A usage error is thrown as a UsageError (the CLI prints it as one line `incept: error: ...`).
  */
 export async function conformanceMain(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
-  if (typeof args === 'string') {
-    const help = args === USAGE;
-    if (help) process.stdout.write(`${args}\n`);
-    else process.stderr.write(`incept: error: ${args}\n`);
-    return help ? 0 : 1;
+  const args = parseConformanceArgs(argv);
+  if (!args) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
   }
   try {
     const report = await runConformance(args.dir, {

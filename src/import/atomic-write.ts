@@ -10,7 +10,12 @@ import { basename, dirname, join } from 'node:path';
 export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o644);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx', 0o644);
+  } catch (err) {
+    throw writeError(path, err, tmp);
+  }
   let open = true;
   try {
     for (const p of parts) {
@@ -28,7 +33,7 @@ export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void
     } catch {
       // already gone
     }
-    throw err;
+    throw writeError(path, err, tmp);
   }
   try {
     const dfd = openSync(dir, 'r');
@@ -40,4 +45,20 @@ export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void
   } catch {
     // Directories cannot be fsynced on every platform; the rename itself is done.
   }
+}
+
+/** What went wrong writing `path`, naming it (never the temporary file the user did not ask for). */
+export function writeError(path: string, err: unknown, tmp = ''): Error {
+  const code = (err as { code?: string }).code;
+  const why: Record<string, string> = {
+    ENOENT: `its folder ${dirname(path)} does not exist`,
+    ENOTDIR: `${dirname(path)} is not a folder`,
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EISDIR: 'it is a folder',
+    ENOSPC: 'no space left on the device',
+    EROFS: 'the file system is read-only',
+  };
+  const raw = (err as Error).message ?? String(err);
+  return new Error(`${path}: cannot write (${(code && why[code]) ?? (tmp ? raw.split(tmp).join(path) : raw)})`);
 }

@@ -14,8 +14,6 @@
 // openModel() does all of it on the host (no GPU); loadModel() adds the Model.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
 import { type Runtime, getRuntime } from '../gpu/runtime.ts';
 import type { Graph } from '../graph/ir.ts';
 import { Model } from '../graph/model.ts';
@@ -35,7 +33,8 @@ import { onnxModelBuilder } from './onnx-model.ts';
 import { decodeModel as decodeOnnx } from './onnx-proto.ts';
 import { ARCHITECTURES, type ModelMeta, applyModelTensors, buildArchitecture, decodeModelMeta, decodeSafetensors, saveModel } from './safetensors.ts';
 import { TABLE_MAGIC_HI, TABLE_MAGIC_LO } from './sstable.ts';
-import { tfMessageType } from './tf-proto.ts';
+import { withDamageLocation } from './protobuf-damage.ts';
+import { wireFields } from './protobuf.ts';
 
 export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx';
 
@@ -206,158 +205,6 @@ export function detectModelFormat(path: string): ModelFormat {
     path,
     'not a model file incept can read: not safetensors, a TensorFlow checkpoint (V1 file, V2 .index / prefix), a frozen GraphDef (.pb) or an ONNX model (.onnx)',
   );
-}
-
-// ---- locating damage in a protobuf file ----
-
-interface WireField {
-  num: number;
-  wire: number;
-  /** Payload of a length-delimited field. */
-  start: number;
-  end: number;
-}
-
-/** The fields of one message level, up to the first one that cannot be delimited (then `broken` is its offset). */
-function wireFields(b: Uint8Array, from = 0, to = b.length): { fields: WireField[]; broken: number | null } {
-  const fields: WireField[] = [];
-  let p = from;
-  const varint = (): number | null => {
-    let v = 0;
-    for (let shift = 1, i = 0; i < 10; i++, shift *= 128) {
-      if (p >= to) return null;
-      const byte = b[p++];
-      v += (byte & 0x7f) * shift;
-      if (byte < 0x80) return v;
-    }
-    return null;
-  };
-  while (p < to) {
-    const at = p;
-    const key = varint();
-    const num = key === null ? 0 : Math.floor(key / 8);
-    const wire = key === null ? -1 : key % 8;
-    let start = p;
-    let ok = num > 0;
-    if (ok && wire === 0) ok = varint() !== null;
-    else if (ok && wire === 1) p += 8;
-    else if (ok && wire === 5) p += 4;
-    else if (ok && wire === 2) {
-      const len = varint();
-      start = p;
-      ok = len !== null;
-      if (len !== null) p += len;
-    } else ok = false;
-    if (!ok || p > to) return { fields, broken: at };
-    fields.push({ num, wire, start, end: wire === 2 ? p : start });
-  }
-  return { fields, broken: null };
-}
-
-/** The first string field `num` of a message payload, if it can be read. */
-function stringField(b: Uint8Array, f: WireField | undefined, num: number): string | null {
-  if (!f) return null;
-  const s = wireFields(b, f.start, f.end).fields.find((x) => x.num === num && x.wire === 2);
-  if (!s) return null;
-  const text = new TextDecoder().decode(b.subarray(s.start, s.end));
-  return /^[\x20-\x7e]{1,200}$/.test(text) ? text : null;
-}
-
-let onnxRoot: protobuf.Root | null = null;
-const onnxType = (name: string) => {
-  onnxRoot ??= protobuf.loadSync(fileURLToPath(new URL('./onnx.proto', import.meta.url)));
-  return onnxRoot.lookupType(`incept.onnx.${name}`);
-};
-
-/** A length-delimited field whose payload may run past `to` (a cut file): its number and payload start. */
-function openField(b: Uint8Array, at: number): { num: number; start: number } | null {
-  const one = wireFields(b, at, Math.min(b.length, at + 11));
-  if (one.fields.length > 0) return null; // it is complete: not the broken one
-  let p = at;
-  let key = 0;
-  for (let shift = 1; p < b.length && shift < 2 ** 35; shift *= 128) {
-    key += (b[p] & 0x7f) * shift;
-    if (b[p++] < 0x80) break;
-  }
-  if (key % 8 !== 2) return null;
-  while (p < b.length && b[p] >= 0x80) p++; // the length varint
-  return { num: Math.floor(key / 8), start: p + 1 };
-}
-
-/**
- * Which element of a damaged GraphDef / ONNX model the damage is in, in words: "node 12
- * ('conv1/weights') is damaged (...)", or the last complete element before a cut. null if not found.
- */
-export function locateProtobufDamage(b: Uint8Array, format: 'graphdef' | 'onnx'): string | null {
-  // Element kinds: the repeated field, its name fields (ONNX nodes often have only outputs), the type.
-  const kinds =
-    format === 'graphdef'
-      ? [{ kind: 'node', field: 1, names: [1], type: tfMessageType('NodeDef') }]
-      : [
-          { kind: 'node', field: 1, names: [3, 2], type: onnxType('NodeProto') },
-          { kind: 'initializer', field: 5, names: [8], type: onnxType('TensorProto') },
-          { kind: 'graph input', field: 11, names: [1], type: onnxType('ValueInfoProto') },
-          { kind: 'graph output', field: 12, names: [1], type: onnxType('ValueInfoProto') },
-          { kind: 'value_info', field: 13, names: [1], type: onnxType('ValueInfoProto') },
-        ];
-  const label = (f: WireField, names: number[]) => {
-    for (const n of names) {
-      const v = stringField(b, f, n);
-      if (v) return `'${v}'`;
-    }
-    return null;
-  };
-  /** Looks at one message level (the GraphDef, or the ONNX GraphProto) from `from` to `to`. */
-  const level = (from: number, to: number, cut: boolean): string | null => {
-    const { fields, broken } = wireFields(b, from, to);
-    if (broken !== null || cut) {
-      const last = [...fields].reverse().find((f) => kinds.some((k) => k.field === f.num && f.wire === 2));
-      const k = last && kinds.find((x) => x.field === last.num)!;
-      const index = last ? fields.filter((f) => f.num === last.num && f.wire === 2).length - 1 : -1;
-      const after = last && k ? `, after ${k.kind} ${index}${label(last, k.names) ? ` (${label(last, k.names)})` : ''}` : '';
-      // The element the break is in, when its start is readable.
-      const open = broken !== null ? openField(b, broken) : null;
-      const kind = open && kinds.find((x) => x.field === open.num);
-      const inside = kind ? ` in ${kind.kind} ${fields.filter((f) => f.num === kind.field && f.wire === 2).length}` : '';
-      return `the ${format === 'graphdef' ? 'file' : 'graph'} is cut or damaged at byte ${broken ?? b.length}${inside}${after}`;
-    }
-    for (const k of kinds) {
-      const list = fields.filter((f) => f.num === k.field && f.wire === 2);
-      for (let i = 0; i < list.length; i++) {
-        try {
-          k.type.decode(b.subarray(list[i].start, list[i].end));
-        } catch (e) {
-          const name = label(list[i], k.names) ?? (i > 0 && label(list[i - 1], k.names) ? `the one after ${label(list[i - 1], k.names)}` : null);
-          return `${k.kind} ${i}${name ? ` (${name})` : ''} is damaged (${(e as Error).message})`;
-        }
-      }
-    }
-    return null;
-  };
-  if (format === 'graphdef') return level(0, b.length, false);
-  const top = wireFields(b);
-  const graph = top.fields.find((f) => f.num === 7 && f.wire === 2);
-  if (graph) return level(graph.start, graph.end, false) ?? (top.broken !== null ? `the file is cut or damaged at byte ${top.broken}` : null);
-  if (top.broken === null) return null;
-  const open = openField(b, top.broken);
-  return open?.num === 7 ? level(open.start, b.length, true) : `the file is cut or damaged at byte ${top.broken}`;
-}
-
-/** Adds where the damage is to a protobuf decoding error of a GraphDef / ONNX file. */
-function withDamageLocation<T>(path: string, format: 'graphdef' | 'onnx', fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (!/corrupt or truncated protobuf/.test(msg)) throw e;
-    let where: string | null = null;
-    try {
-      where = locateProtobufDamage(readFileSync(path), format);
-    } catch {
-      where = null; // the diagnosis is best effort; the decoder's message stands
-    }
-    throw new Error(where ? `${msg}: ${where}` : msg);
-  }
 }
 
 // ---- labels ----

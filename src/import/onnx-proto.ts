@@ -3,16 +3,9 @@
 // comes from raw_data (little-endian, row-major) or the typed repeated fields; int64 stays exact
 // (BigInt64Array). Corrupt or truncated input raises an error that names the file.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import { type ElementKind, type Int64, type NumericData, decodeMessage, elementBytes, elementStorage, hasField as has, int64ToBigInt as toBigInt, int64ToDouble as toNumber, protoSchema, readElements } from './protobuf.ts';
 
-const PROTO_PATH = fileURLToPath(new URL('./onnx.proto', import.meta.url));
-let root: protobuf.Root | null = null;
-
-function messageType(name: string): protobuf.Type {
-  root ??= protobuf.loadSync(PROTO_PATH);
-  return root.lookupType(`incept.onnx.${name}`);
-}
+export const onnxMessageType = protoSchema('./onnx.proto', 'incept.onnx');
 
 export type OnnxDType =
   | 'float32'
@@ -56,18 +49,7 @@ export const DTYPES: Record<number, OnnxDType> = {
  * Element storage per dtype: bool as 0/1 bytes, float16/bfloat16 as their raw 16-bit patterns,
  * complex as interleaved (re, im) pairs, string as JS strings (UTF-8 decoded).
  */
-export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
-  | string[];
+export type TensorData = NumericData | string[];
 
 export interface OnnxTensor {
   name: string;
@@ -128,46 +110,25 @@ export class OnnxFormatError extends Error {
   }
 }
 
-// ---- int64 values: protobufjs gives Long objects (or plain numbers for small values). ----
-
-interface LongLike {
-  low: number;
-  high: number;
-  unsigned?: boolean;
-}
-type Int64 = number | LongLike | string;
-
-function toBigInt(v: Int64, unsigned = false): bigint {
-  if (typeof v === 'number') return BigInt(v);
-  if (typeof v === 'string') return BigInt(v);
-  const big = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
-  return unsigned || v.unsigned ? BigInt.asUintN(64, big) : BigInt.asIntN(64, big);
-}
-
-/** int64 as a JS number: exact below 2^53; beyond that (INT64_MAX as "no limit") the nearest double. */
-function toNumber(v: Int64 | null | undefined): number {
-  if (v === null || v === undefined) return 0;
-  return typeof v === 'number' ? v : Number(toBigInt(v));
-}
-
 // ---- tensors ----
 
-const ELEM_BYTES: Partial<Record<OnnxDType, number>> = {
-  float32: 4,
-  uint8: 1,
-  int8: 1,
-  uint16: 2,
-  int16: 2,
-  int32: 4,
-  int64: 8,
-  bool: 1,
-  float16: 2,
-  float64: 8,
-  uint32: 4,
-  uint64: 8,
-  complex64: 8,
-  complex128: 16,
-  bfloat16: 2,
+/** How each stored value reads (complex: two values per element; float16 / bfloat16 keep their bits). */
+const ELEMENT_KIND: Partial<Record<OnnxDType, ElementKind>> = {
+  float32: 'f32',
+  uint8: 'u8',
+  int8: 'i8',
+  uint16: 'u16',
+  int16: 'i16',
+  int32: 'i32',
+  int64: 'i64',
+  bool: 'u8',
+  float16: 'u16',
+  float64: 'f64',
+  uint32: 'u32',
+  uint64: 'u64',
+  complex64: 'f32',
+  complex128: 'f64',
+  bfloat16: 'u16',
 };
 
 /** Values per element: complex numbers are stored as two reals. */
@@ -175,88 +136,20 @@ function lanes(dtype: OnnxDType): number {
   return dtype === 'complex64' || dtype === 'complex128' ? 2 : 1;
 }
 
-function allocate(dtype: OnnxDType, n: number): Exclude<TensorData, string[]> {
-  switch (dtype) {
-    case 'float32':
-    case 'complex64':
-      return new Float32Array(n);
-    case 'float64':
-    case 'complex128':
-      return new Float64Array(n);
-    case 'int8':
-      return new Int8Array(n);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(n);
-    case 'int16':
-      return new Int16Array(n);
-    case 'uint16':
-    case 'float16':
-    case 'bfloat16':
-      return new Uint16Array(n);
-    case 'int32':
-      return new Int32Array(n);
-    case 'uint32':
-      return new Uint32Array(n);
-    case 'int64':
-      return new BigInt64Array(n);
-    case 'uint64':
-      return new BigUint64Array(n);
-    default:
-      throw new Error(`no numeric storage for ${dtype}`);
-  }
+function allocate(dtype: OnnxDType, n: number): NumericData {
+  const kind = ELEMENT_KIND[dtype];
+  if (!kind) throw new Error(`no numeric storage for ${dtype}`);
+  return elementStorage(kind, n);
 }
 
 /** Little-endian raw bytes of n elements to typed values (copied, so the result is aligned and owns its memory). */
 function fromRaw(dtype: OnnxDType, raw: Uint8Array, n: number, what: string): TensorData {
-  const size = ELEM_BYTES[dtype]!;
+  const size = elementBytes(ELEMENT_KIND[dtype]!) * lanes(dtype);
   if (raw.byteLength !== n * size) {
     throw new OnnxFormatError(`${what}: raw_data has ${raw.byteLength} bytes, but ${n} ${dtype} elements need ${n * size}`);
   }
-  const count = n * lanes(dtype);
-  const out = allocate(dtype, count);
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const step = size / lanes(dtype);
-  for (let i = 0; i < count; i++) {
-    const o = i * step;
-    switch (dtype) {
-      case 'float32':
-      case 'complex64':
-        out[i] = dv.getFloat32(o, true);
-        break;
-      case 'float64':
-      case 'complex128':
-        out[i] = dv.getFloat64(o, true);
-        break;
-      case 'int8':
-        out[i] = dv.getInt8(o);
-        break;
-      case 'uint8':
-      case 'bool':
-        out[i] = dv.getUint8(o);
-        break;
-      case 'int16':
-        out[i] = dv.getInt16(o, true);
-        break;
-      case 'uint16':
-      case 'float16':
-      case 'bfloat16':
-        out[i] = dv.getUint16(o, true);
-        break;
-      case 'int32':
-        out[i] = dv.getInt32(o, true);
-        break;
-      case 'uint32':
-        out[i] = dv.getUint32(o, true);
-        break;
-      case 'int64':
-        (out as BigInt64Array)[i] = dv.getBigInt64(o, true);
-        break;
-      case 'uint64':
-        (out as BigUint64Array)[i] = dv.getBigUint64(o, true);
-        break;
-    }
-  }
+  const out = allocate(dtype, n * lanes(dtype));
+  readElements(raw, out, ELEMENT_KIND[dtype]!);
   return out;
 }
 
@@ -377,9 +270,6 @@ interface GraphMsg {
 
 const utf8 = new TextDecoder();
 
-/** Whether a decoded message carries a field (protobufjs puts defaults on the prototype). */
-const has = (msg: object, field: string) => Object.prototype.hasOwnProperty.call(msg, field);
-
 function convertAttribute(a: AttrMsg, where: string): OnnxAttribute {
   const what = `${where}, attribute '${a.name ?? ''}'`;
   // IR version 1 files may lack `type`; infer it from the field that is set.
@@ -458,13 +348,7 @@ function convertGraph(g: GraphMsg, where: string): OnnxGraph {
   };
 }
 
-function decode<T>(typeName: string, bytes: Uint8Array, file: string): T {
-  try {
-    return messageType(typeName).decode(bytes) as unknown as T;
-  } catch (err) {
-    throw new OnnxFormatError(`${file}: not a valid ${typeName} (corrupt or truncated protobuf: ${(err as Error).message})`);
-  }
-}
+const decode = <T>(typeName: string, bytes: Uint8Array, file: string): T => decodeMessage<T>(onnxMessageType(typeName), bytes, file, OnnxFormatError);
 
 /** Decodes a serialized ModelProto; `file` names the source in error messages. */
 export function decodeModel(bytes: Uint8Array, file = 'ONNX model'): OnnxModel {

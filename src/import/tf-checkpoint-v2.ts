@@ -137,10 +137,8 @@ function decodeStrings(raw: Uint8Array, n: number, what: string): { data: string
   return { data, crc };
 }
 
-/** Reads a V2 checkpoint from its prefix (`model.ckpt` for `model.ckpt.index` + data shards). */
-export function readCheckpointV2(prefix: string, opts: V2ReadOptions = {}): Checkpoint {
-  const verify = opts.verifyChecksums ?? true;
-  const indexPath = `${prefix}.index`;
+/** The index table of a V2 checkpoint: its entries (the header first) and the decoded header. */
+function readIndex(indexPath: string, opts: V2ReadOptions): { entries: ReturnType<typeof readTable>; numShards: number; littleEndian: boolean } {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(indexPath);
@@ -157,10 +155,12 @@ export function readCheckpointV2(prefix: string, opts: V2ReadOptions = {}): Chec
   const header = decodeTfMessage<HeaderMsg>('BundleHeaderProto', entries[0].value, `${indexPath}: header`);
   const numShards = header.numShards ?? 0;
   if (!(numShards >= 1)) throw new TfFormatError(`${indexPath}: header has num_shards ${numShards}`);
-  const littleEndian = (header.endianness ?? 0) === 0;
-  const shards = new Shards(prefix, numShards);
+  return { entries, numShards, littleEndian: (header.endianness ?? 0) === 0 };
+}
 
-  const readEntry = (e: EntryMsg, what: string, dtype: TfDType, shape: number[]): TfTensor => {
+/** Reads one entry's bytes from its shard, checks its crc (when `verify`) and decodes it. */
+function entryReader(shards: Shards, verify: boolean, littleEndian: boolean) {
+  return (e: EntryMsg, what: string, dtype: TfDType, shape: number[]): TfTensor => {
     const shard = e.shardId ?? 0;
     const offset = int64ToNumber(e.offset, `${what}: offset`);
     const size = int64ToNumber(e.size, `${what}: size`);
@@ -183,6 +183,14 @@ export function readCheckpointV2(prefix: string, opts: V2ReadOptions = {}): Chec
     if (TF_ELEMENT_BYTES[dtype] === undefined) throw new TfFormatError(`${what}: dtype ${dtype} is not supported`);
     return { dtype, shape, data: decodeRawTensor(dtype, raw, n, what, littleEndian) };
   };
+}
+
+/** Reads a V2 checkpoint from its prefix (`model.ckpt` for `model.ckpt.index` + data shards). */
+export function readCheckpointV2(prefix: string, opts: V2ReadOptions = {}): Checkpoint {
+  const indexPath = `${prefix}.index`;
+  const { entries, numShards, littleEndian } = readIndex(indexPath, opts);
+  const shards = new Shards(prefix, numShards);
+  const readEntry = entryReader(shards, opts.verifyChecksums ?? true, littleEndian);
 
   const out: Checkpoint = new Map();
   const sliceEntries = new Map<string, { slice: SliceExtent[]; entry: EntryMsg; key: Uint8Array }[]>();

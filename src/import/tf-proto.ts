@@ -2,17 +2,25 @@
 // pieces every TF reader shares: DataType codes, TensorShapeProto, and TensorProto / raw tensor bytes
 // to typed arrays. Floating types (float32, float64, float16, bfloat16) decode to Float32Array, the
 // engine's only compute type (the dtype field keeps the stored type); integer types stay typed.
-import { endianness } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import {
+  type ElementKind,
+  type Int64,
+  type NumericData,
+  bfloat16ToFloat,
+  decodeMessage,
+  elementBytes,
+  elementStorage,
+  halfToFloat,
+  hasField,
+  int64ToBigInt,
+  int64ToSafe,
+  protoSchema,
+  readElements,
+} from './protobuf.ts';
 
-const PROTO_PATH = fileURLToPath(new URL('./tf.proto', import.meta.url));
-let root: protobuf.Root | null = null;
+export { type Int64, bfloat16ToFloat, halfToFloat, hasField, int64ToBigInt };
 
-export function tfMessageType(name: string): protobuf.Type {
-  root ??= protobuf.loadSync(PROTO_PATH);
-  return root.lookupType(`incept.tf.${name}`);
-}
+export const tfMessageType = protoSchema('./tf.proto', 'incept.tf');
 
 /** An error in a TensorFlow file, naming the file (and the tensor or entry) it is about. */
 export class TfFormatError extends Error {
@@ -23,13 +31,7 @@ export class TfFormatError extends Error {
 }
 
 /** Decodes a serialized message; `what` names the source (file, key) in error messages. */
-export function decodeTfMessage<T>(typeName: string, bytes: Uint8Array, what: string): T {
-  try {
-    return tfMessageType(typeName).decode(bytes) as unknown as T;
-  } catch (err) {
-    throw new TfFormatError(`${what}: not a valid ${typeName} (corrupt or truncated protobuf: ${(err as Error).message})`);
-  }
-}
+export const decodeTfMessage = <T>(typeName: string, bytes: Uint8Array, what: string): T => decodeMessage<T>(tfMessageType(typeName), bytes, what, TfFormatError);
 
 /** Serializes a plain object (camel-cased field names) as a message. */
 export function encodeTfMessage(typeName: string, value: object): Uint8Array {
@@ -37,34 +39,11 @@ export function encodeTfMessage(typeName: string, value: object): Uint8Array {
   return type.encode(type.fromObject(value)).finish();
 }
 
-/** Whether a decoded message carries a field (protobufjs puts defaults on the prototype). */
-export const hasField = (msg: object, field: string) => Object.prototype.hasOwnProperty.call(msg, field);
-
-// ---- int64: protobufjs gives Long objects (or plain numbers) ----
-
-interface LongLike {
-  low: number;
-  high: number;
-  unsigned?: boolean;
-}
-export type Int64 = number | LongLike | string;
-
-export function int64ToBigInt(v: Int64, unsigned = false): bigint {
-  if (typeof v === 'number') return BigInt(v);
-  if (typeof v === 'string') return BigInt(v);
-  const big = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
-  return unsigned || v.unsigned ? BigInt.asUintN(64, big) : BigInt.asIntN(64, big);
-}
-
 /** int64 as a JS number; fails (naming `what`) past 2^53 rather than rounding silently. */
 export function int64ToNumber(v: Int64 | null | undefined, what = 'int64 field'): number {
-  if (v === null || v === undefined) return 0;
-  if (typeof v === 'number') return v;
-  const big = int64ToBigInt(v);
-  if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER)) {
-    throw new TfFormatError(`${what}: value ${big} is beyond 2^53`);
-  }
-  return Number(big);
+  return int64ToSafe(v, what, (message) => {
+    throw new TfFormatError(message);
+  });
 }
 
 // ---- DataType ----
@@ -132,17 +111,7 @@ export function dtypeFromCode(code: number, what: string): TfDType {
 }
 
 /** Host storage of a decoded tensor. Floating types are Float32Array; complex types interleave (re, im). */
-export type TfTensorData =
-  | Float32Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
-  | string[];
+export type TfTensorData = Exclude<NumericData, Float64Array> | string[];
 
 export interface TfTensor {
   /** The stored type; floating types are decoded to Float32Array whatever their stored width. */
@@ -151,29 +120,34 @@ export interface TfTensor {
   data: TfTensorData;
 }
 
-/** Bytes per element as stored (raw bytes / tensor_content); undefined for string, resource, variant. */
-export const TF_ELEMENT_BYTES: Partial<Record<TfDType, number>> = {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  uint8: 1,
-  int16: 2,
-  int8: 1,
-  complex64: 8,
-  int64: 8,
-  bool: 1,
-  qint8: 1,
-  quint8: 1,
-  qint32: 4,
-  bfloat16: 2,
-  qint16: 2,
-  quint16: 2,
-  uint16: 2,
-  complex128: 16,
-  float16: 2,
-  uint32: 4,
-  uint64: 8,
+/** How each stored value reads (complex: two values per element); undefined for string, resource, variant. */
+const ELEMENT_KIND: Partial<Record<TfDType, ElementKind>> = {
+  float32: 'f32',
+  float64: 'f64',
+  int32: 'i32',
+  uint8: 'u8',
+  int16: 'i16',
+  int8: 'i8',
+  complex64: 'f32',
+  int64: 'i64',
+  bool: 'u8',
+  qint8: 'i8',
+  quint8: 'u8',
+  qint32: 'i32',
+  bfloat16: 'bf16',
+  qint16: 'i16',
+  quint16: 'u16',
+  uint16: 'u16',
+  complex128: 'f64',
+  float16: 'f16',
+  uint32: 'u32',
+  uint64: 'u64',
 };
+
+/** Bytes per element as stored (raw bytes / tensor_content); undefined for string, resource, variant. */
+export const TF_ELEMENT_BYTES: Partial<Record<TfDType, number>> = Object.fromEntries(
+  Object.entries(ELEMENT_KIND).map(([d, k]) => [d, elementBytes(k) * (d.startsWith('complex') ? 2 : 1)]),
+);
 
 export const isFloating = (d: TfDType) => d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 const isComplex = (d: TfDType) => d === 'complex64' || d === 'complex128';
@@ -187,60 +161,13 @@ export function allocateTensorData(dtype: TfDType, n: number, what: string): TfT
   return dtype === 'string' ? new Array<string>(n).fill('') : allocate(dtype, n, what);
 }
 
+/** Numeric storage: every floating type as Float32Array (the engine's compute type), integers in their own. */
 function allocate(dtype: TfDType, n: number, what: string): Exclude<TfTensorData, string[]> {
-  switch (dtype) {
-    case 'float32':
-    case 'float64':
-    case 'float16':
-    case 'bfloat16':
-      return new Float32Array(n);
-    case 'complex64':
-    case 'complex128':
-      return new Float32Array(2 * n);
-    case 'int8':
-    case 'qint8':
-      return new Int8Array(n);
-    case 'uint8':
-    case 'quint8':
-    case 'bool':
-      return new Uint8Array(n);
-    case 'int16':
-    case 'qint16':
-      return new Int16Array(n);
-    case 'uint16':
-    case 'quint16':
-      return new Uint16Array(n);
-    case 'int32':
-    case 'qint32':
-      return new Int32Array(n);
-    case 'uint32':
-      return new Uint32Array(n);
-    case 'int64':
-      return new BigInt64Array(n);
-    case 'uint64':
-      return new BigUint64Array(n);
-    default:
-      throw new TfFormatError(`${what}: dtype ${dtype} has no numeric storage (not supported)`);
-  }
+  const kind = ELEMENT_KIND[dtype];
+  if (!kind) throw new TfFormatError(`${what}: dtype ${dtype} has no numeric storage (not supported)`);
+  const count = isComplex(dtype) ? 2 * n : n;
+  return (isFloating(dtype) || isComplex(dtype) ? new Float32Array(count) : elementStorage(kind, count)) as Exclude<TfTensorData, string[]>;
 }
-
-// IEEE half and bfloat16 bit patterns to float32.
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-export function bfloat16ToFloat(b: number): number {
-  u32[0] = (b & 0xffff) << 16;
-  return f32[0];
-}
-
-const HOST_LE = endianness() === 'LE';
 
 /** n elements of raw tensor bytes (row-major; little-endian unless told) as typed values (copied). */
 export function decodeRawTensor(dtype: TfDType, raw: Uint8Array, n: number, what: string, littleEndian = true): Exclude<TfTensorData, string[]> {
@@ -250,65 +177,7 @@ export function decodeRawTensor(dtype: TfDType, raw: Uint8Array, n: number, what
     throw new TfFormatError(`${what}: ${raw.byteLength} bytes of data, but ${n} ${dtype} elements need ${n * size}`);
   }
   const out = allocate(dtype, n, what);
-  // Same layout as the output array: one aligned copy.
-  const direct = dtype !== 'float64' && dtype !== 'float16' && dtype !== 'bfloat16' && dtype !== 'complex128';
-  if (direct && littleEndian === HOST_LE) {
-    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(raw);
-    return out;
-  }
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const le = littleEndian;
-  const m = out.length; // complex: 2 values per element
-  const step = raw.byteLength / Math.max(m, 1);
-  for (let i = 0; i < m; i++) {
-    const o = i * step;
-    switch (dtype) {
-      case 'float32':
-      case 'complex64':
-        out[i] = dv.getFloat32(o, le);
-        break;
-      case 'float64':
-      case 'complex128':
-        out[i] = dv.getFloat64(o, le);
-        break;
-      case 'float16':
-        out[i] = halfToFloat(dv.getUint16(o, le));
-        break;
-      case 'bfloat16':
-        out[i] = bfloat16ToFloat(dv.getUint16(o, le));
-        break;
-      case 'int8':
-      case 'qint8':
-        out[i] = dv.getInt8(o);
-        break;
-      case 'uint8':
-      case 'quint8':
-      case 'bool':
-        out[i] = dv.getUint8(o);
-        break;
-      case 'int16':
-      case 'qint16':
-        out[i] = dv.getInt16(o, le);
-        break;
-      case 'uint16':
-      case 'quint16':
-        out[i] = dv.getUint16(o, le);
-        break;
-      case 'int32':
-      case 'qint32':
-        out[i] = dv.getInt32(o, le);
-        break;
-      case 'uint32':
-        out[i] = dv.getUint32(o, le);
-        break;
-      case 'int64':
-        (out as BigInt64Array)[i] = dv.getBigInt64(o, le);
-        break;
-      case 'uint64':
-        (out as BigUint64Array)[i] = dv.getBigUint64(o, le);
-        break;
-    }
-  }
+  readElements(raw, out as NumericData, ELEMENT_KIND[dtype]!, littleEndian);
   return out;
 }
 

@@ -86,6 +86,22 @@ export interface DownloadOptions {
   maxRedirects?: number;
 }
 
+/** A socket error in words: what failed and what the user can do, the system code last. */
+export function networkError(url: string, err: Error & { code?: string }): string {
+  const host = new URL(url).host;
+  const code = err.code ?? '';
+  const why: Record<string, string> = {
+    ENOTFOUND: `cannot find the host ${host} (no network, or no DNS; download the archive elsewhere and put it in the weights folder)`,
+    EAI_AGAIN: `cannot look up the host ${host} now (no network or DNS; try again later)`,
+    ECONNREFUSED: `${host} refused the connection`,
+    ECONNRESET: `${host} closed the connection`,
+    ETIMEDOUT: `${host} did not answer`,
+    ENETUNREACH: `the network is unreachable (offline?)`,
+    EHOSTUNREACH: `${host} is unreachable (offline?)`,
+  };
+  return why[code] ? `${why[code]} [${code}]` : err.message;
+}
+
 function request(url: string, opts: DownloadOptions, redirects: number): Promise<http.IncomingMessage> {
   const mod = url.startsWith('https:') ? https : http;
   const idle = opts.idleTimeoutMs ?? 60_000;
@@ -104,7 +120,7 @@ function request(url: string, opts: DownloadOptions, redirects: number): Promise
       resolve(res);
     });
     req.setTimeout(idle, () => req.destroy(new Error(`no data for ${idle / 1000} s`)));
-    req.on('error', (err) => reject(new Error(`GET ${url}: ${err.message}`)));
+    req.on('error', (err) => reject(new Error(`GET ${url}: ${networkError(url, err)}`)));
   });
 }
 

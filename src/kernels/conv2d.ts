@@ -52,7 +52,7 @@ function fastTiling(sg: number, m: number, colGroups: number): { rows: number; w
   return { rows: conv2dTuning.rows || rows, workgroup: Math.max(sg, conv2dTuning.workgroup || sg) };
 }
 
-/** The shapes and resolved window of x [N,H,W,C] * w [KH,KW,C/groups,Co]: forward and backward kernels share it. */
+/** A convolution's shapes and its resolved window (strides, dilations, pads, output size). */
 export interface ConvGeometry extends Resolved2d {
   n: number;
   h: number;
@@ -64,8 +64,8 @@ export interface ConvGeometry extends Resolved2d {
   groups: number;
 }
 
-/** Validates a conv's shapes and attributes (errors name `op` and the shapes) and resolves its window. */
-export function convGeometry(x: Shape, w: Shape, attrs: Conv2dAttrs = {}, op = 'conv2d'): ConvGeometry {
+/** Checks x [N,H,W,C] * w [KH,KW,C/groups,Co] and resolves the window; errors start with `op`. */
+export function conv2dGeometry(x: Shape, w: Shape, attrs: Conv2dAttrs = {}, op = 'conv2d'): ConvGeometry {
   const where = `${op} x ${shapeString(x)} w ${shapeString(w)}`;
   if (x.length !== 4) throw new Error(`${where}: input must be NHWC (rank 4)`);
   if (w.length !== 4) throw new Error(`${where}: filter must be HWIO (rank 4)`);
@@ -89,7 +89,7 @@ export function convGeometry(x: Shape, w: Shape, attrs: Conv2dAttrs = {}, op = '
 
 /** Output shape of conv2d (NHWC). */
 export function conv2dShape(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): number[] {
-  const g = convGeometry(x, w, attrs);
+  const g = conv2dGeometry(x, w, attrs);
   return [g.n, g.outH, g.outW, g.co];
 }
 
@@ -99,7 +99,7 @@ export function conv2dShape(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): number
  * general one-output-per-invocation kernel for everything else.
  */
 export function conv2dPath(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): 'gemm' | 'depthwise' | 'general' {
-  const g = convGeometry(x, w, attrs);
+  const g = conv2dGeometry(x, w, attrs);
   if (g.groups === 1 && g.co % 4 === 0) return 'gemm';
   if (g.groups === g.c && g.co === g.c && g.c % 4 === 0) return 'depthwise';
   return 'general';
@@ -121,7 +121,7 @@ export function conv2dDispatch(
   channelOffset = 0,
 ): Dispatch {
   const rt = x.rt;
-  const g = convGeometry(x.shape, w.shape, attrs);
+  const g = conv2dGeometry(x.shape, w.shape, attrs);
   const label = `conv2d x ${shapeString(x.shape)} w ${shapeString(w.shape)} -> ${shapeString(y.shape)}`;
   checkEpilogue(label, g.co, epilogue);
   const [yn, yh, yw, ctot] = y.shape;
@@ -225,6 +225,31 @@ export function conv2d(
   return y;
 }
 
+/**
+ * Walks every product of a convolution, for the CPU references: visit(row, co, xi, wi) for output
+ * pixel `row` (n, oh, ow flattened), output channel `co`, input element xi and filter element wi.
+ */
+export function convTaps(g: ConvGeometry, visit: (row: number, co: number, xi: number, wi: number) => void): void {
+  const cig = g.c / g.groups;
+  const cog = g.co / g.groups;
+  for (let n = 0; n < g.n; n++)
+    for (let oh = 0; oh < g.outH; oh++)
+      for (let ow = 0; ow < g.outW; ow++)
+        for (let co = 0; co < g.co; co++) {
+          const row = (n * g.outH + oh) * g.outW + ow;
+          const ci0 = Math.floor(co / cog) * cig;
+          for (let kh = 0; kh < g.kh; kh++) {
+            const ih = oh * g.strideH + kh * g.dilationH - g.padTop;
+            if (ih < 0 || ih >= g.h) continue;
+            for (let kw = 0; kw < g.kw; kw++) {
+              const iw = ow * g.strideW + kw * g.dilationW - g.padLeft;
+              if (iw < 0 || iw >= g.w) continue;
+              for (let c = 0; c < cig; c++) visit(row, co, ((n * g.h + ih) * g.w + iw) * g.c + ci0 + c, ((kh * g.kw + kw) * cig + c) * g.co + co);
+            }
+          }
+        }
+}
+
 /** Float64 CPU reference (tests only). */
 export function conv2dRef(
   x: ArrayLike<number>,
@@ -234,34 +259,20 @@ export function conv2dRef(
   attrs: Conv2dAttrs = {},
   epilogue: { bias?: ArrayLike<number>; scale?: ArrayLike<number>; shift?: ArrayLike<number>; activation?: Activation } = {},
 ): Float64Array {
-  const g = convGeometry(xShape, wShape, attrs);
-  const cig = g.c / g.groups;
-  const cog = g.co / g.groups;
+  const g = conv2dGeometry(xShape, wShape, attrs);
   const y = new Float64Array(g.n * g.outH * g.outW * g.co);
-  for (let n = 0; n < g.n; n++)
-    for (let oh = 0; oh < g.outH; oh++)
-      for (let ow = 0; ow < g.outW; ow++)
-        for (let co = 0; co < g.co; co++) {
-          const ci0 = Math.floor(co / cog) * cig;
-          let acc = 0;
-          for (let kh = 0; kh < g.kh; kh++) {
-            const ih = oh * g.strideH + kh * g.dilationH - g.padTop;
-            if (ih < 0 || ih >= g.h) continue;
-            for (let kw = 0; kw < g.kw; kw++) {
-              const iw = ow * g.strideW + kw * g.dilationW - g.padLeft;
-              if (iw < 0 || iw >= g.w) continue;
-              for (let c = 0; c < cig; c++) {
-                acc += x[((n * g.h + ih) * g.w + iw) * g.c + ci0 + c] * w[((kh * g.kw + kw) * cig + c) * g.co + co];
-              }
-            }
-          }
-          let v = acc;
-          if (epilogue.scale) v *= epilogue.scale[co];
-          if (epilogue.shift) v += epilogue.shift[co];
-          if (epilogue.bias) v += epilogue.bias[co];
-          if (epilogue.activation === 'relu') v = Math.max(v, 0);
-          if (epilogue.activation === 'relu6') v = Math.min(Math.max(v, 0), 6);
-          y[((n * g.outH + oh) * g.outW + ow) * g.co + co] = v;
-        }
+  convTaps(g, (row, co, xi, wi) => {
+    y[row * g.co + co] += x[xi] * w[wi];
+  });
+  for (let i = 0; i < y.length; i++) {
+    const co = i % g.co;
+    let v = y[i];
+    if (epilogue.scale) v *= epilogue.scale[co];
+    if (epilogue.shift) v += epilogue.shift[co];
+    if (epilogue.bias) v += epilogue.bias[co];
+    if (epilogue.activation === 'relu') v = Math.max(v, 0);
+    if (epilogue.activation === 'relu6') v = Math.min(Math.max(v, 0), 6);
+    y[i] = v;
+  }
   return y;
 }

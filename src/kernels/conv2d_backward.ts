@@ -9,7 +9,8 @@
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString, sizeOf } from '../gpu/tensor.ts';
-import { type Conv2dAttrs, type ConvGeometry, convGeometry } from './conv2d.ts';
+import { type Conv2dAttrs, type ConvGeometry, conv2dGeometry, conv2dShape, convTaps } from './conv2d.ts';
+import { type Resolved2d, resolveWindow } from './padding.ts';
 
 export interface GradOptions {
   /** Add into the output instead of overwriting it. */
@@ -26,8 +27,8 @@ export const conv2dBackwardTuning = { rows: 0, filterQuads: 0, filterPixels: 0, 
 
 type Geometry = ConvGeometry;
 
-/** The forward geometry, validated by conv2d's own rule, errors naming the backward op. */
-const geometry = (op: string, x: Shape, w: Shape, attrs: Conv2dAttrs): Geometry => convGeometry(x, w, attrs, op);
+/** The forward geometry of x [N,H,W,C] * w [KH,KW,C/groups,Co], validated by conv2d's own shape rule. */
+const geometry = (op: string, x: Shape, w: Shape, attrs: Conv2dAttrs): Geometry => conv2dGeometry(x, w, attrs, `${op}: conv2d`);
 
 /** Checks dy [N, OH, OW, >= offset + Co] and returns its row stride. */
 function checkDy(op: string, dy: Shape, g: Geometry, offset: number): number {
@@ -389,27 +390,10 @@ export function conv2dGradInputRef(
 ): Float64Array {
   const g = geometry('conv2dGradInputRef', xShape, wShape, attrs);
   checkDy('conv2dGradInputRef', dyShape, g, dyChannelOffset);
-  const cig = g.c / g.groups;
-  const cog = g.co / g.groups;
   const dx = new Float64Array(sizeOf(xShape));
-  for (let n = 0; n < g.n; n++)
-    for (let oh = 0; oh < g.outH; oh++)
-      for (let ow = 0; ow < g.outW; ow++)
-        for (let co = 0; co < g.co; co++) {
-          const d = dyAt(dy, dyShape, (n * g.outH + oh) * g.outW + ow, dyChannelOffset, co);
-          const ci0 = Math.floor(co / cog) * cig;
-          for (let kh = 0; kh < g.kh; kh++) {
-            const ih = oh * g.strideH + kh * g.dilationH - g.padTop;
-            if (ih < 0 || ih >= g.h) continue;
-            for (let kw = 0; kw < g.kw; kw++) {
-              const iw = ow * g.strideW + kw * g.dilationW - g.padLeft;
-              if (iw < 0 || iw >= g.w) continue;
-              for (let c = 0; c < cig; c++) {
-                dx[((n * g.h + ih) * g.w + iw) * g.c + ci0 + c] += d * w[((kh * g.kw + kw) * cig + c) * g.co + co];
-              }
-            }
-          }
-        }
+  convTaps(g, (row, co, xi, wi) => {
+    dx[xi] += dyAt(dy, dyShape, row, dyChannelOffset, co) * w[wi];
+  });
   return dx;
 }
 
@@ -425,27 +409,10 @@ export function conv2dGradFilterRef(
 ): Float64Array {
   const g = geometry('conv2dGradFilterRef', xShape, wShape, attrs);
   checkDy('conv2dGradFilterRef', dyShape, g, dyChannelOffset);
-  const cig = g.c / g.groups;
-  const cog = g.co / g.groups;
   const dw = new Float64Array(sizeOf(wShape));
-  for (let n = 0; n < g.n; n++)
-    for (let oh = 0; oh < g.outH; oh++)
-      for (let ow = 0; ow < g.outW; ow++)
-        for (let co = 0; co < g.co; co++) {
-          const d = dyAt(dy, dyShape, (n * g.outH + oh) * g.outW + ow, dyChannelOffset, co);
-          const ci0 = Math.floor(co / cog) * cig;
-          for (let kh = 0; kh < g.kh; kh++) {
-            const ih = oh * g.strideH + kh * g.dilationH - g.padTop;
-            if (ih < 0 || ih >= g.h) continue;
-            for (let kw = 0; kw < g.kw; kw++) {
-              const iw = ow * g.strideW + kw * g.dilationW - g.padLeft;
-              if (iw < 0 || iw >= g.w) continue;
-              for (let c = 0; c < cig; c++) {
-                dw[((kh * g.kw + kw) * cig + c) * g.co + co] += d * x[((n * g.h + ih) * g.w + iw) * g.c + ci0 + c];
-              }
-            }
-          }
-        }
+  convTaps(g, (row, co, xi, wi) => {
+    dw[wi] += dyAt(dy, dyShape, row, dyChannelOffset, co) * x[xi];
+  });
   return dw;
 }
 

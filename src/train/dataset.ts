@@ -88,7 +88,8 @@ function checkUnique(names: string[], where: (i: number) => string): void {
 }
 
 /** Files under dir, recursively, sorted by relative path (deterministic across file systems). */
-function walk(dir: string): string[] {
+/** Every file under dir, recursively, in code-unit order of names. */
+export function walk(dir: string): string[] {
   const out: string[] = [];
   const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => cmp(a.name, b.name));
   for (const e of entries) {
@@ -223,10 +224,12 @@ const HEADER_NAMES = {
 
 /** A dataset from a CSV manifest: path,label[,split]. */
 export function readCsvDataset(csv: string, opts: DatasetOptions = {}): Dataset {
-  csv = resolve(csv);
+  // '-': the manifest on standard input, its relative paths from the current folder.
+  const stdin = csv === '-';
+  csv = stdin ? 'standard input' : resolve(csv);
   let text: string;
   try {
-    text = readFileSync(csv, 'utf8');
+    text = readFileSync(stdin ? 0 : csv, 'utf8');
   } catch (e) {
     const code = (e as { code?: string }).code;
     throw new Error(`${csv}: cannot read manifest (${code === 'ENOENT' ? 'no such file' : (e as Error).message})`);
@@ -242,7 +245,7 @@ export function readCsvDataset(csv: string, opts: DatasetOptions = {}): Dataset 
     col = { path: find(HEADER_NAMES.path), label: find(HEADER_NAMES.label), split: find(HEADER_NAMES.split) };
     body = rows.slice(1);
   }
-  const base = dirname(csv);
+  const base = stdin ? process.cwd() : dirname(csv);
   const list = opts.classes ? labelList(opts.classes, csv) : null;
   const checkFiles = opts.checkFiles ?? true;
   const entries: { path: string; label: string; split?: Split; source: string }[] = [];
@@ -282,9 +285,9 @@ export function readCsvDataset(csv: string, opts: DatasetOptions = {}): Dataset 
   return { classes, samples, source: csv, ignored: [] };
 }
 
-/** readCsvDataset for a .csv file, else readFolderDataset. */
+/** readCsvDataset for a .csv file (or '-': standard input), else readFolderDataset. */
 export function readDataset(path: string, opts: DatasetOptions = {}): Dataset {
-  if (/\.csv$/i.test(path)) return readCsvDataset(path, opts);
+  if (/\.csv$/i.test(path) || path === '-') return readCsvDataset(path, opts);
   if (existsSync(path) && statSync(path).isFile()) throw new Error(`${path}: expected a folder of class sub-folders or a .csv manifest`);
   return readFolderDataset(path, opts);
 }

@@ -101,12 +101,18 @@ export function parseFreeze(v: string): FreezeSpec {
   throw new Error(`freeze: '${v}' is not all, head, from:LAYER or scopes:A,B`);
 }
 
-/** A short description for logs: 'from Mixed_6e up (123 of 378 parameters, 1.2M values)'. */
+/**
+ * A short description for logs: 'training from Mixed_6e up: 56 of 95 trainable tensors (1.2M
+ * values)'. Batch-norm moving statistics are parameters too, but no optimizer trains them; they
+ * are counted apart so that "all layers" reads as all of the trainable tensors.
+ */
 export function describeFreeze(graph: Graph, spec: FreezeSpec, trained: string[]): string {
   const values = trained.reduce((s, p) => s + graph.param(p).size, 0);
   const what = spec.kind === 'all' ? 'all layers' : spec.kind === 'head' ? 'the new head only' : spec.kind === 'from' ? `from ${spec.layer} up` : `scopes ${spec.scopes.join(', ')}`;
   const m = values >= 1e6 ? `${(values / 1e6).toFixed(2)}M` : values >= 1e3 ? `${(values / 1e3).toFixed(1)}k` : String(values);
-  return `training ${what}: ${trained.length} of ${graph.params.size} parameters, ${m} values`;
+  const trainable = [...graph.params.values()].filter((p) => p.trainable).length;
+  const stats = graph.params.size - trainable;
+  return `training ${what}: ${trained.length} of ${trainable} trainable tensors (${m} values)${stats ? `; the other ${stats} parameters are not trainable (batch-norm moving statistics)` : ''}`;
 }
 
 /**
