@@ -21,7 +21,7 @@ import { type TransferModel, randomInception, replaceHead } from '../src/train/h
 import type { EpochRecord, MetricsRecord } from '../src/train/progress.ts';
 import { openModel } from '../src/import/load-model.ts';
 import { evaluate, parseEvaluateArgs } from '../src/cli/evaluate.ts';
-import { SHARED_DIR, hasShared, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, accuracyRef, aucRef, hasShared, sharedMissingMessage } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -91,9 +91,11 @@ describe('fineTune', () => {
       expect(v.count).toBe(4);
       expect(v.probs.length).toBe(8);
       expect(Number.isFinite(v.loss)).toBe(true);
-      expect(v.accuracy).toBeGreaterThanOrEqual(0);
-      expect(v.accuracy).toBeLessThanOrEqual(1);
-      expect(v.auc).toBeGreaterThanOrEqual(0);
+      // The metrics are those of the probabilities and labels, recomputed from their definitions.
+      expect(Array.from(v.labels)).toEqual(data.validation!.samples.map((s) => s.label));
+      expect(v.accuracy).toBeCloseTo(accuracyRef(v.probs, v.labels, 2), 10);
+      const malignant = Array.from(v.labels, (l) => l === 1);
+      expect(v.auc).toBeCloseTo(aucRef(Array.from({ length: 4 }, (_, i) => v.probs[2 * i + 1]), malignant), 10);
       expect(e.record).toMatchObject({ valLoss: v.loss, valAccuracy: v.accuracy, valAuc: v.auc, valCount: 4 });
     }
     // The run directory: the log (4 steps + 4 epochs), curves, checkpoint, and a model classify can load.

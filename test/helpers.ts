@@ -39,6 +39,8 @@ export function expectClose(
     const a = actual[i];
     const e = expected[i];
     if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    // Equal values pass, infinities included (Infinity - Infinity is NaN, which would fail below).
+    if (a === e) continue;
     const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
     if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
       worst = i;
@@ -57,4 +59,35 @@ export const SHARED_DIR = fileURLToPath(new URL('../../shared/', import.meta.url
 export const hasShared = existsSync(SHARED_DIR);
 export function sharedMissingMessage(what: string): string {
   return `skipped: ${what} needs ../shared (the project's shared test data), which this checkout does not have`;
+}
+
+/**
+ * ROC AUC written from its definition (the Mann-Whitney statistic): the share of (positive,
+ * negative) pairs in which the positive scores higher, ties counting one half. A reference for the
+ * engine's rank-based implementation; O(n^2), for small tests only.
+ */
+export function aucRef(scores: ArrayLike<number>, positive: ArrayLike<boolean>): number {
+  let pairs = 0;
+  let wins = 0;
+  for (let i = 0; i < scores.length; i++) {
+    if (!positive[i]) continue;
+    for (let j = 0; j < scores.length; j++) {
+      if (positive[j]) continue;
+      pairs++;
+      wins += scores[i] > scores[j] ? 1 : scores[i] === scores[j] ? 0.5 : 0;
+    }
+  }
+  if (pairs === 0) throw new Error('aucRef: needs at least one positive and one negative');
+  return wins / pairs;
+}
+
+/** Top-1 accuracy of [n, k] probability rows against integer labels (first maximum wins). */
+export function accuracyRef(probs: ArrayLike<number>, labels: ArrayLike<number>, k: number): number {
+  let hits = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (probs[i * k + c] > probs[i * k + best]) best = c;
+    if (best === labels[i]) hits++;
+  }
+  return hits / labels.length;
 }

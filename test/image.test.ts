@@ -285,9 +285,11 @@ const FIXTURES = join(SHARED_DIR, 'fixtures/tf-mobilenet/test');
 describe.skipIf(!existsSync(FIXTURES))('decodeImage: real JPEGs from ../shared/fixtures/tf-mobilenet', () => {
   it('decodes a few test images (100x100 Fruits-360 photos)', () => {
     const classes = readdirSync(FIXTURES).sort().slice(0, 4);
+    expect(classes.length, `${FIXTURES}: class folders`).toBe(4);
     for (const cls of classes) {
       const file = readdirSync(join(FIXTURES, cls)).find((f) => f.endsWith('.jpg'));
-      if (!file) continue;
+      expect(file, `${join(FIXTURES, cls)}: a .jpg`).toBeDefined();
+      if (!file) return;
       const path = join(FIXTURES, cls, file);
       const img = decodeImage(readFileSync(path), path);
       expect([img.width, img.height], path).toEqual([100, 100]);
