@@ -21,7 +21,7 @@ import { type TransferModel, randomInception, replaceHead } from '../src/train/h
 import type { EpochRecord, MetricsRecord } from '../src/train/progress.ts';
 import { openModel } from '../src/import/load-model.ts';
 import { evaluate, parseEvaluateArgs } from '../src/cli/evaluate.ts';
-import { SHARED_DIR, accuracyRef, aucRef, hasShared, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, accuracyRef, aucRef, fixturesPresent, needsTitle } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -233,7 +233,7 @@ describe('fineTune', () => {
 const FRUIT = join(SHARED_DIR, 'fixtures/tf-mobilenet');
 const MOBILENET = join(FRUIT, 'models/mobilenet_v1_0.25_128/frozen_graph.pb');
 describe('real data: MobileNet v1 0.25/128 with a new 22-class head on Fruits-360', () => {
-  it.skipIf(!hasShared || !existsSync(MOBILENET))('trains the head on finetune/ (base frozen) and classifies test/ above the floor', async () => {
+  it.skipIf(!fixturesPresent([MOBILENET]))(needsTitle('trains the head on finetune/ (base frozen) and classifies test/ above the floor', [MOBILENET]), async () => {
     const train = readDataset(join(FRUIT, 'finetune'));
     expect(train.samples.length).toBe(440);
     const tm = await replaceHead(openModel(MOBILENET), { head: 22, cutAt: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', classes: train.classes, seed: 1 });
@@ -247,5 +247,4 @@ describe('real data: MobileNet v1 0.25/128 with a new 22-class head on Fruits-36
     expect(r.accuracy).toBeGreaterThan(0.75);
     expect(r.topK[5]).toBeGreaterThan(0.95);
   }, 300_000);
-  if (!hasShared) it.skip(sharedMissingMessage('the fruit fine-tuning test'), () => {});
 });

@@ -1,6 +1,6 @@
 // The test helpers are references themselves: they must fail when they should and pass when they should.
 import { describe, expect, it } from 'vitest';
-import { accuracyRef, aucRef, expectClose } from './helpers.ts';
+import { accuracyRef, aucRef, expectClose, fixturesPresent, needsTitle } from './helpers.ts';
 
 describe('expectClose', () => {
   it('passes equal infinities and NaN against NaN', () => {
@@ -24,5 +24,20 @@ describe('aucRef and accuracyRef', () => {
     expect(aucRef([0.5, 0.5], [true, false])).toBe(0.5);
     expect(() => aucRef([0.5], [true])).toThrow(/at least one positive and one negative/);
     expect(accuracyRef([0.2, 0.8, 0.6, 0.4, 0.5, 0.5], [1, 1, 0], 2)).toBeCloseTo(2 / 3, 12);
+  });
+});
+
+describe('fixturesPresent and needsTitle (missing test data under CI)', () => {
+  const missing = '/nonexistent/incept-fixture.pb';
+  it('outside CI a missing fixture means skip, and the title says which file is missing', () => {
+    expect(fixturesPresent([missing], { CI: undefined })).toBe(false);
+    expect(fixturesPresent([missing], { CI: 'false' })).toBe(false);
+    expect(needsTitle('loads the fixture', [missing])).toBe(`loads the fixture (skipped: missing ${missing})`);
+    expect(needsTitle('loads the fixture', [import.meta.filename])).toBe('loads the fixture');
+  });
+  it('under CI a missing fixture is an error naming it; present ones pass', () => {
+    expect(() => fixturesPresent([import.meta.filename, missing], { CI: 'true' })).toThrow(/CI: test data missing: \/nonexistent\/incept-fixture\.pb/);
+    expect(() => fixturesPresent([missing], { CI: '1' })).toThrow(/CI: test data missing/);
+    expect(fixturesPresent([import.meta.filename], { CI: 'true' })).toBe(true);
   });
 });

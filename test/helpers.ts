@@ -54,9 +54,33 @@ export function expectClose(
   }
 }
 
-/** ../shared next to the checkout; tests that need it skip with a message when it is absent. */
+/** True when the tests run under CI (CI=true or CI=1, as CI services and .ci/run set it). */
+export function inCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CI === 'true' || env.CI === '1';
+}
+
+/**
+ * Whether every path (test data under ../shared) exists. Outside CI a missing path makes the test
+ * skip, with the reason in its title (see needsTitle). Under CI it is an Error instead: a missing
+ * ../shared or a renamed fixture must fail the run, not turn passes into quiet skips.
+ */
+export function fixturesPresent(paths: string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  const missing = paths.filter((p) => !existsSync(p));
+  if (missing.length > 0 && inCi(env)) {
+    throw new Error(`CI: test data missing: ${missing.join(', ')} (under CI=true ../shared and every fixture a test names must exist; a renamed fixture needs its test updated)`);
+  }
+  return missing.length === 0;
+}
+
+/** A test title that says why it skips when one of `paths` is missing (outside CI). */
+export function needsTitle(title: string, paths: string[]): string {
+  const missing = paths.filter((p) => !existsSync(p));
+  return missing.length === 0 ? title : `${title} (skipped: missing ${missing.join(', ')})`;
+}
+
+/** ../shared next to the checkout; tests that need it skip with a message when it is absent (an error under CI). */
 export const SHARED_DIR = fileURLToPath(new URL('../../shared/', import.meta.url));
-export const hasShared = existsSync(SHARED_DIR);
+export const hasShared = fixturesPresent([SHARED_DIR]);
 export function sharedMissingMessage(what: string): string {
   return `skipped: ${what} needs ../shared (the project's shared test data), which this checkout does not have`;
 }

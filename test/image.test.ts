@@ -22,7 +22,7 @@ import {
   preprocessingWith,
   retrainPreprocessing,
 } from '../src/image/preprocess.ts';
-import { SHARED_DIR, expectClose, rng, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, expectClose, fixturesPresent, rng, sharedMissingMessage } from './helpers.ts';
 
 // ---- PNG writers ----------------------------------------------------------------------------
 
@@ -282,7 +282,7 @@ describe('decodeImage: bad files name the file and the problem', () => {
 });
 
 const FIXTURES = join(SHARED_DIR, 'fixtures/tf-mobilenet/test');
-describe.skipIf(!existsSync(FIXTURES))('decodeImage: real JPEGs from ../shared/fixtures/tf-mobilenet', () => {
+describe.skipIf(!fixturesPresent([FIXTURES]))('decodeImage: real JPEGs from ../shared/fixtures/tf-mobilenet', () => {
   it('decodes a few test images (100x100 Fruits-360 photos)', () => {
     const classes = readdirSync(FIXTURES).sort().slice(0, 4);
     expect(classes.length, `${FIXTURES}: class folders`).toBe(4);
