@@ -245,7 +245,10 @@ describe('damaged model files written here: every outcome is a correct load or a
     const file = join(work, 'orig-tiny.safetensors');
     saveOpenedModel(openModel(pb), file);
     const t: Target = { name: 'tiny.safetensors', files: [file], mutated: file, loadPath: (d) => join(d, basename(file)), load: fromModel, checksummed: false, storedAs: verbatim };
-    check(t, runTarget(t, 13, 200, 40));
+    const tally = runTarget(t, 13, 200, 40);
+    check(t, tally);
+    // Files the engine writes carry a checksum of their tensor data: a flipped weight byte is an error.
+    expect(tally.faithful, 'loads that differ in exactly the flipped weight (the data checksum should refuse them)').toBe(0);
   });
 
   it('a TF-Slim Inception v3 checkpoint, V2 (.index and .data) and V1, through the model loader', () => {
