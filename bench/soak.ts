@@ -11,8 +11,9 @@
 // pool size classes); from then on memory must stay flat: the pool may not grow by more than 1 MiB,
 // the heap by more than 16 MiB, RSS by more than 64 MiB. The heap and RSS limits are slack for the
 // allocators (RSS moved by about 40 MiB up and down between samples of the training phase on
-// lavapipe, whose GPU memory is host memory); a leak of 16 KiB per call over 1,000 predicts passes
-// them. A phase that grows past a limit is listed and the bench exits non-zero.
+// lavapipe, whose GPU memory is host memory), so the heap check catches leaks of more than about
+// 20 KiB per predict, 100 KiB per training step or 200 KiB per saliency map. A phase that grows past a limit
+// is listed and the bench exits non-zero.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { disposeSaliency, saliency } from '../src/explain/saliency.ts';
