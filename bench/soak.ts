@@ -12,8 +12,8 @@
 // the heap by more than 16 MiB, RSS by more than 64 MiB. The heap and RSS limits are slack for the
 // allocators (RSS moved by about 40 MiB up and down between samples of the training phase on
 // lavapipe, whose GPU memory is host memory), so the heap check catches leaks of more than about
-// 20 KiB per predict, 100 KiB per training step or 200 KiB per saliency map. A phase that grows past a limit
-// is listed and the bench exits non-zero.
+// 20 KiB per predict, 100 KiB per training step or 200 KiB per saliency map. A phase that grows
+// past a limit is listed and the bench exits non-zero.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { disposeSaliency, saliency } from '../src/explain/saliency.ts';
