@@ -98,13 +98,14 @@ function checkScan(bytes: Uint8Array, seg: number, len: number, frame: FrameInfo
   if (ns < 1 || ns > 4 || len !== 6 + 2 * ns) throw new Error(`scan header of ${len} bytes for ${ns} components`);
   const ss = bytes[seg + 1 + 2 * ns];
   const se = bytes[seg + 2 + 2 * ns];
+  const ah = bytes[seg + 3 + 2 * ns] >> 4; // > 0: a refinement scan; DC refinement reads raw bits, no table
   if (ss > 63 || se > 63 || ss > se) throw new Error(`scan over coefficients ${ss}..${se}`);
   for (const q of frame.quantIds) if (!quant.has(q)) throw new Error(`quantisation table ${q} is used but not defined`);
   for (let k = 0; k < ns; k++) {
     const id = bytes[seg + 1 + 2 * k];
     const tables = bytes[seg + 2 + 2 * k];
     if (!frame.ids.has(id)) throw new Error(`scan names component ${id}, which the frame does not have`);
-    if (ss === 0 && !dc.has(tables >> 4)) throw new Error(`scan uses DC Huffman table ${tables >> 4}, which is not defined`);
+    if (ss === 0 && ah === 0 && !dc.has(tables >> 4)) throw new Error(`scan uses DC Huffman table ${tables >> 4}, which is not defined`);
     if (se > 0 && !ac.has(tables & 15)) throw new Error(`scan uses AC Huffman table ${tables & 15}, which is not defined`);
   }
 }
