@@ -8,6 +8,7 @@ const SUITES: Record<string, { about: string; load: () => Promise<{ run(argv: st
   kernels: { about: "Inception v3 convolutions and a 1024^3 matmul, vs TensorFlow.js's WebGPU backend", load: () => import('./kernels.ts') },
   network: { about: "Inception v3 forward at 299x299, batch 1 and 8, vs TensorFlow.js's WebGPU backend", load: () => import('./network.ts') },
   train: { about: "Inception v3 training step at 299x299 (batch 8, all layers / Mixed_7+Logits; batch 32 planned), vs TensorFlow.js's WebGPU backend", load: () => import('./train.ts') },
+  soak: { about: '1,000 predicts, 200 training steps and 100 saliency maps on a small Inception v3; GPU pool and host memory must stay flat', load: () => import('./soak.ts') },
   saliency: { about: 'vanilla gradient, SmoothGrad (25 samples), integrated gradients (50 steps), Grad-CAM for one 299x299 image on Inception v3', load: () => import('./saliency.ts') },
 };
 
@@ -33,6 +34,10 @@ async function main(argv: string[]): Promise<void> {
     const file = resolve(process.env.INIT_CWD ?? process.cwd(), args.json);
     writeJson(file, report);
     console.log(`wrote ${file}`);
+  }
+  if (report.failures?.length) {
+    process.stderr.write(`incept bench: ${name}: ${report.failures.length} check(s) failed:\n${report.failures.map((f) => `  ${f}\n`).join('')}`);
+    process.exitCode = 1;
   }
 }
 

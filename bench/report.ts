@@ -29,6 +29,8 @@ export interface Report {
   /** How the figures were taken (GPU timestamps or wall clock, warm-up, median of how many). */
   timing: string;
   cases: CaseResult[];
+  /** Checks the suite made that did not hold (e.g. soak's memory flatness); any makes the bench exit non-zero. */
+  failures?: string[];
 }
 
 /** Fills gflops and speedup from the timings; `flops` is 2 x multiply-adds. */

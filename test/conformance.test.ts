@@ -1,18 +1,19 @@
 // ONNX's own backend node tests (../shared/conformance/onnx-node), one vitest test per test folder,
 // run on the engine's kernels with ONNX's tolerances (rtol 1e-3, atol 1e-7). Tests that need an op,
 // dtype or attribute the engine deliberately lacks are listed as skipped with the reason in the title.
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type PreparedTest, compareOutputs, listConformanceTests, prepareTest, runPrepared } from '../src/conformance/runner.ts';
 import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import type { OnnxTensor } from '../src/import/onnx-proto.ts';
-import { SHARED_DIR, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, sharedMissingMessage } from './helpers.ts';
 
 afterAll(closeRuntime);
 
 const DIR = join(SHARED_DIR, 'conformance', 'onnx-node');
-const available = existsSync(join(DIR, 'index.tsv'));
+const available = fixturesPresent([join(DIR, 'index.tsv')]);
 // Reading every model and data file takes well under a second; it decides which tests are skipped.
 const prepared: PreparedTest[] = available ? listConformanceTests(DIR).map((name) => prepareTest(DIR, name)) : [];
 
@@ -31,6 +32,18 @@ describe('ONNX backend conformance (../shared/conformance/onnx-node)', () => {
       expect(r.status, r.reason).toBe('passed');
     });
   }
+});
+
+// The skipped tests are pinned by name in test/conformance-skips.txt (the one place to update).
+const PINNED_SKIPS = fileURLToPath(new URL('./conformance-skips.txt', import.meta.url));
+describe('ONNX conformance skips', () => {
+  it.skipIf(!available)('are exactly the tests listed in test/conformance-skips.txt', () => {
+    const pinned = readFileSync(PINNED_SKIPS, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const skipped = prepared.filter((p) => p.skip !== null).map((p) => p.name);
+    const newlySkipped = skipped.filter((n) => !pinned.includes(n)).map((n) => `${n} (${prepared.find((p) => p.name === n)!.skip})`);
+    const noLongerSkipped = pinned.filter((n) => !skipped.includes(n));
+    expect({ newlySkipped, noLongerSkipped }, 'the skipped set changed; if that is intended, update test/conformance-skips.txt').toEqual({ newlySkipped: [], noLongerSkipped: [] });
+  });
 });
 
 describe('the conformance comparison follows numpy.testing.assert_allclose', () => {

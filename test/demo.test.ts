@@ -33,7 +33,13 @@ describe('demo workflow', () => {
     const html = readFileSync(r.report, 'utf8');
     expect(html).toContain('benign');
     expect(html).toContain('RANDOM weights');
-    expect(r.accuracy).toBeGreaterThanOrEqual(0);
+    // It learned: on the 24 held-out images the fine-tuned model beats chance (measured with seed 3:
+    // AUC 0.854, accuracy 70.8%; bounds leave room for another adapter's rounding), and the report
+    // shows those figures.
+    expect(r.auc).toBeGreaterThan(0.7);
+    expect(r.accuracy).toBeGreaterThan(0.55);
+    expect(html).toContain(`Accuracy ${(r.accuracy * 100).toFixed(1)}%`);
+    expect(html).toContain(`AUC ${r.auc!.toFixed(3)}`);
     // Saliency mass inside the lesion masks versus the masks' share of the image: the fine-tuned
     // model's gradients concentrate on the lesion (measured 1.5-2x its area share; bound: 1.2x).
     expect(r.saliencyInLesion).toBeGreaterThan(1.2 * r.lesionArea);

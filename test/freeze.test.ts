@@ -9,10 +9,9 @@ import { Model } from '../src/graph/model.ts';
 import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { isBackwardStep, layerStart, parseFreeze, parseLrMultipliers, trainableParams, trainablePredicate } from '../src/train/freeze.ts';
 import { Trainer } from '../src/train/trainer.ts';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openModel } from '../src/import/load-model.ts';
-import { SHARED_DIR, hasShared, randomArray } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, needsTitle, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -86,7 +85,7 @@ describe('trainable sets', () => {
 
 const MOBILENET = join(SHARED_DIR, 'fixtures/tf-mobilenet/models/mobilenet_v1_0.25_128/frozen_graph.pb');
 describe('imported graphs', () => {
-  it.skipIf(!hasShared || !existsSync(MOBILENET))('finds a layer by its variables when node names differ (MobilenetV1/MobilenetV1/...)', () => {
+  it.skipIf(!fixturesPresent([MOBILENET]))(needsTitle('finds a layer by its variables when node names differ (MobilenetV1/MobilenetV1/...)', [MOBILENET]), () => {
     const g = openModel(MOBILENET).graph;
     const i = layerStart(g, 'MobilenetV1/Conv2d_13_pointwise');
     expect(g.nodes[i].name).toBe('MobilenetV1/MobilenetV1/Conv2d_13_pointwise/convolution');

@@ -3,7 +3,7 @@
 // checkpoint_exclude_scopes when loading a pretrained checkpoint, cutting an arbitrary graph at a
 // named value and appending a head, and the sigmoid head saved as an exactly equivalent 2-class
 // softmax model. The MobileNet fixture (../shared) gets a 22-class head when present.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { GRAPH_ARCHITECTURE, loadModel, openModel } from '../src/import/load-mod
 import { readCheckpoint } from '../src/import/load.ts';
 import { writeCheckpointV2 } from '../src/import/tf-checkpoint-write.ts';
 import { type BaseModel, cutAndAppendHead, INCEPTION_HEAD_SCOPES, loadPretrained, parseHead, randomInception, replaceHead, saveTransferModel } from '../src/train/head.ts';
-import { SHARED_DIR, hasShared, randomArray, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, needsTitle, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -211,7 +211,7 @@ describe('cutting a graph and appending a head', () => {
   });
 
   const FROZEN = join(SHARED_DIR, 'fixtures/tf-mobilenet/models/mobilenet_v1_0.25_128/frozen_graph.pb');
-  it.skipIf(!hasShared || !existsSync(FROZEN))('gives the MobileNet fixture a 22-class head at its pooled features', async () => {
+  it.skipIf(!fixturesPresent([FROZEN]))(needsTitle('gives the MobileNet fixture a 22-class head at its pooled features', [FROZEN]), async () => {
     const opened = openModel(FROZEN);
     const tm = await replaceHead(opened, { head: 22, cutAt: 'MobilenetV1/Logits/AvgPool_1a/AvgPool' });
     const g = tm.model.graph;
@@ -222,5 +222,4 @@ describe('cutting a graph and appending a head', () => {
     expect(p.length).toBe(22);
     tm.model.dispose();
   });
-  if (!hasShared) it.skip(sharedMissingMessage('the MobileNet head test'), () => {});
 });

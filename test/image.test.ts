@@ -5,9 +5,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { decodeImage, detectFormat, readImage } from '../src/image/decode.ts';
 import { decodeJpegIfast } from '../src/image/jpeg.ts';
@@ -22,53 +20,8 @@ import {
   preprocessingWith,
   retrainPreprocessing,
 } from '../src/image/preprocess.ts';
-import { SHARED_DIR, expectClose, rng, sharedMissingMessage } from './helpers.ts';
-
-// ---- PNG writers ----------------------------------------------------------------------------
-
-/** pngjs's encoder; `data` holds `inputColorType` samples (Uint16Array for 16-bit). */
-function pngjsEncode(width: number, height: number, colorType: 0 | 2 | 4 | 6, bitDepth: 8 | 16, data: Uint8Array | Uint16Array): Buffer {
-  const opts = { width, height, colorType, inputColorType: colorType, bitDepth, inputHasAlpha: colorType === 4 || colorType === 6 };
-  const png = new PNG(opts);
-  png.data = data instanceof Uint16Array ? Buffer.from(data.buffer) : Buffer.from(data);
-  return PNG.sync.write(png, opts);
-}
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
-  return Buffer.concat([head, data, crc]);
-}
-
-/** A minimal PNG writer: samples (one per channel, row-major) packed MSB-first at `depth` bits. */
-function handPng(o: { width: number; height: number; colorType: number; depth: number; channels: number; samples: number[]; extra?: Buffer[] }): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(o.width, 0);
-  ihdr.writeUInt32BE(o.height, 4);
-  ihdr[8] = o.depth;
-  ihdr[9] = o.colorType;
-  const rowBytes = Math.ceil((o.width * o.channels * o.depth) / 8);
-  const raw = Buffer.alloc((rowBytes + 1) * o.height); // filter byte 0 (None) per row
-  for (let y = 0; y < o.height; y++) {
-    for (let i = 0; i < o.width * o.channels; i++) {
-      const v = o.samples[y * o.width * o.channels + i];
-      const bit = i * o.depth;
-      const at = y * (rowBytes + 1) + 1 + (bit >> 3);
-      if (o.depth === 16) raw.writeUInt16BE(v, at);
-      else raw[at] |= v << (8 - o.depth - (bit & 7));
-    }
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    ...(o.extra ?? []),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
+import { SHARED_DIR, expectClose, fixturesPresent, rng, sharedMissingMessage } from './helpers.ts';
+import { chunk, handPng, pngjsEncode } from './image-files.ts';
 
 function randomBytes(n: number, seed: number, max = 255): number[] {
   const r = rng(seed);
@@ -282,12 +235,14 @@ describe('decodeImage: bad files name the file and the problem', () => {
 });
 
 const FIXTURES = join(SHARED_DIR, 'fixtures/tf-mobilenet/test');
-describe.skipIf(!existsSync(FIXTURES))('decodeImage: real JPEGs from ../shared/fixtures/tf-mobilenet', () => {
+describe.skipIf(!fixturesPresent([FIXTURES]))('decodeImage: real JPEGs from ../shared/fixtures/tf-mobilenet', () => {
   it('decodes a few test images (100x100 Fruits-360 photos)', () => {
     const classes = readdirSync(FIXTURES).sort().slice(0, 4);
+    expect(classes.length, `${FIXTURES}: class folders`).toBe(4);
     for (const cls of classes) {
       const file = readdirSync(join(FIXTURES, cls)).find((f) => f.endsWith('.jpg'));
-      if (!file) continue;
+      expect(file, `${join(FIXTURES, cls)}: a .jpg`).toBeDefined();
+      if (!file) return;
       const path = join(FIXTURES, cls, file);
       const img = decodeImage(readFileSync(path), path);
       expect([img.width, img.height], path).toEqual([100, 100]);

@@ -24,7 +24,7 @@ import { detectModelFormat, openModel } from '../src/import/load-model.ts';
 import { decodeModelMeta, load as loadSafetensors } from '../src/import/safetensors.ts';
 import { writeCheckpointV1, writeCheckpointV2 } from '../src/import/tf-checkpoint-write.ts';
 import { encodeTfMessage } from '../src/import/tf-proto.ts';
-import { SHARED_DIR, expectClose, hasShared, rng, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, expectClose, fixturesPresent, rng, sharedMissingMessage } from './helpers.ts';
 import { TINY_CLASSES, tinyGraphDef, tinyOnnx } from './model-files.ts';
 
 let dir = '';
@@ -286,7 +286,7 @@ const MOBILENET = join(SHARED_DIR, 'fixtures/tf-mobilenet');
 const FROZEN = join(MOBILENET, 'models/mobilenet_v1_0.25_128/frozen_graph.pb');
 const RETRAINED = join(MOBILENET, 'retrained_graph.pb');
 const CHECKPOINTS = join(SHARED_DIR, 'fixtures/tf-checkpoints');
-const present = hasShared && existsSync(FROZEN) && existsSync(RETRAINED);
+const present = fixturesPresent([FROZEN, RETRAINED]);
 
 if (!present) it.skip(sharedMissingMessage('importing the TF MobileNet fixture graphs'), () => {});
 

@@ -2,13 +2,13 @@
 // checked end to end in mobilenet.test.ts (logits within 2e-4 of TF's on 60 images); here: the
 // fast IDCT against the exact DCT-III, agreement with jpeg-js (an independent decoder with an
 // accurate IDCT) on real and synthetic files, the 4:4:4 and restart-interval paths, and errors.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { describe, expect, it } from 'vitest';
 import { decodeImage } from '../src/image/decode.ts';
 import { decodeJpegIfast, idctIfast, ifastMultipliers } from '../src/image/jpeg.ts';
-import { SHARED_DIR, hasShared, rng, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, needsTitle, rng } from './helpers.ts';
 
 /** The exact 8x8 inverse DCT (T.81 A.3.3) plus the level shift, clamped. */
 function exactIdct(coef: ArrayLike<number>): Float64Array {
@@ -111,8 +111,7 @@ describe('decodeJpegIfast', () => {
   });
 
   const DIR = join(SHARED_DIR, 'fixtures/tf-mobilenet');
-  if (!hasShared) it.skip(sharedMissingMessage('decoding the fixture JPEGs'), () => {});
-  it.skipIf(!hasShared || !existsSync(DIR))('decodes the 4:2:0 fixture JPEGs (one with restart markers) close to jpeg-js', () => {
+  it.skipIf(!fixturesPresent([DIR]))(needsTitle('decodes the 4:2:0 fixture JPEGs (one with restart markers) close to jpeg-js', [DIR]), () => {
     for (const f of ['train/Lemon/0_100.jpg', 'train/Orange/r_13_100.jpg', 'test/Lemon/3_100.jpg' /* DRI 7 */]) {
       const bytes = readFileSync(join(DIR, f));
       const img = decodeJpegIfast(bytes, f);

@@ -5,7 +5,7 @@
 // Preprocessing is retrain.py's: decode_jpeg, resize_bilinear to 128x128 (TF1 legacy coordinates,
 // float32 arithmetic), then (x - 127.5) * (1 / 127.5). With src/image/jpeg.ts (libjpeg's IFAST IDCT
 // and fancy upsampling, as TF decodes) the logits match TF's to ~1e-4; with jpeg-js to ~1.4.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
@@ -15,14 +15,14 @@ import { type DecodedImage, decodeImage } from '../src/image/decode.ts';
 import { decodeJpegIfast } from '../src/image/jpeg.ts';
 import { preprocessMeanStd } from '../src/image/preprocess.ts';
 import { graphDefBuilder, importGraphDef } from '../src/import/graphdef.ts';
-import { SHARED_DIR, hasShared, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, sharedMissingMessage } from './helpers.ts';
 
 afterAll(closeRuntime);
 
 const DIR = join(SHARED_DIR, 'fixtures/tf-mobilenet');
 const FROZEN = join(DIR, 'models/mobilenet_v1_0.25_128/frozen_graph.pb');
 const RETRAINED = join(DIR, 'retrained_graph.pb');
-const present = hasShared && existsSync(FROZEN) && existsSync(RETRAINED);
+const present = fixturesPresent([FROZEN, RETRAINED]);
 const LOGITS = 'MobilenetV1/Predictions/Reshape';
 const SIZE = 128;
 const PER = SIZE * SIZE * 3;

@@ -14,7 +14,7 @@ import { evaluateReference } from '../src/graph/reference.ts';
 import { importOnnx, onnxModelBuilder } from '../src/import/onnx-model.ts';
 import { type OnnxTensor, readModel, readTensor } from '../src/import/onnx-proto.ts';
 import { transposeHost } from '../src/kernels/transpose.ts';
-import { SHARED_DIR, expectClose, hasShared, randomArray, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, expectClose, fixturesPresent, hasShared, needsTitle, randomArray, sharedMissingMessage } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -437,7 +437,7 @@ if (!hasShared) it.skip(sharedMissingMessage('importOnnx on ONNX conformance mod
 describe.skipIf(!hasShared)('importOnnx: ONNX conformance models (rtol 1e-3, atol 1e-5)', () => {
   for (const test of CONFORMANCE) {
     const dir = join(NODE_DIR, test);
-    it.skipIf(!existsSync(dir))(test, async () => {
+    it.skipIf(!fixturesPresent([dir]))(needsTitle(test, [dir]), async () => {
       const rt = await getRuntime();
       const model = readModel(join(dir, 'model.onnx'));
       const initialized = new Set(model.graph.initializers.map((t) => t.name));

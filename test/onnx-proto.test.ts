@@ -1,12 +1,11 @@
 // The ONNX protobuf reader: tensors from every storage field, models, and clear errors on bad files.
 // Messages are built with protobufjs from the same schema, so the bytes are real proto2 wire format.
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { decodeModel, decodeTensor, opsetVersion, readModel, readTensor } from '../src/import/onnx-proto.ts';
-import { SHARED_DIR, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, needsTitle } from './helpers.ts';
 
 const root = protobuf.loadSync(fileURLToPath(new URL('../src/import/onnx.proto', import.meta.url)));
 const encode = (type: string, msg: object) => {
@@ -121,7 +120,7 @@ describe('decodeModel', () => {
 
 describe('real ONNX files (../shared/conformance/onnx-node)', () => {
   const dir = join(SHARED_DIR, 'conformance', 'onnx-node', 'test_conv_with_strides_padding');
-  it.skipIf(!existsSync(dir))(existsSync(dir) ? 'reads a node test model and its data' : sharedMissingMessage('this test'), () => {
+  it.skipIf(!fixturesPresent([dir]))(needsTitle('reads a node test model and its data', [dir]), () => {
     const m = readModel(join(dir, 'model.onnx'));
     expect(m.graph.nodes.map((n) => n.opType)).toEqual(['Conv']);
     expect(m.graph.nodes[0].attributes.pads).toEqual({ type: 'ints', value: [1, 1, 1, 1] });

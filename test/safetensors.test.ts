@@ -1,7 +1,8 @@
 // safetensors: exact round trips (NaN payloads, -0, denormals), atomic writes, strict header
 // validation, other dtypes, and model files (saveModel/loadModel, convertCheckpoint) on a thin
 // Inception v3.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,7 +75,8 @@ describe('safetensors files', () => {
     const len = Number(bytes.readBigUInt64LE(0));
     expect((8 + len) % 8).toBe(0);
     const header = JSON.parse(bytes.subarray(8, 8 + len).toString('utf8'));
-    expect(header.__metadata__).toBeUndefined();
+    // The only metadata: the sha256 of the data section (everything after the header).
+    expect(header.__metadata__).toEqual({ incept_data_sha256: createHash('sha256').update(bytes.subarray(8 + len)).digest('hex') });
     expect(header['a/special']).toEqual({ dtype: 'F32', shape: [8], data_offsets: [0, 32] });
     expect(header['b/weights']).toEqual({ dtype: 'F32', shape: [3, 4, 2], data_offsets: [32, 128] });
     expect(header.steps.dtype).toBe('I64');
@@ -92,6 +94,30 @@ describe('safetensors files', () => {
     expect(load(f).tensors.get('x')!.data).toEqual(Float32Array.of(3, 4));
     expect(readdirSync(d)).toEqual(['m.safetensors']);
     expect(() => save(join(d, 'no-such-dir', 'm.safetensors'), [])).toThrow(/ENOENT/);
+  });
+
+  it('a flipped byte in the tensor data is an error naming the file (the data checksum), not different weights', () => {
+    const f = join(dir(), 'c.safetensors');
+    save(f, tensors, { note: 'hello' });
+    const good = readFileSync(f);
+    const dataStart = 8 + Number(good.readBigUInt64LE(0));
+    for (const at of [dataStart, dataStart + 37, good.length - 1]) {
+      const bad = Buffer.from(good);
+      bad[at] ^= 0x10;
+      writeFileSync(f, bad);
+      expect(() => load(f), `byte ${at}`).toThrow(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: tensor data does not match its checksum \\(sha256 [0-9a-f]{64}, the file says [0-9a-f]{64}\\): the file is corrupt$`));
+    }
+    // The checksum is checked, then kept out of the metadata callers see.
+    writeFileSync(f, good);
+    expect(load(f).metadata).toEqual({ note: 'hello' });
+    expect(() => save(f, tensors, { incept_data_sha256: 'x' })).toThrow(/written by the encoder itself/);
+  });
+
+  it('files without a checksum (other writers) still load; a malformed checksum is refused', () => {
+    const data = bits(Float32Array.of(1, 2));
+    expect(decodeSafetensors(craft({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, data), 'n.safetensors').tensors.get('a')!.data).toEqual(Float32Array.of(1, 2));
+    const odd = craft({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, __metadata__: { incept_data_sha256: 'abc' } }, data);
+    expect(() => decodeSafetensors(odd, 'o.safetensors')).toThrow(/^o\.safetensors: metadata 'incept_data_sha256' is not a sha256 \(abc\)$/);
   });
 
   it('reads F64, F16, BF16 (as float32) and U8/BOOL written by other tools', () => {

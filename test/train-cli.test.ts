@@ -19,7 +19,8 @@ import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { writeCheckpointV2 } from '../src/import/tf-checkpoint-write.ts';
 import { randomInception, replaceHead, saveTransferModel } from '../src/train/head.ts';
-import { randomArray } from './helpers.ts';
+import { aucRef, randomArray } from './helpers.ts';
+import { readDataset } from '../src/train/dataset.ts';
 import { type ProgressState, Progress, formatDuration, formatProgressBar, formatProgressLine } from '../src/train/progress.ts';
 
 afterAll(closeRuntime);
@@ -87,7 +88,11 @@ describe('incept train -> evaluate -> classify', () => {
     expect(r.perClass[1].sensitivity).toBeCloseTo(r.confusion[1][1] / 6, 10);
     expect(r.perClass[1].specificity).toBeCloseTo(r.confusion[0][0] / 6, 10);
     expect(r.binary!.positive).toBe('malignant');
-    expect(r.binary!.auc).toBeGreaterThanOrEqual(0);
+    // The AUC is that of the model's own probabilities (classify on the same 12 images), from its definition.
+    const ds = readDataset(manifest);
+    const scored = await classify(parseClassifyArgs([...ds.samples.map((s) => s.path), '--model', join(run(), 'model.safetensors'), '--top', '2']));
+    const pMalignant = scored.map((c) => c.top.find((t) => t.label === 'malignant')!.prob);
+    expect(r.binary!.auc).toBeCloseTo(aucRef(pMalignant, ds.samples.map((s) => ds.classes[s.label] === 'malignant')), 6);
     expect(r.binary!.auc).toBeCloseTo(r.rocAuc[1].auc!, 10);
     expect(r.binary!.operatingPoints.map((p) => p.target)).toEqual([0.5, 0.9]);
     for (const p of r.binary!.operatingPoints) expect(p.specificity).toBeGreaterThanOrEqual(p.target);

@@ -17,7 +17,7 @@ import { readCheckpoint } from '../src/import/load.ts';
 import { loadModel } from '../src/import/safetensors.ts';
 import { type TarWriteEntry, extractTar, readTar, safeEntryPath, writeTar } from '../src/import/tar.ts';
 import { writeCheckpointV1 } from '../src/import/tf-checkpoint-write.ts';
-import { type Manifest, type ManifestModel, type Progress, fetchWeights, readManifest } from '../src/import/weights-fetch.ts';
+import { type Manifest, type ManifestModel, type Progress, checkManifest, fetchWeights, readManifest, secureUrl } from '../src/import/weights-fetch.ts';
 import { SHARED_DIR, hasShared, sharedMissingMessage } from './helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'incept-weights-'));
@@ -38,12 +38,27 @@ describe('weights/manifest.json', () => {
     const archives = ['inception_v1_2016_08_28.tar.gz', 'inception_v2_2016_08_28.tar.gz', 'inception_v3_2016_08_28.tar.gz', 'inception_v4_2016_09_09.tar.gz'];
     Object.values(m.models).forEach((e, i) => {
       expect(e.archive).toBe(archives[i]);
-      expect(e.url).toBe(`http://download.tensorflow.org/models/${archives[i]}`);
+      expect(e.url).toBe(`https://storage.googleapis.com/download.tensorflow.org/models/${archives[i]}`);
       expect(e.member).toBe(`inception_v${i + 1}.ckpt`);
       expect(e).toMatchObject({ format: 'V1', numClasses: 1001 });
       expect(e.sha256 === null || /^[0-9a-f]{64}$/.test(e.sha256)).toBe(true);
     });
     expect(m.models.inception_v3).toMatchObject({ architecture: 'inception_v3', options: { numClasses: 1001, inputSize: 299 } });
+    // Pinned where a digest is published (OpenVINO Open Model Zoo, googlenet-v1-tf / googlenet-v2-tf model.yml).
+    expect(m.models.inception_v1.sha256).toBe('7a620c430fcaba8f8f716241f5148c4c47c035cce4e49ef02cfbe6cd1adf96a6');
+    expect(m.models.inception_v2.sha256).toBe('3b9d269984402003d8330affc4e1463c0b4cfd536339ad12446a48d72477480a');
+  });
+
+  it('refuses plain-HTTP URLs (HTTPS only; plain HTTP only from this machine)', () => {
+    const entry = { url: 'http://download.tensorflow.org/models/x.tar.gz', archive: 'x.tar.gz', member: 'x.ckpt', format: 'V1', sha256: null, numClasses: 2 };
+    expect(() => checkManifest({ version: 1, models: { x: entry } } as unknown as Manifest, 'm.json')).toThrow(
+      "m.json: model 'x': url http://download.tensorflow.org/models/x.tar.gz is plain HTTP; weights are fetched over HTTPS only (plain HTTP only from this machine)",
+    );
+    expect(secureUrl('https://storage.googleapis.com/a')).toBe(true);
+    expect(secureUrl('http://127.0.0.1:8080/a')).toBe(true);
+    expect(secureUrl('http://localhost/a')).toBe(true);
+    expect(secureUrl('http://10.0.0.1/a')).toBe(false);
+    expect(secureUrl('ftp://example.com/a')).toBe(false);
   });
 });
 
@@ -133,6 +148,10 @@ describe('weights fetch from a local HTTP server', () => {
       res.writeHead(302, { location: '/thin.tar.gz' });
       res.end();
     });
+    routes.set('/downgrade', (res) => {
+      res.writeHead(302, { location: 'http://weights.invalid/thin.tar.gz' });
+      res.end();
+    });
     routes.set('/chunked.tar.gz', (res) => {
       res.writeHead(200); // no content-length: chunked
       res.end(thin);
@@ -215,9 +234,15 @@ describe('weights fetch from a local HTTP server', () => {
       const lines: string[] = [];
       const r = await fetchWeights('thin', { dir: d, manifest: manifest({ thin: model(path) }), log: (l) => lines.push(l), clean: true });
       expect(r.verified).toBe(false);
-      expect(lines.join('\n')).toContain(`: ${sha(thin)} (the manifest has no hash to check it against)`);
+      expect(lines.join('\n')).toContain(`warning: sha256 of ${path.slice(1).replace(/\.tar\.gz$/, '')}.tar.gz: ${sha(thin)} (the manifest has no hash to check it against: not verified)`);
       expect(readdirSync(d)).toEqual(['thin.safetensors']); // --clean removed archive and checkpoint
     }
+  });
+
+  it('a redirect to plain HTTP elsewhere is refused before connecting', async () => {
+    await expect(fetchWeights('thin', { ...quiet, dir: dir(), manifest: manifest({ thin: model('/downgrade') }) })).rejects.toThrow(
+      'GET http://weights.invalid/thin.tar.gz: refusing plain HTTP (weights are fetched over HTTPS only)',
+    );
   });
 
   it('a sha256 mismatch fails and deletes the download', async () => {

@@ -27,13 +27,39 @@ export interface AdapterDescription {
   isFallbackAdapter: boolean;
 }
 
+/**
+ * How long one wait on the GPU (queue completion, a buffer mapping) may take before it is an error:
+ * INCEPT_GPU_TIMEOUT_S seconds, default 30 minutes. Long enough for the slowest single submission
+ * measured on lavapipe (a whole-network training step at batch 32 under load, about 2 minutes), short
+ * enough that a hung device or driver ends in an error rather than a process waiting forever.
+ */
+export function gpuTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.INCEPT_GPU_TIMEOUT_S;
+  if (v === undefined || v === '') return 30 * 60 * 1000;
+  const s = Number(v);
+  if (!(s > 0)) throw new GpuError(`INCEPT_GPU_TIMEOUT_S must be a positive number of seconds, got '${v}'`);
+  return s * 1000;
+}
+
+/** GPU errors kept for the next sync(); further ones are counted, not kept. */
+const MAX_KEPT_ERRORS = 8;
+
 export class Runtime {
   readonly pipelines: PipelineCache;
   readonly pool: BufferPool;
   readonly features: Set<string>;
   readonly limits: GPUSupportedLimits;
+  /** Milliseconds one wait on the GPU may take (see gpuTimeoutMs). */
+  waitTimeoutMs = gpuTimeoutMs();
   private lostReason: string | null = null;
-  private pendingErrors: Promise<void>[] = [];
+  private destroying = false;
+  /** Error-scope pops not yet settled; each settles to nothing (errors land in `errors`), never rejects. */
+  private scopesInFlight = new Set<Promise<void>>();
+  /** GPU errors (from error scopes or uncaptured) that the next sync() raises. */
+  private errors: GpuError[] = [];
+  private droppedErrors = 0;
+  /** Rejecters of the waits in progress, so a device loss ends them at once. */
+  private waiters = new Set<(e: GpuError) => void>();
 
   constructor(
     readonly gpu: GPU,
@@ -45,14 +71,26 @@ export class Runtime {
     this.pipelines = new PipelineCache(device);
     this.pool = new BufferPool(device);
     device.lost.then((info) => {
-      if (info.reason === 'destroyed') return;
+      if (this.destroying) return; // our own destroy(), not a loss
       this.lostReason = info.message || String(info.reason);
       process.stderr.write(`incept: GPU device lost: ${this.lostReason}\n`);
+      for (const reject of [...this.waiters]) reject(this.lostError());
     });
     device.addEventListener('uncapturederror', (ev: Event) => {
+      // An error outside every error scope: it fails the next sync() (printed too, in case none comes).
       const err = (ev as GPUUncapturedErrorEvent).error;
       process.stderr.write(`incept: uncaptured GPU error: ${err.message}\n`);
+      this.keepError(new GpuError(`uncaptured GPU error: ${err.message.trim()}`));
     });
+  }
+
+  private lostError(what?: string): GpuError {
+    return new GpuError(`${what ? `${what}: ` : ''}GPU device lost (${this.lostReason}); restart the process`);
+  }
+
+  private keepError(e: GpuError): void {
+    if (this.errors.length < MAX_KEPT_ERRORS) this.errors.push(e);
+    else this.droppedErrors++;
   }
 
   get adapterInfo(): AdapterDescription {
@@ -99,7 +137,31 @@ export class Runtime {
   }
 
   assertAlive(): void {
-    if (this.lostReason !== null) throw new GpuError(`GPU device lost (${this.lostReason}); restart the process`);
+    if (this.lostReason !== null) throw this.lostError();
+  }
+
+  /**
+   * Awaits a GPU promise (queue completion, mapAsync) with a timeout, ending it with one GpuError
+   * naming `what` when the time runs out or the device is lost meanwhile.
+   */
+  wait<T>(promise: Promise<T>, what: string): Promise<T> {
+    this.assertAlive();
+    return new Promise<T>((resolve, reject) => {
+      const fail = (e: unknown) => {
+        clearTimeout(timer);
+        this.waiters.delete(fail);
+        reject(this.lostReason !== null ? this.lostError(what) : e);
+      };
+      const timer = setTimeout(() => {
+        fail(new GpuError(`${what}: the GPU did not finish within ${this.waitTimeoutMs / 1000} s (INCEPT_GPU_TIMEOUT_S); the device or its driver may be hung`));
+      }, this.waitTimeoutMs);
+      this.waiters.add(fail);
+      promise.then((v) => {
+        clearTimeout(timer);
+        this.waiters.delete(fail);
+        resolve(v);
+      }, fail);
+    });
   }
 
   /** Checks a buffer size against the device's limits before Dawn sees it. */
@@ -115,7 +177,8 @@ export class Runtime {
   /**
    * Runs `fn` (which encodes and submits GPU work) inside validation and out-of-memory error scopes.
    * Popping the scopes is asynchronous; the result is collected and raised by the next `sync()`,
-   * so ops can be queued without waiting on each other.
+   * so ops can be queued without waiting on each other. The popped promise never rejects (an
+   * error is kept for sync()), so no unhandled rejection can come from it.
    */
   scoped(label: string, fn: () => void): void {
     this.assertAlive();
@@ -126,28 +189,37 @@ export class Runtime {
     } finally {
       const validation = this.device.popErrorScope();
       const oom = this.device.popErrorScope();
-      this.pendingErrors.push(
-        Promise.all([validation, oom]).then(([v, o]) => {
-          const err = v ?? o;
-          if (err) throw new GpuError(`${label}: ${err.message.trim()}`);
-        }),
-      );
+      const settled: Promise<void> = Promise.all([validation, oom])
+        .then(
+          ([v, o]) => {
+            const err = v ?? o;
+            if (err) this.keepError(new GpuError(`${label}: ${err.message.trim()}`));
+          },
+          (e: unknown) => this.keepError(new GpuError(`${label}: reading the GPU error scope failed (${e instanceof Error ? e.message : String(e)})`)),
+        )
+        .finally(() => this.scopesInFlight.delete(settled));
+      this.scopesInFlight.add(settled);
     }
   }
 
-  /** Waits for all submitted work and raises the first GPU error any of it caused. */
+  /** Waits for all submitted work and raises the first GPU error any of it caused (or an uncaptured one). */
   async sync(): Promise<void> {
     this.assertAlive();
-    const pending = this.pendingErrors;
-    this.pendingErrors = [];
-    await this.device.queue.onSubmittedWorkDone();
-    const results = await Promise.allSettled(pending);
-    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (failed) throw failed.reason;
+    await this.wait(this.device.queue.onSubmittedWorkDone(), 'waiting for the GPU queue');
+    await this.wait(Promise.all([...this.scopesInFlight]), 'reading GPU error scopes');
     this.assertAlive();
+    if (this.errors.length > 0) {
+      const [first] = this.errors;
+      const more = this.errors.length - 1 + this.droppedErrors;
+      this.errors = [];
+      this.droppedErrors = 0;
+      if (more > 0) first.message += ` (and ${more} more GPU error${more > 1 ? 's' : ''})`;
+      throw first;
+    }
   }
 
   destroy(): void {
+    this.destroying = true;
     this.pool.clear();
     this.device.destroy();
   }

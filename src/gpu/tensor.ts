@@ -75,7 +75,7 @@ export class Tensor {
     if (bytes > 0) enc.copyBufferToBuffer(this.buffer, this.byteOffset, staging, 0, bytes);
     device.queue.submit([enc.finish()]);
     await this.rt.sync();
-    await staging.mapAsync(GPUMapMode.READ);
+    await this.rt.wait(staging.mapAsync(GPUMapMode.READ), `read ${shapeString(this.shape)}`);
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();

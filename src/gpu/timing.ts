@@ -68,7 +68,7 @@ export class PassTimer {
     const wallMs = performance.now() - t0;
     if (!this.readBuf) return wallMs / this.repeat;
 
-    await this.readBuf.mapAsync(GPUMapMode.READ);
+    await rt.wait(this.readBuf.mapAsync(GPUMapMode.READ), `timing ${this.label}`);
     const [begin, end] = new BigUint64Array(this.readBuf.getMappedRange().slice(0));
     this.readBuf.unmap();
     const ns = Number(end - begin);

@@ -19,6 +19,8 @@
 import { readFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { checkImageSize, jpegSize, maxImagePixels, pngSize } from './header.ts';
+import { checkJpegStructure } from './jpeg-check.ts';
 import { decodeJpegIfast } from './jpeg.ts';
 
 export interface DecodedImage {
@@ -60,19 +62,26 @@ export function detectFormat(bytes: Uint8Array, fileName: string): ImageFormat {
 export interface DecodeOptions {
   /** 'tf' (default): TF-identical IFAST decoding where supported, else jpeg-js; 'jpeg-js': always jpeg-js. */
   jpeg?: 'tf' | 'jpeg-js';
+  /** Largest width x height accepted (checked from the header, before decoding); default DEFAULT_MAX_PIXELS or INCEPT_MAX_IMAGE_PIXELS. */
+  maxPixels?: number;
 }
 
 /** Decodes PNG or JPEG bytes; `fileName` is only used in error messages. */
 export function decodeImage(bytes: Uint8Array, fileName: string, opts: DecodeOptions = {}): DecodedImage {
   const format = detectFormat(bytes, fileName);
+  const name = format.toUpperCase();
+  const declared = format === 'png' ? pngSize(bytes, fileName) : jpegSize(bytes, fileName);
+  const maxPixels = maxImagePixels(opts.maxPixels);
+  checkImageSize(declared, name, fileName, maxPixels);
   let image: DecodedImage;
   try {
-    image = format === 'png' ? decodePng(bytes) : (opts.jpeg ?? 'tf') === 'tf' ? decodeJpegLikeTf(bytes) : decodeJpeg(bytes);
+    image = format === 'png' ? decodePng(bytes) : (opts.jpeg ?? 'tf') === 'tf' ? decodeJpegLikeTf(bytes, maxPixels) : decodeJpeg(bytes, maxPixels);
   } catch (e) {
-    throw new Error(`${fileName}: corrupt or truncated ${format.toUpperCase()} file (${explain((e as Error).message)})`);
+    // Decoders may throw strings or other non-Errors; the message must still say what went wrong.
+    throw new Error(`${fileName}: corrupt or truncated ${name} file (${explain(e instanceof Error ? e.message : String(e))})`);
   }
-  if (!(image.width > 0 && image.height > 0)) {
-    throw new Error(`${fileName}: ${format.toUpperCase()} image has no pixels (${image.width}x${image.height})`);
+  if (image.width !== declared.width || image.height !== declared.height) {
+    throw new Error(`${fileName}: corrupt ${name} file (the header says ${declared.width}x${declared.height}, the decoder gave ${image.width}x${image.height})`);
   }
   return image;
 }
@@ -146,20 +155,24 @@ function decodePng(bytes: Uint8Array): DecodedImage {
  */
 const IFAST_UNSUPPORTED = /not supported|non-integral chroma sampling/;
 
-function decodeJpegLikeTf(bytes: Uint8Array): DecodedImage {
+function decodeJpegLikeTf(bytes: Uint8Array, maxPixels: number): DecodedImage {
   checkJpegEnd(bytes);
   try {
     return decodeJpegIfast(bytes, 'JPEG');
   } catch (e) {
     const msg = (e as Error).message;
-    if (IFAST_UNSUPPORTED.test(msg)) return decodeJpeg(bytes);
+    if (IFAST_UNSUPPORTED.test(msg)) return decodeJpeg(bytes, maxPixels);
     throw new Error(msg.replace(/^JPEG: /, ''));
   }
 }
 
-function decodeJpeg(bytes: Uint8Array): DecodedImage {
+function decodeJpeg(bytes: Uint8Array, maxPixels: number): DecodedImage {
   checkJpegEnd(bytes);
-  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
+  checkJpegStructure(bytes);
+  // jpeg-js's own caps follow ours: a later frame header could declare more than the first one did.
+  const maxResolutionInMP = maxPixels / 1e6;
+  const maxMemoryUsageInMB = Math.max(512, Math.ceil((maxPixels * 16) / 2 ** 20));
+  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP, maxMemoryUsageInMB });
   const { width, height, data } = img;
   if (data.length !== width * height * 3) throw new Error(`decoded ${data.length} bytes, ${width}x${height} RGB needs ${width * height * 3}`);
   return { width, height, data: Float32Array.from(data) };

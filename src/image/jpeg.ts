@@ -285,7 +285,11 @@ export function decodeJpegIfast(bytes: Uint8Array, file = 'JPEG'): DecodedImage 
         const n = bytes[seg + 5];
         if (width === 0 || height === 0) throw new Error(`${file}: JPEG frame of ${width}x${height} pixels (DNL-defined heights are not supported)`);
         if (n !== 1 && n !== 3) throw new Error(`${file}: JPEG with ${n} components is not supported (grayscale or YCbCr only)`);
+        if (frame) throw new Error(`${file}: corrupt JPEG (a second frame header)`);
+        if (len < 8 + 3 * n) throw new Error(`${file}: corrupt JPEG frame header (${len} bytes for ${n} components)`);
         const raw = Array.from({ length: n }, (_, k) => ({ id: bytes[seg + 6 + 3 * k], h: bytes[seg + 7 + 3 * k] >> 4, v: bytes[seg + 7 + 3 * k] & 15, tq: bytes[seg + 8 + 3 * k] }));
+        // T.81 allows sampling factors 1..4; 0 would make the MCU grid infinite.
+        for (const c of raw) if (c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4) throw new Error(`${file}: corrupt JPEG frame header (sampling factor ${c.h}x${c.v} of component ${c.id})`);
         const hmax = Math.max(...raw.map((c) => c.h));
         const vmax = Math.max(...raw.map((c) => c.v));
         const mcusX = Math.ceil(width / (8 * hmax));

@@ -2,12 +2,16 @@
 // {name: {dtype, shape, data_offsets}} and a '__metadata__' string map, then the raw little-endian
 // row-major bytes). Files are written atomically (temporary file in the same directory, fsync,
 // rename) so a crash never leaves a half-written model under the real name, and read with strict
-// header validation so a damaged file is refused rather than misread.
+// header validation so a damaged file is refused rather than misread. Files written here carry the
+// sha256 of their tensor data in __metadata__ (DATA_CHECKSUM_KEY), checked on load, so a flipped
+// byte in the weights is an error rather than silently different weights; files without it (other
+// writers, older incept files) load unchecked.
 //
 // Model files add, in __metadata__, JSON-encoded fields saying how to rebuild the graph
 // (architecture, options), the class labels, the preprocessing and the trained scopes; saveModel()
 // and loadModel() round-trip a graph's parameters bit for bit, and convertCheckpoint() turns a
 // TensorFlow checkpoint into such a file.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { Graph } from '../graph/ir.ts';
@@ -78,6 +82,15 @@ function dtypeOfArray(d: SaveableData): SafeDType {
   throw new SafetensorsError('unsupported array type');
 }
 
+/** The __metadata__ entry holding the hex sha256 of the data section (every byte after the header). */
+export const DATA_CHECKSUM_KEY = 'incept_data_sha256';
+
+function sha256Hex(parts: Iterable<Uint8Array>): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
 /** The header and the data parts of a file (in the header's order), ready to write. */
 export function encodeSafetensors(tensors: Iterable<[string, SaveableTensor]>, metadata: Record<string, string> = {}): Uint8Array[] {
   if (endianness() !== 'LE') throw new SafetensorsError('writing safetensors needs a little-endian host');
@@ -85,7 +98,9 @@ export function encodeSafetensors(tensors: Iterable<[string, SaveableTensor]>, m
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new SafetensorsError(`metadata '${k}' must be a string (got ${typeof v})`);
   }
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  if (DATA_CHECKSUM_KEY in metadata) throw new SafetensorsError(`metadata '${DATA_CHECKSUM_KEY}' is written by the encoder itself`);
+  const meta = { ...metadata };
+  header.__metadata__ = meta; // first in the header; the checksum is filled in once the data is laid out
   const parts: Uint8Array[] = [];
   let offset = 0;
   const sorted = [...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -101,6 +116,7 @@ export function encodeSafetensors(tensors: Iterable<[string, SaveableTensor]>, m
     parts.push(bytes);
     offset += bytes.length;
   }
+  meta[DATA_CHECKSUM_KEY] = sha256Hex(parts);
   let json = JSON.stringify(header);
   // Pad with spaces so the data starts 8-byte aligned (allowed by the format, done by its writers).
   const jsonBytes = () => Buffer.byteLength(json, 'utf8');
@@ -182,6 +198,13 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsF
   }
   if (at !== dataLen) {
     fail(at > dataLen ? `tensor data needs ${at} bytes but the file has ${dataLen}: truncated` : `${dataLen - at} bytes after the last tensor`);
+  }
+  if (DATA_CHECKSUM_KEY in metadata) {
+    const expected = metadata[DATA_CHECKSUM_KEY];
+    delete metadata[DATA_CHECKSUM_KEY];
+    if (!/^[0-9a-f]{64}$/.test(expected)) fail(`metadata '${DATA_CHECKSUM_KEY}' is not a sha256 (${expected.slice(0, 70)})`);
+    const actual = sha256Hex([bytes.subarray(dataStart)]);
+    if (actual !== expected) fail(`tensor data does not match its checksum (sha256 ${actual}, the file says ${expected}): the file is corrupt`);
   }
   const tensors = new Map<string, SafeTensor>();
   for (const t of infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {

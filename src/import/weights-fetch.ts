@@ -57,6 +57,7 @@ export function checkManifest(m: Manifest, what: string): Manifest {
   for (const [name, e] of Object.entries(m.models)) {
     const bad = (field: string) => new Error(`${what}: model '${name}': bad or missing '${field}'`);
     if (typeof e.url !== 'string' || !/^https?:\/\//.test(e.url)) throw bad('url');
+    if (!secureUrl(e.url)) throw new Error(`${what}: model '${name}': url ${e.url} is plain HTTP; weights are fetched over HTTPS only (plain HTTP only from this machine)`);
     if (typeof e.archive !== 'string' || e.archive.includes('/') || e.archive.includes('\\') || e.archive.startsWith('.')) throw bad('archive');
     if (typeof e.member !== 'string') throw bad('member');
     safeEntryPath(e.member, `${what}: model '${name}'`);
@@ -102,7 +103,24 @@ export function networkError(url: string, err: Error & { code?: string }): strin
   return why[code] ? `${why[code]} [${code}]` : err.message;
 }
 
+/**
+ * Whether `url` may be fetched: HTTPS, or plain HTTP to this machine only (a local mirror, tests).
+ * Plain HTTP elsewhere would let anyone on the path swap the weights for archives without a pinned hash.
+ */
+export function secureUrl(url: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  if (u.protocol === 'https:') return true;
+  return u.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
+}
+
 function request(url: string, opts: DownloadOptions, redirects: number): Promise<http.IncomingMessage> {
+  // Checked on every hop: a redirect must not downgrade to plain HTTP.
+  if (!secureUrl(url)) return Promise.reject(new Error(`GET ${url}: refusing plain HTTP (weights are fetched over HTTPS only)`));
   const mod = url.startsWith('https:') ? https : http;
   const idle = opts.idleTimeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
@@ -229,7 +247,7 @@ export async function fetchWeights(name: string, opts: FetchOptions = {}): Promi
     verified = true;
     log(`sha256 ok (${sha256})`);
   } else {
-    log(`sha256 of ${entry.archive}: ${sha256} (the manifest has no hash to check it against)`);
+    log(`warning: sha256 of ${entry.archive}: ${sha256} (the manifest has no hash to check it against: not verified)`);
   }
 
   const entries = await readTarGz(archive);
