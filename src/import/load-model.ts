@@ -6,7 +6,9 @@
 //                 'checkpoint' state file: TF-Slim Inception v3, built with the checkpoint's class
 //                 count (from its logits weights) and depth multiplier, loaded by variable name;
 //   .pb           a frozen TensorFlow GraphDef (importGraphDef);
-//   .onnx         an ONNX model (importOnnx).
+//   .onnx         an ONNX model (importOnnx);
+//   model.json    a TensorFlow.js layers model (a Keras model config + weight shards, tfjs-model.ts;
+//                 a Keras InceptionV3 is named as TF-Slim's Inception v3, keras-inception.ts).
 // The format is decided by the content (safetensors header, SSTable magic, the top-level protobuf
 // fields of a GraphDef or an ONNX ModelProto); the extension only breaks ties and picks the reader
 // that explains a damaged file best. Every failure is an Error whose message starts with the file.
@@ -36,8 +38,9 @@ import { decodeModel as decodeOnnx } from './onnx-proto.ts';
 import { ARCHITECTURES, type ModelMeta, applyModelTensors, buildArchitecture, decodeModelMeta, decodeSafetensors, saveModel } from './safetensors.ts';
 import { TABLE_MAGIC_HI, TABLE_MAGIC_LO } from './sstable.ts';
 import { tfMessageType } from './tf-proto.ts';
+import { openTfjsLayers, readModelJson, tfjsModelKind } from './tfjs-model.ts';
 
-export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx';
+export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx' | 'tfjs-layers';
 
 /** The architecture name of model files that hold a graph definition instead of a builder's options. */
 export const GRAPH_ARCHITECTURE = 'graph';
@@ -155,7 +158,16 @@ const EXT_HINT: Record<string, ModelFormat> = {
   '.onnx': 'onnx',
   '.ckpt': 'tf-checkpoint',
   '.index': 'tf-checkpoint',
+  '.json': 'tfjs-layers',
 };
+
+/** A JSON file (first non-blank byte '{'): a TF.js model.json, or an error saying what it is instead. */
+function detectJson(path: string): ModelFormat {
+  const kind = tfjsModelKind(readModelJson(path));
+  if (kind === 'layers') return 'tfjs-layers';
+  if (kind === 'graph') fail(path, 'a TF.js graph model (format graph-model): only TF.js layers models (Keras model configs) are supported');
+  return fail(path, 'a JSON file but not a TF.js model.json (no modelTopology holding a Keras model config)');
+}
 
 /**
  * The format of a model path, by content; the extension decides only what the content cannot
@@ -169,12 +181,14 @@ export function detectModelFormat(path: string): ModelFormat {
     return 'tf-checkpoint';
   }
   const st = statSync(path);
+  if (st.isDirectory() && isFile(join(path, 'model.json')) && !isFile(join(path, 'checkpoint'))) fail(path, `a folder; give its TF.js model file (${join(path, 'model.json')})`);
   if (st.isDirectory()) return 'tf-checkpoint'; // a 'checkpoint' state file inside (resolveCheckpoint explains otherwise)
   if (!st.isFile()) fail(path, 'not a regular file');
   if (/\.index$|\.data-\d{5}-of-\d{5}$/.test(path)) return 'tf-checkpoint';
   if (st.size === 0) fail(path, 'empty file, not a model');
   const { head, size, tail } = readHead(path, 16);
   const hint = EXT_HINT[extname(path)];
+  if (/^\s*\{/.test(Buffer.from(head).toString('latin1')) && (hint === 'tfjs-layers' || head[0] === 0x7b)) return detectJson(path);
   // safetensors: u64 LE header length, then '{'.
   if (size >= 9 && head[8] === 0x7b) {
     const n = Buffer.from(head).readBigUInt64LE(0);
@@ -583,6 +597,23 @@ function openCheckpoint(path: string, o: LoadModelOptions): Opened {
   };
 }
 
+function openTfjs(path: string): Opened {
+  const m = openTfjsLayers(path);
+  const g = m.build(1);
+  const hw = imageSize(g);
+  const notes = m.inception ? [`${path}: a Keras InceptionV3 (its layers also answer to TF-Slim's names: ${m.inception.top} = Mixed_7c)`] : [];
+  return {
+    graph: g,
+    build: m.build,
+    output: g.endPoints.has('Predictions') ? 'Predictions' : g.outputs[0],
+    classes: null,
+    // Keras' 'tf' convention (InceptionV3, MobileNet, Xception): the whole image resized, x / 127.5 - 1.
+    preprocessing: hw ? retrainPreprocessing(hw) : null,
+    meta: { architecture: GRAPH_ARCHITECTURE, options: {} },
+    notes,
+  };
+}
+
 /** Reads a stored preprocessing spec (this format, or convertCheckpoint's {kind, centralFraction, size}). */
 function storedPreprocessing(v: unknown, fallback: Preprocessing | null, file: string): Preprocessing | null {
   if (v === undefined || v === null) return fallback;
@@ -642,10 +673,12 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
         return withDamageLocation(path, 'graphdef', () => openGraphDef(path, opts));
       case 'onnx':
         return withDamageLocation(path, 'onnx', () => openOnnx(path, opts));
+      case 'tfjs-layers':
+        return openTfjs(path);
     }
   });
   const { graph, notes } = opened;
-  if (format === 'safetensors' || format === 'tf-checkpoint') {
+  if (format === 'safetensors' || format === 'tf-checkpoint' || format === 'tfjs-layers') {
     // Built graphs are not cut: the requested outputs must be in them; the first gives the class scores.
     for (const x of [...(opts.outputs ?? []), ...(opts.extraOutputs ?? [])]) {
       if (!has(graph, stripPort(x))) fail(path, `'${x}' is not a value or end point of the model's graph (${graph.name})`);
