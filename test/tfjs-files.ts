@@ -144,3 +144,47 @@ export function sequentialModel(): tf.LayersModel {
   m.add(L.activation({ activation: 'sigmoid', name: 'out' }));
   return m;
 }
+
+/**
+ * Writes `model` as a Keras 2 HDF5 model file (model.save() layout): root attributes model_config
+ * (JSON), keras_version and backend; model_weights/<layer>/<layer>/<weight>:0 datasets named by the
+ * groups' layer_names / weight_names attributes. The first weight is stored chunked and gzipped.
+ */
+export async function writeKerasH5(model: tf.LayersModel, path: string): Promise<void> {
+  const h5wasm = (await import('h5wasm/node')).default;
+  await h5wasm.ready;
+  let topology: unknown = null;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      topology = a.modelTopology;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  const f = new h5wasm.File(path, 'w');
+  try {
+    f.create_attribute('model_config', JSON.stringify(topology));
+    f.create_attribute('keras_version', '2.4.0');
+    f.create_attribute('backend', 'tensorflow');
+    const root = f.create_group('model_weights');
+    const layers = model.layers.map((l) => l.name);
+    root.create_attribute('layer_names', layers);
+    let first = true;
+    for (const layer of model.layers) {
+      const g = root.create_group(layer.name);
+      const names = layer.weights.map((w) => `${w.originalName}:0`);
+      if (names.length) g.create_attribute('weight_names', names); // Keras writes an empty list; absent reads the same
+      layer.weights.forEach((w, i) => {
+        const parts = names[i].split('/');
+        let at = g;
+        for (const p of parts.slice(0, -1)) at = (at.get(p) as typeof g | null) ?? at.create_group(p);
+        const data = w.read().dataSync() as Float32Array;
+        const shape = w.shape as number[];
+        const chunked = first && shape.length > 1 ? { chunks: shape, compression: 'gzip' as const } : {};
+        at.create_dataset({ name: parts[parts.length - 1], data: Float32Array.from(data), shape, dtype: '<f', ...chunked });
+        first = false;
+      });
+    }
+  } finally {
+    f.close();
+  }
+}

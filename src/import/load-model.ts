@@ -7,6 +7,8 @@
 //                 count (from its logits weights) and depth multiplier, loaded by variable name;
 //   .pb           a frozen TensorFlow GraphDef (importGraphDef);
 //   .onnx         an ONNX model (importOnnx);
+//   .h5           a Keras HDF5 model (model.save(); keras-h5.ts, through h5wasm: call
+//                 prepareModelReaders() first, loadModel does);
 //   model.json    a TensorFlow.js layers model (a Keras model config + weight shards, tfjs-model.ts;
 //                 a Keras InceptionV3 is named as TF-Slim's Inception v3, keras-inception.ts).
 // The format is decided by the content (safetensors header, SSTable magic, the top-level protobuf
@@ -38,9 +40,10 @@ import { decodeModel as decodeOnnx } from './onnx-proto.ts';
 import { ARCHITECTURES, type ModelMeta, applyModelTensors, buildArchitecture, decodeModelMeta, decodeSafetensors, saveModel } from './safetensors.ts';
 import { TABLE_MAGIC_HI, TABLE_MAGIC_LO } from './sstable.ts';
 import { tfMessageType } from './tf-proto.ts';
-import { openTfjsLayers, readModelJson, tfjsModelKind } from './tfjs-model.ts';
+import { isHdf5, openKerasH5, prepareH5 } from './keras-h5.ts';
+import { type TfjsLayersModel, openTfjsLayers, readModelJson, tfjsModelKind } from './tfjs-model.ts';
 
-export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx' | 'tfjs-layers';
+export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx' | 'tfjs-layers' | 'keras-h5';
 
 /** The architecture name of model files that hold a graph definition instead of a builder's options. */
 export const GRAPH_ARCHITECTURE = 'graph';
@@ -159,7 +162,19 @@ const EXT_HINT: Record<string, ModelFormat> = {
   '.ckpt': 'tf-checkpoint',
   '.index': 'tf-checkpoint',
   '.json': 'tfjs-layers',
+  '.h5': 'keras-h5',
+  '.hdf5': 'keras-h5',
 };
+
+/**
+ * Starts the readers that need an asynchronous start (h5wasm, for HDF5 files) when any of
+ * `paths` is a file that needs one; openModel can then read it. Paths that are no files are ignored.
+ */
+export async function prepareModelReaders(paths: string[]): Promise<void> {
+  for (const p of paths) {
+    if (isFile(p) && (/\.(h5|hdf5)$/i.test(p) || (statSync(p).size >= 8 && isHdf5(p)))) return prepareH5();
+  }
+}
 
 /** A JSON file (first non-blank byte '{'): a TF.js model.json, or an error saying what it is instead. */
 function detectJson(path: string): ModelFormat {
@@ -188,6 +203,7 @@ export function detectModelFormat(path: string): ModelFormat {
   if (st.size === 0) fail(path, 'empty file, not a model');
   const { head, size, tail } = readHead(path, 16);
   const hint = EXT_HINT[extname(path)];
+  if (size >= 8 && isHdf5(path)) return 'keras-h5';
   if (/^\s*\{/.test(Buffer.from(head).toString('latin1')) && (hint === 'tfjs-layers' || head[0] === 0x7b)) return detectJson(path);
   // safetensors: u64 LE header length, then '{'.
   if (size >= 9 && head[8] === 0x7b) {
@@ -597,8 +613,8 @@ function openCheckpoint(path: string, o: LoadModelOptions): Opened {
   };
 }
 
-function openTfjs(path: string): Opened {
-  const m = openTfjsLayers(path);
+/** A Keras model, from a TF.js model.json or an HDF5 file. */
+function openKeras(path: string, m: TfjsLayersModel): Opened {
   const g = m.build(1);
   const hw = imageSize(g);
   const notes = m.inception ? [`${path}: a Keras InceptionV3 (its layers also answer to TF-Slim's names: ${m.inception.top} = Mixed_7c)`] : [];
@@ -674,11 +690,13 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
       case 'onnx':
         return withDamageLocation(path, 'onnx', () => openOnnx(path, opts));
       case 'tfjs-layers':
-        return openTfjs(path);
+        return openKeras(path, openTfjsLayers(path));
+      case 'keras-h5':
+        return openKeras(path, openKerasH5(path));
     }
   });
   const { graph, notes } = opened;
-  if (format === 'safetensors' || format === 'tf-checkpoint' || format === 'tfjs-layers') {
+  if (format === 'safetensors' || format === 'tf-checkpoint' || format === 'tfjs-layers' || format === 'keras-h5') {
     // Built graphs are not cut: the requested outputs must be in them; the first gives the class scores.
     for (const x of [...(opts.outputs ?? []), ...(opts.extraOutputs ?? [])]) {
       if (!has(graph, stripPort(x))) fail(path, `'${x}' is not a value or end point of the model's graph (${graph.name})`);
@@ -730,6 +748,7 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
 
 /** openModel, then a Model on the GPU runtime. */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  await prepareModelReaders([path]);
   const { build, graph: _graph, ...rest } = openModel(path, opts);
   const rt = opts.rt ?? (await getRuntime());
   const model = new Model(rt, build);
