@@ -80,6 +80,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`usage: ${command.usage}\n${command.summary}`);
     return 0;
   }
+  // HDF5 models need their reader started (asynchronously) before the commands open them.
+  if (rest.some((a) => /\.(h5|hdf5)$/i.test(a))) await (await import('../import/load-model.ts')).prepareModelReaders(rest);
   return (await command.run(rest)) ?? 0;
 }
 

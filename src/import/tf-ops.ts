@@ -280,11 +280,50 @@ function constOnly(what: string, f: (v: number) => number): OpMap {
   };
 }
 
+/** Quantized dtype codes (TF's DataType) -> lowest value and bits. */
+const QUANTIZED: Record<number, { name: string; lowest: number; bits: number }> = {
+  11: { name: 'qint8', lowest: -128, bits: 8 },
+  12: { name: 'quint8', lowest: 0, bits: 8 },
+  15: { name: 'qint16', lowest: -32768, bits: 16 },
+  16: { name: 'quint16', lowest: 0, bits: 16 },
+};
+
+/**
+ * Dequantize of a constant (quantize_weights graphs store big weights as 8-bit with a float min
+ * and max), folded on the host as TF's kernel defines it:
+ *   MIN_COMBINED  min + (q - lowest) * (max - min) / (2^bits - 1)
+ *   MIN_FIRST     the same step, with min rounded to a whole number of steps first (TF rounds
+ *                 min / step in float32 so that 0 stays exactly representable).
+ * Per-channel (axis) and SCALED dequantization are refused.
+ */
+const dequantize: OpMap = (ctx, n) => {
+  if (!allConst(ctx, n)) throw new TfImportError('Dequantize of a computed tensor is not supported (quantized arithmetic graphs are not; weight-quantized ones are)');
+  const t = n.attrs.T;
+  const q = t?.kind === 'type' ? QUANTIZED[t.value] : undefined;
+  if (!q) throw new TfImportError(`Dequantize of type ${t?.kind === 'type' ? t.value : '?'} is not supported (qint8, quint8, qint16, quint16)`);
+  const mode = str(n, 'mode', 'MIN_COMBINED');
+  const axis = n.attrs.axis?.kind === 'i' ? n.attrs.axis.value : -1;
+  if (axis !== -1) throw new TfImportError(`per-channel Dequantize (axis ${axis}) is not supported`);
+  const [v, lo, hi] = n.inputs.map((i) => ctx.constant(i, 'Dequantize input'));
+  if (lo.data.length !== 1 || hi.data.length !== 1) throw new TfImportError(`Dequantize: min and max must be scalars, got [${lo.shape}] and [${hi.shape}]`);
+  const min = lo.data[0];
+  const max = hi.data[0];
+  const steps = 2 ** q.bits - 1;
+  const step = (max - min) / steps;
+  let base: number;
+  if (mode === 'MIN_COMBINED') base = min;
+  else if (mode === 'MIN_FIRST') base = max === min ? min : Math.round(min / Math.fround(step)) * Math.fround(step);
+  else throw new TfImportError(`Dequantize mode '${mode}' is not supported (MIN_COMBINED, MIN_FIRST)`);
+  const data = max === min ? new Float32Array(v.data.length).fill(min) : Float32Array.from(v.data, (x) => base + (x - q.lowest) * step);
+  ctx.setConst(n.name, { name: n.name, dtype: 'float', shape: [...v.shape], data });
+};
+
 /** TF op name -> mapping. */
 export const TF_OPS: Record<string, OpMap> = {
   Placeholder: placeholder,
   PlaceholderWithDefault: passThrough, // the default (its input) flows through
   Const: constant,
+  Dequantize: dequantize,
   Identity: passThrough,
   StopGradient: passThrough,
   Snapshot: passThrough,
