@@ -192,7 +192,7 @@ export function detectModelFormat(path: string): ModelFormat {
   if (!existsSync(path)) {
     // A V2 checkpoint is named by its prefix, V1 shards by theirs; resolveCheckpoint knows both.
     const ext = extname(path);
-    if (ext === '.pb' || ext === '.onnx' || ext === '.safetensors') fail(path, 'no such file');
+    if (['.pb', '.onnx', '.safetensors', '.json', '.h5', '.hdf5'].includes(ext)) fail(path, 'no such file');
     return 'tf-checkpoint';
   }
   const st = statSync(path);
