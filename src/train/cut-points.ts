@@ -14,13 +14,22 @@ export interface CutPoint {
   endPoint?: string;
 }
 
-/** Whether a node pools a whole feature map into 1x1 (or [N, C]). */
+/**
+ * Whether a node pools a whole feature map into 1x1 (or [N, C]): a mean over H and W, or a pool
+ * whose window covers its whole input. A pool feeding a concat is a branch of a block that only
+ * happens to reach 1x1 on a small input (Inception's Mixed_7a at 75x75), not the network's top.
+ */
 export function isGlobalPool(g: Graph, n: Node): boolean {
   if (n.op === 'globalavgpool') return true;
   if (n.op === 'mean') return n.attrs.axes.length === 2 && n.attrs.axes.includes(1) && n.attrs.axes.includes(2);
   if (n.op === 'avgpool' || n.op === 'maxpool') {
     const inShape = g.shapeOf(n.inputs[0]);
-    return n.shape[1] === 1 && n.shape[2] === 1 && inShape[1] * inShape[2] > 1;
+    // A padded ('SAME') window is a local pool that only covers a small map by accident.
+    const p = n.attrs.padding;
+    const unpadded = p === 'VALID' || (Array.isArray(p) && p.every((v) => v === 0));
+    const covers = unpadded && n.attrs.kernel[0] >= inShape[1] && n.attrs.kernel[1] >= inShape[2];
+    const inBlock = g.nodes.some((m) => m.op === 'concat' && m.inputs.includes(n.output));
+    return covers && n.shape[1] === 1 && n.shape[2] === 1 && !inBlock;
   }
   return false;
 }
