@@ -68,7 +68,7 @@ function encode(specs: Spec[], data: ArrayBuffer, enc: Encoding): { specs: Spec[
 }
 
 /** Writes `model` as dir/model.json + two shards with weights encoded as `enc`; returns the model.json path. */
-export async function writeTfjsModel(model: tf.LayersModel, dir: string, enc: Encoding = 'float32'): Promise<string> {
+export async function writeTfjsModel(model: tf.LayersModel, dir: string, enc: Encoding = 'float32', shards = 2): Promise<string> {
   let saved: tf.io.ModelArtifacts | null = null;
   await model.save(
     tf.io.withSaveHandler(async (a) => {
@@ -79,10 +79,9 @@ export async function writeTfjsModel(model: tf.LayersModel, dir: string, enc: En
   const a = saved! as tf.io.ModelArtifacts;
   const { specs, bytes } = encode(a.weightSpecs as Spec[], a.weightData as ArrayBuffer, enc);
   mkdirSync(dir, { recursive: true });
-  const cut = Math.floor(bytes.length / 2);
-  writeFileSync(join(dir, 'group1-shard1of2.bin'), bytes.subarray(0, cut));
-  writeFileSync(join(dir, 'group1-shard2of2.bin'), bytes.subarray(cut));
-  const json = { format: 'layers-model', modelTopology: a.modelTopology, weightsManifest: [{ paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'], weights: specs }] };
+  const paths = Array.from({ length: shards }, (_, i) => `group1-shard${i + 1}of${shards}.bin`);
+  paths.forEach((p, i) => writeFileSync(join(dir, p), bytes.subarray(Math.floor((i * bytes.length) / shards), Math.floor(((i + 1) * bytes.length) / shards))));
+  const json = { format: 'layers-model', modelTopology: a.modelTopology, weightsManifest: [{ paths, weights: specs }] };
   const path = join(dir, 'model.json');
   writeFileSync(path, JSON.stringify(json));
   return path;
@@ -148,9 +147,10 @@ export function sequentialModel(): tf.LayersModel {
 /**
  * Writes `model` as a Keras 2 HDF5 model file (model.save() layout): root attributes model_config
  * (JSON), keras_version and backend; model_weights/<layer>/<layer>/<weight>:0 datasets named by the
- * groups' layer_names / weight_names attributes. The first weight is stored chunked and gzipped.
+ * groups' layer_names / weight_names attributes. The first weight is stored chunked and gzipped
+ * unless `gzip` is false.
  */
-export async function writeKerasH5(model: tf.LayersModel, path: string): Promise<void> {
+export async function writeKerasH5(model: tf.LayersModel, path: string, opts: { gzip?: boolean } = {}): Promise<void> {
   const h5wasm = (await import('h5wasm/node')).default;
   await h5wasm.ready;
   let topology: unknown = null;
@@ -179,7 +179,7 @@ export async function writeKerasH5(model: tf.LayersModel, path: string): Promise
         for (const p of parts.slice(0, -1)) at = (at.get(p) as typeof g | null) ?? at.create_group(p);
         const data = w.read().dataSync() as Float32Array;
         const shape = w.shape as number[];
-        const chunked = first && shape.length > 1 ? { chunks: shape, compression: 'gzip' as const } : {};
+        const chunked = (opts.gzip ?? true) && first && shape.length > 1 ? { chunks: shape, compression: 'gzip' as const } : {};
         at.create_dataset({ name: parts[parts.length - 1], data: Float32Array.from(data), shape, dtype: '<f', ...chunked });
         first = false;
       });

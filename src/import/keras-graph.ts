@@ -182,6 +182,9 @@ class Translator {
 
   private layer(l: KerasLayer): void {
     const c = l.config;
+    if (l.className !== 'InputLayer' && l.inbound.length === 0) throw new Error(`layer '${l.name}' (${l.className}) reads no other layer (its inbound_nodes are missing)`);
+    const merges = l.className === 'Concatenate' || l.className === 'Add' || l.className === 'Multiply';
+    if (!merges && l.inbound.length > 1) throw new Error(`layer '${l.name}' (${l.className}) reads ${l.inbound.length} layers; it takes one`);
     const one = () => this.value(l.inbound[0], l.name);
     switch (l.className) {
       case 'InputLayer': {
@@ -355,7 +358,8 @@ class Translator {
       if (Array.isArray(v) && v.every((e) => typeof e === 'number')) return Float32Array.from(v);
       throw new Error(`layer '${l.name}' (Rescaling): ${what} ${JSON.stringify(v)} is not a number or a list of numbers`);
     };
-    const scale = vec(l.config.scale ?? 1, 'scale');
+    if (l.config.scale === undefined) throw new Error(`layer '${l.name}' (Rescaling) has no scale`);
+    const scale = vec(l.config.scale, 'scale');
     const offset = vec(l.config.offset ?? 0, 'offset');
     const s = this.param(this.names.param(l.name, 'scale'), [scale.length], scale, false);
     const o = this.param(this.names.param(l.name, 'offset'), [offset.length], offset, false);
