@@ -73,7 +73,7 @@ function scopeTree(g: Graph, maxDepth: number): ScopeRow[] {
       const scope = parts.slice(0, d).join('/');
       const row = rows.get(scope) ?? { scope, depth: d, nodes: 0, params: paramsOf.get(scope) ?? 0, shape: [] };
       row.nodes++;
-      row.shape = n.shape;
+      row.shape = [...n.shape];
       rows.set(scope, row);
     }
   }
@@ -81,7 +81,7 @@ function scopeTree(g: Graph, maxDepth: number): ScopeRow[] {
 }
 
 const count = (n: number) => n.toLocaleString('en-US');
-const dims = (s: number[]) => `[${['N', ...s.slice(1)].join(', ')}]`;
+const dims = (s: readonly number[]) => `[${['N', ...s.slice(1)].join(', ')}]`;
 
 function describePreprocessing(m: OpenedModel): string {
   const p = m.preprocessing;

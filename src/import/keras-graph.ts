@@ -1,6 +1,6 @@
 // A Keras model (keras-config.ts) as the engine's graph IR, with the engine's existing ops: Conv2D
 // (and DepthwiseConv2D as a grouped conv, SeparableConv2D as grouped + 1x1), BatchNormalization,
-// activations, pools, Concatenate / Add / Multiply, Flatten / Reshape, Dense (matmul + bias_add),
+// activations, pools, Concatenate / Add / Multiply, Flatten / Reshape, Dense (a 1x1 conv + bias_add),
 // Dropout, Rescaling (mul / add by constants). Keras is NHWC / HWIO like the engine: no transposes.
 // ZeroPadding2D has no op of its own: it is folded into the explicit padding of the conv or pool
 // that reads it. Every unsupported layer or setting is found before anything is built and reported
@@ -323,15 +323,25 @@ class Translator {
     return this.chain(l, [xs[0]], steps);
   }
 
+  /**
+   * Dense on [N, K] as a 1x1 convolution of [N, 1, 1, K] (the same kernel bytes, [1, 1, K, U]):
+   * the engine trains and differentiates convolutions (Grad-CAM through a dense head), not matmul.
+   * '<layer>/BiasAdd' is the [N, U] result before the activation (the logits of a softmax layer).
+   */
   private dense(l: KerasLayer): string {
     const x = this.value(l.inbound[0], l.name);
     const s = this.g.shapeOf(x);
     if (s.length !== 2) throw new Error(`layer '${l.name}' (Dense): input [${s}] is not [batch, features] (Dense on higher ranks is not supported; add a Flatten)`);
     const units = l.config.units as number;
+    if (!Number.isInteger(units) || units < 1) throw new Error(`layer '${l.name}' (Dense): units ${l.config.units} is not a positive whole number`);
+    const kernel = this.weight(l, 'kernel', [1, 1, s[1], units], true, [s[1], units]);
+    const conv = { strides: [1, 1], dilations: [1, 1], padding: 'VALID', groups: 1 };
     const steps: { op: Op; local: string; attrs: unknown; params?: string[] }[] = [
-      { op: 'matmul', local: 'MatMul', attrs: { transA: false, transB: false }, params: [this.weight(l, 'kernel', [s[1], units])] },
+      { op: 'reshape', local: 'Reshape', attrs: { shape: [0, 1, 1, s[1]] } },
+      { op: 'conv2d', local: 'MatMul', attrs: conv, params: [kernel] },
     ];
-    if (l.config.use_bias !== false) steps.push({ op: 'bias_add', local: 'BiasAdd', attrs: {}, params: [this.weight(l, 'bias', [units])] });
+    if (l.config.use_bias !== false) steps.push({ op: 'bias_add', local: 'BiasAdd_nhwc', attrs: {}, params: [this.weight(l, 'bias', [units])] });
+    steps.push({ op: 'squeeze', local: l.config.use_bias !== false ? 'BiasAdd' : 'MatMul_2d', attrs: { axes: [1, 2] } });
     steps.push(...this.activation(l.config.activation));
     return this.chain(l, [x], steps);
   }
