@@ -37,7 +37,7 @@ function half(v: number): number {
   return sign | (exp << 10) | (mant >>> 13);
 }
 
-interface Spec {
+export interface Spec {
   name: string;
   shape: number[];
   dtype: string;
@@ -45,7 +45,7 @@ interface Spec {
 }
 
 /** Re-encodes float32 weights as `enc`; returns the specs and bytes TF.js would write. */
-function encode(specs: Spec[], data: ArrayBuffer, enc: Encoding): { specs: Spec[]; bytes: Uint8Array } {
+export function encode(specs: Spec[], data: ArrayBuffer, enc: Encoding): { specs: Spec[]; bytes: Uint8Array } {
   if (enc === 'float32') return { specs, bytes: new Uint8Array(data) };
   const parts: Uint8Array[] = [];
   let offset = 0;
@@ -58,8 +58,8 @@ function encode(specs: Spec[], data: ArrayBuffer, enc: Encoding): { specs: Spec[
       return { ...s, quantization: { dtype: 'float16' } };
     }
     const levels = enc === 'uint8' ? 255 : 65535;
-    const min = Math.min(...v);
-    const scale = (Math.max(...v) - min) / levels || 1;
+    const min = v.reduce((a, b) => Math.min(a, b), Infinity);
+    const scale = (v.reduce((a, b) => Math.max(a, b), -Infinity) - min) / levels || 1;
     const q = Array.from(v, (x) => Math.round((x - min) / scale));
     parts.push(enc === 'uint8' ? Uint8Array.from(q) : new Uint8Array(Uint16Array.from(q).buffer));
     return { ...s, quantization: { dtype: enc, min, scale } };

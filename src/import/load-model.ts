@@ -10,7 +10,8 @@
 //   .h5           a Keras HDF5 model (model.save(); keras-h5.ts, through h5wasm: call
 //                 prepareModelReaders() first, loadModel does);
 //   model.json    a TensorFlow.js layers model (a Keras model config + weight shards, tfjs-model.ts;
-//                 a Keras InceptionV3 is named as TF-Slim's Inception v3, keras-inception.ts).
+//                 a Keras InceptionV3 is named as TF-Slim's Inception v3, keras-inception.ts), or a
+//                 TF.js graph model (a GraphDef in JSON + weight shards, tfjs-graph.ts).
 // The format is decided by the content (safetensors header, SSTable magic, the top-level protobuf
 // fields of a GraphDef or an ONNX ModelProto); the extension only breaks ties and picks the reader
 // that explains a damaged file best. Every failure is an Error whose message starts with the file.
@@ -33,7 +34,7 @@ import {
   preprocessingWith,
   retrainPreprocessing,
 } from '../image/preprocess.ts';
-import { graphDefBuilder } from './graphdef.ts';
+import { graphDefBuilder as importGraphDefBuilder } from './graphdef.ts';
 import { describeLoad, loadIntoGraph, readCheckpoint } from './load.ts';
 import { onnxModelBuilder } from './onnx-model.ts';
 import { decodeModel as decodeOnnx } from './onnx-proto.ts';
@@ -41,9 +42,10 @@ import { ARCHITECTURES, type ModelMeta, applyModelTensors, buildArchitecture, de
 import { TABLE_MAGIC_HI, TABLE_MAGIC_LO } from './sstable.ts';
 import { tfMessageType } from './tf-proto.ts';
 import { isHdf5, openKerasH5, prepareH5 } from './keras-h5.ts';
+import { tfjsGraphDef, tfjsGraphOutputs } from './tfjs-graph.ts';
 import { type TfjsLayersModel, openTfjsLayers, readModelJson, tfjsModelKind } from './tfjs-model.ts';
 
-export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx' | 'tfjs-layers' | 'keras-h5';
+export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx' | 'tfjs-layers' | 'tfjs-graph' | 'keras-h5';
 
 /** The architecture name of model files that hold a graph definition instead of a builder's options. */
 export const GRAPH_ARCHITECTURE = 'graph';
@@ -180,7 +182,7 @@ export async function prepareModelReaders(paths: string[]): Promise<void> {
 function detectJson(path: string): ModelFormat {
   const kind = tfjsModelKind(readModelJson(path));
   if (kind === 'layers') return 'tfjs-layers';
-  if (kind === 'graph') fail(path, 'a TF.js graph model (format graph-model): only TF.js layers models (Keras model configs) are supported');
+  if (kind === 'graph') return 'tfjs-graph';
   return fail(path, 'a JSON file but not a TF.js model.json (no modelTopology holding a Keras model config)');
 }
 
@@ -489,11 +491,15 @@ function imageSize(g: Graph): [number, number] | null {
   return s && s.length === 4 && s[3] === 3 ? [s[1], s[2]] : null;
 }
 
-function openGraphDef(path: string, o: LoadModelOptions): Opened {
-  const requested = o.outputs?.map(stripPort);
+/** A frozen GraphDef: the file, or `bytes` made from it (a TF.js graph model) with its declared outputs. */
+function openGraphDef(path: string, o: LoadModelOptions, bytes?: Uint8Array, declared?: string[]): Opened {
+  const requested = o.outputs?.map(stripPort) ?? declared;
   const size = o.preprocessing?.size;
   let inputShape: number[] | undefined;
-  let builder = graphDefBuilder(path, { outputs: requested });
+  const source = bytes ?? path;
+  const name = bytes ? basename(dirname(path)) || 'tfjs_graph' : undefined;
+  const graphDefBuilder = (src: string | Uint8Array, opts: Parameters<typeof importGraphDefBuilder>[1]) => importGraphDefBuilder(src, { ...opts, name });
+  let builder = graphDefBuilder(source, { outputs: requested });
   let g: Graph;
   try {
     g = builder(1);
@@ -502,13 +508,13 @@ function openGraphDef(path: string, o: LoadModelOptions): Opened {
     if (!/pass inputShape/.test((e as Error).message)) throw e;
     if (!size) fail(path, (e as Error).message.replace(`${path}: `, '').replace('pass inputShape', 'give the image size (--size HxW)'));
     inputShape = [size![0], size![1], 3];
-    builder = graphDefBuilder(path, { outputs: requested, inputShape });
+    builder = graphDefBuilder(source, { outputs: requested, inputShape });
     g = builder(1);
   }
   const extra = (o.extraOutputs ?? []).map(stripPort).filter((x) => !g.has(x));
   if (extra.length > 0) {
     // Nodes off the outputs' paths: import them too (the class scores stay the first output).
-    builder = graphDefBuilder(path, { outputs: [...g.outputs, ...extra], inputShape });
+    builder = graphDefBuilder(source, { outputs: [...g.outputs, ...extra], inputShape });
     g = builder(1);
   }
   const hw = imageSize(g);
@@ -691,6 +697,10 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
         return withDamageLocation(path, 'onnx', () => openOnnx(path, opts));
       case 'tfjs-layers':
         return openKeras(path, openTfjsLayers(path));
+      case 'tfjs-graph': {
+        const json = readModelJson(path);
+        return openGraphDef(path, opts, tfjsGraphDef(path, json), tfjsGraphOutputs(json));
+      }
       case 'keras-h5':
         return openKeras(path, openKerasH5(path));
     }
