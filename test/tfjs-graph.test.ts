@@ -57,7 +57,7 @@ function writeGraphModel(nodes: JsonNode[], dir: string, enc: Encoding): string 
       specs.push({ name: n.name, shape: v.shape, dtype: 'int32' });
       parts.push(new Uint8Array(Int32Array.from(v.data).buffer));
     } else {
-      const one = encode([{ name: n.name, shape: v.shape, dtype: 'float32' }], v.data.buffer, v.data.length > 1 ? enc : 'float32');
+      const one = encode([{ name: n.name, shape: v.shape, dtype: 'float32' }], v.data.buffer as ArrayBuffer, v.data.length > 1 ? enc : 'float32');
       specs.push(...one.specs);
       parts.push(one.bytes);
     }
