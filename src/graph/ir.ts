@@ -54,6 +54,18 @@ export interface OpAttrMap {
   reshape: { shape: number[] }; // ONNX Reshape: one -1 is inferred, 0 copies the input dim
   squeeze: { axes: number[] };
   dropout: { keepProb: number }; // identity at inference
+  // Ops of imported ONNX graphs (ops/onnx_ops.ts); forward only.
+  clip: { lo: number; hi: number };
+  sqrt: NoAttrs;
+  reciprocal: NoAttrs;
+  hardsigmoid: { alpha: number; beta: number }; // max(0, min(1, alpha * x + beta))
+  hardswish: NoAttrs; // x * hardsigmoid(x) with alpha 1/6, beta 1/2
+  sub: NoAttrs;
+  div: NoAttrs;
+  transpose: { perm: number[] }; // output dim d is input dim perm[d]
+  pad: { pads: number[]; mode: 'constant' | 'reflect' | 'edge'; value: number }; // ONNX order; negative pads crop
+  sum: { axes: number[]; keepDims: boolean };
+  globalmaxpool: { keepDims: boolean };
 }
 
 export type Op = keyof OpAttrMap;

@@ -1,13 +1,14 @@
-// Elementwise unary ops: relu, relu6 / clip, sigmoid, sqrt, reciprocal, identity.
+// Elementwise unary ops: relu, relu6 / clip, sigmoid, sqrt, reciprocal, identity, and ONNX's
+// hard sigmoid (max(0, min(1, alpha*x + beta)), alpha and beta in lo/hi) and hard swish (x * hardsigmoid(x) with 1/6, 1/2).
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
 
-export type UnaryOp = 'relu' | 'clip' | 'sigmoid' | 'sqrt' | 'reciprocal' | 'identity';
-const OP_CODE: Record<UnaryOp, number> = { relu: 0, clip: 1, sigmoid: 2, sqrt: 3, reciprocal: 4, identity: 5 };
+export type UnaryOp = 'relu' | 'clip' | 'sigmoid' | 'sqrt' | 'reciprocal' | 'identity' | 'hardsigmoid' | 'hardswish';
+const OP_CODE: Record<UnaryOp, number> = { relu: 0, clip: 1, sigmoid: 2, sqrt: 3, reciprocal: 4, identity: 5, hardsigmoid: 6, hardswish: 7 };
 
 export interface UnaryAttrs {
-  lo?: number; // clip bounds (relu6 is clip 0..6)
-  hi?: number;
+  lo?: number; // clip bounds (relu6 is clip 0..6); hardsigmoid's alpha
+  hi?: number; // hardsigmoid's beta
 }
 
 /** The dispatch writing op(x) into y (same size). */
@@ -46,6 +47,8 @@ export function unaryRef(op: UnaryOp, x: ArrayLike<number>, attrs: UnaryAttrs = 
     sqrt: Math.sqrt,
     reciprocal: (v) => 1 / v,
     identity: (v) => v,
+    hardsigmoid: (v) => Math.max(0, Math.min(1, (attrs.lo ?? 0.2) * v + (attrs.hi ?? 0.5))),
+    hardswish: (v) => v * Math.max(0, Math.min(1, v / 6 + 0.5)),
   };
   return Float64Array.from(x, f[op]);
 }

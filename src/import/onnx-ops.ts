@@ -1,0 +1,160 @@
+// ONNX ops that exporters write around the convolutions: shape arithmetic that folds to constants
+// (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, HardSigmoid and
+// GlobalMaxPool. Each handler reads its inputs through the importer and adds IR nodes or constants.
+import { sizeOf } from '../gpu/tensor.ts';
+import { broadcastShapes } from '../kernels/binary.ts';
+import { ImportError, NHWC, SAME, float, int, ints, str } from './onnx-common.ts';
+import { foldCast, foldRange, foldSlice, sliceRanges } from './onnx-fold.ts';
+import type { Handler, OnnxImporter } from './onnx-model.ts';
+import type { OnnxNode } from './onnx-proto.ts';
+
+/** Ops whose every output may be used (the rest import their first output only). */
+export const MULTI_OUTPUT_OPS = new Set(['Split']);
+
+/** Shape of a computed value or a constant: its ONNX dims (opset 15 start/end slice them). */
+function shape(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const c = im.consts.get(node.inputs[0]);
+  const dims = c ? c.dims : im.value(node.inputs[0]).onnx;
+  const r = dims.length;
+  const at = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
+  const picked = dims.slice(at(int(node, 'start', 0)), at(int(node, 'end', r)));
+  im.consts.set(out, { name: out, dims: [picked.length], data: Float64Array.from(picked), int: true });
+}
+
+function cast(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const to = int(node, 'to', 1);
+  const c = im.consts.get(node.inputs[0]);
+  if (c) return void im.consts.set(out, foldCast(c, to, out));
+  if (to !== 1) throw new ImportError(`Cast of a computed tensor to data type ${to} is not supported (the engine computes float32)`);
+  im.passThrough(node, out, 1);
+}
+
+function constantOfShape(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const dims = Array.from(im.constant(node.inputs[0], 'ConstantOfShape shape').data);
+  const a = node.attributes.value;
+  const t = a?.type === 'tensor' ? a.value : undefined;
+  const v = t && !Array.isArray(t.data) ? Number((t.data as ArrayLike<number | bigint>)[0] ?? 0) : 0;
+  const isInt = t ? !t.dtype.startsWith('float') : false;
+  im.consts.set(out, { name: out, dims, data: new Float64Array(sizeOf(dims)).fill(v), int: isInt });
+}
+
+function range(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const [s, l, d] = [0, 1, 2].map((i) => im.constant(node.inputs[i], ['Range start', 'Range limit', 'Range delta'][i]));
+  im.consts.set(out, foldRange(s.data[0], l.data[0], d.data[0], s.int, out));
+}
+
+/** Starts, ends, axes and steps of a Slice: attributes before opset 10, inputs from then on. */
+function sliceArgs(im: OnnxImporter, node: OnnxNode, rank: number) {
+  const list = (i: number, what: string) => (node.inputs[i] ? Array.from(im.constant(node.inputs[i], `Slice ${what}`).data) : undefined);
+  const starts = im.opset < 10 ? ints(node, 'starts') ?? [] : list(1, 'starts') ?? [];
+  const ends = im.opset < 10 ? ints(node, 'ends') ?? [] : list(2, 'ends') ?? [];
+  const axes = (im.opset < 10 ? ints(node, 'axes') : list(3, 'axes')) ?? starts.map((_, i) => i);
+  const steps = (im.opset < 10 ? undefined : list(4, 'steps')) ?? starts.map(() => 1);
+  return { starts, ends, axes: axes.map((a) => (a < 0 ? a + rank : a)), steps };
+}
+
+/** Slice: folds on constants; on a computed value a step-1 slice is a crop (pad by negative amounts). */
+function slice(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const c = im.consts.get(node.inputs[0]);
+  const dims = c ? c.dims : im.value(node.inputs[0]).onnx;
+  const a = sliceArgs(im, node, dims.length);
+  const ranges = sliceRanges(dims, a.starts, a.ends, a.axes, a.steps);
+  if (c) return void im.consts.set(out, foldSlice(c, ranges, out));
+  if (ranges.some((r) => r.step !== 1)) throw new ImportError(`Slice with steps [${a.steps}] of a computed tensor is not supported (step 1 only)`);
+  crop(im, node.inputs[0], out, ranges.map((r) => r.start), ranges.map((r) => r.count));
+}
+
+/** out = x[start .. start + count) per ONNX axis, in x's held layout. */
+function crop(im: OnnxImporter, input: string, out: string, start: number[], count: number[]): void {
+  let x = im.value(input);
+  if (x.layout.kind !== 'same' && x.layout.kind !== 'nhwc') x = im.toSame(input);
+  const map = (v: number[]) => (x.layout.kind === 'nhwc' ? [v[0], v[2], v[3], v[1]] : v);
+  const begin = map(start).map((s) => -s);
+  const end = map(start.map((s, i) => x.onnx[i] - s - count[i])).map((e) => -e);
+  if (count.some((n) => n <= 0)) throw new ImportError(`an empty slice [${count}] of [${x.onnx}] is not supported`);
+  const unchanged = begin.every((b) => b === 0) && end.every((e) => e === 0);
+  if (unchanged) im.g.addNode(out, 'dropout', [x.ir], { keepProb: 1 });
+  else im.g.addNode(out, 'pad', [x.ir], { pads: [...begin, ...end], mode: 'constant', value: 0 });
+  im.set(out, out, x.layout, count);
+}
+
+function split(im: OnnxImporter, node: OnnxNode): void {
+  const x = im.value(node.inputs[0]);
+  const r = x.onnx.length;
+  let axis = int(node, 'axis', 0);
+  if (axis < 0) axis += r;
+  const n = node.outputs.length;
+  const given = im.opset >= 13 && node.inputs[1] ? Array.from(im.constant(node.inputs[1], 'Split split').data) : ints(node, 'split');
+  const d = x.onnx[axis];
+  const chunk = Math.ceil(d / n);
+  const sizes = given ?? Array.from({ length: n }, (_, i) => Math.min(chunk, d - i * chunk));
+  if (sizes.length !== n || sizes.reduce((a, b) => a + b, 0) !== d) throw new ImportError(`Split sizes [${sizes}] do not cover dim ${d} in ${n} outputs`);
+  let at = 0;
+  node.outputs.forEach((o, k) => {
+    const start = x.onnx.map((_, i) => (i === axis ? at : 0));
+    const count = x.onnx.map((v, i) => (i === axis ? sizes[k] : v));
+    at += sizes[k];
+    if (o) crop(im, node.inputs[0], o, start, count);
+  });
+}
+
+/** Pad (constant, reflect, edge) of a computed value, pads moved into its held layout. */
+function pad(im: OnnxImporter, node: OnnxNode, out: string): void {
+  let x = im.value(node.inputs[0]);
+  const r = x.onnx.length;
+  const mode = str(node, 'mode', 'constant');
+  if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') throw new ImportError(`Pad mode '${mode}' is not supported`);
+  const pads = im.opset < 11 ? ints(node, 'pads') ?? ints(node, 'paddings') ?? [] : Array.from(im.constant(node.inputs[1], 'Pad pads').data);
+  const value = im.opset < 11 ? float(node, 'value', 0) : node.inputs[2] ? im.constant(node.inputs[2], 'Pad constant_value').data[0] ?? 0 : 0;
+  const axes = node.inputs[3] ? Array.from(im.constant(node.inputs[3], 'Pad axes').data).map((a) => (a < 0 ? a + r : a)) : x.onnx.map((_, i) => i);
+  if (pads.length !== 2 * axes.length) throw new ImportError(`Pad has ${pads.length} pads for ${axes.length} axes`);
+  const begin = new Array<number>(r).fill(0);
+  const end = new Array<number>(r).fill(0);
+  axes.forEach((a, k) => {
+    begin[a] = pads[k];
+    end[a] = pads[k + axes.length];
+  });
+  if (x.layout.kind !== 'same' && x.layout.kind !== 'nhwc') x = im.toSame(node.inputs[0]);
+  const map = (v: number[]) => (x.layout.kind === 'nhwc' ? [0, 1, 2, 3].map((i) => v[[0, 2, 3, 1][i]]) : v);
+  im.g.addNode(out, 'pad', [x.ir], { pads: [...map(begin), ...map(end)], mode, value });
+  im.set(out, out, x.layout, x.onnx.map((v, i) => v + begin[i] + end[i]));
+}
+
+/** Expand: broadcast against a zero constant of the target shape (an add the binary kernel broadcasts). */
+function expand(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const dims = Array.from(im.constant(node.inputs[1], 'Expand shape').data);
+  const x = im.toSame(node.inputs[0]);
+  const onnx = broadcastShapes(x.onnx, dims, 'Expand');
+  if (onnx.join() === x.onnx.join()) {
+    im.g.addNode(out, 'dropout', [x.ir], { keepProb: 1 });
+  } else {
+    const zeros = im.param(`${out}/zeros`, dims.length ? dims : [1], new Float64Array(sizeOf(dims)), false);
+    im.g.addNode(out, 'add', [x.ir, zeros], {});
+  }
+  im.set(out, out, SAME, onnx);
+}
+
+function hardSigmoid(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const x = im.value(node.inputs[0]);
+  im.g.addNode(out, 'hardsigmoid', [x.ir], { alpha: float(node, 'alpha', 0.2), beta: float(node, 'beta', 0.5) });
+  im.set(out, out, x.layout, x.onnx);
+}
+
+function globalMaxPool(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const x = im.spatial(node.inputs[0]);
+  im.g.addNode(out, 'globalmaxpool', [x.ir], { keepDims: true });
+  im.set(out, out, NHWC, [x.onnx[0], x.onnx[1], 1, 1]);
+}
+
+export const EXTRA_HANDLERS: Record<string, Handler> = {
+  Shape: shape,
+  Cast: cast,
+  ConstantOfShape: constantOfShape,
+  Range: range,
+  Slice: slice,
+  Split: (im, n) => split(im, n),
+  Pad: pad,
+  Expand: expand,
+  HardSigmoid: hardSigmoid,
+  GlobalMaxPool: globalMaxPool,
+};
