@@ -139,7 +139,7 @@ export class OnnxImporter {
 
   /** One error naming every node whose op the importer lacks, before anything is converted. */
   private refuseMissingOps(needed: Set<OnnxNode>): void {
-    const missing = [...needed].filter((n) => !isDefaultDomain(n.domain) || !HANDLERS[n.opType]);
+    const missing = this.model.graph.nodes.filter((n) => needed.has(n) && (!isDefaultDomain(n.domain) || !HANDLERS[n.opType]));
     if (missing.length === 0) return;
     const ops = [...new Set(missing.map(opName))];
     const nodes = missing.map((n) => `'${n.name || n.outputs[0]}' (${opName(n)})`);
