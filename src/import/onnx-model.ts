@@ -30,6 +30,7 @@ import {
 } from './onnx-common.ts';
 import { type Const, type FoldBinary, foldBinary, foldConcat, foldGather } from './onnx-fold.ts';
 import { EXTRA_HANDLERS, MULTI_OUTPUT_OPS } from './onnx-ops.ts';
+import { poolNd } from './onnx-pool.ts';
 import { type OnnxModel, type OnnxNode, type OnnxTensor, decodeModel, opsetVersion } from './onnx-proto.ts';
 
 export { OnnxUnsupportedError };
@@ -55,6 +56,19 @@ export interface OnnxImportOptions {
 /** Imports an ONNX model (a path, the bytes, or a decoded model) as a graph at one batch size. */
 export function importOnnx(source: string | Uint8Array | OnnxModel, opts: OnnxImportOptions = {}): Graph {
   return onnxModelBuilder(source, opts)(opts.batch ?? 0);
+}
+
+/** An imported graph and, for each requested ONNX output, the IR value holding it and its ONNX dims. */
+export interface OnnxImport {
+  graph: Graph;
+  outputs: { name: string; value: string; dims: number[] }[];
+}
+
+/** importOnnx, also saying where each ONNX output lives (with io 'onnx' its data is in ONNX order). */
+export function importOnnxDetailed(model: OnnxModel, opts: OnnxImportOptions = {}, file = 'ONNX model'): OnnxImport {
+  const im = new OnnxImporter(model, file, opts, new Map());
+  const graph = im.run(opts.batch ?? 0);
+  return { graph, outputs: im.outputInfo };
 }
 
 /**
@@ -84,6 +98,8 @@ export class OnnxImporter {
   readonly opset: number;
   modelBatch = 1;
   batch = 1;
+  /** Each output as added: the ONNX name, the IR value and the ONNX dims. */
+  readonly outputInfo: OnnxImport['outputs'] = [];
 
   constructor(
     private readonly model: OnnxModel,
@@ -192,6 +208,7 @@ export class OnnxImporter {
       }
     }
     this.g.addOutput(v.ir);
+    this.outputInfo.push({ name: o, value: v.ir, dims: v.layout.kind === 'nhwc' ? [v.onnx[0], v.onnx[2], v.onnx[3], v.onnx[1]] : v.onnx });
   }
 
   /** The IR value holding the ONNX value in ONNX's own order (a transpose is added once if needed). */
@@ -319,7 +336,7 @@ export class OnnxImporter {
     this.set(out, out, x.layout, x.onnx);
   }
 
-  unary(node: OnnxNode, out: string, op: 'relu' | 'relu6' | 'sigmoid' | 'sqrt' | 'reciprocal' | 'hardswish'): void {
+  unary(node: OnnxNode, out: string, op: 'relu' | 'relu6' | 'sigmoid' | 'sqrt' | 'reciprocal' | 'hardswish' | 'exp' | 'log' | 'neg' | 'tanh'): void {
     const x = this.value(node.inputs[0]);
     this.g.addNode(out, op, [x.ir], {});
     this.set(out, out, x.layout, x.onnx);
@@ -347,24 +364,6 @@ export class OnnxImporter {
     // f32 bounds: the shader's default bound is +-3.4e38 (infinity is not a WGSL constant).
     this.g.addNode(out, 'clip', [x.ir], { lo: Math.max(lo, -3.4e38), hi: Math.min(hi, 3.4e38) });
     this.set(out, out, x.layout, x.onnx);
-  }
-
-  pool(node: OnnxNode, out: string, op: 'maxpool' | 'avgpool'): void {
-    const x = this.spatial(node.inputs[0]);
-    const k = ints(node, 'kernel_shape');
-    if (!k || k.length !== 2) throw new ImportError(`only 2-D pooling is supported (kernel_shape [${k ?? ''}])`);
-    const d = ints(node, 'dilations');
-    if (d && d.some((v) => v !== 1)) throw new ImportError(`pooling dilations [${d}] are not supported`);
-    const attrs = {
-      kernel: [k[0], k[1]] as [number, number],
-      strides: pair(ints(node, 'strides'), 1),
-      padding: padding(node),
-      ceilMode: int(node, 'ceil_mode', 0) === 1,
-      ...(op === 'avgpool' ? { countIncludePad: int(node, 'count_include_pad', 0) === 1 } : {}),
-    };
-    this.g.addNode(out, op, [x.ir], attrs);
-    const s = this.g.shapeOf(out);
-    this.set(out, out, NHWC, [s[0], s[3], s[1], s[2]]);
   }
 
   globalAvgPool(node: OnnxNode, out: string): void {
@@ -466,7 +465,12 @@ export class OnnxImporter {
     const mmName = cName ? this.inner(out, 'matmul') : out;
     const mm = this.g.addNode(mmName, 'matmul', [a.ir, bName], { transA, transB: false });
     const m = mm.shape[0];
-    if (cName) {
+    if (cName && !this.consts.has(cName)) {
+      // A computed C: beta * C added with broadcasting (torch.addmm exports).
+      let cv = this.toSame(cName).ir;
+      if (beta !== 1) cv = this.g.addNode(this.inner(out, 'beta_c'), 'mul', [cv, this.param(this.inner(out, 'beta'), [1], [beta], false)], {}).output;
+      this.g.addNode(out, 'add', [mm.output, cv], {});
+    } else if (cName) {
       const c = this.constant(cName, 'Gemm C');
       const size = c.data.length;
       if (beta === 0) {
@@ -550,6 +554,8 @@ export class OnnxImporter {
   dropout(node: OnnxNode, out: string): void {
     let ratio = float(node, 'ratio', 0.5);
     if (this.opset >= 12 && node.inputs[1]) ratio = this.constant(node.inputs[1], 'Dropout ratio').data[0];
+    const training = this.opset >= 12 && node.inputs[2] ? this.constant(node.inputs[2], 'Dropout training_mode').data[0] !== 0 : false;
+    if (training && ratio > 0) throw new ImportError('Dropout in training mode draws a random mask; only inference (or ratio 0) is imported');
     this.passThrough(node, out, ratio < 1 ? 1 - ratio : 1);
   }
 
@@ -564,10 +570,10 @@ export class OnnxImporter {
   }
 
   /** ReduceMean / ReduceSum: over H and W of an NCHW map a mean is global average pooling. */
-  reduce(node: OnnxNode, out: string, op: 'mean' | 'sum'): void {
+  reduce(node: OnnxNode, out: string, op: 'mean' | 'sum' | 'max'): void {
     let x = this.value(node.inputs[0]);
     const r = x.onnx.length;
-    const fromInput = (op === 'mean' ? this.opset >= 18 : this.opset >= 13) && node.inputs[1];
+    const fromInput = (op === 'sum' ? this.opset >= 13 : this.opset >= 18) && node.inputs[1];
     const given = fromInput ? Array.from(this.constant(node.inputs[1], `${node.opType} axes`).data) : ints(node, 'axes');
     if (given?.length === 0 && int(node, 'noop_with_empty_axes', 0) === 1) return this.passThrough(node, out, 1);
     const axes = (given?.length ? given : x.onnx.map((_, i) => i)).map((a) => (a < 0 ? a + r : a)).sort();
@@ -701,13 +707,12 @@ const HANDLERS: Record<string, Handler> = {
   Relu: (im, n, o) => im.unary(n, o, 'relu'),
   Sigmoid: (im, n, o) => im.unary(n, o, 'sigmoid'),
   Clip: (im, n, o) => im.clip(n, o),
-  MaxPool: (im, n, o) => im.pool(n, o, 'maxpool'),
-  AveragePool: (im, n, o) => im.pool(n, o, 'avgpool'),
+  MaxPool: (im, n, o) => poolNd(im, n, o, 'maxpool'),
+  AveragePool: (im, n, o) => poolNd(im, n, o, 'avgpool'),
   GlobalAveragePool: (im, n, o) => im.globalAvgPool(n, o),
   Concat: (im, n, o) => im.concat(n, o),
   Flatten: (im, n, o) => im.flatten(n, o),
   Gemm: (im, n, o) => im.gemm(n, o, false),
-  MatMul: (im, n, o) => im.gemm(n, o, true),
   Add: (im, n, o) => im.binary(n, o, 'add'),
   Mul: (im, n, o) => im.binary(n, o, 'mul'),
   Sub: (im, n, o) => im.binary(n, o, 'sub'),
@@ -722,6 +727,11 @@ const HANDLERS: Record<string, Handler> = {
   Transpose: (im, n, o) => im.transpose(n, o),
   ReduceMean: (im, n, o) => im.reduce(n, o, 'mean'),
   ReduceSum: (im, n, o) => im.reduce(n, o, 'sum'),
+  ReduceMax: (im, n, o) => im.reduce(n, o, 'max'),
+  Exp: (im, n, o) => im.unary(n, o, 'exp'),
+  Log: (im, n, o) => im.unary(n, o, 'log'),
+  Neg: (im, n, o) => im.unary(n, o, 'neg'),
+  Tanh: (im, n, o) => im.unary(n, o, 'tanh'),
   Gather: (im, n, o) => im.gather(n, o),
   Unsqueeze: (im, n, o) => im.unsqueeze(n, o),
   Squeeze: (im, n, o) => im.squeeze(n, o),

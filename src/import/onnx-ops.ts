@@ -4,12 +4,13 @@
 import { sizeOf } from '../gpu/tensor.ts';
 import { broadcastShapes } from '../kernels/binary.ts';
 import { ImportError, NHWC, SAME, float, int, ints, str } from './onnx-common.ts';
-import { foldCast, foldRange, foldSlice, sliceRanges } from './onnx-fold.ts';
+import { type Const, foldBinary, foldCast, foldRange, foldSlice, sliceRanges } from './onnx-fold.ts';
 import type { Handler, OnnxImporter } from './onnx-model.ts';
 import type { OnnxNode } from './onnx-proto.ts';
+import { Parameter } from '../graph/params.ts';
 
 /** Ops whose every output may be used (the rest import their first output only). */
-export const MULTI_OUTPUT_OPS = new Set(['Split']);
+export const MULTI_OUTPUT_OPS = new Set(['Split', 'SoftmaxCrossEntropyLoss']);
 
 /** Shape of a computed value or a constant: its ONNX dims (opset 15 start/end slice them). */
 function shape(im: OnnxImporter, node: OnnxNode, out: string): void {
@@ -146,7 +147,52 @@ function globalMaxPool(im: OnnxImporter, node: OnnxNode, out: string): void {
   im.set(out, out, NHWC, [x.onnx[0], x.onnx[1], 1, 1]);
 }
 
+/**
+ * SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss of scores [N, C, d...] and constant targets
+ * [N, d...]: the class axis moves last ([N*D, C] rows), the targets become int32 labels, and one
+ * class_loss node gives the reduced loss ([] in ONNX) or the per-element losses ([N, d...]).
+ */
+function classLoss(im: OnnxImporter, node: OnnxNode, out: string, logProbs: boolean): void {
+  const x = im.toSame(node.inputs[0]);
+  const [n, c, ...rest] = x.onnx;
+  if (x.onnx.length < 2) throw new ImportError(`scores [${x.onnx}] have no class axis (ONNX requires [N, C, ...])`);
+  const d = sizeOf(rest);
+  const target = im.constant(node.inputs[1], `${node.opType} target`);
+  if (target.dims.join() !== [n, ...rest].join()) throw new ImportError(`target [${target.dims}] does not match scores [${x.onnx}]`);
+  let rows = x.ir;
+  if (d === 1) rows = im.g.addNode(im.inner(out, 'rows'), 'reshape', [x.ir], { shape: [n, c] }).output;
+  else {
+    const ncd = im.g.addNode(im.inner(out, 'ncd'), 'reshape', [x.ir], { shape: [n, c, d] }).output;
+    const ndc = im.g.addNode(im.inner(out, 'ndc'), 'transpose', [ncd], { perm: [0, 2, 1] }).output;
+    rows = im.g.addNode(im.inner(out, 'rows'), 'reshape', [ndc], { shape: [n * d, c] }).output;
+  }
+  const labels = new Parameter(im.inner(out, 'labels'), [n * d], { kind: 'zeros' }, false);
+  labels.data = new Float32Array(Int32Array.from(target.data).buffer); // int32 bit patterns, read as int32
+  im.g.addParam(labels);
+  const weights = node.inputs[2] ? im.param(im.constant(node.inputs[2], `${node.opType} weight`).name, [c], im.constant(node.inputs[2], 'weight').data, false) : undefined;
+  const reduction = str(node, 'reduction', 'mean');
+  if (reduction !== 'none' && reduction !== 'sum' && reduction !== 'mean') throw new ImportError(`reduction '${reduction}' is not supported`);
+  const ignoreIndex = node.attributes.ignore_index ? int(node, 'ignore_index', 0) : null;
+  const attrs = { logProbs, reduction, ignoreIndex, classWeights: !!weights } as const;
+  const inputs = [rows, labels.name, ...(weights ? [weights] : [])];
+  if (reduction === 'none' && rest.length > 0) {
+    const flat = im.g.addNode(im.inner(out, 'losses'), 'class_loss', inputs, attrs).output;
+    im.g.addNode(out, 'reshape', [flat], { shape: [n, ...rest] });
+  } else {
+    im.g.addNode(out, 'class_loss', inputs, attrs);
+  }
+  im.set(out, out, SAME, reduction === 'none' ? [n, ...rest] : []);
+  const logProb = node.outputs[1];
+  if (logProb) {
+    im.g.addNode(logProb, 'logsoftmax', [x.ir], { axis: 1 });
+    im.set(logProb, logProb, SAME, x.onnx);
+  }
+}
+
 export const EXTRA_HANDLERS: Record<string, Handler> = {
+  MatMul: (im, n, o) => matMul(im, n, o),
+  SoftmaxCrossEntropyLoss: (im, n, o) => classLoss(im, n, o, false),
+  NegativeLogLikelihoodLoss: (im, n, o) => classLoss(im, n, o, true),
   Shape: shape,
   Cast: cast,
   ConstantOfShape: constantOfShape,
@@ -158,3 +204,46 @@ export const EXTRA_HANDLERS: Record<string, Handler> = {
   HardSigmoid: hardSigmoid,
   GlobalMaxPool: globalMaxPool,
 };
+
+/** A value of `dims` broadcast to `to` (same rank): a constant on the host, a computed value by adding zeros. */
+function broadcastTo(im: OnnxImporter, name: string, dims: number[], to: number[], tag: string): string {
+  const c = im.consts.get(name);
+  if (c) {
+    const zeros: Const = { name: `${name}/zeros`, dims: to, data: new Float64Array(sizeOf(to)), int: false };
+    const b = foldBinary('add', { ...c, dims }, zeros, c.name);
+    return im.param(`${c.name}${dims.join() === to.join() ? '' : `/${to.join('x')}`}`, to, b.data);
+  }
+  const x = im.toSame(name);
+  const shaped = dims.join() === x.onnx.join() ? x.ir : im.g.addNode(`${tag}/shaped`, 'reshape', [x.ir], { shape: dims }).output;
+  if (dims.join() === to.join()) return shaped;
+  const zeros = im.param(`${tag}/zeros`, to, new Float64Array(sizeOf(to)), false);
+  return im.g.addNode(`${tag}/expanded`, 'add', [shaped, zeros], {}).output;
+}
+
+/**
+ * MatMul with numpy's rules (1-D operands promoted and dropped again, batch dims broadcast):
+ * [Bt, M, K] x [Bt, K, N] on the engine, reshaped back. Plain 2-D x constant goes through Gemm's path.
+ */
+function matMul(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const [an, bn] = node.inputs;
+  const dimsOf = (v: string) => im.consts.get(v)?.dims ?? im.value(v).onnx;
+  const [ad, bd] = [dimsOf(an), dimsOf(bn)];
+  if (im.consts.has(bn) && !im.consts.has(an) && ad.length === 2 && bd.length === 2) return im.gemm(node, out, true);
+  const a2 = ad.length === 1 ? [1, ad[0]] : ad;
+  const b2 = bd.length === 1 ? [bd[0], 1] : bd;
+  const [m, k] = a2.slice(-2);
+  const [k2, n] = b2.slice(-2);
+  if (k !== k2) throw new ImportError(`MatMul of [${ad}] x [${bd}]: inner dims ${k} and ${k2} differ`);
+  const batch = broadcastShapes(a2.slice(0, -2), b2.slice(0, -2), 'MatMul');
+  const bt = sizeOf(batch);
+  const rank = batch.length + 2;
+  const padTo = (d: number[]) => [...new Array(rank - d.length).fill(1), ...d];
+  const a3 = broadcastTo(im, an, padTo(a2), [...batch, m, k], im.inner(out, 'a'));
+  const b3 = broadcastTo(im, bn, padTo(b2), [...batch, k, n], im.inner(out, 'b'));
+  const ar = im.g.addNode(im.inner(out, 'a3'), 'reshape', [a3], { shape: [bt, m, k] }).output;
+  const br = im.g.addNode(im.inner(out, 'b3'), 'reshape', [b3], { shape: [bt, k, n] }).output;
+  const y = im.g.addNode(im.inner(out, 'matmul'), 'matmul', [ar, br], { transA: false, transB: false }).output;
+  const onnx = [...batch, ...(ad.length === 1 ? [] : [m]), ...(bd.length === 1 ? [] : [n])];
+  im.g.addNode(out, 'reshape', [y], { shape: onnx.length ? onnx : [1] });
+  im.set(out, out, SAME, onnx);
+}

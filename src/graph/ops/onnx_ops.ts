@@ -11,7 +11,7 @@ import { type UnaryAttrs, type UnaryOp, unaryDispatch, unaryRef } from '../../ke
 import type { Op, OpAttrMap } from '../ir.ts';
 import { type OpRule, arity, only } from './rule.ts';
 
-type UnaryIrOp = 'clip' | 'sqrt' | 'reciprocal' | 'hardsigmoid' | 'hardswish';
+type UnaryIrOp = 'clip' | 'sqrt' | 'reciprocal' | 'hardsigmoid' | 'hardswish' | 'exp' | 'log' | 'neg' | 'tanh';
 
 /** The kernel's attrs for each op: clip's bounds, hard sigmoid's alpha and beta (in lo/hi). */
 function unaryAttrs<K extends UnaryIrOp>(op: K, a: OpAttrMap[K]): UnaryAttrs {
@@ -83,20 +83,22 @@ export const pad: OpRule<'pad'> = {
   },
 };
 
-export const sum: OpRule<'sum'> = {
-  shape(inputs, a) {
-    arity('sum', inputs, 1);
-    return reduceShape('sum', inputs[0], { axes: a.axes, keepdims: a.keepDims });
-  },
-  reference: (node, io) => reduceRef('sum', io.get(node.inputs[0]), io.shape(node.inputs[0]), { axes: node.attrs.axes, keepdims: node.attrs.keepDims }),
-  forward(c, g) {
-    const node = only(g, 'sum');
-    const [x] = node.inputs;
-    c.step(`${node.name} (forward)`, [x], [g.out], (ctx) => [
-      reduceDispatch('sum', ctx.t(x), ctx.t(g.out), { axes: node.attrs.axes, keepdims: node.attrs.keepDims }),
-    ]);
-  },
-};
+function reduceRule<K extends 'sum' | 'max'>(op: K): OpRule<K> {
+  return {
+    shape(inputs, a) {
+      arity(op, inputs, 1);
+      return reduceShape(op, inputs[0], { axes: a.axes, keepdims: a.keepDims });
+    },
+    reference: (node, io) => reduceRef(op, io.get(node.inputs[0]), io.shape(node.inputs[0]), { axes: node.attrs.axes, keepdims: node.attrs.keepDims }),
+    forward(c, g) {
+      const node = g.nodes[0] as unknown as { name: string; inputs: string[]; attrs: OpAttrMap[K] };
+      const [x] = node.inputs;
+      c.step(`${node.name} (forward)`, [x], [g.out], (ctx) => [
+        reduceDispatch(op, ctx.t(x), ctx.t(g.out), { axes: node.attrs.axes, keepdims: node.attrs.keepDims }),
+      ]);
+    },
+  };
+}
 
 export const globalmaxpool: OpRule<'globalmaxpool'> = {
   shape(inputs, a) {
@@ -121,10 +123,15 @@ export const ONNX_OPS = {
   reciprocal: unaryRule('reciprocal'),
   hardsigmoid: unaryRule('hardsigmoid'),
   hardswish: unaryRule('hardswish'),
+  exp: unaryRule('exp'),
+  log: unaryRule('log'),
+  neg: unaryRule('neg'),
+  tanh: unaryRule('tanh'),
   sub: binaryRule('sub'),
   div: binaryRule('div'),
   transpose,
   pad,
-  sum,
+  sum: reduceRule('sum'),
+  max: reduceRule('max'),
   globalmaxpool,
 } satisfies { [K in Op]?: OpRule<K> };
