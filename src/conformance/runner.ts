@@ -10,16 +10,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Runtime, getRuntime } from '../gpu/runtime.ts';
 import { compile } from '../graph/executor.ts';
-import { OnnxUnsupportedError, SUPPORTED_ONNX_OPS, importOnnxDetailed } from '../import/onnx-model.ts';
+import { type OnnxImport, OnnxUnsupportedError, SUPPORTED_ONNX_OPS, importOnnxDetailed } from '../import/onnx-model.ts';
 import { type OnnxModel, type OnnxTensor, readModel, readTensor } from '../import/onnx-proto.ts';
 
-/** Thrown when a test needs something the importer deliberately lacks; the test is skipped with this reason. */
-export class SkipTest extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SkipTest';
-  }
-}
 
 /** ONNX's runner defaults (onnx/backend/test/loader): no folder here overrides them. */
 export const RTOL = 1e-3;
@@ -76,6 +69,12 @@ export interface PreparedTest {
   model: OnnxModel | null;
   feeds: Map<string, OnnxTensor>; // graph inputs (input_i.pb, then initializers for the rest)
   expected: OnnxTensor[]; // output_i.pb, binding graph.output[i]
+  imported: Imported | null; // the importer's graph, when the test runs
+}
+
+/** A test's model as the importer made it, with the input fed at run time. */
+interface Imported extends OnnxImport {
+  input: string;
 }
 
 function opLabel(model: OnnxModel): string {
@@ -99,7 +98,7 @@ const dataFiles = (dir: string, kind: 'input' | 'output'): string[] => {
 
 /** Reads a test folder and decides whether it can run. Never throws: problems become `error`. */
 export function prepareTest(dir: string, name: string): PreparedTest {
-  const prepared: PreparedTest = { name, op: '?', skip: null, error: null, model: null, feeds: new Map(), expected: [] };
+  const prepared: PreparedTest = { name, op: '?', skip: null, error: null, model: null, feeds: new Map(), expected: [], imported: null };
   const folder = join(dir, name);
   try {
     const model = readModel(join(folder, 'model.onnx'));
@@ -124,6 +123,11 @@ export function prepareTest(dir: string, name: string): PreparedTest {
       throw new Error(`${name}: ${prepared.expected.length} output files for ${g.outputs.length} graph outputs`);
     }
     prepared.skip = skipReason(model, prepared.feeds, prepared.expected);
+    if (prepared.skip === null) {
+      const r = importTest(model, prepared.feeds);
+      if (typeof r === 'string') prepared.skip = r;
+      else prepared.imported = r;
+    }
   } catch (err) {
     prepared.error = (err as Error).message;
   }
@@ -162,23 +166,29 @@ function graphInput(model: OnnxModel, feeds: Map<string, OnnxTensor>): string | 
   return model.graph.inputs.find((i) => !inits.has(i.name) && feeds.get(i.name)?.dtype === 'float32')?.name;
 }
 
-/** Imports the test's model (ONNX layout at the boundary), compiles it and runs it on the feeds. */
-export async function runGraph(rt: Runtime, model: OnnxModel, feeds: Map<string, OnnxTensor>): Promise<OnnxTensor[]> {
-  const input = graphInput(model, feeds);
-  if (!input) throw new SkipTest('no float32 input to feed');
+/**
+ * Imports the test's model as a user's model is imported, ONNX layout at the boundary: the fed
+ * input is the graph's, the other inputs are constants. A refusal of the importer is the skip reason.
+ */
+function importTest(model: OnnxModel, feeds: Map<string, OnnxTensor>): Imported | string {
+  const input = graphInput(model, feeds)!;
   const x = feeds.get(input)!;
   const constants: Record<string, OnnxTensor> = {};
   for (const [name, t] of feeds) if (name !== input) constants[name] = t;
-  let imported: ReturnType<typeof importOnnxDetailed>;
   try {
-    imported = importOnnxDetailed(model, { io: 'onnx', constants, batch: x.dims[0], inputShape: x.dims.slice(1) }, 'model.onnx');
+    const opts = { io: 'onnx' as const, constants, batch: x.dims[0], inputShape: x.dims.slice(1) };
+    return { ...importOnnxDetailed(model, opts, 'model.onnx'), input };
   } catch (err) {
-    if (err instanceof OnnxUnsupportedError) throw new SkipTest(err.message.replace(/^model\.onnx: /, 'importer: '));
+    if (err instanceof OnnxUnsupportedError) return err.message.replace(/^model\.onnx: /, 'importer: ');
     throw err;
   }
+}
+
+/** Compiles an imported test graph and runs it on the feeds; the outputs in graph.output order. */
+export async function runImported(rt: Runtime, imported: Imported, feeds: Map<string, OnnxTensor>): Promise<OnnxTensor[]> {
   const plan = compile(rt, imported.graph);
   try {
-    const out = await plan.runToHost({ [input]: x.data as Float32Array });
+    const out = await plan.runToHost({ [imported.input]: feeds.get(imported.input)!.data as Float32Array });
     return imported.outputs.map((o) => ({ name: o.name, dtype: 'float32', dims: o.dims, data: out[o.value] }));
   } finally {
     plan.destroy();
@@ -238,11 +248,11 @@ export async function runPrepared(rt: Runtime, p: PreparedTest): Promise<TestRes
   if (p.error !== null || !p.model) return { ...base, status: 'failed', reason: p.error ?? 'no model', max_abs_err: null };
   if (p.skip !== null) return { ...base, status: 'skipped', reason: p.skip, max_abs_err: null };
   try {
-    const actual = await runGraph(rt, p.model, p.feeds);
+    if (!p.imported) throw new Error('not imported');
+    const actual = await runImported(rt, p.imported, p.feeds);
     const cmp = compareOutputs(actual, p.expected, p.model.graph.outputs.map((o) => o.name));
     return { ...base, status: cmp.ok ? 'passed' : 'failed', reason: cmp.reason, max_abs_err: cmp.maxAbsErr };
   } catch (err) {
-    if (err instanceof SkipTest) return { ...base, status: 'skipped', reason: err.message, max_abs_err: null };
     // Let pending GPU errors surface here rather than in the next test.
     await rt.sync().catch(() => undefined);
     return { ...base, status: 'failed', reason: (err as Error).message, max_abs_err: null };
