@@ -183,7 +183,7 @@ export class OnnxImporter {
         }
         return given;
       });
-      if (dims.length === 4 && this.opts.io !== 'onnx') {
+      if (dims.length === 4 && this.opts.io !== 'onnx' && !this.channelsLast(input.name)) {
         const [n, c, h, w] = dims;
         this.g.addInput(input.name, [n, h, w, c]);
         this.values.set(input.name, { ir: input.name, layout: NHWC, onnx: dims });
@@ -192,6 +192,15 @@ export class OnnxImporter {
         this.values.set(input.name, { ir: input.name, layout: SAME, onnx: dims });
       }
     }
+  }
+
+  /**
+   * A 4-D input that is already NHWC (tf2onnx, Keras exports): its every reader transposes it to
+   * NCHW first. It is fed as it is, and the transposes cost nothing (see transpose()).
+   */
+  private channelsLast(input: string): boolean {
+    const readers = this.model.graph.nodes.filter((n) => n.inputs.includes(input));
+    return readers.length > 0 && readers.every((n) => n.opType === 'Transpose' && ints(n, 'perm')?.join() === '0,3,1,2');
   }
 
   private addOutput(o: string): void {
@@ -660,11 +669,15 @@ export class OnnxImporter {
       return void this.consts.set(out, { name: c.name, dims: t.shape, data: t.data, int: c.int });
     }
     const x = this.value(node.inputs[0]);
+    const onnx = perm.map((a) => x.onnx[a]);
+    // NHWC data seen as NCHW (or back) is a change of layout, not of data.
+    if (x.layout.kind === 'same' && perm.join() === '0,3,1,2') return this.set(out, x.ir, NHWC, onnx);
+    if (x.layout.kind === 'nhwc' && perm.join() === '0,2,3,1') return this.set(out, x.ir, SAME, onnx);
     // Of an NCHW map held NHWC: one transpose of the held data, read through the layout's axis map.
     const held = x.layout.kind === 'nhwc' ? x : this.toSame(node.inputs[0]);
     const irPerm = held.layout.kind === 'nhwc' ? perm.map((a) => NCHW_AXIS_TO_NHWC[a]) : perm;
     this.g.addNode(out, 'transpose', [held.ir], { perm: irPerm });
-    this.set(out, out, SAME, perm.map((a) => x.onnx[a]));
+    this.set(out, out, SAME, onnx);
   }
 
   softmax(node: OnnxNode, out: string, log: boolean): void {
