@@ -1,7 +1,7 @@
 // ONNX as PyTorch and tf2onnx write it, on small models encoded here and checked against float64
 // references computed from the ops' definitions in this file: shape subgraphs folded at import
 // (at two batch sizes), squeeze-excitation with HardSigmoid / HardSwish, reflect Pad + average
-// pooling, channel Split, an NHWC (tf2onnx) input, and weights in an external data file.
+// pooling, channel Split, nearest Resize, an NHWC (tf2onnx) input, and weights in an external data file.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +127,22 @@ describe('ONNX as PyTorch writes it', () => {
     for (let ch = 0; ch < 2; ch++) for (let y = 0; y < ph; y++) for (let xx = 0; xx < pw; xx++) want[(ch * ph + y) * pw + xx] = avg(ch + 2, y, xx) - avg(ch, y, xx);
     const got = await run(bytes, nchwToNhwcHost(x, [n, c, h, w]).data, n);
     expectClose(nhwcToNchwHost(got, [n, ph, pw, 2]).data, want, { rtol: 1e-5, atol: 1e-6 }, 'pad + pool + split');
+  });
+
+  it('resizes nearest by whole-number factors (F.interpolate(scale_factor=(2, 3)) as exported)', async () => {
+    const [n, c, h, w] = [2, 3, 4, 5];
+    const bytes = model({
+      node: [node('Resize', ['x', '', 'scales'], ['y'], [strAttr('mode', 'nearest'), strAttr('coordinate_transformation_mode', 'asymmetric'), strAttr('nearest_mode', 'floor')])],
+      initializer: [floatInit('scales', [4], [1, 1, 2, 3])],
+      input: [info('x', [n, c, h, w])],
+      output: [info('y', [n, c, 2 * h, 3 * w])],
+    });
+    const x = randomArray(n * c * h * w, 21);
+    const [oh, ow] = [2 * h, 3 * w];
+    const want = new Float64Array(n * c * oh * ow);
+    for (let p = 0; p < n * c; p++) for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) want[(p * oh + i) * ow + j] = x[(p * h + Math.floor(i / 2)) * w + Math.floor(j / 3)];
+    const got = await run(bytes, nchwToNhwcHost(x, [n, c, h, w]).data, n);
+    expectClose(nhwcToNchwHost(got, [n, oh, ow, c]).data, want, { rtol: 0, atol: 0 }, 'nearest resize');
   });
 
   it('feeds an NHWC (tf2onnx) input as it is, without a transpose', () => {

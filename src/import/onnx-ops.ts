@@ -190,6 +190,8 @@ function classLoss(im: OnnxImporter, node: OnnxNode, out: string, logProbs: bool
 }
 
 export const EXTRA_HANDLERS: Record<string, Handler> = {
+  Resize: (im, n, o) => resize(im, n, o),
+  Upsample: (im, n, o) => resize(im, n, o),
   MatMul: (im, n, o) => matMul(im, n, o),
   SoftmaxCrossEntropyLoss: (im, n, o) => classLoss(im, n, o, false),
   NegativeLogLikelihoodLoss: (im, n, o) => classLoss(im, n, o, true),
@@ -246,4 +248,45 @@ function matMul(im: OnnxImporter, node: OnnxNode, out: string): void {
   const onnx = [...batch, ...(ad.length === 1 ? [] : [m]), ...(bd.length === 1 ? [] : [n])];
   im.g.addNode(out, 'reshape', [y], { shape: onnx.length ? onnx : [1] });
   im.set(out, out, SAME, onnx);
+}
+
+/** Per-axis scales of Resize / Upsample: from scales (attribute or input) or from sizes. */
+function resizeScales(im: OnnxImporter, node: OnnxNode, dims: number[]): number[] {
+  if (node.opType === 'Upsample' && im.opset < 9) {
+    const a = node.attributes.scales;
+    return a?.type === 'floats' ? a.value : dims.map(() => 1);
+  }
+  const scalesAt = node.opType === 'Upsample' || im.opset < 11 ? 1 : 2;
+  const given = (i: number) => (node.inputs[i] ? im.constant(node.inputs[i], i === 3 ? 'Resize sizes' : 'Resize scales').data : undefined);
+  const scales = given(scalesAt);
+  if (scales && scales.length > 0) return Array.from(scales);
+  const sizes = scalesAt === 2 ? given(3) : undefined;
+  if (!sizes || sizes.length !== dims.length) throw new ImportError('Resize needs constant scales or sizes');
+  return Array.from(sizes, (s, i) => s / dims[i]);
+}
+
+/**
+ * Resize / Upsample in nearest mode by whole-number factors on H and W: every source pixel repeats
+ * s x s times, which asymmetric, half_pixel and pytorch_half_pixel coordinates all give for an
+ * integer scale. Lowered as a broadcast against zeros [1, H, s, W, s, C] (exact: x + 0).
+ */
+function resize(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const mode = str(node, 'mode', 'nearest');
+  const coords = str(node, 'coordinate_transformation_mode', 'half_pixel');
+  const x = im.spatial(node.inputs[0]);
+  const scales = resizeScales(im, node, x.onnx);
+  const [, , sh, sw] = scales;
+  const whole = (v: number) => Number.isInteger(v) && v >= 1;
+  if (mode !== 'nearest' || scales[0] !== 1 || scales[1] !== 1 || !whole(sh) || !whole(sw)) {
+    throw new ImportError(`${node.opType} mode '${mode}' with scales [${scales}] is not supported (nearest by whole-number factors on H and W)`);
+  }
+  if (coords !== 'asymmetric' && coords !== 'half_pixel' && coords !== 'pytorch_half_pixel') {
+    throw new ImportError(`${node.opType} coordinate_transformation_mode '${coords}' is not supported`);
+  }
+  const [n, c, h, w] = x.onnx;
+  const split = im.g.addNode(im.inner(out, 'split'), 'reshape', [x.ir], { shape: [n, h, 1, w, 1, c] }).output;
+  const zeros = im.param(im.inner(out, 'repeat'), [1, 1, sh, 1, sw, 1], new Float64Array(sh * sw), false);
+  const rep = im.g.addNode(im.inner(out, 'repeated'), 'add', [split, zeros], {}).output;
+  im.g.addNode(out, 'reshape', [rep], { shape: [n, h * sh, w * sw, c] });
+  im.set(out, out, NHWC, [n, c, h * sh, w * sw]);
 }
