@@ -1,7 +1,7 @@
 // ONNX as PyTorch and tf2onnx write it, on small models encoded here and checked against float64
 // references computed from the ops' definitions in this file: shape subgraphs folded at import
 // (at two batch sizes), squeeze-excitation with HardSigmoid / HardSwish, reflect Pad + average
-// pooling, channel Split, nearest Resize, an NHWC (tf2onnx) input, and weights in an external data file.
+// pooling, channel Split, nearest Resize, Tile and Expand, an NHWC (tf2onnx) input, and weights in an external data file.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +143,22 @@ describe('ONNX as PyTorch writes it', () => {
     for (let p = 0; p < n * c; p++) for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) want[(p * oh + i) * ow + j] = x[(p * h + Math.floor(i / 2)) * w + Math.floor(j / 3)];
     const got = await run(bytes, nchwToNhwcHost(x, [n, c, h, w]).data, n);
     expectClose(nhwcToNchwHost(got, [n, oh, ow, c]).data, want, { rtol: 0, atol: 0 }, 'nearest resize');
+  });
+
+  it('tiles along the channels and the width, and expands a [C, 1] constant', async () => {
+    const [n, c, h, w] = [1, 2, 3, 4];
+    const bytes = model({
+      node: [node('Tile', ['x', 'reps'], ['t']), node('Expand', ['t', 'shape'], ['y'])],
+      initializer: [intInit('reps', [1, 2, 1, 2]), intInit('shape', [2, 1, 1, 1, 1])],
+      input: [info('x', [n, c, h, w])],
+      output: [info('y', [2, n, 2 * c, h, 2 * w])],
+    });
+    const x = randomArray(n * c * h * w, 23);
+    const [oc, ow] = [2 * c, 2 * w];
+    const one = new Float64Array(oc * h * ow);
+    for (let k = 0; k < oc; k++) for (let i = 0; i < h; i++) for (let j = 0; j < ow; j++) one[(k * h + i) * ow + j] = x[((k % c) * h + i) * w + (j % w)];
+    const got = await run(bytes, nchwToNhwcHost(x, [n, c, h, w]).data, n);
+    expectClose(got, Float64Array.from([...one, ...one]), { rtol: 0, atol: 0 }, 'tile + expand');
   });
 
   it('feeds an NHWC (tf2onnx) input as it is, without a transpose', () => {

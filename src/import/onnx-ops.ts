@@ -1,6 +1,7 @@
 // ONNX ops that exporters write around the convolutions: shape arithmetic that folds to constants
-// (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, HardSigmoid and
-// GlobalMaxPool. Each handler reads its inputs through the importer and adds IR nodes or constants.
+// (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, Tile, nearest
+// Resize, HardSigmoid, GlobalMaxPool, numpy MatMul and the SCE / NLL losses. Each handler reads its
+// inputs through the importer and adds IR nodes or constants.
 import { sizeOf } from '../gpu/tensor.ts';
 import { broadcastShapes } from '../kernels/binary.ts';
 import { ImportError, NHWC, SAME, float, int, ints, str } from './onnx-common.ts';
@@ -190,6 +191,7 @@ function classLoss(im: OnnxImporter, node: OnnxNode, out: string, logProbs: bool
 }
 
 export const EXTRA_HANDLERS: Record<string, Handler> = {
+  Tile: (im, n, o) => tile(im, n, o),
   Resize: (im, n, o) => resize(im, n, o),
   Upsample: (im, n, o) => resize(im, n, o),
   MatMul: (im, n, o) => matMul(im, n, o),
@@ -289,4 +291,22 @@ function resize(im: OnnxImporter, node: OnnxNode, out: string): void {
   const rep = im.g.addNode(im.inner(out, 'repeated'), 'add', [split, zeros], {}).output;
   im.g.addNode(out, 'reshape', [rep], { shape: [n, h * sh, w * sw, c] });
   im.set(out, out, NHWC, [n, c, h * sh, w * sw]);
+}
+
+/** Tile: per repeated axis, a concat of the value with itself (in x's held layout). */
+function tile(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const repeats = Array.from(im.constant(node.inputs[1], 'Tile repeats').data);
+  let x = im.value(node.inputs[0]);
+  if (x.layout.kind !== 'same' && x.layout.kind !== 'nhwc') x = im.toSame(node.inputs[0]);
+  if (repeats.length !== x.onnx.length || repeats.some((r) => !Number.isInteger(r) || r < 1)) {
+    throw new ImportError(`Tile repeats [${repeats}] do not fit [${x.onnx}] (one whole number >= 1 per axis)`);
+  }
+  const heldAxis = (a: number) => (x.layout.kind === 'nhwc' ? [0, 3, 1, 2][a] : a);
+  let cur = x.ir;
+  repeats.forEach((r, a) => {
+    if (r === 1) return;
+    cur = im.g.addNode(im.inner(out, `axis${a}`), 'concat', new Array(r).fill(cur), { axis: heldAxis(a) }).output;
+  });
+  im.g.addNode(out, 'dropout', [cur], { keepProb: 1 });
+  im.set(out, out, x.layout, x.onnx.map((d, i) => d * repeats[i]));
 }
