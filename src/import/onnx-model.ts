@@ -29,7 +29,7 @@ import {
   ints,
 } from './onnx-common.ts';
 import { type Const, type FoldBinary, foldBinary, foldConcat, foldGather } from './onnx-fold.ts';
-import { EXTRA_HANDLERS, MULTI_OUTPUT_OPS } from './onnx-ops.ts';
+import { EXTRA_HANDLERS, MULTI_OUTPUT_OPS, batchNormTraining } from './onnx-ops.ts';
 import { poolNd } from './onnx-pool.ts';
 import { type OnnxModel, type OnnxNode, type OnnxTensor, decodeModel, opsetVersion } from './onnx-proto.ts';
 
@@ -329,7 +329,7 @@ export class OnnxImporter {
   }
 
   batchNorm(node: OnnxNode, out: string): void {
-    if (int(node, 'training_mode', 0) !== 0) throw new ImportError('training_mode=1 is not supported (inference import)');
+    if (this.opset >= 14 && int(node, 'training_mode', 0) === 1) return batchNormTraining(this, node, out);
     let x = this.value(node.inputs[0]);
     if (x.onnx.length === 4) x = this.spatial(node.inputs[0]);
     else if (x.layout.kind !== 'same' || x.onnx.length !== 2) {

@@ -11,7 +11,7 @@ import type { OnnxNode } from './onnx-proto.ts';
 import { Parameter } from '../graph/params.ts';
 
 /** Ops whose every output may be used (the rest import their first output only). */
-export const MULTI_OUTPUT_OPS = new Set(['Split', 'SoftmaxCrossEntropyLoss']);
+export const MULTI_OUTPUT_OPS = new Set(['Split', 'SoftmaxCrossEntropyLoss', 'BatchNormalization']);
 
 /** Shape of a computed value or a constant: its ONNX dims (opset 15 start/end slice them). */
 function shape(im: OnnxImporter, node: OnnxNode, out: string): void {
@@ -309,4 +309,40 @@ function tile(im: OnnxImporter, node: OnnxNode, out: string): void {
   });
   im.g.addNode(out, 'dropout', [cur], { keepProb: 1 });
   im.set(out, out, x.layout, x.onnx.map((d, i) => d * repeats[i]));
+}
+
+/**
+ * BatchNormalization in training mode (opset 14+), from its definition with generic ops: the batch
+ * mean and biased variance over every axis but the channel normalise x, and the running statistics
+ * become input * momentum + batch * (1 - momentum).
+ */
+export function batchNormTraining(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const x = im.toSame(node.inputs[0]);
+  const c = x.onnx[1];
+  const axes = x.onnx.map((_, i) => i).filter((i) => i !== 1);
+  const bshape = x.onnx.map((d, i) => (i === 1 ? d : 1));
+  const [scale, bias, mean0, var0] = [1, 2, 3, 4].map((i) => im.constant(node.inputs[i], `BatchNormalization ${['scale', 'B', 'input_mean', 'input_var'][i - 1]}`));
+  const eps = float(node, 'epsilon', 1e-5);
+  const momentum = float(node, 'momentum', 0.9);
+  const p = (name: string, shape: number[], data: ArrayLike<number>) => im.param(im.inner(out, name), shape, data, false);
+  const add = (name: string, op: 'add' | 'sub' | 'mul' | 'div', a: string, b: string) => im.g.addNode(im.inner(out, name), op, [a, b], {}).output;
+  const mean = im.g.addNode(im.inner(out, 'mean'), 'mean', [x.ir], { axes, keepDims: true }).output;
+  const centred = add('centred', 'sub', x.ir, mean);
+  const sq = add('squared', 'mul', centred, centred);
+  const variance = im.g.addNode(im.inner(out, 'var'), 'mean', [sq], { axes, keepDims: true }).output;
+  const std = im.g.addNode(im.inner(out, 'std'), 'sqrt', [add('var_eps', 'add', variance, p('eps', [1], [eps]))], {}).output;
+  const normed = add('normed', 'div', centred, std);
+  const scaled = add('scaled', 'mul', normed, p('scale', bshape, scale.data));
+  im.g.addNode(out, 'add', [scaled, p('B', bshape, bias.data)], {});
+  im.set(out, out, SAME, x.onnx);
+  const running = (o: string | undefined, batch: string, input: Const, what: string) => {
+    if (!o) return;
+    const kept = add(`${what}_kept`, 'mul', p(`${what}_in`, [c], input.data), p('momentum', [1], [momentum]));
+    const flat = im.g.addNode(im.inner(out, `${what}_flat`), 'reshape', [batch], { shape: [c] }).output;
+    const fresh = add(`${what}_new`, 'mul', flat, p('one_minus_momentum', [1], [1 - momentum]));
+    im.g.addNode(o, 'add', [kept, fresh], {});
+    im.set(o, o, SAME, [c]);
+  };
+  running(node.outputs[1], mean, mean0, 'running_mean');
+  running(node.outputs[2], variance, var0, 'running_var');
 }
