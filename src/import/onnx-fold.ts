@@ -138,3 +138,38 @@ export function foldCast(x: Const, to: number, name: string): Const {
   const data = to === 9 ? x.data.map((v) => (v !== 0 ? 1 : 0)) : x.data.map((v) => Math.trunc(v));
   return { name, dims: [...x.dims], data, int: true };
 }
+
+/** ReduceSum / ReduceMean / ReduceMax of a constant over `axes` (all when empty). */
+export function foldReduce(op: 'sum' | 'mean' | 'max', x: Const, axes: number[], keepDims: boolean, name: string): Const {
+  const r = x.dims.length;
+  const red = (axes.length ? axes : x.dims.map((_, i) => i)).map((a) => (a < 0 ? a + r : a));
+  const kept = x.dims.map((d, i) => (red.includes(i) ? 1 : d));
+  const outStrides = stridesOf(kept);
+  const inStrides = stridesOf(x.dims);
+  const data = new Float64Array(sizeOf(kept)).fill(op === 'max' ? -Infinity : 0);
+  for (let i = 0; i < x.data.length; i++) {
+    let o = 0;
+    for (let d = 0; d < r; d++) if (!red.includes(d)) o += (Math.floor(i / inStrides[d]) % x.dims[d]) * outStrides[d];
+    data[o] = op === 'max' ? Math.max(data[o], x.data[i]) : data[o] + x.data[i];
+  }
+  const count = sizeOf(red.map((a) => x.dims[a]));
+  if (op === 'mean') for (let o = 0; o < data.length; o++) data[o] /= count;
+  const dims = keepDims ? kept : x.dims.filter((_, i) => !red.includes(i));
+  return { name, dims, data, int: x.int && op !== 'mean' };
+}
+
+/** Elementwise comparison (Equal, Less, Greater) of constants: 1 or 0, broadcast. */
+export function foldCompare(op: 'Equal' | 'Less' | 'Greater', a: Const, b: Const, name: string): Const {
+  const diff = foldBinary('sub', { ...a, int: false }, { ...b, int: false }, name);
+  const test = op === 'Equal' ? (v: number) => v === 0 : op === 'Less' ? (v: number) => v < 0 : (v: number) => v > 0;
+  return { name, dims: diff.dims, data: diff.data.map((v) => (test(v) ? 1 : 0)), int: true };
+}
+
+/** Where(cond, a, b) of constants, broadcast. */
+export function foldWhere(cond: Const, a: Const, b: Const, name: string): Const {
+  const dims = broadcastShapes(broadcastShapes(cond.dims, a.dims), b.dims);
+  const [ic, ia, ib] = [cond, a, b].map((t) => broadcastIndex(t.dims, dims));
+  const data = new Float64Array(sizeOf(dims));
+  for (let i = 0; i < data.length; i++) data[i] = cond.data[ic(i)] !== 0 ? a.data[ia(i)] : b.data[ib(i)];
+  return { name, dims, data, int: a.int && b.int };
+}

@@ -28,7 +28,7 @@ import {
   int,
   ints,
 } from './onnx-common.ts';
-import { type Const, type FoldBinary, foldBinary, foldConcat, foldGather } from './onnx-fold.ts';
+import { type Const, type FoldBinary, foldBinary, foldConcat, foldGather, foldReduce } from './onnx-fold.ts';
 import { EXTRA_HANDLERS, MULTI_OUTPUT_OPS, batchNormTraining } from './onnx-ops.ts';
 import { poolNd } from './onnx-pool.ts';
 import { type OnnxModel, type OnnxNode, type OnnxTensor, decodeModel, opsetVersion } from './onnx-proto.ts';
@@ -580,10 +580,14 @@ export class OnnxImporter {
 
   /** ReduceMean / ReduceSum: over H and W of an NCHW map a mean is global average pooling. */
   reduce(node: OnnxNode, out: string, op: 'mean' | 'sum' | 'max'): void {
-    let x = this.value(node.inputs[0]);
-    const r = x.onnx.length;
     const fromInput = (op === 'sum' ? this.opset >= 13 : this.opset >= 18) && node.inputs[1];
     const given = fromInput ? Array.from(this.constant(node.inputs[1], `${node.opType} axes`).data) : ints(node, 'axes');
+    const c = this.consts.get(node.inputs[0]);
+    if (c && !(given?.length === 0 && int(node, 'noop_with_empty_axes', 0) === 1)) {
+      return void this.consts.set(out, foldReduce(op, c, given ?? [], int(node, 'keepdims', 1) === 1, out));
+    }
+    let x = this.value(node.inputs[0]);
+    const r = x.onnx.length;
     if (given?.length === 0 && int(node, 'noop_with_empty_axes', 0) === 1) return this.passThrough(node, out, 1);
     const axes = (given?.length ? given : x.onnx.map((_, i) => i)).map((a) => (a < 0 ? a + r : a)).sort();
     const keepDims = int(node, 'keepdims', 1) === 1;

@@ -5,7 +5,7 @@
 import { sizeOf } from '../gpu/tensor.ts';
 import { broadcastShapes } from '../kernels/binary.ts';
 import { ImportError, NHWC, SAME, float, int, ints, str } from './onnx-common.ts';
-import { type Const, foldBinary, foldCast, foldRange, foldSlice, sliceRanges } from './onnx-fold.ts';
+import { type Const, foldBinary, foldCast, foldCompare, foldRange, foldSlice, foldWhere, sliceRanges } from './onnx-fold.ts';
 import type { Handler, OnnxImporter } from './onnx-model.ts';
 import type { OnnxNode } from './onnx-proto.ts';
 import { Parameter } from '../graph/params.ts';
@@ -190,7 +190,21 @@ function classLoss(im: OnnxImporter, node: OnnxNode, out: string, logProbs: bool
   }
 }
 
+/** Equal / Less / Greater / Where: on constants only (masks of targets in expanded loss graphs). */
+function constantOnly(fold: (cs: Const[], out: string) => Const): Handler {
+  return (im, node, out) => {
+    const cs = node.inputs.map((i) => im.consts.get(i));
+    if (cs.some((c) => !c)) throw new ImportError(`${node.opType} of computed values is not supported (only of constants, folded at import)`);
+    im.consts.set(out, fold(cs as Const[], out));
+  };
+}
+
 export const EXTRA_HANDLERS: Record<string, Handler> = {
+  Equal: constantOnly(([a, b], o) => foldCompare('Equal', a, b, o)),
+  Less: constantOnly(([a, b], o) => foldCompare('Less', a, b, o)),
+  Greater: constantOnly(([a, b], o) => foldCompare('Greater', a, b, o)),
+  Where: constantOnly(([c, a, b], o) => foldWhere(c, a, b, o)),
+  GatherElements: (im, n, o) => gatherElements(im, n, o),
   Tile: (im, n, o) => tile(im, n, o),
   Resize: (im, n, o) => resize(im, n, o),
   Upsample: (im, n, o) => resize(im, n, o),
@@ -345,4 +359,33 @@ export function batchNormTraining(im: OnnxImporter, node: OnnxNode, out: string)
   };
   running(node.outputs[1], mean, mean0, 'running_mean');
   running(node.outputs[2], variance, var0, 'running_var');
+}
+
+/**
+ * GatherElements of a computed value with constant indices that pick one element along the axis
+ * (NLL's expanded graph: log-probabilities [N, C, ...] at the targets [N, 1, ...]): the sum along
+ * the axis of x times a one-hot constant. Exact for finite x.
+ */
+function gatherElements(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const x = im.toSame(node.inputs[0]);
+  const idx = im.constant(node.inputs[1], 'GatherElements indices');
+  const r = x.onnx.length;
+  let axis = int(node, 'axis', 0);
+  if (axis < 0) axis += r;
+  const want = x.onnx.map((d, i) => (i === axis ? 1 : d));
+  if (idx.dims.join() !== want.join()) {
+    throw new ImportError(`GatherElements indices [${idx.dims}] on [${x.onnx}] are not supported (only one index along axis ${axis}, [${want}])`);
+  }
+  const n = x.onnx[axis];
+  const inner = sizeOf(x.onnx.slice(axis + 1));
+  const onehot = new Float64Array(sizeOf(x.onnx));
+  idx.data.forEach((raw, i) => {
+    const k = raw < 0 ? raw + n : raw;
+    if (!(k >= 0 && k < n)) throw new ImportError(`GatherElements index ${raw} is out of range for dim ${n}`);
+    const outer = Math.floor(i / inner);
+    onehot[(outer * n + k) * inner + (i % inner)] = 1;
+  });
+  const picked = im.g.addNode(im.inner(out, 'picked'), 'mul', [x.ir, im.param(im.inner(out, 'onehot'), x.onnx, onehot, false)], {}).output;
+  im.g.addNode(out, 'sum', [picked], { axes: [axis], keepDims: true });
+  im.set(out, out, SAME, want);
 }
