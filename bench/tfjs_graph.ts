@@ -155,6 +155,8 @@ export class TfjsGraph {
         return tf.reshape(x, [-1, ...node.shape.slice(1)]); // node.shape is at the graph's batch
       case 'dropout':
         return x; // identity at inference
+      default:
+        throw new Error(`tfjs graph (bench peer): no translation for op '${node.op}' (${node.name})`);
     }
   }
 

@@ -1,4 +1,16 @@
-// Sum over the reduced dims of each output, times `scale` (1 for sum, 1/count for mean).
+// Sum over the reduced dims of each output, times `scale` (1 for sum, 1/count for mean); with
+// MAX = 1 the largest value instead (ONNX ReduceMax; NaN wins as in numpy).
+override MAX: u32 = 0u;
+
+fn combine(acc: f32, v: f32) -> f32 {
+  if (MAX == 0u) { return acc + v; }
+  if (v != v || acc != acc) { return v + acc; } // NaN propagates
+  return max(acc, v);
+}
+fn start() -> f32 {
+  if (MAX == 0u) { return 0.0; }
+  return -0x1.fffffep+127f; // the lowest f32 (WGSL has no -inf constant; an empty range gives this)
+}
 // Kept dims index the output (row-major, innermost in slot 7); reduced dims are walked per output.
 // Per-dim arrays are right-aligned in 8 slots with shape 1 / stride 0 filling unused slots.
 struct Params {
@@ -50,10 +62,10 @@ fn outPerThread(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   let innerStride = at(p.redStride, 7u);
   var outerCount = 0u;
   if (innerLen > 0u) { outerCount = p.count / innerLen; }
-  var acc = 0.0;
+  var acc = start();
   for (var q = 0u; q < outerCount; q++) {
     let off = base + redOffset(q, 1u);
-    for (var j = 0u; j < innerLen; j++) { acc += x[off + j * innerStride]; }
+    for (var j = 0u; j < innerLen; j++) { acc = combine(acc, x[off + j * innerStride]); }
   }
   y[o] = acc * p.scale;
 }
@@ -67,12 +79,12 @@ fn outPerGroup(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: v
   let o = wg.y * nwg.x + wg.x; // uniform across the workgroup, so the early return is too
   if (o >= p.outCount) { return; }
   let base = keptOffset(o);
-  var acc = 0.0;
-  for (var r = li; r < p.count; r += GROUP) { acc += x[base + redOffset(r, 0u)]; }
+  var acc = start();
+  for (var r = li; r < p.count; r += GROUP) { acc = combine(acc, x[base + redOffset(r, 0u)]); }
   partial[li] = acc;
   workgroupBarrier();
   for (var s = GROUP / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { partial[li] += partial[li + s]; }
+    if (li < s) { partial[li] = combine(partial[li], partial[li + s]); }
     workgroupBarrier();
   }
   if (li == 0u) { y[o] = partial[0] * p.scale; }

@@ -301,9 +301,16 @@ describe('importOnnx: a small NCHW model', () => {
         input: [valueInfo('x', [1, 3, 4, 4])],
         output: [valueInfo('y', [1, 3, 4, 4])],
       });
-    expect(() => importOnnx(withOp('Tanh'))).toThrow(/node 'Tanh_y' \(Tanh\).*'Tanh' is not supported/);
-    expect(() => importOnnx(withOp('Flatten'))).toThrow(/output 'y' is the flatten of an NCHW map/);
-    expect(() => importOnnx(withOp('MaxPool', { kernel_shape: [2, 2], dilations: [2, 2] }))).toThrow(/MaxPool_y.*dilations/);
+    expect(() => importOnnx(withOp('Cos'))).toThrow(/op Cos not supported by the ONNX importer; 1 node: 'Cos_y' \(Cos\)/);
+    // Every missing node is named in one error, before anything is converted.
+    const twoMissing = modelBytes({
+      node: [node('Cos', ['x'], ['t']), node('Relu', ['t'], ['r']), node('Erf', ['r'], ['y'])],
+      initializer: [],
+      input: [valueInfo('x', [1, 3, 4, 4])],
+      output: [valueInfo('y', [1, 3, 4, 4])],
+    });
+    expect(() => importOnnx(twoMissing)).toThrow(/ops Cos, Erf not supported .*2 nodes: 'Cos_t' \(Cos\), 'Erf_y' \(Erf\)/);
+    expect(() => importOnnx(withOp('MaxPool', { kernel_shape: [2, 2, 2, 2] }))).toThrow(/MaxPool_y.*4-D pooling is not supported/);
     const convOfInput = modelBytes({
       node: [node('Conv', ['x', 'w'], ['y'])],
       initializer: [],

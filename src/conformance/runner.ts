@@ -1,22 +1,18 @@
-// Runs ONNX's own backend node tests (../shared/conformance/onnx-node) on the engine's kernels.
-// Each test folder holds model.onnx and test_data_set_0/{input_N,output_N}.pb. A graph runs node by
-// node through the op table in ops.ts (ONNX op -> engine kernels, values kept in ONNX layout on the
-// host between nodes); outputs are judged as ONNX's runner does: equal shapes, then
-// |actual - expected| <= atol + rtol * |expected| elementwise, NaN equal to NaN.
+// Runs ONNX's own backend node tests (../shared/conformance/onnx-node) the way a user's model runs:
+// each test's model.onnx goes through the ONNX importer (src/import/onnx-model.ts, the one ONNX op
+// table) and the compiler (compile() of src/graph/executor.ts). The first float32 input is the
+// graph's input, fed in ONNX's layout (the importer's io 'onnx'); the other inputs are bound as
+// constants, as a model's weights, shapes and axes are. Outputs are judged as ONNX's runner does:
+// equal shapes, then |actual - expected| <= atol + rtol * |expected| elementwise, NaN equal to NaN.
 // A test is skipped, with its reason, only when it needs an op, a dtype or an attribute that the
-// engine deliberately does not have; everything else runs and passes or fails.
+// importer deliberately refuses; everything else runs and passes or fails.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Runtime, getRuntime } from '../gpu/runtime.ts';
-import {
-  type OnnxModel,
-  type OnnxNode,
-  type OnnxTensor,
-  opsetVersion,
-  readModel,
-  readTensor,
-} from '../import/onnx-proto.ts';
-import { OPS, SkipTest, constantValue } from './ops.ts';
+import { compile } from '../graph/executor.ts';
+import { type OnnxImport, OnnxUnsupportedError, SUPPORTED_ONNX_OPS, importOnnxDetailed } from '../import/onnx-model.ts';
+import { type OnnxModel, type OnnxTensor, readModel, readTensor } from '../import/onnx-proto.ts';
+
 
 /** ONNX's runner defaults (onnx/backend/test/loader): no folder here overrides them. */
 export const RTOL = 1e-3;
@@ -73,6 +69,12 @@ export interface PreparedTest {
   model: OnnxModel | null;
   feeds: Map<string, OnnxTensor>; // graph inputs (input_i.pb, then initializers for the rest)
   expected: OnnxTensor[]; // output_i.pb, binding graph.output[i]
+  imported: Imported | null; // the importer's graph, when the test runs
+}
+
+/** A test's model as the importer made it, with the input fed at run time. */
+interface Imported extends OnnxImport {
+  input: string;
 }
 
 function opLabel(model: OnnxModel): string {
@@ -96,7 +98,7 @@ const dataFiles = (dir: string, kind: 'input' | 'output'): string[] => {
 
 /** Reads a test folder and decides whether it can run. Never throws: problems become `error`. */
 export function prepareTest(dir: string, name: string): PreparedTest {
-  const prepared: PreparedTest = { name, op: '?', skip: null, error: null, model: null, feeds: new Map(), expected: [] };
+  const prepared: PreparedTest = { name, op: '?', skip: null, error: null, model: null, feeds: new Map(), expected: [], imported: null };
   const folder = join(dir, name);
   try {
     const model = readModel(join(folder, 'model.onnx'));
@@ -121,6 +123,11 @@ export function prepareTest(dir: string, name: string): PreparedTest {
       throw new Error(`${name}: ${prepared.expected.length} output files for ${g.outputs.length} graph outputs`);
     }
     prepared.skip = skipReason(model, prepared.feeds, prepared.expected);
+    if (prepared.skip === null) {
+      const r = importTest(model, prepared.feeds);
+      if (typeof r === 'string') prepared.skip = r;
+      else prepared.imported = r;
+    }
   } catch (err) {
     prepared.error = (err as Error).message;
   }
@@ -128,6 +135,7 @@ export function prepareTest(dir: string, name: string): PreparedTest {
 }
 
 const isDefaultDomain = (d: string) => d === '' || d === 'ai.onnx';
+const SUPPORTED = new Set(SUPPORTED_ONNX_OPS);
 
 /** Why the engine cannot run this graph (a deliberate limit), or null. */
 function skipReason(model: OnnxModel, feeds: Map<string, OnnxTensor>, expected: OnnxTensor[]): string | null {
@@ -135,78 +143,56 @@ function skipReason(model: OnnxModel, feeds: Map<string, OnnxTensor>, expected: 
   const missing = [
     ...new Set(
       g.nodes
-        .filter((n) => !isDefaultDomain(n.domain) || !(n.opType in OPS))
+        .filter((n) => !isDefaultDomain(n.domain) || !SUPPORTED.has(n.opType))
         .map((n) => (isDefaultDomain(n.domain) ? n.opType : `${n.domain}.${n.opType}`)),
     ),
   ];
-  if (missing.length) return `op${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not in the engine`;
+  if (missing.length) return `op${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not in the ONNX importer`;
   // The engine computes in float32 only; other dtypes are out of scope (numbers and shapes read on the host aside).
   for (let i = 0; i < g.outputs.length; i++) {
     const dtype = expected[i]?.dtype ?? g.outputs[i].tensor?.dtype;
     if (dtype !== 'float32') return `output '${g.outputs[i].name}' is ${dtype}; the engine computes float32 only`;
   }
-  // Values known before running: graph inputs, initializers and Constant nodes.
-  const known = new Map(feeds);
-  for (const node of g.nodes) {
-    if (node.opType === 'Constant' && node.outputs[0]) {
-      try {
-        known.set(node.outputs[0], constantValue(node));
-      } catch {
-        /* reported when it runs */
-      }
-    }
-  }
-  const opset = opsetVersion(model);
-  for (const node of g.nodes) {
-    const spec = OPS[node.opType];
-    const host = spec.hostInputs ?? [];
-    for (let i = 0; i < node.inputs.length; i++) {
-      const v = known.get(node.inputs[i]);
-      if (v && !host.includes(i) && v.dtype !== 'float32') {
-        return `${node.opType} input '${node.inputs[i]}' is ${v.dtype}; the engine computes float32 only`;
-      }
-    }
-    const why = spec.unsupported?.(node, node.inputs.map((n) => known.get(n)), opset);
-    if (why) return `${node.opType}: ${why}`;
+  if (!graphInput(model, feeds)) {
+    const dtypes = g.inputs.map((i) => `${i.name} ${feeds.get(i.name)?.dtype}`).join(', ');
+    return `no float32 input to feed (${dtypes || 'no inputs'}); the engine computes float32 only`;
   }
   return null;
 }
 
-/** Runs the graph of a prepared test; the outputs in graph.output order. */
-export async function runGraph(rt: Runtime, model: OnnxModel, feeds: Map<string, OnnxTensor>): Promise<OnnxTensor[]> {
-  const values = new Map(feeds);
-  const opset = opsetVersion(model);
-  for (const node of model.graph.nodes) {
-    const spec = OPS[node.opType];
-    if (!spec || !isDefaultDomain(node.domain)) throw new SkipTest(`op ${node.opType} not in the engine`);
-    const inputs = node.inputs.map((n) => {
-      if (n === '') return undefined;
-      const v = values.get(n);
-      if (!v) throw new Error(`${describe(node)}: input '${n}' is not computed before this node`);
-      return v;
-    });
-    const why = spec.unsupported?.(node, inputs, opset);
-    if (why) throw new SkipTest(`${node.opType}: ${why}`);
-    let outputs: OnnxTensor[];
-    try {
-      outputs = await spec.run({ rt, node, opset, inputs });
-    } catch (err) {
-      if (err instanceof SkipTest) throw err;
-      throw new Error(`${describe(node)}: ${(err as Error).message}`);
-    }
-    node.outputs.forEach((name, i) => {
-      if (name !== '' && outputs[i]) values.set(name, outputs[i]);
-    });
-  }
-  return model.graph.outputs.map((o) => {
-    const v = values.get(o.name);
-    if (!v) throw new Error(`graph output '${o.name}' was not produced`);
-    return v;
-  });
+/** The input fed at run time: the first float32 graph input that is not an initializer. */
+function graphInput(model: OnnxModel, feeds: Map<string, OnnxTensor>): string | undefined {
+  const inits = new Set(model.graph.initializers.map((t) => t.name));
+  return model.graph.inputs.find((i) => !inits.has(i.name) && feeds.get(i.name)?.dtype === 'float32')?.name;
 }
 
-function describe(node: OnnxNode): string {
-  return `${node.opType}${node.name ? ` '${node.name}'` : ''}`;
+/**
+ * Imports the test's model as a user's model is imported, ONNX layout at the boundary: the fed
+ * input is the graph's, the other inputs are constants. A refusal of the importer is the skip reason.
+ */
+function importTest(model: OnnxModel, feeds: Map<string, OnnxTensor>): Imported | string {
+  const input = graphInput(model, feeds)!;
+  const x = feeds.get(input)!;
+  const constants: Record<string, OnnxTensor> = {};
+  for (const [name, t] of feeds) if (name !== input) constants[name] = t;
+  try {
+    const opts = { io: 'onnx' as const, constants, batch: x.dims[0], inputShape: x.dims.slice(1) };
+    return { ...importOnnxDetailed(model, opts, 'model.onnx'), input };
+  } catch (err) {
+    if (err instanceof OnnxUnsupportedError) return err.message.replace(/^model\.onnx: /, 'importer: ');
+    throw err;
+  }
+}
+
+/** Compiles an imported test graph and runs it on the feeds; the outputs in graph.output order. */
+export async function runImported(rt: Runtime, imported: Imported, feeds: Map<string, OnnxTensor>): Promise<OnnxTensor[]> {
+  const plan = compile(rt, imported.graph);
+  try {
+    const out = await plan.runToHost({ [imported.input]: feeds.get(imported.input)!.data as Float32Array });
+    return imported.outputs.map((o) => ({ name: o.name, dtype: 'float32', dims: o.dims, data: out[o.value] }));
+  } finally {
+    plan.destroy();
+  }
 }
 
 /** Compares like numpy.testing.assert_allclose(actual, expected, rtol, atol) after an exact shape check. */
@@ -262,11 +248,11 @@ export async function runPrepared(rt: Runtime, p: PreparedTest): Promise<TestRes
   if (p.error !== null || !p.model) return { ...base, status: 'failed', reason: p.error ?? 'no model', max_abs_err: null };
   if (p.skip !== null) return { ...base, status: 'skipped', reason: p.skip, max_abs_err: null };
   try {
-    const actual = await runGraph(rt, p.model, p.feeds);
+    if (!p.imported) throw new Error('not imported');
+    const actual = await runImported(rt, p.imported, p.feeds);
     const cmp = compareOutputs(actual, p.expected, p.model.graph.outputs.map((o) => o.name));
     return { ...base, status: cmp.ok ? 'passed' : 'failed', reason: cmp.reason, max_abs_err: cmp.maxAbsErr };
   } catch (err) {
-    if (err instanceof SkipTest) return { ...base, status: 'skipped', reason: err.message, max_abs_err: null };
     // Let pending GPU errors surface here rather than in the next test.
     await rt.sync().catch(() => undefined);
     return { ...base, status: 'failed', reason: (err as Error).message, max_abs_err: null };

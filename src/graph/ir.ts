@@ -23,6 +23,8 @@ export interface PoolNodeAttrs {
   /** Average pooling: count padded taps in the divisor (ONNX count_include_pad); TF excludes them. */
   countIncludePad?: boolean;
   ceilMode?: boolean;
+  /** Window dilation (ONNX pooling); forward only: the pool backward kernels have none. */
+  dilations?: [number, number];
 }
 
 type NoAttrs = Record<string, never>;
@@ -54,6 +56,25 @@ export interface OpAttrMap {
   reshape: { shape: number[] }; // ONNX Reshape: one -1 is inferred, 0 copies the input dim
   squeeze: { axes: number[] };
   dropout: { keepProb: number }; // identity at inference
+  // Ops of imported ONNX graphs (ops/onnx_ops.ts); forward only.
+  clip: { lo: number; hi: number };
+  sqrt: NoAttrs;
+  reciprocal: NoAttrs;
+  hardsigmoid: { alpha: number; beta: number }; // max(0, min(1, alpha * x + beta))
+  hardswish: NoAttrs; // x * hardsigmoid(x) with alpha 1/6, beta 1/2
+  exp: NoAttrs;
+  log: NoAttrs;
+  neg: NoAttrs;
+  tanh: NoAttrs;
+  sub: NoAttrs;
+  div: NoAttrs;
+  transpose: { perm: number[] }; // output dim d is input dim perm[d]
+  pad: { pads: number[]; mode: 'constant' | 'reflect' | 'edge'; value: number }; // ONNX order; negative pads crop
+  sum: { axes: number[]; keepDims: boolean };
+  max: { axes: number[]; keepDims: boolean };
+  globalmaxpool: { keepDims: boolean };
+  /** [scores [M, C], labels [M] (int32 bit patterns), class weights [C] if classWeights]: ONNX's SCE / NLL losses. */
+  class_loss: { logProbs: boolean; reduction: 'none' | 'sum' | 'mean'; ignoreIndex: number | null; classWeights: boolean };
 }
 
 export type Op = keyof OpAttrMap;

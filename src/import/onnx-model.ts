@@ -13,9 +13,27 @@ import { sizeOf } from '../gpu/tensor.ts';
 import { Graph } from '../graph/ir.ts';
 import { Parameter } from '../graph/params.ts';
 import type { Padding } from '../kernels/padding.ts';
+import { broadcastShapes } from '../kernels/binary.ts';
 import { flattenShape } from '../kernels/shape.ts';
 import { OIHW_TO_HWIO, transposeHost } from '../kernels/transpose.ts';
+import {
+  ImportError,
+  type Layout,
+  NCHW_AXIS_TO_NHWC,
+  NHWC,
+  OnnxUnsupportedError,
+  SAME,
+  type Value,
+  float,
+  int,
+  ints,
+} from './onnx-common.ts';
+import { type Const, type FoldBinary, foldBinary, foldConcat, foldGather, foldReduce } from './onnx-fold.ts';
+import { EXTRA_HANDLERS, MULTI_OUTPUT_OPS, batchNormTraining } from './onnx-ops.ts';
+import { poolNd } from './onnx-pool.ts';
 import { type OnnxModel, type OnnxNode, type OnnxTensor, decodeModel, opsetVersion } from './onnx-proto.ts';
+
+export { OnnxUnsupportedError };
 
 export interface OnnxImportOptions {
   /** Batch size of the graph input (default: the model's fixed batch dimension, else 1). */
@@ -28,38 +46,29 @@ export interface OnnxImportOptions {
   constants?: Record<string, OnnxTensor>;
   /** Graph name (default: the ONNX graph's name, else 'onnx'). */
   name?: string;
+  /**
+   * Layout of 4-D graph inputs and outputs: 'nhwc' (default) feeds [N, H, W, C] and returns 4-D
+   * outputs NHWC; 'onnx' keeps the model's own layout at the boundary (transposes inside).
+   */
+  io?: 'nhwc' | 'onnx';
 }
-
-/** How an imported value's data relates to the ONNX value of the same name. */
-type Layout =
-  | { kind: 'same' } // identical shape and order
-  | { kind: 'nhwc' } // ONNX [N, C, H, W] held as [N, H, W, C]
-  | { kind: 'flat'; c: number; h: number; w: number } // ONNX [N, C*H*W] held in H, W, C order
-  | { kind: 'nhw' }; // ONNX [N, H, W] (one channel taken out of an NCHW map) held as [N, H, W, 1]
-
-interface Value {
-  ir: string; // the IR value name
-  layout: Layout;
-  onnx: number[]; // the ONNX shape
-}
-
-/** A host constant: an initializer, a Constant node, or a folded value. */
-interface Const {
-  name: string;
-  dims: number[];
-  data: Float64Array;
-}
-
-const SAME: Layout = { kind: 'same' };
-const NHWC: Layout = { kind: 'nhwc' };
-/** ONNX axis of a rank-4 NCHW value -> the NHWC axis holding it. */
-const NCHW_AXIS_TO_NHWC = [0, 3, 1, 2];
-
-class ImportError extends Error {}
 
 /** Imports an ONNX model (a path, the bytes, or a decoded model) as a graph at one batch size. */
 export function importOnnx(source: string | Uint8Array | OnnxModel, opts: OnnxImportOptions = {}): Graph {
   return onnxModelBuilder(source, opts)(opts.batch ?? 0);
+}
+
+/** An imported graph and, for each requested ONNX output, the IR value holding it and its ONNX dims. */
+export interface OnnxImport {
+  graph: Graph;
+  outputs: { name: string; value: string; dims: number[] }[];
+}
+
+/** importOnnx, also saying where each ONNX output lives (with io 'onnx' its data is in ONNX order). */
+export function importOnnxDetailed(model: OnnxModel, opts: OnnxImportOptions = {}, file = 'ONNX model'): OnnxImport {
+  const im = new OnnxImporter(model, file, opts, new Map());
+  const graph = im.run(opts.batch ?? 0);
+  return { graph, outputs: im.outputInfo };
 }
 
 /**
@@ -82,13 +91,15 @@ function readFile(path: string): Uint8Array {
   }
 }
 
-class OnnxImporter {
-  private readonly g: Graph;
-  private readonly values = new Map<string, Value>();
-  private readonly consts = new Map<string, Const>();
-  private readonly opset: number;
-  private modelBatch = 1;
-  private batch = 1;
+export class OnnxImporter {
+  readonly g: Graph;
+  readonly values = new Map<string, Value>();
+  readonly consts = new Map<string, Const>();
+  readonly opset: number;
+  modelBatch = 1;
+  batch = 1;
+  /** Each output as added: the ONNX name, the IR value and the ONNX dims. */
+  readonly outputInfo: OnnxImport['outputs'] = [];
 
   constructor(
     private readonly model: OnnxModel,
@@ -106,10 +117,27 @@ class OnnxImporter {
     for (const [name, t] of Object.entries(this.opts.constants ?? {})) this.consts.set(name, toConst({ ...t, name }));
     const outputs = this.opts.outputs ?? graph.outputs.map((o) => o.name);
     if (outputs.length === 0) throw new Error(`${this.file}: the model declares no outputs; pass outputs`);
+    const { needed, seen } = this.neededNodes(outputs);
+    this.refuseMissingOps(needed);
+    this.addInputs(batch, seen);
+    for (const node of graph.nodes) {
+      if (!needed.has(node)) continue;
+      try {
+        this.convert(node);
+      } catch (e) {
+        const what = `${this.file}: node '${node.name || node.outputs[0]}' (${node.opType})`;
+        if (e instanceof ImportError) throw new OnnxUnsupportedError(`${what}: ${e.message}`);
+        throw new Error(`${what}: ${(e as Error).message}`);
+      }
+    }
+    for (const o of outputs) this.addOutput(o);
+    return this.g;
+  }
 
-    // Only the nodes the outputs depend on.
+  /** The nodes the outputs depend on, and every value name on the way. */
+  private neededNodes(outputs: string[]): { needed: Set<OnnxNode>; seen: Set<string> } {
     const producer = new Map<string, OnnxNode>();
-    for (const n of graph.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
+    for (const n of this.model.graph.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
     const needed = new Set<OnnxNode>();
     const stack = [...outputs];
     const seen = new Set<string>();
@@ -122,13 +150,28 @@ class OnnxImporter {
       needed.add(n);
       for (const i of n.inputs) if (i) stack.push(i);
     }
+    return { needed, seen };
+  }
 
-    // Graph inputs (those that are not initializers or bound constants).
-    const inputs = graph.inputs.filter((i) => !this.consts.has(i.name) && seen.has(i.name));
+  /** One error naming every node whose op the importer lacks, before anything is converted. */
+  private refuseMissingOps(needed: Set<OnnxNode>): void {
+    const missing = this.model.graph.nodes.filter((n) => needed.has(n) && (!isDefaultDomain(n.domain) || !HANDLERS[n.opType]));
+    if (missing.length === 0) return;
+    const ops = [...new Set(missing.map(opName))];
+    const nodes = missing.map((n) => `'${n.name || n.outputs[0]}' (${opName(n)})`);
+    throw new OnnxUnsupportedError(
+      `${this.file}: op${ops.length > 1 ? 's' : ''} ${ops.join(', ')} not supported by the ONNX importer; ` +
+        `${missing.length} node${missing.length > 1 ? 's' : ''}: ${nodes.join(', ')}`,
+    );
+  }
+
+  /** Graph inputs (those that are not initializers or bound constants), in the io layout asked for. */
+  private addInputs(batch: number, seen: Set<string>): void {
+    const inputs = this.model.graph.inputs.filter((i) => !this.consts.has(i.name) && seen.has(i.name));
     for (const [k, input] of inputs.entries()) {
       const shape = input.tensor?.shape;
       if (!shape) throw new Error(`${this.file}: graph input '${input.name}' has no tensor shape`);
-      const fixed = typeof shape[0] === 'number' ? shape[0] : undefined;
+      const fixed = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : undefined;
       if (k === 0) this.modelBatch = fixed ?? 1;
       this.batch = batch || this.opts.batch || fixed || 1;
       const dims = shape.map((d, i) => {
@@ -140,7 +183,7 @@ class OnnxImporter {
         }
         return given;
       });
-      if (dims.length === 4) {
+      if (dims.length === 4 && this.opts.io !== 'onnx' && !this.channelsLast(input.name)) {
         const [n, c, h, w] = dims;
         this.g.addInput(input.name, [n, h, w, c]);
         this.values.set(input.name, { ir: input.name, layout: NHWC, onnx: dims });
@@ -149,52 +192,73 @@ class OnnxImporter {
         this.values.set(input.name, { ir: input.name, layout: SAME, onnx: dims });
       }
     }
+  }
 
-    for (const node of graph.nodes) {
-      if (!needed.has(node)) continue;
+  /**
+   * A 4-D input that is already NHWC (tf2onnx, Keras exports): its every reader transposes it to
+   * NCHW first. It is fed as it is, and the transposes cost nothing (see transpose()).
+   */
+  private channelsLast(input: string): boolean {
+    const readers = this.model.graph.nodes.filter((n) => n.inputs.includes(input));
+    return readers.length > 0 && readers.every((n) => n.opType === 'Transpose' && ints(n, 'perm')?.join() === '0,3,1,2');
+  }
+
+  private addOutput(o: string): void {
+    let v = this.values.get(o);
+    if (!v) {
+      const why = this.consts.has(o) ? 'is a constant' : 'is not produced by any node';
+      throw new Error(`${this.file}: output '${o}' ${why}`);
+    }
+    if (this.opts.io === 'onnx' || (v.layout.kind !== 'nhwc' && v.layout.kind !== 'same')) {
       try {
-        this.convert(node);
+        v = this.toSame(o);
       } catch (e) {
-        const what = `${this.file}: node '${node.name || node.outputs[0]}' (${node.opType})`;
-        if (e instanceof ImportError) throw new Error(`${what}: ${e.message}`);
-        throw new Error(`${what}: ${(e as Error).message}`);
+        throw new OnnxUnsupportedError(`${this.file}: output '${o}': ${(e as Error).message}`);
       }
     }
-    for (const o of outputs) {
-      const v = this.values.get(o);
-      if (!v) {
-        const why = this.consts.has(o) ? 'is a constant' : 'is not produced by any node';
-        throw new Error(`${this.file}: output '${o}' ${why}`);
+    this.g.addOutput(v.ir);
+    this.outputInfo.push({ name: o, value: v.ir, dims: v.layout.kind === 'nhwc' ? [v.onnx[0], v.onnx[2], v.onnx[3], v.onnx[1]] : v.onnx });
+  }
+
+  /** The IR value holding the ONNX value in ONNX's own order (a transpose is added once if needed). */
+  toSame(name: string): Value {
+    const x = this.value(name);
+    if (x.layout.kind === 'same') return x;
+    const key = `${x.ir}/onnx_layout`;
+    if (!this.g.has(key)) {
+      if (x.layout.kind === 'nhwc') this.g.addNode(key, 'transpose', [x.ir], { perm: [0, 3, 1, 2] });
+      else if (x.layout.kind === 'nhw') this.g.addNode(key, 'reshape', [x.ir], { shape: x.onnx });
+      else {
+        const { c, h, w } = x.layout;
+        const [n] = x.onnx;
+        const t = this.g.addNode(`${key}/nchw`, 'transpose', [this.g.addNode(`${key}/map`, 'reshape', [x.ir], { shape: [n, h, w, c] }).output], { perm: [0, 3, 1, 2] });
+        this.g.addNode(key, 'reshape', [t.output], { shape: x.onnx });
       }
-      if (v.layout.kind === 'flat' && v.layout.h * v.layout.w > 1) {
-        throw new Error(`${this.file}: output '${o}' is the flatten of an NCHW map, held in NHWC order; read the map before Flatten instead`);
-      }
-      this.g.addOutput(v.ir);
     }
-    return this.g;
+    return { ir: key, layout: SAME, onnx: x.onnx };
   }
 
   // ---- helpers ----
 
-  private value(name: string): Value {
+  value(name: string): Value {
     const v = this.values.get(name);
     if (v) return v;
     if (this.consts.has(name)) throw new ImportError(`input '${name}' is a constant where the engine needs a computed value`);
     throw new ImportError(`input '${name}' is not produced by any node or graph input`);
   }
 
-  private constant(name: string | undefined, what: string): Const {
+  constant(name: string | undefined, what: string): Const {
     const c = name ? this.consts.get(name) : undefined;
     if (!c) throw new ImportError(`${what} '${name ?? ''}' must be an initializer or a Constant`);
     return c;
   }
 
-  private optConst(name: string | undefined): Const | undefined {
+  optConst(name: string | undefined): Const | undefined {
     return name ? this.consts.get(name) : undefined;
   }
 
   /** A parameter holding `data` under `name` (shared across batches; suffixed if the name is taken by another shape). */
-  private param(name: string, shape: number[], data: ArrayLike<number>, trainable = true): string {
+  param(name: string, shape: number[], data: ArrayLike<number>, trainable = true): string {
     let key = name;
     for (let i = 1; ; i++) {
       const existing = this.g.params.get(key);
@@ -213,12 +277,12 @@ class OnnxImporter {
     return key;
   }
 
-  private set(onnxName: string, ir: string, layout: Layout, onnx: number[]): void {
+  set(onnxName: string, ir: string, layout: Layout, onnx: number[]): void {
     this.values.set(onnxName, { ir, layout, onnx });
   }
 
   /** IR nodes that stand for one ONNX node: helpers get `${out}/<suffix>`, the last one `out`. */
-  private inner(out: string, suffix: string): string {
+  inner(out: string, suffix: string): string {
     return `${out}/${suffix}`;
   }
 
@@ -227,7 +291,7 @@ class OnnxImporter {
     const handler = HANDLERS[node.opType];
     if (node.domain && node.domain !== 'ai.onnx') throw new ImportError(`op domain '${node.domain}' is not supported`);
     if (!handler) throw new ImportError(`op '${node.opType}' is not supported by the ONNX importer`);
-    if (node.outputs.slice(1).some((o) => o && this.usedLater(o))) {
+    if (!MULTI_OUTPUT_OPS.has(node.opType) && node.outputs.slice(1).some((o) => o && this.usedLater(o))) {
       throw new ImportError(`only the first output is supported (${node.outputs.slice(1).filter(Boolean).join(', ')} is used)`);
     }
     handler(this, node, out);
@@ -265,9 +329,10 @@ class OnnxImporter {
   }
 
   batchNorm(node: OnnxNode, out: string): void {
-    if (int(node, 'training_mode', 0) !== 0) throw new ImportError('training_mode=1 is not supported (inference import)');
-    const x = this.value(node.inputs[0]);
-    if (x.layout.kind === 'flat' || x.layout.kind === 'nhw' || (x.layout.kind === 'same' && x.onnx.length !== 2)) {
+    if (this.opset >= 14 && int(node, 'training_mode', 0) === 1) return batchNormTraining(this, node, out);
+    let x = this.value(node.inputs[0]);
+    if (x.onnx.length === 4) x = this.spatial(node.inputs[0]);
+    else if (x.layout.kind !== 'same' || x.onnx.length !== 2) {
       throw new ImportError(`BatchNormalization of an input of rank ${x.onnx.length} is not supported (NCHW 4-D or [N, C])`);
     }
     const c = x.onnx[1];
@@ -280,7 +345,7 @@ class OnnxImporter {
     this.set(out, out, x.layout, x.onnx);
   }
 
-  unary(node: OnnxNode, out: string, op: 'relu' | 'relu6' | 'sigmoid'): void {
+  unary(node: OnnxNode, out: string, op: 'relu' | 'relu6' | 'sigmoid' | 'sqrt' | 'reciprocal' | 'hardswish' | 'exp' | 'log' | 'neg' | 'tanh'): void {
     const x = this.value(node.inputs[0]);
     this.g.addNode(out, op, [x.ir], {});
     this.set(out, out, x.layout, x.onnx);
@@ -304,25 +369,10 @@ class OnnxImporter {
     }
     if (lo === 0 && hi === 6) return this.unary(node, out, 'relu6');
     if (lo === 0 && hi >= 3.4e38) return this.unary(node, out, 'relu');
-    throw new ImportError(`Clip to [${lo}, ${hi}] is not supported (only [0, 6] as ReLU6 and [0, inf) as ReLU)`);
-  }
-
-  pool(node: OnnxNode, out: string, op: 'maxpool' | 'avgpool'): void {
-    const x = this.spatial(node.inputs[0]);
-    const k = ints(node, 'kernel_shape');
-    if (!k || k.length !== 2) throw new ImportError(`only 2-D pooling is supported (kernel_shape [${k ?? ''}])`);
-    const d = ints(node, 'dilations');
-    if (d && d.some((v) => v !== 1)) throw new ImportError(`pooling dilations [${d}] are not supported`);
-    const attrs = {
-      kernel: [k[0], k[1]] as [number, number],
-      strides: pair(ints(node, 'strides'), 1),
-      padding: padding(node),
-      ceilMode: int(node, 'ceil_mode', 0) === 1,
-      ...(op === 'avgpool' ? { countIncludePad: int(node, 'count_include_pad', 0) === 1 } : {}),
-    };
-    this.g.addNode(out, op, [x.ir], attrs);
-    const s = this.g.shapeOf(out);
-    this.set(out, out, NHWC, [s[0], s[3], s[1], s[2]]);
+    const x = this.value(node.inputs[0]);
+    // f32 bounds: the shader's default bound is +-3.4e38 (infinity is not a WGSL constant).
+    this.g.addNode(out, 'clip', [x.ir], { lo: Math.max(lo, -3.4e38), hi: Math.min(hi, 3.4e38) });
+    this.set(out, out, x.layout, x.onnx);
   }
 
   globalAvgPool(node: OnnxNode, out: string): void {
@@ -332,11 +382,12 @@ class OnnxImporter {
   }
 
   concat(node: OnnxNode, out: string): void {
-    const xs = node.inputs.map((i) => this.value(i));
+    const cs = node.inputs.map((i) => this.consts.get(i));
+    if (cs.every((c) => c)) return void this.consts.set(out, foldConcat(cs as Const[], int(node, 'axis', 0), out));
+    const raw = node.inputs.map((i, k) => (cs[k] ? this.constValue(cs[k]!) : this.value(i)));
+    const allNhwc = raw.every((x) => x.layout.kind === 'nhwc');
+    const xs = allNhwc ? raw : raw.map((x, k) => (cs[k] ? x : this.toSame(node.inputs[k])));
     const layout = xs[0].layout;
-    if (xs.some((x) => x.layout.kind !== layout.kind) || layout.kind === 'flat' || layout.kind === 'nhw') {
-      throw new ImportError(`Concat of inputs in different layouts (${xs.map((x) => x.layout.kind).join(', ')}) is not supported`);
-    }
     const rank = xs[0].onnx.length;
     let axis = int(node, 'axis', 1);
     if (axis < 0) axis += rank;
@@ -347,41 +398,42 @@ class OnnxImporter {
     this.set(out, out, layout, onnx);
   }
 
+  /** A constant used where a computed value is expected: a parameter in ONNX order. */
+  constValue(c: Const): Value {
+    const dims = c.dims.length ? c.dims : [1];
+    return { ir: this.param(c.name, dims, c.data, false), layout: SAME, onnx: c.dims };
+  }
+
   flatten(node: OnnxNode, out: string, axisAttr = int(node, 'axis', 1)): void {
-    const x = this.value(node.inputs[0]);
+    const c = this.consts.get(node.inputs[0]);
+    let x = c ? this.constValue(c) : this.value(node.inputs[0]);
     const r = x.onnx.length;
     const axis = axisAttr < 0 ? axisAttr + r : axisAttr;
     const onnx = flattenShape(x.onnx, axis);
-    if (x.layout.kind === 'nhw') throw new ImportError(`Flatten of a single channel [${x.onnx}] is not supported`);
-    if (x.layout.kind === 'same') {
-      this.g.addNode(out, 'reshape', [x.ir], { shape: onnx });
-      return this.set(out, out, SAME, onnx);
-    }
-    if (x.layout.kind === 'flat') {
-      if (axis !== 1) throw new ImportError(`Flatten(axis=${axisAttr}) of an already flattened NCHW map is not supported`);
-      this.g.addNode(out, 'reshape', [x.ir], { shape: onnx });
-      return this.set(out, out, x.layout, onnx);
-    }
-    const [n, c, h, w] = x.onnx;
-    if (axis !== 1 && !(axis === 0 && n === 1)) {
-      throw new ImportError(`Flatten(axis=${axisAttr}) of an NCHW map would need a transpose; only axis 1 is supported`);
-    }
+    if (c) return void this.consts.set(out, { ...c, name: out, dims: onnx });
+    const [n, ch, h, w] = x.onnx;
+    const keepsNhwcOrder = x.layout.kind === 'nhwc' && (axis === 1 || (axis === 0 && n === 1));
+    if (x.layout.kind === 'flat' && axis !== 1) x = this.toSame(node.inputs[0]);
+    else if (x.layout.kind === 'nhw' || (x.layout.kind === 'nhwc' && !keepsNhwcOrder)) x = this.toSame(node.inputs[0]);
     this.g.addNode(out, 'reshape', [x.ir], { shape: onnx });
-    this.set(out, out, h * w === 1 ? SAME : { kind: 'flat', c, h, w }, onnx);
+    if (x.layout.kind === 'nhwc') return this.set(out, out, h * w === 1 ? SAME : { kind: 'flat', c: ch, h, w }, onnx);
+    this.set(out, out, x.layout.kind === 'flat' ? x.layout : SAME, onnx);
   }
 
   reshape(node: OnnxNode, out: string): void {
-    const x = this.value(node.inputs[0]);
     const spec = Array.from(this.constant(node.inputs[1], 'Reshape shape').data);
     const allowZero = int(node, 'allowzero', 0) === 1;
     if (allowZero && spec.includes(0)) throw new ImportError('Reshape with allowzero and a 0 dim is not supported');
+    const c = this.consts.get(node.inputs[0]);
+    if (c) return void this.consts.set(out, { ...c, name: out, dims: reshapeOnnx(c.dims, spec) });
+    let x = this.value(node.inputs[0]);
     // A batch fixed in the shape (e.g. [1, -1]) follows the batch the graph is built for.
     if (spec.length > 0 && spec[0] === this.modelBatch && x.onnx[0] === this.batch && this.batch !== this.modelBatch) spec[0] = 0;
     const onnxOut = reshapeOnnx(x.onnx, spec);
     if (x.layout.kind !== 'same') {
-      // Only a flatten of the NCHW map ([N, C*H*W]) keeps a meaning without a transpose.
-      if (onnxOut.length === 2 && onnxOut[0] === x.onnx[0]) return this.flatten(node, out, 1);
-      throw new ImportError(`Reshape of an NCHW map to [${onnxOut}] would need a transpose; only [N, C*H*W] is supported`);
+      // A flatten of the NCHW map ([N, C*H*W]) keeps its meaning without a transpose.
+      if (onnxOut.length === 2 && onnxOut[0] === x.onnx[0] && x.layout.kind === 'nhwc') return this.flatten(node, out, 1);
+      x = this.toSame(node.inputs[0]);
     }
     this.g.addNode(out, 'reshape', [x.ir], { shape: onnxOut });
     this.set(out, out, SAME, onnxOut);
@@ -422,7 +474,12 @@ class OnnxImporter {
     const mmName = cName ? this.inner(out, 'matmul') : out;
     const mm = this.g.addNode(mmName, 'matmul', [a.ir, bName], { transA, transB: false });
     const m = mm.shape[0];
-    if (cName) {
+    if (cName && !this.consts.has(cName)) {
+      // A computed C: beta * C added with broadcasting (torch.addmm exports).
+      let cv = this.toSame(cName).ir;
+      if (beta !== 1) cv = this.g.addNode(this.inner(out, 'beta_c'), 'mul', [cv, this.param(this.inner(out, 'beta'), [1], [beta], false)], {}).output;
+      this.g.addNode(out, 'add', [mm.output, cv], {});
+    } else if (cName) {
       const c = this.constant(cName, 'Gemm C');
       const size = c.data.length;
       if (beta === 0) {
@@ -441,39 +498,41 @@ class OnnxImporter {
     this.set(out, out, SAME, [m, n]);
   }
 
-  binary(node: OnnxNode, out: string, op: 'add' | 'mul'): void {
+  binary(node: OnnxNode, out: string, op: FoldBinary): void {
     const [an, bn] = node.inputs;
     const ca = this.consts.get(an);
     const cb = this.consts.get(bn);
-    if (ca && cb) {
-      this.consts.set(out, foldBinary(op, ca, cb, out));
-      return;
+    if (ca && cb) return void this.consts.set(out, foldBinary(op, ca, cb, out));
+    if (this.opset < 7 && int(node, 'broadcast', 0) === 1 && node.attributes.axis) {
+      throw new ImportError('legacy axis-aligned broadcast (opset < 7) is not supported');
     }
-    if (ca || cb) {
-      const x = this.value(ca ? bn : an);
-      const c = (ca ?? cb)!;
-      if (this.opset < 7 && int(node, 'broadcast', 0) === 1 && node.attributes.axis) {
-        throw new ImportError('legacy axis-aligned broadcast (opset < 7) is not supported');
-      }
-      const { dims, data } = this.layoutConst(c, x);
-      const channels = this.g.shapeOf(x.ir).at(-1)!;
-      if (op === 'add' && dims.length === 1 && dims[0] === channels && x.onnx.length > 1) {
-        this.g.addNode(out, 'bias_add', [x.ir, this.param(c.name, dims, data)], {});
-      } else {
-        this.g.addNode(out, op, ca ? [this.param(c.name, dims, data), x.ir] : [x.ir, this.param(c.name, dims, data)], {});
-      }
-      const s = this.g.shapeOf(out);
-      if (s.length !== this.g.shapeOf(x.ir).length) throw new ImportError(`a constant [${c.dims}] that broadcasts the input [${x.onnx}] to another rank is not supported`);
-      return this.set(out, out, x.layout, x.onnx);
-    }
-    const a = this.value(an);
-    const b = this.value(bn);
-    if (a.layout.kind !== b.layout.kind || (a.layout.kind !== 'same' && a.onnx.join() !== b.onnx.join())) {
-      throw new ImportError(`${node.opType} of [${a.onnx}] (${a.layout.kind}) and [${b.onnx}] (${b.layout.kind}) is not supported`);
+    if (ca || cb) return this.binaryConst(op, out, ca ? bn : an, (ca ?? cb)!, !!ca);
+    let a = this.value(an);
+    let b = this.value(bn);
+    // Two NCHW maps held NHWC broadcast alike (a squeeze-excitation [N,C,1,1] x [N,C,H,W]); anything else meets in ONNX order.
+    const bothNhwc = a.layout.kind === 'nhwc' && b.layout.kind === 'nhwc';
+    if (!bothNhwc) {
+      a = this.toSame(an);
+      b = this.toSame(bn);
     }
     this.g.addNode(out, op, [a.ir, b.ir], {});
-    const s = this.g.shapeOf(out);
-    this.set(out, out, a.layout, a.layout.kind === 'nhwc' ? [s[0], s[3], s[1], s[2]] : a.layout.kind === 'same' ? [...s] : a.onnx);
+    this.set(out, out, a.layout, broadcastShapes(a.onnx, b.onnx, node.opType));
+  }
+
+  /** x op c (or c op x): the constant becomes a parameter in x's held layout. */
+  private binaryConst(op: FoldBinary, out: string, xName: string, c: Const, constFirst: boolean): void {
+    let x = this.value(xName);
+    const simple = x.layout.kind === 'same' || x.layout.kind === 'nhwc' || c.data.length === 1;
+    if (!simple || c.dims.length > x.onnx.length) x = this.toSame(xName);
+    const { dims, data } = this.layoutConst(c, x);
+    const channels = this.g.shapeOf(x.ir).at(-1)!;
+    const p = this.param(c.name, dims, data);
+    if (op === 'add' && dims.length === 1 && dims[0] === channels && x.onnx.length > 1) {
+      this.g.addNode(out, 'bias_add', [x.ir, p], {});
+    } else {
+      this.g.addNode(out, op, constFirst ? [p, x.ir] : [x.ir, p], {});
+    }
+    this.set(out, out, x.layout, broadcastShapes(x.onnx, c.dims, op));
   }
 
   /** A constant operand of a broadcast against `x`, moved into x's held layout: [C] for a per-channel NCHW constant. */
@@ -504,46 +563,57 @@ class OnnxImporter {
   dropout(node: OnnxNode, out: string): void {
     let ratio = float(node, 'ratio', 0.5);
     if (this.opset >= 12 && node.inputs[1]) ratio = this.constant(node.inputs[1], 'Dropout ratio').data[0];
+    const training = this.opset >= 12 && node.inputs[2] ? this.constant(node.inputs[2], 'Dropout training_mode').data[0] !== 0 : false;
+    if (training && ratio > 0) throw new ImportError('Dropout in training mode draws a random mask; only inference (or ratio 0) is imported');
     this.passThrough(node, out, ratio < 1 ? 1 - ratio : 1);
   }
 
   constantNode(node: OnnxNode, out: string): void {
     const a = node.attributes;
     if (a.value?.type === 'tensor') this.consts.set(out, toConst({ ...a.value.value, name: out }));
-    else if (a.value_float?.type === 'float') this.consts.set(out, { name: out, dims: [], data: Float64Array.of(a.value_float.value) });
-    else if (a.value_floats?.type === 'floats') this.consts.set(out, { name: out, dims: [a.value_floats.value.length], data: Float64Array.from(a.value_floats.value) });
-    else if (a.value_int?.type === 'int') this.consts.set(out, { name: out, dims: [], data: Float64Array.of(a.value_int.value) });
-    else if (a.value_ints?.type === 'ints') this.consts.set(out, { name: out, dims: [a.value_ints.value.length], data: Float64Array.from(a.value_ints.value) });
+    else if (a.value_float?.type === 'float') this.consts.set(out, { name: out, dims: [], data: Float64Array.of(a.value_float.value), int: false });
+    else if (a.value_floats?.type === 'floats') this.consts.set(out, { name: out, dims: [a.value_floats.value.length], data: Float64Array.from(a.value_floats.value), int: false });
+    else if (a.value_int?.type === 'int') this.consts.set(out, { name: out, dims: [], data: Float64Array.of(a.value_int.value), int: true });
+    else if (a.value_ints?.type === 'ints') this.consts.set(out, { name: out, dims: [a.value_ints.value.length], data: Float64Array.from(a.value_ints.value), int: true });
     else throw new ImportError(`Constant without a supported value attribute (${Object.keys(a).join(', ')})`);
   }
 
-  /** ReduceMean: over H and W of an NCHW map it is global average pooling. */
-  reduceMean(node: OnnxNode, out: string): void {
-    const x = this.value(node.inputs[0]);
+  /** ReduceMean / ReduceSum: over H and W of an NCHW map a mean is global average pooling. */
+  reduce(node: OnnxNode, out: string, op: 'mean' | 'sum' | 'max'): void {
+    const fromInput = (op === 'sum' ? this.opset >= 13 : this.opset >= 18) && node.inputs[1];
+    const given = fromInput ? Array.from(this.constant(node.inputs[1], `${node.opType} axes`).data) : ints(node, 'axes');
+    const c = this.consts.get(node.inputs[0]);
+    if (c && !(given?.length === 0 && int(node, 'noop_with_empty_axes', 0) === 1)) {
+      return void this.consts.set(out, foldReduce(op, c, given ?? [], int(node, 'keepdims', 1) === 1, out));
+    }
+    let x = this.value(node.inputs[0]);
     const r = x.onnx.length;
-    const given = this.opset >= 18 && node.inputs[1] ? Array.from(this.constant(node.inputs[1], 'ReduceMean axes').data) : ints(node, 'axes');
-    const axes = (given ?? x.onnx.map((_, i) => i)).map((a) => (a < 0 ? a + r : a)).sort();
+    if (given?.length === 0 && int(node, 'noop_with_empty_axes', 0) === 1) return this.passThrough(node, out, 1);
+    const axes = (given?.length ? given : x.onnx.map((_, i) => i)).map((a) => (a < 0 ? a + r : a)).sort();
     const keepDims = int(node, 'keepdims', 1) === 1;
-    if (x.layout.kind === 'nhwc' && axes.join() === '2,3') {
+    if (op === 'mean' && x.layout.kind === 'nhwc' && axes.join() === '2,3') {
       this.g.addNode(out, 'globalavgpool', [x.ir], { keepDims });
       return this.set(out, out, keepDims ? NHWC : SAME, keepDims ? [x.onnx[0], x.onnx[1], 1, 1] : [x.onnx[0], x.onnx[1]]);
     }
-    if (x.layout.kind !== 'same') throw new ImportError(`ReduceMean over axes [${axes}] of an NCHW map is not supported (only [2, 3])`);
-    this.g.addNode(out, 'mean', [x.ir], { axes, keepDims });
+    if (x.layout.kind !== 'same') x = this.toSame(node.inputs[0]);
+    this.g.addNode(out, op, [x.ir], { axes, keepDims });
     this.set(out, out, SAME, [...this.g.shapeOf(out)]);
   }
 
   /**
-   * Gather of constant channel indices of an NCHW map (torchvision's Inception v3 transform_input
-   * takes x[:, 0], x[:, 1], x[:, 2]): a 1x1 convolution with a one-hot filter.
+   * Gather: of constants (shape arithmetic) it folds; of constant channel indices of an NCHW map
+   * (torchvision's Inception v3 transform_input takes x[:, 0], x[:, 1], x[:, 2]) it is a 1x1
+   * convolution with a one-hot filter.
    */
   gather(node: OnnxNode, out: string): void {
-    const x = this.value(node.inputs[0]);
     const idx = this.constant(node.inputs[1], 'Gather indices');
+    const data = this.consts.get(node.inputs[0]);
+    if (data) return void this.consts.set(out, foldGather(data, idx, int(node, 'axis', 0), out));
+    const x = this.value(node.inputs[0]);
     let axis = int(node, 'axis', 0);
     if (axis < 0) axis += x.onnx.length;
     if (x.layout.kind !== 'nhwc' || axis !== 1 || idx.data.length !== 1) {
-      throw new ImportError(`Gather on axis ${axis} of [${x.onnx}] is not supported (only one channel of an NCHW map)`);
+      throw new ImportError(`Gather on axis ${axis} of [${x.onnx}] is not supported (only one channel of an NCHW map, or constants)`);
     }
     const c = x.onnx[1];
     const k = idx.data[0] < 0 ? idx.data[0] + c : idx.data[0];
@@ -558,67 +628,95 @@ class OnnxImporter {
   }
 
   unsqueeze(node: OnnxNode, out: string): void {
-    const x = this.value(node.inputs[0]);
     const given = this.opset >= 13 ? Array.from(this.constant(node.inputs[1], 'Unsqueeze axes').data) : ints(node, 'axes') ?? [];
+    const c = this.consts.get(node.inputs[0]);
+    let x = c ? this.constValue(c) : this.value(node.inputs[0]);
     const rank = x.onnx.length + given.length;
     const axes = given.map((a) => (a < 0 ? a + rank : a)).sort((a, b) => a - b);
     const onnx = [...x.onnx];
     for (const a of axes) onnx.splice(a, 0, 1);
+    if (c) return void this.consts.set(out, { ...c, name: out, dims: onnx });
     if (x.layout.kind === 'nhw' && axes.join() === '1') {
       this.g.addNode(out, 'dropout', [x.ir], { keepProb: 1 }); // [N, H, W, 1] already is NHWC [N, 1, H, W]
       return this.set(out, out, NHWC, onnx);
     }
-    if (x.layout.kind !== 'same') throw new ImportError(`Unsqueeze of [${x.onnx}] (${x.layout.kind}) on axes [${axes}] is not supported`);
+    if (x.layout.kind !== 'same') x = this.toSame(node.inputs[0]);
     // [N, C] -> [N, C, 1, 1] is an NCHW map whose NHWC form [N, 1, 1, C] has the same order.
-    const spatial1x1 = onnx.length === 4 && onnx[2] === 1 && onnx[3] === 1;
+    const spatial1x1 = this.opts.io !== 'onnx' && onnx.length === 4 && onnx[2] === 1 && onnx[3] === 1;
     this.g.addNode(out, 'reshape', [x.ir], { shape: spatial1x1 ? [onnx[0], 1, 1, onnx[1]] : onnx });
     this.set(out, out, spatial1x1 ? NHWC : SAME, onnx);
   }
 
   squeeze(node: OnnxNode, out: string): void {
-    const x = this.value(node.inputs[0]);
+    const c = this.consts.get(node.inputs[0]);
+    let x = c ? this.constValue(c) : this.value(node.inputs[0]);
     const r = x.onnx.length;
     const given = this.opset >= 13 && node.inputs[1] ? Array.from(this.constant(node.inputs[1], 'Squeeze axes').data) : ints(node, 'axes');
     const axes = (given ?? x.onnx.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => (a < 0 ? a + r : a));
+    if (axes.some((a) => x.onnx[a] !== 1)) throw new ImportError(`Squeeze of [${x.onnx}] on axes [${axes}]: a squeezed dim is not 1`);
     const onnx = x.onnx.filter((_, i) => !axes.includes(i));
+    if (c) return void this.consts.set(out, { ...c, name: out, dims: onnx });
     // An NCHW map with H = W = 1 squeezed to [N, C] holds the same order as NHWC.
-    const ok = x.layout.kind === 'same' || (x.layout.kind === 'nhwc' && axes.sort().join() === '2,3');
-    if (!ok || axes.some((a) => x.onnx[a] !== 1)) throw new ImportError(`Squeeze of [${x.onnx}] on axes [${axes}] is not supported`);
+    const keeps = x.layout.kind === 'same' || (x.layout.kind === 'nhwc' && [...axes].sort().join() === '2,3');
+    if (!keeps) x = this.toSame(node.inputs[0]);
     this.g.addNode(out, 'reshape', [x.ir], { shape: onnx });
     this.set(out, out, SAME, onnx);
   }
 
-  /** Transpose of a constant (old exports transpose Linear weights in the graph): folded on the host. */
-  transposeConst(node: OnnxNode, out: string): void {
+  /** Transpose: of a constant (old exports transpose Linear weights in the graph) it folds on the host. */
+  transpose(node: OnnxNode, out: string): void {
     const c = this.consts.get(node.inputs[0]);
-    if (!c) throw new ImportError('Transpose of a computed tensor is not supported (layouts are converted at import)');
-    const perm = ints(node, 'perm');
-    const t = transposeHost(c.data, c.dims, perm ?? c.dims.map((_, i) => c.dims.length - 1 - i));
-    this.consts.set(out, { name: c.name, dims: t.shape, data: t.data });
+    const rank = c ? c.dims.length : this.value(node.inputs[0]).onnx.length;
+    const perm = ints(node, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
+    if (c) {
+      const t = transposeHost(c.data, c.dims, perm);
+      return void this.consts.set(out, { name: c.name, dims: t.shape, data: t.data, int: c.int });
+    }
+    const x = this.value(node.inputs[0]);
+    const onnx = perm.map((a) => x.onnx[a]);
+    // NHWC data seen as NCHW (or back) is a change of layout, not of data.
+    if (x.layout.kind === 'same' && perm.join() === '0,3,1,2') return this.set(out, x.ir, NHWC, onnx);
+    if (x.layout.kind === 'nhwc' && perm.join() === '0,2,3,1') return this.set(out, x.ir, SAME, onnx);
+    // Of an NCHW map held NHWC: one transpose of the held data, read through the layout's axis map.
+    const held = x.layout.kind === 'nhwc' ? x : this.toSame(node.inputs[0]);
+    const irPerm = held.layout.kind === 'nhwc' ? perm.map((a) => NCHW_AXIS_TO_NHWC[a]) : perm;
+    this.g.addNode(out, 'transpose', [held.ir], { perm: irPerm });
+    this.set(out, out, SAME, onnx);
   }
 
   softmax(node: OnnxNode, out: string, log: boolean): void {
-    const x = this.value(node.inputs[0]);
+    const x = this.toSame(node.inputs[0]);
     const r = x.onnx.length;
     let axis = int(node, 'axis', this.opset < 13 ? 1 : -1);
     if (axis < 0) axis += r;
-    // Before opset 13 the input is coerced to 2-D at `axis`; for axis = rank - 1 both readings agree.
-    if (x.layout.kind !== 'same' || axis !== r - 1) {
-      throw new ImportError(`${node.opType} over axis ${axis} of [${x.onnx}] is not supported (only the last axis of a non-spatial value)`);
+    const op = log ? 'logsoftmax' : 'softmax';
+    if (this.opset >= 13 || axis === r - 1) {
+      this.g.addNode(out, op, [x.ir], { axis });
+      return this.set(out, out, SAME, x.onnx);
     }
-    this.g.addNode(out, log ? 'logsoftmax' : 'softmax', [x.ir], { axis: -1 });
+    // Before opset 13 the input is coerced to 2-D at `axis`: softmax over all dims from axis on.
+    const rows = x.onnx.slice(0, axis).reduce((a, b) => a * b, 1);
+    const flat = this.g.addNode(this.inner(out, '2d'), 'reshape', [x.ir], { shape: [rows, sizeOf(x.onnx) / rows] });
+    const y = this.g.addNode(this.inner(out, op), op, [flat.output], { axis: 1 });
+    this.g.addNode(out, 'reshape', [y.output], { shape: x.onnx });
     this.set(out, out, SAME, x.onnx);
   }
 
-  /** A 4-D NCHW input held as NHWC. */
-  private spatial(name: string): Value {
+  /** A 4-D NCHW input held as NHWC (a transpose is added once for a 4-D value held in ONNX order). */
+  spatial(name: string): Value {
     const x = this.value(name);
-    if (x.layout.kind !== 'nhwc') throw new ImportError(`input '${name}' is [${x.onnx}]; only 4-D NCHW inputs are supported`);
-    return x;
+    if (x.layout.kind === 'nhwc') return x;
+    if (x.layout.kind !== 'same' || x.onnx.length !== 4) throw new ImportError(`input '${name}' is [${x.onnx}]; only 4-D NCHW inputs are supported`);
+    const key = `${x.ir}/nhwc`;
+    if (!this.g.has(key)) this.g.addNode(key, 'transpose', [x.ir], { perm: [0, 2, 3, 1] });
+    return { ir: key, layout: NHWC, onnx: x.onnx };
   }
 }
 
-type Handler = (im: OnnxImporter, node: OnnxNode, out: string) => void;
+export type Handler = (im: OnnxImporter, node: OnnxNode, out: string) => void;
+
+const isDefaultDomain = (d: string) => !d || d === 'ai.onnx';
+const opName = (n: OnnxNode) => (isDefaultDomain(n.domain) ? n.opType : `${n.domain}.${n.opType}`);
 
 const HANDLERS: Record<string, Handler> = {
   Conv: (im, n, o) => im.conv(n, o),
@@ -626,26 +724,37 @@ const HANDLERS: Record<string, Handler> = {
   Relu: (im, n, o) => im.unary(n, o, 'relu'),
   Sigmoid: (im, n, o) => im.unary(n, o, 'sigmoid'),
   Clip: (im, n, o) => im.clip(n, o),
-  MaxPool: (im, n, o) => im.pool(n, o, 'maxpool'),
-  AveragePool: (im, n, o) => im.pool(n, o, 'avgpool'),
+  MaxPool: (im, n, o) => poolNd(im, n, o, 'maxpool'),
+  AveragePool: (im, n, o) => poolNd(im, n, o, 'avgpool'),
   GlobalAveragePool: (im, n, o) => im.globalAvgPool(n, o),
   Concat: (im, n, o) => im.concat(n, o),
   Flatten: (im, n, o) => im.flatten(n, o),
   Gemm: (im, n, o) => im.gemm(n, o, false),
-  MatMul: (im, n, o) => im.gemm(n, o, true),
   Add: (im, n, o) => im.binary(n, o, 'add'),
   Mul: (im, n, o) => im.binary(n, o, 'mul'),
+  Sub: (im, n, o) => im.binary(n, o, 'sub'),
+  Div: (im, n, o) => im.binary(n, o, 'div'),
+  Sqrt: (im, n, o) => im.unary(n, o, 'sqrt'),
+  Reciprocal: (im, n, o) => im.unary(n, o, 'reciprocal'),
+  HardSwish: (im, n, o) => im.unary(n, o, 'hardswish'),
   Reshape: (im, n, o) => im.reshape(n, o),
   Dropout: (im, n, o) => im.dropout(n, o),
   Identity: (im, n, o) => im.passThrough(n, o, 1),
   Constant: (im, n, o) => im.constantNode(n, o),
-  Transpose: (im, n, o) => im.transposeConst(n, o),
-  ReduceMean: (im, n, o) => im.reduceMean(n, o),
+  Transpose: (im, n, o) => im.transpose(n, o),
+  ReduceMean: (im, n, o) => im.reduce(n, o, 'mean'),
+  ReduceSum: (im, n, o) => im.reduce(n, o, 'sum'),
+  ReduceMax: (im, n, o) => im.reduce(n, o, 'max'),
+  Exp: (im, n, o) => im.unary(n, o, 'exp'),
+  Log: (im, n, o) => im.unary(n, o, 'log'),
+  Neg: (im, n, o) => im.unary(n, o, 'neg'),
+  Tanh: (im, n, o) => im.unary(n, o, 'tanh'),
   Gather: (im, n, o) => im.gather(n, o),
   Unsqueeze: (im, n, o) => im.unsqueeze(n, o),
   Squeeze: (im, n, o) => im.squeeze(n, o),
   Softmax: (im, n, o) => im.softmax(n, o, false),
   LogSoftmax: (im, n, o) => im.softmax(n, o, true),
+  ...EXTRA_HANDLERS,
 };
 
 /** The ONNX ops this importer converts. */
@@ -653,18 +762,6 @@ export const SUPPORTED_ONNX_OPS = Object.keys(HANDLERS);
 
 // ---- attributes ----
 
-function int(node: OnnxNode, name: string, dflt: number): number {
-  const a = node.attributes[name];
-  return a?.type === 'int' ? a.value : dflt;
-}
-function float(node: OnnxNode, name: string, dflt: number): number {
-  const a = node.attributes[name];
-  return a?.type === 'float' || a?.type === 'int' ? a.value : dflt;
-}
-function ints(node: OnnxNode, name: string): number[] | undefined {
-  const a = node.attributes[name];
-  return a?.type === 'ints' ? a.value : undefined;
-}
 function pair(v: number[] | undefined, dflt: number): [number, number] {
   if (!v) return [dflt, dflt];
   if (v.length !== 2) throw new ImportError(`expected 2 values for a 2-D op, got [${v}]`);
@@ -684,27 +781,13 @@ function padding(node: OnnxNode): Padding {
 
 // ---- constants ----
 
-function toConst(t: OnnxTensor): Const {
+export function toConst(t: OnnxTensor): Const {
   if (Array.isArray(t.data)) throw new ImportError(`tensor '${t.name}' holds strings`);
   if (t.dtype === 'float16' || t.dtype === 'bfloat16' || t.dtype.startsWith('complex')) {
     throw new ImportError(`tensor '${t.name}' is ${t.dtype}; float32/float64 and integer tensors are supported`);
   }
   const data = Float64Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
-  return { name: t.name, dims: [...t.dims], data };
-}
-
-function foldBinary(op: 'add' | 'mul', a: Const, b: Const, name: string): Const {
-  if (a.data.length !== b.data.length && a.data.length !== 1 && b.data.length !== 1) {
-    throw new ImportError(`folding ${op} of constants [${a.dims}] and [${b.dims}] needs equal shapes or a scalar`);
-  }
-  const big = a.data.length >= b.data.length ? a : b;
-  const data = new Float64Array(big.data.length);
-  for (let i = 0; i < data.length; i++) {
-    const x = a.data[a.data.length === 1 ? 0 : i];
-    const y = b.data[b.data.length === 1 ? 0 : i];
-    data[i] = op === 'add' ? x + y : x * y;
-  }
-  return { name, dims: [...big.dims], data };
+  return { name: t.name, dims: [...t.dims], data, int: !t.dtype.startsWith('float') };
 }
 
 /** ONNX Reshape's output shape: one -1 inferred, 0 copies the input dim. */

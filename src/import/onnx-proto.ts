@@ -2,7 +2,8 @@
 // The schema is src/import/onnx.proto (ONNX's field numbers), loaded with protobufjs. Tensor data
 // comes from raw_data (little-endian, row-major) or the typed repeated fields; int64 stays exact
 // (BigInt64Array). Corrupt or truncated input raises an error that names the file.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import { type ElementKind, type Int64, type NumericData, decodeMessage, elementBytes, elementStorage, hasField as has, int64ToBigInt as toBigInt, int64ToDouble as toNumber, protoSchema, readElements } from './protobuf.ts';
 
 export const onnxMessageType = protoSchema('./onnx.proto', 'incept.onnx');
@@ -169,7 +170,8 @@ interface TensorMsg {
   uint64Data?: Int64[];
 }
 
-function convertTensor(m: TensorMsg, where: string): OnnxTensor {
+function convertTensor(msg: TensorMsg, where: string): OnnxTensor {
+  let m = msg;
   const name = m.name ?? '';
   const what = `${where}: tensor${name ? ` '${name}'` : ''}`;
   const code = m.dataType ?? 0;
@@ -179,9 +181,7 @@ function convertTensor(m: TensorMsg, where: string): OnnxTensor {
   if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     throw new OnnxFormatError(`${what}: invalid dims [${dims.join(',')}]`);
   }
-  if (m.dataLocation === 1 || (m.externalData?.length ?? 0) > 0) {
-    throw new OnnxFormatError(`${what}: external data is not supported`);
-  }
+  if (m.dataLocation === 1 || (m.externalData?.length ?? 0) > 0) m = { ...m, rawData: externalBytes(m, what) };
   const n = dims.reduce((a, b) => a * b, 1);
   const count = n * lanes(dtype); // stored values
   const mismatch = (field: string, got: number) =>
@@ -350,8 +350,53 @@ function convertGraph(g: GraphMsg, where: string): OnnxGraph {
 
 const decode = <T>(typeName: string, bytes: Uint8Array, file: string): T => decodeMessage<T>(onnxMessageType(typeName), bytes, file, OnnxFormatError);
 
-/** Decodes a serialized ModelProto; `file` names the source in error messages. */
+/**
+ * Where external tensor data is read from while a model decodes (the model file's folder, and the
+ * data files read so far): set by decodeModel for the duration of one synchronous decode.
+ */
+let external: { dir: string | null; files: Map<string, Uint8Array> } = { dir: null, files: new Map() };
+
+/** A tensor's bytes from its external data file (location relative to the model, offset, length). */
+function externalBytes(m: TensorMsg, what: string): Uint8Array {
+  const pairs = (m.externalData ?? []) as { key?: string; value?: string }[];
+  const entries = new Map(pairs.map((e) => [e.key ?? '', e.value ?? '']));
+  const location = entries.get('location');
+  if (!location) throw new OnnxFormatError(`${what}: external data without a location`);
+  if (external.dir === null) throw new OnnxFormatError(`${what}: external data '${location}' needs the model's path (the bytes were given without one)`);
+  if (isAbsolute(location) || location.split(/[\\/]/).includes('..')) throw new OnnxFormatError(`${what}: external data location '${location}' is outside the model's folder`);
+  const path = join(external.dir, location);
+  let file = external.files.get(path);
+  if (!file) {
+    try {
+      file = readFileSync(path);
+    } catch (err) {
+      throw new OnnxFormatError(`${what}: cannot read external data ${path} (${(err as Error).message})`);
+    }
+    external.files.set(path, file);
+  }
+  const offset = Number(entries.get('offset') ?? 0);
+  const length = entries.has('length') ? Number(entries.get('length')) : file.byteLength - offset;
+  if (!(offset >= 0 && length >= 0 && offset + length <= file.byteLength)) {
+    throw new OnnxFormatError(`${what}: external data [${offset}, ${offset + length}) is outside ${path} (${file.byteLength} bytes)`);
+  }
+  return file.subarray(offset, offset + length);
+}
+
+/**
+ * Decodes a serialized ModelProto; `file` names the source in error messages and, when it is the
+ * model's path, locates external data files (model.onnx beside model.onnx.data).
+ */
 export function decodeModel(bytes: Uint8Array, file = 'ONNX model'): OnnxModel {
+  const saved = external;
+  external = { dir: existsSync(file) ? dirname(file) : null, files: new Map() };
+  try {
+    return decodeModelMessage(bytes, file);
+  } finally {
+    external = saved;
+  }
+}
+
+function decodeModelMessage(bytes: Uint8Array, file: string): OnnxModel {
   const m = decode<{
     irVersion?: Int64;
     producerName?: string;

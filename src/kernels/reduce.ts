@@ -7,7 +7,7 @@ import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Shape, type Tensor, empty, shapeString, sizeOf } from '../gpu/tensor.ts';
 import { MAX_RANK, coalesceDims, normalizeAxes, slots8, stridesOf } from './shape.ts';
 
-export type ReduceOp = 'mean' | 'sum';
+export type ReduceOp = 'mean' | 'sum' | 'max';
 
 export interface ReduceAttrs {
   axes?: readonly number[]; // default / empty: all axes (or none, with noopWithEmptyAxes)
@@ -15,7 +15,7 @@ export interface ReduceAttrs {
   noopWithEmptyAxes?: boolean;
 }
 
-const opName = (op: ReduceOp) => (op === 'mean' ? 'reduceMean' : 'reduceSum');
+const opName = (op: ReduceOp) => (op === 'mean' ? 'reduceMean' : op === 'max' ? 'reduceMax' : 'reduceSum');
 
 /** The reduced axes (sorted, non-negative); the error names the op, the axes and the shape. */
 export function reduceAxes(op: ReduceOp, shape: Shape, attrs: ReduceAttrs = {}): number[] {
@@ -47,11 +47,11 @@ export function reduceDispatch(op: ReduceOp, x: Tensor, y: Tensor, attrs: Reduce
   const outCount = y.size;
   const count = sizeOf(axes.map((i) => x.shape[i]));
   // A size-0 reduced dim survives coalescing (only size-1 dims are dropped), so count 0 is seen here.
-  const scale = op === 'sum' ? 1 : count > 0 ? 1 / count : NaN;
+  const scale = op !== 'mean' ? 1 : count > 0 ? 1 / count : NaN;
   const perGroup = outCount < 1024 && count >= 256;
   return {
     label: `${name} ${shapeString(x.shape)} axes [${axes.join(',')}]`,
-    pipeline: { shader: 'reduce', entry: perGroup ? 'outPerGroup' : 'outPerThread' },
+    pipeline: { shader: 'reduce', entry: perGroup ? 'outPerGroup' : 'outPerThread', constants: { MAX: op === 'max' ? 1 : 0 } },
     params: new Params()
       .u32(outCount, count, kept.shape.length, red.shape.length)
       .f32(scale)
@@ -78,7 +78,7 @@ export function reduceRef(op: ReduceOp, x: ArrayLike<number>, shape: Shape, attr
   const axes = reduceAxes(op, shape, attrs);
   const keptShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const outStrides = stridesOf(keptShape);
-  const y = new Float64Array(sizeOf(keptShape));
+  const y = new Float64Array(sizeOf(keptShape)).fill(op === 'max' ? -Infinity : 0);
   for (let i = 0; i < x.length; i++) {
     let rem = i;
     let o = 0;
@@ -87,7 +87,7 @@ export function reduceRef(op: ReduceOp, x: ArrayLike<number>, shape: Shape, attr
       rem = Math.floor(rem / shape[d]);
       if (!axes.includes(d)) o += c * outStrides[d];
     }
-    y[o] += x[i];
+    y[o] = op === 'max' ? (Number.isNaN(x[i]) || Number.isNaN(y[o]) ? NaN : Math.max(y[o], x[i])) : y[o] + x[i];
   }
   if (op === 'mean') {
     const count = sizeOf(axes.map((i) => shape[i]));

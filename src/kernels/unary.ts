@@ -1,13 +1,16 @@
-// Elementwise unary ops: relu, relu6 / clip, sigmoid, sqrt, reciprocal, identity.
+// Elementwise unary ops: relu, relu6 / clip, sigmoid, sqrt, reciprocal, identity, and ONNX's
+// hard sigmoid (max(0, min(1, alpha*x + beta)), alpha and beta in lo/hi), hard swish (x * hardsigmoid(x)
+// with 1/6, 1/2), exp, log, neg, tanh.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
 
-export type UnaryOp = 'relu' | 'clip' | 'sigmoid' | 'sqrt' | 'reciprocal' | 'identity';
-const OP_CODE: Record<UnaryOp, number> = { relu: 0, clip: 1, sigmoid: 2, sqrt: 3, reciprocal: 4, identity: 5 };
+export type UnaryOp = 'relu' | 'clip' | 'sigmoid' | 'sqrt' | 'reciprocal' | 'identity' | 'hardsigmoid' | 'hardswish' | 'exp' | 'log' | 'neg' | 'tanh';
+// prettier-ignore
+const OP_CODE: Record<UnaryOp, number> = { relu: 0, clip: 1, sigmoid: 2, sqrt: 3, reciprocal: 4, identity: 5, hardsigmoid: 6, hardswish: 7, exp: 8, log: 9, neg: 10, tanh: 11 };
 
 export interface UnaryAttrs {
-  lo?: number; // clip bounds (relu6 is clip 0..6)
-  hi?: number;
+  lo?: number; // clip bounds (relu6 is clip 0..6); hardsigmoid's alpha
+  hi?: number; // hardsigmoid's beta
 }
 
 /** The dispatch writing op(x) into y (same size). */
@@ -46,6 +49,12 @@ export function unaryRef(op: UnaryOp, x: ArrayLike<number>, attrs: UnaryAttrs = 
     sqrt: Math.sqrt,
     reciprocal: (v) => 1 / v,
     identity: (v) => v,
+    hardsigmoid: (v) => Math.max(0, Math.min(1, (attrs.lo ?? 0.2) * v + (attrs.hi ?? 0.5))),
+    hardswish: (v) => v * Math.max(0, Math.min(1, v / 6 + 0.5)),
+    exp: Math.exp,
+    log: Math.log,
+    neg: (v) => -v,
+    tanh: Math.tanh,
   };
   return Float64Array.from(x, f[op]);
 }

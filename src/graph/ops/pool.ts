@@ -13,6 +13,7 @@ const kernelAttrs = (a: PoolNodeAttrs): PoolAttrs => ({
   padding: a.padding,
   ceilMode: a.ceilMode,
   countIncludePad: a.countIncludePad ?? false,
+  dilations: a.dilations,
 });
 
 function windowPool<K extends 'maxpool' | 'avgpool'>(op: K): OpRule<K> {
@@ -33,6 +34,7 @@ function windowPool<K extends 'maxpool' | 'avgpool'>(op: K): OpRule<K> {
       const node = g.nodes[0] as { name: string; inputs: string[]; attrs: PoolNodeAttrs };
       const [x] = node.inputs;
       if (!c.wants(x)) return;
+      if (node.attrs.dilations?.some((d) => d !== 1)) throw new Error(`${node.name}: the backward of a dilated ${op} is not implemented`);
       const dx = c.gradTarget(x);
       c.step(`${node.name} (backward)`, [x, dy], [dx.name], (ctx) => [
         poolBackwardDispatch(mode, ctx.t(x), ctx.t(dy), ctx.t(dx.name), kernelAttrs(node.attrs), { accumulate: dx.accumulate, dyChannelOffset: ctx.offset(dy) }),
