@@ -1,0 +1,299 @@
+// `incept worker` / `incept submit` on a private redis-server (loopback, free port, temporary dir):
+// 3 worker processes over 2,000 16x16 PNGs (3 of them unreadable) with a tiny CNN. Every image must
+// come back exactly once, with the probabilities of an independent float64 forward pass written
+// here from the model's definition; then the same with one worker killed by SIGKILL while it is
+// in the middle of a shard, and with Redis restarted in the middle of the run.
+// Skips, saying why, when there is no redis-server and it cannot be installed (scripts/redis.mjs).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureRedis, startRedis } from '../scripts/redis.mjs';
+import { loadSafetensors } from '../src/import/safetensors.ts';
+import { redisConnection } from '../src/queue/connection.ts';
+import { parseReply, encodeCommand, parseRedisUrl } from '../src/queue/resp.ts';
+import { globRegExp, expandImages } from '../src/queue/images.ts';
+import { configName, configurations, parseSweep } from '../src/queue/sweep.ts';
+import { readShardFile, type ShardRecord } from '../src/queue/shard.ts';
+import { TINY_CLASSES, TINY_SIZE, writeImages, writeTinyModel } from './queue-fixtures.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const IMAGES = 2000;
+const BAD = [5, 777, 1999];
+const SHARD = 50;
+
+// ---- an independent reference: the tiny CNN in float64, from its definition ----
+
+type Params = Map<string, Float32Array>;
+
+/** conv 3x3 stride 2 SAME (TF: the extra pad row/column at the end) + biases + ReLU, mean, 1x1 conv, softmax. */
+function referenceProbs(file: string, p: Params): number[] {
+  const png = PNG.sync.read(readFileSync(file));
+  const S = TINY_SIZE;
+  const x = (y: number, xx: number, c: number) => (y < 0 || xx < 0 || y >= S || xx >= S ? 0 : (png.data[(y * S + xx) * 4 + c] - 127.5) / 127.5);
+  const w1 = p.get('Tiny/Conv2d_1a_3x3/weights')!; // [3, 3, 3, 8] HWIO
+  const b1 = p.get('Tiny/Conv2d_1a_3x3/biases')!;
+  const w2 = p.get('Tiny/Conv2d_1c_1x1/weights')!; // [1, 1, 8, 2]
+  const b2 = p.get('Tiny/Conv2d_1c_1x1/biases')!;
+  const out = S / 2; // SAME, stride 2: 8; total padding (8-1)*2+3-16 = 1, all of it at the end
+  const mean = new Float64Array(8);
+  for (let oy = 0; oy < out; oy++) {
+    for (let ox = 0; ox < out; ox++) {
+      for (let co = 0; co < 8; co++) {
+        let s = b1[co];
+        for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) for (let ci = 0; ci < 3; ci++) s += x(oy * 2 + ky, ox * 2 + kx, ci) * w1[((ky * 3 + kx) * 3 + ci) * 8 + co];
+        mean[co] += Math.max(0, s) / (out * out);
+      }
+    }
+  }
+  const logits = [0, 1].map((k) => b2[k] + mean.reduce((s, v, c) => s + v * w2[c * 2 + k], 0));
+  const m = Math.max(...logits);
+  const e = logits.map((l) => Math.exp(l - m));
+  return e.map((v) => v / (e[0] + e[1]));
+}
+
+// ---- processes ----
+
+interface Proc {
+  child: ChildProcess;
+  log: string;
+  exited: Promise<number | null>;
+}
+
+function incept(args: string[], log: string): Proc {
+  const fd = openSync(log, 'a');
+  // INCEPT_RAW_STDERR: the launcher runs the command in its own process (no filtering child), so
+  // a SIGKILL reaches the worker itself.
+  const env = { ...process.env, INCEPT_RAW_STDERR: '1' };
+  const child = spawn(process.execPath, [join(ROOT, 'bin/incept.js'), ...args], { cwd: ROOT, stdio: ['ignore', fd, fd], env });
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, log, exited };
+}
+
+async function stop(p: Proc): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill('SIGTERM');
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+const redis = ensureRedis({ quiet: true });
+if (!redis.path) console.warn(`queue.test.ts: skipped: ${redis.reason}`);
+
+describe('queue pieces (no Redis)', () => {
+  it('frames commands and parses RESP replies, nested errors included', () => {
+    expect(encodeCommand('SET', ['k', Buffer.from([0, 255])]).toString('latin1')).toBe('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\x00\xff\r\n');
+    const reply = Buffer.from('*4\r\n:7\r\n$-1\r\n-ERR bad\r\n*1\r\n+OK\r\n');
+    const r = parseReply(reply, 0)!;
+    expect(r.next).toBe(reply.length);
+    expect(r.value).toEqual([7, null, new Error('ERR bad'), ['OK']]);
+    expect((r.value as unknown[])[2]).toBeInstanceOf(Error);
+    expect(parseReply(Buffer.from('$5\r\nab'), 0)).toBeNull();
+    expect(parseRedisUrl('redis://:pw@10.0.0.2:7000/3')).toEqual({ host: '10.0.0.2', port: 7000, db: 3, password: 'pw', username: undefined });
+    expect(() => parseRedisUrl('http://x:1')).toThrow(/only redis:\/\//);
+  });
+
+  it('expands folders, globs and CSV manifests; a name that matches nothing is named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'incept-queue-images-'));
+    try {
+      const paths = writeImages(dir, 6);
+      expect(expandImages([dir])).toEqual([...paths.filter((_, i) => i % 2 === 0), ...paths.filter((_, i) => i % 2 === 1)]);
+      expect(expandImages([join(dir, '**/img-0000[0-9].png').replace('[0-9]', '?')])).toHaveLength(6);
+      expect(globRegExp('/a/*/b?.png').test('/a/x/b1.png')).toBe(true);
+      expect(globRegExp('/a/*/b?.png').test('/a/x/y/b1.png')).toBe(false);
+      expect(() => expandImages([join(dir, 'none-*.png')])).toThrow(/none-\*\.png: the pattern matches no PNG or JPEG files/);
+      expect(() => expandImages([join(dir, 'missing.png')])).toThrow(/missing\.png: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('turns --sweep values into every configuration', () => {
+    const axes = [parseSweep('trainable-from=Mixed_7c,Mixed_6e'), parseSweep('lr=0.01,0.001')];
+    const configs = configurations(axes);
+    expect(configs).toHaveLength(4);
+    expect(configs[1]).toEqual({ 'trainable-from': 'Mixed_7c', lr: '0.001' });
+    expect(configName(configs[1])).toBe('trainable-from=Mixed_7c,lr=0.001');
+    expect(() => parseSweep('lr')).toThrow(/not OPTION=V1,V2/);
+    expect(() => parseSweep('lr=1,1')).toThrow(/given twice/);
+  });
+});
+
+describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
+  let dir = '';
+  let model = '';
+  let images = '';
+  let files: string[] = [];
+  let server: Awaited<ReturnType<typeof startRedis>>;
+  let params: Params;
+  const workers: Proc[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'incept-queue-'));
+    model = join(dir, 'tiny.safetensors');
+    writeTinyModel(model);
+    params = new Map([...loadSafetensors(model).tensors].map(([k, t]) => [k, t.data as Float32Array]));
+    images = join(dir, 'images');
+    files = writeImages(images, IMAGES, BAD);
+    server = await startRedis();
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers.map(stop));
+    await server?.kill();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function startWorkers(n: number, queueName: string, extra: string[] = []): Proc[] {
+    const started = Array.from({ length: n }, (_, i) => incept(['worker', '--queue', server.url, '--queue-name', queueName, ...extra], join(dir, `${queueName}-worker-${i}.log`)));
+    workers.push(...started);
+    return started;
+  }
+
+  function submit(queueName: string, out: string): Proc {
+    return incept(['submit', 'classify', images, '--model', model, '--queue', server.url, '--queue-name', queueName, '--out', out, '--shard-size', String(SHARD), '--progress', 'plain'], join(dir, `${queueName}-submit.log`));
+  }
+
+  /** Every image exactly once, in order, with the reference's probabilities; the bad ones as errors. */
+  function checkResults(out: string): ShardRecord[] {
+    const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
+    const records = lines.map((l) => JSON.parse(l) as ShardRecord);
+    expect(records).toHaveLength(IMAGES);
+    // The folder lists benign/ before malignant/: the submission's order.
+    const order = [...files.filter((_, i) => i % 2 === 0), ...files.filter((_, i) => i % 2 === 1)];
+    expect(records.map((r) => r.index)).toEqual(order.map((_, i) => i));
+    expect(records.map((r) => r.file)).toEqual(order);
+    expect(new Set(records.map((r) => r.file)).size).toBe(IMAGES);
+    const failed = records.filter((r) => r.error);
+    expect(failed.map((r) => r.file).sort()).toEqual(BAD.map((i) => files[i]).sort());
+    for (const r of failed) expect(r.error).toMatch(/^\/.*img-\d{5}\.png: not a PNG or JPEG image/);
+    // Every shard file: records unique and within its own shard.
+    const shards = readdirSync(join(out, 'shards')).filter((f) => f.endsWith('.jsonl'));
+    expect(shards).toHaveLength(IMAGES / SHARD);
+    for (const f of shards) {
+      const k = Number(/shard-(\d+)/.exec(f)![1]);
+      const idx = readShardFile(join(out, 'shards', f)).map((r) => r.index);
+      expect(idx).toEqual(Array.from({ length: SHARD }, (_, i) => k * SHARD + i));
+    }
+    // Scores: every 97th image against the float64 reference.
+    for (let i = 0; i < IMAGES; i += 97) {
+      const r = records[i];
+      if (r.error) continue;
+      const ref = referenceProbs(r.file, params);
+      const got = [0, 1].map((c) => r.top!.find((t) => t.index === c)!.prob);
+      for (let c = 0; c < 2; c++) expect(Math.abs(got[c] - ref[c]), `${r.file} class ${c}`).toBeLessThan(1e-5);
+      expect(r.top![0].label).toBe(TINY_CLASSES[r.top![0].index]);
+    }
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ kind: 'classify', images: IMAGES, failed: BAD.length, shards: IMAGES / SHARD });
+    return records;
+  }
+
+  /** Shards each worker finished (computed, not reused), from the workers' logs. */
+  function shardsDone(procs: Proc[]): { computed: number[]; reused: number[] } {
+    const computed: number[] = [];
+    const reused: number[] = [];
+    for (const p of procs) {
+      for (const m of readFileSync(p.log, 'utf8').matchAll(/done \S+: shard (\d+)\/\d+, \d+ images[^\n]*/g)) (m[0].includes('reused') ? reused : computed).push(Number(m[1]) - 1);
+    }
+    return { computed, reused };
+  }
+
+  it('3 workers score 2,000 images, each exactly once, and submit merges them in order', async () => {
+    const procs = startWorkers(3, 'plain');
+    const out = join(dir, 'out-plain');
+    const s = submit('plain', out);
+    expect(await s.exited, readFileSync(s.log, 'utf8')).toBe(0);
+    checkResults(out);
+    // Each shard computed once; a lock lost on a busy machine may add a reuse, never a second result.
+    const done = shardsDone(procs);
+    expect(new Set(done.computed).size).toBe(done.computed.length);
+    expect([...new Set([...done.computed, ...done.reused])].sort((a, b) => a - b)).toEqual(Array.from({ length: IMAGES / SHARD }, (_, i) => i));
+    expect(readFileSync(s.log, 'utf8')).toMatch(/\[#+\] 2000\/2000 images \(40\/40 jobs\)/);
+
+    // The same submission again: the same job ids, nothing recomputed, the same results.
+    const again = submit('plain', out);
+    expect(await again.exited).toBe(0);
+    expect(readFileSync(again.log, 'utf8')).toMatch(/40 jobs \(0 to run\)/);
+    expect(shardsDone(procs).computed).toHaveLength(done.computed.length);
+    checkResults(out);
+    await Promise.all(procs.map(stop));
+  });
+
+  it('a worker killed by SIGKILL in the middle of a shard: its shard is retried elsewhere, every image still once', async () => {
+    const queueName = 'kill';
+    const [victim, ...others] = startWorkers(3, queueName, ['--lock-seconds', '3', '--batch-delay-ms', '40']);
+    const out = join(dir, 'out-kill');
+    const s = submit(queueName, out);
+    // Wait until the victim is part-way through a shard (it reported progress, the shard is unfinished).
+    const conn = redisConnection(server.url);
+    const queue = new Queue(queueName, { connection: conn });
+    let held: { id: string; shard: number; done: number } | null = null;
+    try {
+      await until('the victim to be mid-shard', async () => {
+        const active = await queue.getJobs(['active']);
+        const mine = active.find((j) => j.processedBy?.endsWith(`:${victim.child.pid}`) && typeof j.progress === 'object' && (j.progress as { done: number }).done > 0);
+        if (mine) held = { id: mine.id!, shard: (mine.data as { shard: number }).shard, done: (mine.progress as { done: number }).done };
+        return mine !== undefined;
+      });
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+    } finally {
+      await queue.close();
+      await conn.quit().catch(() => {});
+    }
+    expect(held).not.toBeNull();
+    const killedShard = held!.shard;
+    expect(existsSync(join(out, 'shards', `shard-${String(killedShard).padStart(6, '0')}.jsonl`))).toBe(false);
+    expect(await s.exited, readFileSync(s.log, 'utf8')).toBe(0);
+    checkResults(out);
+    // The survivors finished the victim's shard; every shard was computed by someone.
+    const survivors = shardsDone(others);
+    expect([...survivors.computed, ...survivors.reused]).toContain(killedShard);
+    const victimDone = shardsDone([victim]);
+    const all = new Set([...survivors.computed, ...survivors.reused, ...victimDone.computed, ...victimDone.reused]);
+    expect(all.size).toBe(IMAGES / SHARD);
+    console.info(
+      `queue.test: SIGKILL hit worker ${victim.child.pid} at ${held!.done}/${SHARD} images of shard ${killedShard}; ` +
+        `survivors computed ${survivors.computed.length} shards (${survivors.reused.length} reused), the victim ${victimDone.computed.length} before it died; ` +
+        `results: ${IMAGES} images, each once`,
+    );
+    await Promise.all(others.map(stop));
+  });
+
+  it('Redis restarted in the middle of the run: the run completes, every image once', async () => {
+    const queueName = 'restart';
+    const procs = startWorkers(3, queueName, ['--lock-seconds', '3', '--batch-delay-ms', '80']);
+    const out = join(dir, 'out-restart');
+    const s = submit(queueName, out);
+    await until('a few shards done', () => existsSync(join(out, 'shards')) && readdirSync(join(out, 'shards')).filter((f) => f.endsWith('.jsonl')).length >= 5);
+    const before = readdirSync(join(out, 'shards')).filter((f) => f.endsWith('.jsonl')).length;
+    const t0 = Date.now();
+    await server.restart();
+    const outage = Date.now() - t0;
+    expect(before).toBeLessThan(IMAGES / SHARD);
+    expect(await s.exited, readFileSync(s.log, 'utf8')).toBe(0);
+    checkResults(out);
+    // Workers saw the outage and carried on.
+    expect(procs.every((p) => p.child.exitCode === null)).toBe(true);
+    const done = shardsDone(procs);
+    console.info(`queue.test: Redis restarted (down ${outage} ms) with ${before}/${IMAGES / SHARD} shards done; ${done.computed.length} shards computed, ${done.reused.length} reused; results: ${IMAGES} images, each once`);
+    await Promise.all(procs.map(stop));
+  });
+});
