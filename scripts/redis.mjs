@@ -133,6 +133,9 @@ export async function startRedis(options = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'incept-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--daemonize', 'no', '--loglevel', 'warning', '--logfile', join(dir, 'redis.log')];
   let child = null;
+  // If this process ends without calling kill() (a crash, Ctrl-C), the server goes with it.
+  const onExit = () => child?.exitCode === null && child.kill('SIGKILL');
+  process.once('exit', onExit);
   const launch = async () => {
     child = spawn(path, args, { stdio: 'ignore' });
     await waitForPort(port, child, 10_000);
@@ -155,6 +158,7 @@ export async function startRedis(options = {}) {
       await launch();
     },
     kill: async () => {
+      process.off('exit', onExit);
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },

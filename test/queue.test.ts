@@ -17,7 +17,9 @@ import { loadSafetensors } from '../src/import/safetensors.ts';
 import { redisConnection } from '../src/queue/connection.ts';
 import { parseReply, encodeCommand, parseRedisUrl } from '../src/queue/resp.ts';
 import { globRegExp, expandImages } from '../src/queue/images.ts';
-import { configName, configurations, parseSweep } from '../src/queue/sweep.ts';
+import { configName, configurations, parseSweep, runTrainJob, type SweepRow } from '../src/queue/sweep.ts';
+import { trainMain } from '../src/cli/train.ts';
+import { closeRuntime } from '../src/gpu/runtime.ts';
 import { readShardFile, type ShardRecord } from '../src/queue/shard.ts';
 import { TINY_CLASSES, TINY_SIZE, writeImages, writeTinyModel } from './queue-fixtures.ts';
 
@@ -157,6 +159,7 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
   afterAll(async () => {
     await Promise.all(workers.map(stop));
     await server?.kill();
+    await closeRuntime();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -296,4 +299,63 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     console.info(`queue.test: Redis restarted (down ${outage} ms) with ${before}/${IMAGES / SHARD} shards done; ${done.computed.length} shards computed, ${done.reused.length} reused; results: ${IMAGES} images, each once`);
     await Promise.all(procs.map(stop));
   });
+
+  // ---- fine-tuning sweeps ----
+
+  const metricsOf = (runDir: string) =>
+    readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; step: number; loss?: number; valAuc?: number });
+
+  it('submit train --sweep: one train run directory per configuration, then a table and a plot of validation AUC', async () => {
+    const data = join(dir, 'train-data');
+    writeImages(data, 40);
+    const procs = startWorkers(2, 'sweep');
+    const out = join(dir, 'sweep');
+    const args = ['submit', 'train', '--queue', server.url, '--queue-name', 'sweep', '--out', out, '--sweep', 'lr=0.05,0.01', ...sweepTrainArgs(data), '--progress', 'plain'];
+    const s = incept(args, join(dir, 'sweep-submit.log'));
+    expect(await s.exited, readFileSync(s.log, 'utf8')).toBe(0);
+    const rows = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')) as SweepRow[];
+    expect(rows.map((r) => r.config)).toEqual([{ lr: '0.05' }, { lr: '0.01' }]);
+    for (const r of rows) {
+      expect(r.runDir).toBe(join(out, 'runs', `lr=${r.config.lr}`));
+      for (const f of ['run.json', 'checkpoint.safetensors', 'model.safetensors', 'metrics.jsonl']) expect(existsSync(join(r.runDir, f)), f).toBe(true);
+      expect(JSON.parse(readFileSync(join(r.runDir, 'run.json'), 'utf8')).options.lr).toBe(Number(r.config.lr));
+      const aucs = metricsOf(r.runDir).filter((m) => m.type === 'epoch').map((m) => m.valAuc);
+      expect(aucs).toHaveLength(2);
+      expect(r.aucs).toEqual(aucs);
+      expect(r.finalAuc).toBe(aucs[1]);
+    }
+    const table = readFileSync(join(out, 'sweep.md'), 'utf8').trim().split('\n');
+    expect(table[0]).toBe('| lr | epochs | val AUC (final) | val AUC (best) | val accuracy |');
+    expect(table).toHaveLength(4);
+    const best = [...rows].sort((a, b) => (b.finalAuc ?? -1) - (a.finalAuc ?? -1))[0];
+    expect(table[2]).toContain(`| ${best.config.lr} | 2 | ${best.finalAuc!.toFixed(4)} |`);
+    const png = PNG.sync.read(readFileSync(join(out, 'sweep.png')));
+    expect([png.width, png.height]).toEqual([720, 420]);
+    // Again: every run finished, nothing is run twice.
+    const again = incept(args, join(dir, 'sweep-submit-2.log'));
+    expect(await again.exited).toBe(0);
+    expect(readFileSync(again.log, 'utf8')).toMatch(/2 jobs \(0 to run\)/);
+    await Promise.all(procs.map(stop));
+  });
+
+  it('a sweep run cut short resumes from its checkpoint and ends as the uninterrupted run did', async () => {
+    const data = join(dir, 'train-data');
+    const reference = join(dir, 'sweep', 'runs', 'lr=0.05');
+    const runDir = join(dir, 'cut-short');
+    const argv = [...sweepTrainArgs(data), '--lr', '0.05'];
+    // As a worker killed after step 4 leaves it: a checkpoint, no model file.
+    await trainMain([...argv, '--out', runDir, '--stop-after-steps', '4', '--progress', 'none']);
+    expect(existsSync(join(runDir, 'model.safetensors'))).toBe(false);
+    expect(await runTrainJob({ type: 'train', run: 'test', config: { lr: '0.05' }, argv, runDir })).toEqual({ runDir, reused: false });
+    expect(metricsOf(runDir)).toEqual(metricsOf(reference).map((m) => ({ ...m, ...('imagesPerSec' in m ? { imagesPerSec: expect.any(Number) } : {}), ...('seconds' in m ? { seconds: expect.any(Number) } : {}) })));
+    // Done work is not redone.
+    expect(await runTrainJob({ type: 'train', run: 'test', config: { lr: '0.05' }, argv, runDir })).toEqual({ runDir, reused: true });
+  });
 });
+
+function sweepTrainArgs(data: string): string[] {
+  return ['--data', data, '--model', join(data, '..', 'tiny.safetensors'), '--cut-at', 'Conv2d_1a_3x3', '--epochs', '2', '--batch', '8', '--augment', 'none', '--validation-fraction', '0.25'];
+}
