@@ -102,7 +102,7 @@ export class RespConnection {
   onclose: (err?: Error) => void = () => {};
   onerror: (err: Error) => void = () => {};
   private socket: Socket | null = null;
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private readonly pending: Pending[] = [];
   private closedByUs = false;
 
@@ -128,7 +128,7 @@ export class RespConnection {
           this.onconnect();
         }, reject);
       });
-      socket.on('data', (chunk) => this.receive(chunk));
+      socket.on('data', (chunk: Buffer) => this.receive(chunk));
       socket.on('error', (err) => {
         if (!opened) reject(new Error(`Connection has failed (${this.target.host}:${this.target.port}: ${err.message})`));
         else this.onerror(err);
