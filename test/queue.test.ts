@@ -274,7 +274,7 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     expect(all.size).toBe(IMAGES / SHARD);
     console.info(
       `queue.test: SIGKILL hit worker ${victim.child.pid} at ${held!.done}/${SHARD} images of shard ${killedShard}; ` +
-        `survivors computed ${survivors.computed.length} shards (${survivors.reused.length} reused), the victim ${victimDone.computed.length} before it died; ` +
+        `per the workers' logs the survivors finished ${survivors.computed.length} shards (+${survivors.reused.length} reused) and the victim ${victimDone.computed.length} before it died, ${all.size} distinct; ` +
         `results: ${IMAGES} images, each once`,
     );
     await Promise.all(others.map(stop));
