@@ -300,6 +300,43 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     await Promise.all(procs.map(stop));
   });
 
+  it('evaluate and saliency shards: metrics from the merged probabilities, overlays written, a bad image fails alone', async () => {
+    const data = join(dir, 'eval-data');
+    const paths = writeImages(data, 30, [4]);
+    const procs = startWorkers(1, 'other');
+    const out = join(dir, 'eval');
+    const common = ['--model', model, '--queue', server.url, '--queue-name', 'other', '--shard-size', '8', '--progress', 'none'];
+    const e = incept(['submit', 'evaluate', '--data', data, '--out', out, ...common], join(dir, 'eval-submit.log'));
+    expect(await e.exited, readFileSync(e.log, 'utf8')).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ kind: 'evaluate', images: 30, failed: 1, shards: 4 });
+    // The reference: float64 probabilities, accuracy and the Mann-Whitney AUC of 'malignant'.
+    const good = paths.filter((_, i) => i !== 4);
+    const ref = good.map((p) => ({ p: referenceProbs(p, params)[1], y: p.includes('/malignant/') ? 1 : 0 }));
+    const correct = ref.filter((r) => (r.p > 0.5 ? 1 : 0) === r.y).length;
+    let pairs = 0;
+    for (const a of ref) for (const b of ref) if (a.y === 1 && b.y === 0) pairs += a.p > b.p ? 1 : a.p === b.p ? 0.5 : 0;
+    const positives = ref.filter((r) => r.y === 1).length;
+    expect(summary.metrics.evaluated).toBe(29);
+    expect(summary.metrics.accuracy).toBeCloseTo(correct / 29, 10);
+    expect(summary.metrics.auc).toBeCloseTo(pairs / (positives * (29 - positives)), 10);
+
+    const sal = join(dir, 'saliency');
+    const picked = [paths[0], paths[1], paths[4]];
+    const s = incept(['submit', 'saliency', ...picked, '--method', 'gradcam', '--layer', 'Conv2d_1a_3x3', '--out', sal, ...common], join(dir, 'saliency-submit.log'));
+    expect(await s.exited, readFileSync(s.log, 'utf8')).toBe(0);
+    const records = readFileSync(join(sal, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ShardRecord);
+    expect(records.map((r) => r.file)).toEqual(picked);
+    expect(records[2].error).toMatch(/img-00004\.png: not a PNG or JPEG image/);
+    for (const r of records.slice(0, 2)) {
+      const png = PNG.sync.read(readFileSync(r.png!));
+      expect([png.width, png.height]).toEqual([TINY_SIZE, TINY_SIZE]);
+      expect(readFileSync(r.raw!).length).toBe(TINY_SIZE * TINY_SIZE * 4);
+      expect(r.class).toBe(TINY_CLASSES[r.target!]);
+    }
+    await Promise.all(procs.map(stop));
+  });
+
   // ---- fine-tuning sweeps ----
 
   const metricsOf = (runDir: string) =>

@@ -14,6 +14,7 @@ import { DEFAULT_QUEUE_NAME, type ShardImage, type ShardJob, type ShardKind, run
 import { type PlannedJob, type WaitState, enqueue, formatWaitState, mergeShards, waitForJobs } from '../queue/submit.ts';
 import { configName, configurations, parseSweep, sweepRow, writeSweepReport } from '../queue/sweep.ts';
 import { readDataset } from '../train/dataset.ts';
+import { parseTrainArgs } from './train.ts';
 import { UsageError } from './errors.ts';
 
 export const SUBMIT_USAGE =
@@ -191,6 +192,15 @@ function trainJobs(argv: string[]): { c: Common; jobs: PlannedJob[]; request: un
   // Paths in the train options are made absolute for workers elsewhere.
   const base = rest.map((a, i) => (i > 0 && ['--data', '--model', '--classes'].includes(rest[i - 1]) && !a.startsWith('random:') ? resolve(a) : a));
   const configs = configurations(sweeps);
+  // Every configuration's options must parse here, not fail three times in a worker.
+  for (const config of configs) {
+    const argv = [...rest, ...Object.entries(config).flatMap(([k, val]) => [`--${k}`, val]), '--out', c.out];
+    try {
+      if (!parseTrainArgs(argv)) throw new UsageError('submit train: --help is not a training option');
+    } catch (e) {
+      throw new UsageError(`submit train (${configName(config)}): ${(e as Error).message.replace(/^train: /, '')}`);
+    }
+  }
   const request = { kind: 'train', base, configs, out: c.out };
   const run = runId('train', request);
   const jobs = configs.map((config, i): PlannedJob => {

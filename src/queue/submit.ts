@@ -110,9 +110,24 @@ export async function waitForJobs(queue: Queue, jobs: PlannedJob[], o: WaitOptio
   }
 }
 
+/**
+ * Adds again the jobs whose result is missing and that Redis no longer holds, or holds as
+ * completed (their output was removed since): otherwise nobody would ever run them.
+ */
 async function requeueLost(queue: Queue, jobs: PlannedJob[]): Promise<void> {
   const lost: PlannedJob[] = [];
-  for (const j of jobs) if (!(await Job.fromId(queue, j.id)) && !jobDone(j)) lost.push(j);
+  for (let i = 0; i < jobs.length; i += 100) {
+    const part = jobs.slice(i, i + 100);
+    const found = await Promise.all(part.map((j) => Job.fromId(queue, j.id)));
+    for (const [k, job] of found.entries()) {
+      if (jobDone(part[k])) continue;
+      if (!job) lost.push(part[k]);
+      else if (job.finishedOn && !job.failedReason) {
+        await job.remove();
+        lost.push(part[k]);
+      }
+    }
+  }
   if (lost.length) await enqueue(queue, lost);
 }
 
