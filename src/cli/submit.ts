@@ -238,7 +238,9 @@ export async function submitMain(argv: string[]): Promise<number> {
   const planned = kind === 'train' ? trainJobs(rest) : shardJobs(kind as ShardKind, rest);
   const { c, jobs, request } = planned;
   mkdirSync(c.out, { recursive: true });
-  writeFileAtomic(resolve(c.out, 'submit.json'), [Buffer.from(`${JSON.stringify({ run: jobs[0]?.data.run, request }, null, 2)}\n`)]);
+  // The request without its image list (a million paths); the shards hold those.
+  const described = Object.fromEntries(Object.entries(request as Record<string, unknown>).map(([k, v]) => (k === 'images' ? ['images', (v as unknown[]).length] : [k, v])));
+  writeFileAtomic(resolve(c.out, 'submit.json'), [Buffer.from(`${JSON.stringify({ run: jobs[0]?.data.run, jobs: jobs.length, request: described }, null, 2)}\n`)]);
   const connection = redisConnection(c.queue);
   const queue = new Queue(c.queueName, { connection });
   try {

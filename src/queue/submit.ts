@@ -91,11 +91,12 @@ export async function waitForJobs(queue: Queue, jobs: PlannedJob[], o: WaitOptio
         holders.add(a.processedBy ?? a.id);
       }
       workers = holders.size;
-      for (const f of await queue.getJobs(['failed'], 0, 10_000)) {
-        if (f.id && byId.has(f.id) && !finished.has(f.id)) failed.set(f.id, f.failedReason ?? 'failed');
+      // Every few seconds: jobs BullMQ gave up on, and jobs lost by Redis (added again). At the
+      // start, jobs that failed in an earlier submission of the same work are retried.
+      if (tick % 10 === 0) {
+        const pending = jobs.filter((j) => !finished.has(j.id) && !partial.has(j.id));
+        for (const [id, reason] of await reconcile(queue, pending, tick === 0)) failed.set(id, reason);
       }
-      // Every few seconds: a job that Redis lost (and whose result is missing) is added again.
-      if (tick % 10 === 0) await requeueLost(queue, jobs.filter((j) => !finished.has(j.id) && !failed.has(j.id) && !partial.has(j.id)));
       lastContact = Date.now();
     } catch (e) {
       if (Date.now() - lastContact > (o.outageMs ?? 600_000)) throw new Error(`Redis unreachable for ${Math.round((Date.now() - lastContact) / 1000)} s: ${(e as Error).message}`);
@@ -111,11 +112,13 @@ export async function waitForJobs(queue: Queue, jobs: PlannedJob[], o: WaitOptio
 }
 
 /**
- * Adds again the jobs whose result is missing and that Redis no longer holds, or holds as
- * completed (their output was removed since): otherwise nobody would ever run them.
+ * Looks at jobs whose result is missing: adds again those Redis no longer holds, or holds as
+ * completed (their output was removed since), and, when `retryFailed`, retries those that
+ * failed for good; returns the failed ones left (id -> reason).
  */
-async function requeueLost(queue: Queue, jobs: PlannedJob[]): Promise<void> {
+async function reconcile(queue: Queue, jobs: PlannedJob[], retryFailed: boolean): Promise<Map<string, string>> {
   const lost: PlannedJob[] = [];
+  const failed = new Map<string, string>();
   for (let i = 0; i < jobs.length; i += 100) {
     const part = jobs.slice(i, i + 100);
     const found = await Promise.all(part.map((j) => Job.fromId(queue, j.id)));
@@ -125,23 +128,40 @@ async function requeueLost(queue: Queue, jobs: PlannedJob[]): Promise<void> {
       else if (job.finishedOn && !job.failedReason) {
         await job.remove();
         lost.push(part[k]);
+      } else if (job.finishedOn && job.failedReason) {
+        if (retryFailed) await job.retry('failed');
+        else failed.set(part[k].id, job.failedReason);
       }
     }
   }
   if (lost.length) await enqueue(queue, lost);
+  return failed;
 }
 
-/** Reads every shard file and writes results.jsonl (in the submission's order) and summary.json. */
-export function mergeShards(out: string, jobs: ShardJob[], extra: Record<string, unknown> = {}): { records: ShardRecord[]; summary: Record<string, unknown> } {
-  const records: ShardRecord[] = [];
-  for (const j of jobs) records.push(...readShardFile(shardFile(out, j.shard)));
-  records.sort((a, b) => a.index - b.index);
-  const failed = records.filter((r) => r.error);
-  const summary: Record<string, unknown> = { ...extra, images: records.length, failed: failed.length, shards: jobs.length };
-  if (jobs[0]?.kind === 'evaluate') summary.metrics = evaluationMetrics(records, jobs[0].classes ?? []);
-  writeFileAtomic(join(out, 'results.jsonl'), [Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''))]);
+/**
+ * Writes results.jsonl (one line per image, in the submission's order: the shards' files one
+ * after another, each sorted) and summary.json. Streams shard by shard, so a million images do
+ * not make one string; evaluate keeps its records for the metrics.
+ */
+export function mergeShards(out: string, jobs: ShardJob[], extra: Record<string, unknown> = {}): { summary: Record<string, unknown> } {
+  let images = 0;
+  let failed = 0;
+  const kept: ShardRecord[] = [];
+  const evaluate = jobs[0]?.kind === 'evaluate';
+  function* parts(): Generator<Uint8Array> {
+    for (const j of [...jobs].sort((a, b) => a.shard - b.shard)) {
+      const records = readShardFile(shardFile(out, j.shard));
+      images += records.length;
+      failed += records.filter((r) => r.error).length;
+      if (evaluate) kept.push(...records);
+      yield Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    }
+  }
+  writeFileAtomic(join(out, 'results.jsonl'), parts());
+  const summary: Record<string, unknown> = { ...extra, images, failed, shards: jobs.length };
+  if (evaluate) summary.metrics = evaluationMetrics(kept, jobs[0].classes ?? []);
   writeFileAtomic(join(out, 'summary.json'), [Buffer.from(`${JSON.stringify(summary, null, 2)}\n`)]);
-  return { records, summary };
+  return { summary };
 }
 
 /** Accuracy, per-class figures and ROC AUC over the records that have probabilities. */
