@@ -13,9 +13,9 @@ import { saveModel } from '../src/import/safetensors.ts';
 export const TINY_SIZE = 16;
 export const TINY_CLASSES = ['benign', 'malignant'];
 
-function tinyCnn(batch: number): Graph {
+function tinyCnn(batch: number, size = TINY_SIZE): Graph {
   const b = new GraphBuilder('Tiny', { seed: 7 });
-  const x = b.input('input', [batch, TINY_SIZE, TINY_SIZE, 3]);
+  const x = b.input('input', [batch, size, size, 3]);
   const logits = b.argScope({ batchNorm: false, padding: 'SAME' }, () => {
     const c = b.endPoint('Conv2d_1a_3x3', b.conv2d('Conv2d_1a_3x3', x, 8, 3, { stride: 2 }));
     const g = b.node('mean', 'GlobalPool', [c], { axes: [1, 2], keepDims: true });
@@ -29,13 +29,17 @@ function tinyCnn(batch: number): Graph {
   return b.graph;
 }
 
-/** Writes the tiny model to `path` (random weights from a fixed seed, biases made non-zero). */
-export function writeTinyModel(path: string): void {
-  const g = tinyCnn(1);
+/**
+ * Writes the tiny model to `path` (random weights from a fixed seed, biases made non-zero); `size`
+ * other than 16 gives the same network on larger inputs.
+ */
+export function writeTinyModel(path: string, size = TINY_SIZE): void {
+  const build = (batch: number) => tinyCnn(batch, size);
+  const g = build(1);
   for (const p of g.params.values()) {
     if (p.name.endsWith('biases')) p.data = Float32Array.from(p.data, (_, i) => 0.1 * (i + 1) * (i % 2 ? -1 : 1));
   }
-  saveModel(path, g, { architecture: GRAPH_ARCHITECTURE, options: { graph: serializeGraph(tinyCnn) }, classes: TINY_CLASSES, output: 'Predictions' });
+  saveModel(path, g, { architecture: GRAPH_ARCHITECTURE, options: { graph: serializeGraph(build) }, classes: TINY_CLASSES, output: 'Predictions' });
 }
 
 /** A 16x16 PNG whose colours depend on i (so images score differently). */

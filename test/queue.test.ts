@@ -337,6 +337,22 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     await Promise.all(procs.map(stop));
   });
 
+  it('a job that fails for good (the model cannot run on this device) makes submit fail, naming the job and why', async () => {
+    // 6000x6000 inputs: the model file opens on the host, but one image's input tensor (432 MB)
+    // is over the device's storage binding limit, so every attempt in the worker throws.
+    const huge = join(dir, 'huge.safetensors');
+    writeTinyModel(huge, 6000);
+    const procs = startWorkers(1, 'failing');
+    const out = join(dir, 'failing');
+    const s = incept(['submit', 'classify', files[0], files[2], '--model', huge, '--queue', server.url, '--queue-name', 'failing', '--out', out, '--progress', 'none'], join(dir, 'failing-submit.log'));
+    expect(await s.exited).toBe(1);
+    const log = readFileSync(s.log, 'utf8');
+    expect(log).toMatch(/incept: error: submit: 1 job\(s\) failed; classify-[0-9a-f]{12}-shard-0: .*huge\.safetensors.*maxStorageBufferBindingSize/);
+    expect(existsSync(join(out, 'results.jsonl'))).toBe(false);
+    expect(readFileSync(procs[0].log, 'utf8').match(/failed classify-\S+-shard-0/g)).toHaveLength(3);
+    await Promise.all(procs.map(stop));
+  });
+
   // ---- fine-tuning sweeps ----
 
   const metricsOf = (runDir: string) =>

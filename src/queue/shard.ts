@@ -31,6 +31,8 @@ export interface ShardRecord {
   raw?: string;
 }
 
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
 /** Keeps the last model loaded: a worker usually runs many shards of one submission. */
 export class ModelCache {
   private key = '';
@@ -39,7 +41,12 @@ export class ModelCache {
   async get(path: string): Promise<LoadedModel> {
     if (this.loaded && this.key === path) return this.loaded;
     this.dispose();
-    this.loaded = await loadModel(path);
+    try {
+      this.loaded = await loadModel(path);
+    } catch (e) {
+      const msg = message(e);
+      throw new Error(msg.startsWith(path) ? msg : `${path}: ${msg}`);
+    }
     this.key = path;
     return this.loaded;
   }
@@ -53,8 +60,6 @@ export class ModelCache {
     this.key = '';
   }
 }
-
-const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Reads a finished shard file back (the merge, and a retry of finished work). */
 export function readShardFile(path: string): ShardRecord[] {
