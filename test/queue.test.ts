@@ -337,7 +337,7 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     await Promise.all(procs.map(stop));
   });
 
-  it('a job that fails for good (the model cannot run on this device) makes submit fail, naming the job and why', async () => {
+  it('a job that fails for good (the model cannot run on this device) makes submit fail, naming it; submitting again retries it', async () => {
     // 6000x6000 inputs: the model file opens on the host, but one image's input tensor (432 MB)
     // is over the device's storage binding limit, so every attempt in the worker throws.
     const huge = join(dir, 'huge.safetensors');
@@ -350,6 +350,14 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     expect(log).toMatch(/incept: error: submit: 1 job\(s\) failed; classify-[0-9a-f]{12}-shard-0: .*huge\.safetensors.*maxStorageBufferBindingSize/);
     expect(existsSync(join(out, 'results.jsonl'))).toBe(false);
     expect(readFileSync(procs[0].log, 'utf8').match(/failed classify-\S+-shard-0/g)).toHaveLength(3);
+
+    // Fixed in place (the same path, so the same request and job id): submitting again retries it.
+    writeTinyModel(huge);
+    const again = incept(['submit', 'classify', files[0], files[2], '--model', huge, '--queue', server.url, '--queue-name', 'failing', '--out', out, '--progress', 'none'], join(dir, 'failing-submit-2.log'));
+    expect(await again.exited, readFileSync(again.log, 'utf8')).toBe(0);
+    const records = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ShardRecord);
+    expect(records.map((r) => r.file)).toEqual([files[0], files[2]]);
+    expect(records.every((r) => r.top?.length === 2)).toBe(true);
     await Promise.all(procs.map(stop));
   });
 
