@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { writeFileAtomic } from '../import/atomic-write.ts';
 import { openModel } from '../import/load-model.ts';
-import { redisConnection } from '../queue/connection.ts';
+import { checkReachable, redisConnection } from '../queue/connection.ts';
 import { expandImages } from '../queue/images.ts';
 import { DEFAULT_QUEUE_NAME, type ShardImage, type ShardJob, type ShardKind, runId, shardJobId, splitShards, trainJobId } from '../queue/jobs.ts';
 import { type PlannedJob, type WaitState, enqueue, formatWaitState, mergeShards, waitForJobs } from '../queue/submit.ts';
@@ -241,8 +241,15 @@ export async function submitMain(argv: string[]): Promise<number> {
   // The request without its image list (a million paths); the shards hold those.
   const described = Object.fromEntries(Object.entries(request as Record<string, unknown>).map(([k, v]) => (k === 'images' ? ['images', (v as unknown[]).length] : [k, v])));
   writeFileAtomic(resolve(c.out, 'submit.json'), [Buffer.from(`${JSON.stringify({ run: jobs[0]?.data.run, jobs: jobs.length, request: described }, null, 2)}\n`)]);
+  try {
+    await checkReachable(c.queue);
+  } catch (e) {
+    throw new UsageError(`submit: ${(e as Error).message}`);
+  }
   const connection = redisConnection(c.queue);
   const queue = new Queue(c.queueName, { connection });
+  // Connection errors while Redis restarts are waited out by the calls that need it.
+  queue.on('error', () => {});
   try {
     const added = await enqueue(queue, jobs);
     if (c.progress !== 'none') process.stderr.write(`incept submit: ${jobs[0]?.data.run}: ${jobs.length} jobs (${added} to run) on ${c.queue}\n`);

@@ -30,3 +30,25 @@ export async function retrying<T>(fn: () => Promise<T>, opts: { delayMs?: number
     }
   }
 }
+
+/**
+ * Connects once and sends PING, retrying for `timeoutMs`: lets a command that needs Redis now
+ * (submit) say at once that it cannot reach it, rather than wait out a long retry.
+ */
+export async function checkReachable(url: string, timeoutMs = 10_000): Promise<void> {
+  const target = parseRedisUrl(url);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const c = new RespConnection(target);
+    try {
+      await c.connect();
+      await c.send('PING');
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`cannot reach Redis at ${url}: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      c.close();
+    }
+  }
+}
