@@ -63,6 +63,11 @@ export { OnnxFormatError, decodeModel as decodeOnnxModel, readModel as readOnnxM
 export { TfFormatError } from './import/tf-proto.ts';
 export { fetchWeights, readManifest as readWeightsManifest, type FetchOptions, type FetchResult, type Manifest } from './import/weights-fetch.ts';
 
+// The short path: a model file and images to labelled predictions (decoding, preprocessing, softmax)
+export { classify, type ImageInput } from './classify.ts';
+export { classifyImages, topClasses, type Prediction } from './predict.ts';
+export { trainHead, type HeadTrainingOptions } from './train/head-training.ts';
+
 // Images: decoding (JPEGs as TensorFlow decodes them) and preprocessing
 export * from './image/decode.ts';
 export * from './image/jpeg.ts';

@@ -13,9 +13,8 @@
 //
 // openModel() does all of it on the host (no GPU); loadModel() adds the Model.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import { dirname, join } from 'node:path';
+import { readFileBytes } from '../platform/host.ts';
 import { type Runtime, getRuntime } from '../gpu/runtime.ts';
 import type { Graph } from '../graph/ir.ts';
 import { Model } from '../graph/model.ts';
@@ -29,10 +28,10 @@ import {
   preprocessingWith,
   retrainPreprocessing,
 } from '../image/preprocess.ts';
-import { graphDefBuilder } from './graphdef.ts';
+import { type GraphDefImportOptions, graphDefBuilder } from './graphdef.ts';
 import { describeLoad, loadIntoGraph, readCheckpoint } from './load.ts';
 import { onnxModelBuilder } from './onnx-model.ts';
-import { decodeModel as decodeOnnx } from './onnx-proto.ts';
+import { decodeModel as decodeOnnx, onnxRoot } from './onnx-proto.ts';
 import { ARCHITECTURES, type ModelMeta, applyModelTensors, buildArchitecture, decodeModelMeta, decodeSafetensors, saveModel } from './safetensors.ts';
 import { TABLE_MAGIC_HI, TABLE_MAGIC_LO } from './sstable.ts';
 import { tfMessageType } from './tf-proto.ts';
@@ -92,6 +91,22 @@ export interface OpenedModel {
 
 export interface LoadedModel extends Omit<OpenedModel, 'build' | 'graph'> {
   model: Model;
+}
+
+/** '.pb' of 'dir/model.pb' ('' when none); works on any path or file name, in Node or a page. */
+const extname = (name: string) => /(\.[^./\\]*)$/.exec(name.split(/[/\\]/).pop() ?? '')?.[1] ?? '';
+/** 'model' of 'dir/model.pb'. */
+const stemOf = (name: string) => {
+  const file = name.split(/[/\\]/).pop() ?? name;
+  return file.slice(0, file.length - extname(file).length);
+};
+
+/** A model file's name (a path in Node) and its bytes, read at most once. */
+interface Source {
+  name: string;
+  /** Set when the file is read by path (Node): importers then name it as before. */
+  path?: string;
+  bytes: () => Uint8Array;
 }
 
 const fail = (file: string, msg: string): never => {
@@ -174,21 +189,33 @@ export function detectModelFormat(path: string): ModelFormat {
   if (/\.index$|\.data-\d{5}-of-\d{5}$/.test(path)) return 'tf-checkpoint';
   if (st.size === 0) fail(path, 'empty file, not a model');
   const { head, size, tail } = readHead(path, 16);
+  return formatByContent(path, size, head, tail, () => readFileSync(path));
+}
+
+/** The format of a model file's bytes (`name`: the file name, for messages and the extension hint). */
+export function detectModelFormatBytes(bytes: Uint8Array, name: string): ModelFormat {
+  if (bytes.length === 0) fail(name, 'empty file, not a model');
+  return formatByContent(name, bytes.length, bytes.subarray(0, 16), bytes.subarray(Math.max(0, bytes.length - 8)), () => bytes);
+}
+
+/** The format by the first 16 and last 8 bytes, then (for protobufs) the whole file's top-level fields. */
+function formatByContent(path: string, size: number, head: Uint8Array, tail: Uint8Array, whole: () => Uint8Array): ModelFormat {
   const hint = EXT_HINT[extname(path)];
+  const le = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
   // safetensors: u64 LE header length, then '{'.
   if (size >= 9 && head[8] === 0x7b) {
-    const n = Buffer.from(head).readBigUInt64LE(0);
+    const n = le(head).getBigUint64(0, true);
     if (n >= 2n && 8n + n <= BigInt(size)) return 'safetensors';
   }
   // LevelDB-style table (a V1 checkpoint, or a V2 index under another name): the magic ends the file.
   if (size >= 48) {
-    const t = Buffer.from(tail);
-    if (t.readUInt32LE(0) === TABLE_MAGIC_LO && t.readUInt32LE(4) === TABLE_MAGIC_HI) return 'tf-checkpoint';
+    const t = le(tail);
+    if (t.getUint32(0, true) === TABLE_MAGIC_LO && t.getUint32(4, true) === TABLE_MAGIC_HI) return 'tf-checkpoint';
   }
   if (extname(path) === '.meta') {
     fail(path, 'a MetaGraphDef (.meta) holds no weights; give the checkpoint (its prefix or .index) or a frozen GraphDef (.pb)');
   }
-  const fields = scanProtobuf(readFileSync(path));
+  const fields = scanProtobuf(whole());
   if (fields) {
     const f = (n: number) => fields.get(n);
     // ONNX ModelProto: graph = 7 (message); ir_version = 1 (varint), opset_import = 8.
@@ -263,11 +290,7 @@ function stringField(b: Uint8Array, f: WireField | undefined, num: number): stri
   return /^[\x20-\x7e]{1,200}$/.test(text) ? text : null;
 }
 
-let onnxRoot: protobuf.Root | null = null;
-const onnxType = (name: string) => {
-  onnxRoot ??= protobuf.loadSync(fileURLToPath(new URL('./onnx.proto', import.meta.url)));
-  return onnxRoot.lookupType(`incept.onnx.${name}`);
-};
+const onnxType = (name: string) => onnxRoot().lookupType(`incept.onnx.${name}`);
 
 /** A length-delimited field whose payload may run past `to` (a cut file): its number and payload start. */
 function openField(b: Uint8Array, at: number): { num: number; start: number } | null {
@@ -344,7 +367,7 @@ export function locateProtobufDamage(b: Uint8Array, format: 'graphdef' | 'onnx')
 }
 
 /** Adds where the damage is to a protobuf decoding error of a GraphDef / ONNX file. */
-function withDamageLocation<T>(path: string, format: 'graphdef' | 'onnx', fn: () => T): T {
+function withDamageLocation<T>(path: string, format: 'graphdef' | 'onnx', bytes: () => Uint8Array, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
@@ -352,7 +375,7 @@ function withDamageLocation<T>(path: string, format: 'graphdef' | 'onnx', fn: ()
     if (!/corrupt or truncated protobuf/.test(msg)) throw e;
     let where: string | null = null;
     try {
-      where = locateProtobufDamage(readFileSync(path), format);
+      where = locateProtobufDamage(bytes(), format);
     } catch {
       where = null; // the diagnosis is best effort; the decoder's message stands
     }
@@ -386,10 +409,9 @@ export function parseLabels(text: string, file: string): Map<number, string> {
 export function readLabelsFile(path: string): Map<number, string> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = new TextDecoder().decode(readFileBytes(path));
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    return fail(path, `cannot read labels (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message})`);
+    return fail(path, (e as Error).message.replace(`${path}: cannot read (`, 'cannot read labels ('));
   }
   return parseLabels(text, path);
 }
@@ -411,7 +433,7 @@ export function alignLabels(labels: Map<number, string>, classes: number, file: 
 /** Labels files that may sit next to a model: X_labels.txt, (X without _graph)_labels.txt, labels.txt. */
 function labelCandidates(path: string): string[] {
   const dir = dirname(path);
-  const stem = basename(path, extname(path));
+  const stem = stemOf(path);
   const names = [`${stem}_labels.txt`, `${stem.replace(/_graph$/, '')}_labels.txt`, 'labels.txt'];
   return [...new Set(names)].map((n) => join(dir, n)).filter(isFile);
 }
@@ -459,11 +481,13 @@ function imageSize(g: Graph): [number, number] | null {
   return s && s.length === 4 && s[3] === 3 ? [s[1], s[2]] : null;
 }
 
-function openGraphDef(path: string, o: LoadModelOptions): Opened {
+function openGraphDef(src: Source, o: LoadModelOptions): Opened {
+  const path = src.name;
+  const graphDef = (opts: GraphDefImportOptions) => graphDefBuilder(src.path ?? src.bytes(), src.path ? opts : { ...opts, name: stemOf(path) });
   const requested = o.outputs?.map(stripPort);
   const size = o.preprocessing?.size;
   let inputShape: number[] | undefined;
-  let builder = graphDefBuilder(path, { outputs: requested });
+  let builder = graphDef({ outputs: requested });
   let g: Graph;
   try {
     g = builder(1);
@@ -472,13 +496,13 @@ function openGraphDef(path: string, o: LoadModelOptions): Opened {
     if (!/pass inputShape/.test((e as Error).message)) throw e;
     if (!size) fail(path, (e as Error).message.replace(`${path}: `, '').replace('pass inputShape', 'give the image size (--size HxW)'));
     inputShape = [size![0], size![1], 3];
-    builder = graphDefBuilder(path, { outputs: requested, inputShape });
+    builder = graphDef({ outputs: requested, inputShape });
     g = builder(1);
   }
   const extra = (o.extraOutputs ?? []).map(stripPort).filter((x) => !g.has(x));
   if (extra.length > 0) {
     // Nodes off the outputs' paths: import them too (the class scores stay the first output).
-    builder = graphDefBuilder(path, { outputs: [...g.outputs, ...extra], inputShape });
+    builder = graphDef({ outputs: [...g.outputs, ...extra], inputShape });
     g = builder(1);
   }
   const hw = imageSize(g);
@@ -494,8 +518,9 @@ function openGraphDef(path: string, o: LoadModelOptions): Opened {
   };
 }
 
-function openOnnx(path: string, o: LoadModelOptions): Opened {
-  const model = decodeOnnx(readFileSync(path), path);
+function openOnnx(src: Source, o: LoadModelOptions): Opened {
+  const path = src.name;
+  const model = decodeOnnx(src.bytes(), path);
   for (const imp of model.opsetImport) {
     const domain = imp.domain === 'ai.onnx' ? '' : imp.domain;
     if (domain === '' && (imp.version < 1 || imp.version > MAX_ONNX_OPSET)) {
@@ -508,7 +533,7 @@ function openOnnx(path: string, o: LoadModelOptions): Opened {
   const size = o.preprocessing?.size;
   const outputs = o.outputs ? [...o.outputs] : undefined;
   const inputShape = size ? [3, size[0], size[1]] : undefined;
-  let builder = onnxModelBuilder(model, { outputs, inputShape, name: model.graph.name || basename(path, extname(path)) });
+  let builder = onnxModelBuilder(model, { outputs, inputShape, name: model.graph.name || stemOf(path) });
   // Given a decoded model, the importer calls it 'ONNX model' in errors: name the file instead.
   const named = <T>(fn: () => T): T =>
     naming(path, () => {
@@ -600,8 +625,9 @@ function storedPreprocessing(v: unknown, fallback: Preprocessing | null, file: s
   return p;
 }
 
-function openSafetensors(path: string): Opened {
-  const file = decodeSafetensors(readFileSync(path), path);
+function openSafetensors(src: Source): Opened {
+  const path = src.name;
+  const file = decodeSafetensors(src.bytes(), path);
   const meta = decodeModelMeta(file.metadata, path);
   let g: Graph;
   let build: (batch: number) => Graph;
@@ -632,18 +658,60 @@ function openSafetensors(path: string): Opened {
 /** Reads a model file of any supported format on the host (see the file comment). */
 export function openModel(path: string, opts: LoadModelOptions = {}): OpenedModel {
   const format = detectModelFormat(path);
-  const opened = naming(path, () => {
-    switch (format) {
-      case 'safetensors':
-        return openSafetensors(path);
-      case 'tf-checkpoint':
-        return openCheckpoint(path, opts);
-      case 'graphdef':
-        return withDamageLocation(path, 'graphdef', () => openGraphDef(path, opts));
-      case 'onnx':
-        return withDamageLocation(path, 'onnx', () => openOnnx(path, opts));
+  let bytes: Uint8Array | null = null;
+  const src: Source = { name: path, path, bytes: () => (bytes ??= readFileSync(path)) };
+  const opened = naming(path, () => (format === 'tf-checkpoint' ? openCheckpoint(path, opts) : openOneFile(src, format, opts)));
+  return finishOpening(opened, format, path, opts, (numClasses, notes) => {
+    for (const candidate of labelCandidates(path)) {
+      try {
+        const classes = alignLabels(readLabelsFile(candidate), numClasses, candidate, []);
+        notes.push(`class names from ${candidate}`);
+        return classes;
+      } catch {
+        // Not this model's labels: try the next one.
+      }
     }
+    return null;
   });
+}
+
+/**
+ * openModel for a file's bytes (a page's File, a download): .safetensors, .pb and .onnx. `name`
+ * (the file name) is used in messages and to break format ties. TF checkpoints are several files
+ * read by path; convert them first (`incept import`).
+ */
+export function openModelBytes(bytes: Uint8Array, name: string, opts: LoadModelOptions = {}): OpenedModel {
+  const format = detectModelFormatBytes(bytes, name);
+  if (format === 'tf-checkpoint') {
+    return fail(name, 'a TensorFlow checkpoint: its variables are spread over an .index and .data files; convert it with `incept import CHECKPOINT --out model.safetensors` and open that');
+  }
+  const opened = naming(name, () => openOneFile({ name, bytes: () => bytes }, format, opts));
+  return finishOpening(opened, format, name, opts, () => null);
+}
+
+/** A one-file format (everything but TF checkpoints); protobuf damage is located in the message. */
+function openOneFile(src: Source, format: Exclude<ModelFormat, 'tf-checkpoint'>, opts: LoadModelOptions): Opened {
+  switch (format) {
+    case 'safetensors':
+      return openSafetensors(src);
+    case 'graphdef':
+      return withDamageLocation(src.name, 'graphdef', src.bytes, () => openGraphDef(src, opts));
+    case 'onnx':
+      return withDamageLocation(src.name, 'onnx', src.bytes, () => openOnnx(src, opts));
+  }
+}
+
+/**
+ * The checks and defaults common to every format: requested outputs, preprocessing overrides, class
+ * names (opts.labels, the model's own, else `findLabels` for labels files next to the model).
+ */
+function finishOpening(
+  opened: Opened,
+  format: ModelFormat,
+  path: string,
+  opts: LoadModelOptions,
+  findLabels: (numClasses: number, notes: string[]) => string[] | null,
+): OpenedModel {
   const { graph, notes } = opened;
   if (format === 'safetensors' || format === 'tf-checkpoint') {
     // Built graphs are not cut: the requested outputs must be in them; the first gives the class scores.
@@ -674,15 +742,7 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
   } else if (classes && numClasses !== null && classes.length !== numClasses) {
     classes = alignLabels(new Map(classes.map((c, i) => [i, c])), numClasses, `${path} (its class names)`, notes);
   } else if (!classes && numClasses !== null) {
-    for (const candidate of labelCandidates(path)) {
-      try {
-        classes = alignLabels(readLabelsFile(candidate), numClasses, candidate, []);
-        notes.push(`class names from ${candidate}`);
-        break;
-      } catch {
-        // Not this model's labels: try the next one.
-      }
-    }
+    classes = findLabels(numClasses, notes);
   }
   return {
     ...opened,
@@ -697,7 +757,16 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
 
 /** openModel, then a Model on the GPU runtime. */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
-  const { build, graph: _graph, ...rest } = openModel(path, opts);
+  return onRuntime(openModel(path, opts), opts);
+}
+
+/** openModelBytes, then a Model on the GPU runtime (a page's files: see src/browser.ts). */
+export async function loadModelBytes(bytes: Uint8Array, name: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  return onRuntime(openModelBytes(bytes, name, opts), opts);
+}
+
+async function onRuntime(opened: OpenedModel, opts: LoadModelOptions): Promise<LoadedModel> {
+  const { build, graph: _graph, ...rest } = opened;
   const rt = opts.rt ?? (await getRuntime());
   const model = new Model(rt, build);
   if (rest.fixedBatch === 1) model.maxMicroBatch = 1; // one image per run: the only batch the graph exists at

@@ -8,7 +8,7 @@
 // Initializers become Parameters under their ONNX names (transposed or scaled copies keep the
 // name; the IR shape is the engine's). Only nodes that the requested outputs depend on are
 // imported; anything else unsupported raises an error naming the node and the op.
-import { readFileSync } from 'node:fs';
+import { readFileBytes } from '../platform/host.ts';
 import { sizeOf } from '../gpu/tensor.ts';
 import { Graph } from '../graph/ir.ts';
 import { Parameter } from '../graph/params.ts';
@@ -74,13 +74,7 @@ export function onnxModelBuilder(source: string | Uint8Array | OnnxModel, opts: 
   return (batch: number) => new OnnxImporter(model, file, opts, shared).run(batch || opts.batch || 0);
 }
 
-function readFile(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-}
+const readFile = readFileBytes;
 
 class OnnxImporter {
   private readonly g: Graph;

@@ -2,16 +2,19 @@
 // The schema is src/import/onnx.proto (ONNX's field numbers), loaded with protobufjs. Tensor data
 // comes from raw_data (little-endian, row-major) or the typed repeated fields; int64 stays exact
 // (BigInt64Array). Corrupt or truncated input raises an error that names the file.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { assetText, readFileBytes } from '../platform/host.ts';
 
-const PROTO_PATH = fileURLToPath(new URL('./onnx.proto', import.meta.url));
 let root: protobuf.Root | null = null;
 
+/** The ONNX schema (src/import/onnx.proto), parsed once. */
+export function onnxRoot(): protobuf.Root {
+  root ??= protobuf.parse(assetText('src/import/onnx.proto')).root;
+  return root;
+}
+
 function messageType(name: string): protobuf.Type {
-  root ??= protobuf.loadSync(PROTO_PATH);
-  return root.lookupType(`incept.onnx.${name}`);
+  return onnxRoot().lookupType(`incept.onnx.${name}`);
 }
 
 export type OnnxDType =
@@ -492,9 +495,9 @@ export function decodeTensor(bytes: Uint8Array, file = 'ONNX tensor'): OnnxTenso
 
 function readBytes(path: string): Uint8Array {
   try {
-    return readFileSync(path);
+    return readFileBytes(path);
   } catch (err) {
-    throw new OnnxFormatError(`${path}: cannot read (${(err as Error).message})`);
+    throw new OnnxFormatError((err as Error).message);
   }
 }
 

@@ -2,15 +2,13 @@
 // pieces every TF reader shares: DataType codes, TensorShapeProto, and TensorProto / raw tensor bytes
 // to typed arrays. Floating types (float32, float64, float16, bfloat16) decode to Float32Array, the
 // engine's only compute type (the dtype field keeps the stored type); integer types stay typed.
-import { endianness } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { LITTLE_ENDIAN, assetText } from '../platform/host.ts';
 
-const PROTO_PATH = fileURLToPath(new URL('./tf.proto', import.meta.url));
 let root: protobuf.Root | null = null;
 
 export function tfMessageType(name: string): protobuf.Type {
-  root ??= protobuf.loadSync(PROTO_PATH);
+  root ??= protobuf.parse(assetText('src/import/tf.proto')).root;
   return root.lookupType(`incept.tf.${name}`);
 }
 
@@ -240,7 +238,7 @@ export function bfloat16ToFloat(b: number): number {
   return f32[0];
 }
 
-const HOST_LE = endianness() === 'LE';
+const HOST_LE = LITTLE_ENDIAN;
 
 /** n elements of raw tensor bytes (row-major; little-endian unless told) as typed values (copied). */
 export function decodeRawTensor(dtype: TfDType, raw: Uint8Array, n: number, what: string, littleEndian = true): Exclude<TfTensorData, string[]> {
