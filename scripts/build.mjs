@@ -68,7 +68,7 @@ function nodeOnlyLeftovers(metafile) {
   return out;
 }
 
-/** Builds the browser bundle; returns its path and size in bytes. */
+/** Builds the browser bundle; returns its path, size in bytes and the modules it imports at run time. */
 export async function buildBrowser({ minify = true, outfile = BUNDLE } = {}) {
   const esbuild = await import('esbuild');
   const tmp = `${outfile}.${process.pid}.tmp.js`;
@@ -93,7 +93,9 @@ export async function buildBrowser({ minify = true, outfile = BUNDLE } = {}) {
     throw new Error(`browser bundle: Node-only modules are reachable from src/browser.ts: ${leftovers.join('; ')}`);
   }
   renameSync(tmp, outfile); // atomic: a page never loads half a bundle
-  return { path: outfile, bytes: statSync(outfile).size };
+  // What the bundle still imports at run time (nothing, when all is well).
+  const imports = Object.values(result.metafile.outputs).flatMap((o) => o.imports.map((i) => i.path));
+  return { path: outfile, bytes: statSync(outfile).size, imports };
 }
 
 /** Compiles src/ for Node into dist/ with declarations (tsconfig.build.json). */

@@ -94,10 +94,11 @@ async function tinyModel() {
 
 // ---- images ----
 
-async function addImageFiles(files, labelOf) {
+/** Decodes the chosen files; from a folder, only the PNG and JPEG names (folders hold other files). */
+async function addImageFiles(files, labelOf, fromFolder = false) {
   const added = [];
   for (const file of files) {
-    if (!/\.(png|jpe?g)$/i.test(file.name)) continue; // folders hold other files too
+    if (fromFolder && !/\.(png|jpe?g)$/i.test(file.name)) continue;
     const image = await incept.decodeImageBlob(file, file.webkitRelativePath || file.name);
     added.push({ name: file.name, image, label: labelOf(file) });
   }
@@ -286,7 +287,7 @@ async function start() {
   $('tiny-model').addEventListener('click', () => act('Building the tiny Inception v3', tinyModel));
   $('image-files').addEventListener('change', (ev) => act('Decoding the images', () => addImageFiles([...ev.target.files], () => null)));
   $('image-folder').addEventListener('change', (ev) =>
-    act('Decoding the folder', () => addImageFiles([...ev.target.files], (file) => file.webkitRelativePath.split('/').slice(-2, -1)[0] ?? null)),
+    act('Decoding the folder', () => addImageFiles([...ev.target.files], (file) => file.webkitRelativePath.split('/').slice(-2, -1)[0] ?? null, true)),
   );
   $('sample-images').addEventListener('click', () => act('Generating sample images', async () => setImages(sampleImages())));
   $('classify-btn').addEventListener('click', () => act('Classifying', classifyAll));
