@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" />
 // incept's entry for pages (bundled by `npm run build` into dist/browser/incept.js): the engine's
 // core as in Node (runtime on navigator.gpu, kernels, graphs, importers reading bytes, training,
 // saliency, figures), with files given as bytes or Blobs instead of paths. Nothing here may import

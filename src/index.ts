@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" />
 // incept's library entry: the public API for embedders. Everything here runs on WebGPU (Dawn);
 // call closeRuntime() when done so the process can exit.
 

@@ -483,7 +483,7 @@ function imageSize(g: Graph): [number, number] | null {
 
 function openGraphDef(src: Source, o: LoadModelOptions): Opened {
   const path = src.name;
-  const graphDef = (opts: GraphDefImportOptions) => graphDefBuilder(src.path ?? src.bytes(), src.path ? opts : { ...opts, name: stemOf(path) });
+  const graphDef = (opts: GraphDefImportOptions) => graphDefBuilder(src.path ?? src.bytes(), src.path ? opts : { ...opts, name: path });
   const requested = o.outputs?.map(stripPort);
   const size = o.preprocessing?.size;
   let inputShape: number[] | undefined;
