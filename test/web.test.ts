@@ -56,7 +56,7 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
     await page.goto(url);
-    await page.waitForFunction(() => document.body.dataset.state !== 'loading', null, { timeout: 60_000 });
+    await page.waitForFunction("document.body.dataset.state !== 'loading'", null, { timeout: 60_000 });
   });
 
   afterAll(async () => {
@@ -68,7 +68,7 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
   /** Clicks a button and waits until the page's action finished. */
   async function press(selector: string, timeout = 300_000): Promise<void> {
     await page.click(selector);
-    await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout });
+    await page.waitForFunction("document.body.dataset.state === 'ready'", null, { timeout });
   }
   const errorsShown = () => page.$$eval('#errors li', (lis) => lis.map((li) => li.textContent ?? ''));
 
@@ -82,13 +82,13 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
     const rt = await incept.getRuntime();
     const expected = await inceptionCases(incept, rt);
     const inPage = await page.evaluate(async (source: string) => {
-      const lib = (window as any).incept;
+      const lib = (globalThis as any).incept;
       const cases = (0, eval)(`(${source})`);
       const withSubgroups = await lib.getRuntime();
       // A second device without optional features: the kernels' variants without subgroups.
-      const adapter = await (navigator as any).gpu.requestAdapter();
+      const adapter = await (globalThis as any).navigator.gpu.requestAdapter();
       const device = await adapter.requestDevice({ requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize } });
-      const plain = new lib.Runtime((navigator as any).gpu, adapter, device);
+      const plain = new lib.Runtime((globalThis as any).navigator.gpu, adapter, device);
       const result = { subgroups: withSubgroups.features.has('subgroups'), a: await cases(lib, withSubgroups), b: await cases(lib, plain), plainSubgroupSize: plain.subgroupSize };
       device.destroy();
       return result;
@@ -110,7 +110,7 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
     ];
     for (const b of bad) {
       await page.setInputFiles(b.input, { name: b.name, mimeType: 'application/octet-stream', buffer: Buffer.from(b.bytes) });
-      await page.waitForFunction(() => document.body.dataset.state === 'ready' && document.querySelectorAll('#errors li').length > 0, null, { timeout: 60_000 });
+      await page.waitForFunction("document.body.dataset.state === 'ready' && document.querySelectorAll('#errors li').length > 0", null, { timeout: 60_000 });
       const shown = await errorsShown();
       expect(shown, b.name).toHaveLength(1);
       expect(shown[0], b.name).toMatch(b.match);
@@ -128,7 +128,7 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
     await page.fill('#steps', '8');
     await press('#train-btn');
     expect(await errorsShown()).toEqual([]);
-    const losses: number[] = await page.evaluate(() => (window as any).inceptPage.losses);
+    const losses: number[] = await page.evaluate(() => (globalThis as any).inceptPage.losses);
     expect(losses).toHaveLength(8);
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[7]).toBeLessThan(losses[0]);
