@@ -3,20 +3,46 @@
 // thin Inception v3 agree with Node's results on the same inputs to 1e-4 (with subgroups and
 // without), a small model fine-tunes in the page with a falling loss, and bad files get one message
 // naming them while the page keeps working. The browser part skips, saying why, without Chromium.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import jpeg from 'jpeg-js';
 import type { Browser, Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_ONLY, buildBrowser } from '../scripts/build.mjs';
 import { HEADLESS_FLAGS, ensureChromium } from '../scripts/chromium.mjs';
 import { serve } from '../scripts/web.mjs';
 import * as incept from '../src/index.ts';
+import { decodeImage } from '../src/index.ts';
 import { inceptionCases } from './browser-cases.js';
 import { expectClose } from './helpers.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** dir/<class>/<image>: PNGs and a baseline JPEG in two class folders, and a text file; returns the images' bytes. */
+function writeClassFolders(dir: string): Record<string, Uint8Array> {
+  const files: Record<string, Uint8Array> = {};
+  const rgba = (w: number, h: number, f: (x: number, y: number) => number[]) => {
+    const data = new Uint8Array(w * h * 4);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set([...f(x, y), 255], (y * w + x) * 4);
+    return data;
+  };
+  for (const [cls, shape] of [['disc', (x: number, y: number) => Math.hypot(x - 20, y - 18) < 12], ['stripes', (x: number, y: number) => Math.floor((x + y) / 6) % 2 === 0]] as const) {
+    mkdirSync(join(dir, cls));
+    for (let i = 0; i < 3; i++) {
+      const png = new PNG({ width: 40, height: 36 });
+      png.data.set(rgba(40, 36, (x, y) => (shape(x, y) ? [200 - i * 20, 60, 40 + i * 30] : [230, 220, 200])));
+      files[`${cls}/${cls}_${i}.png`] = PNG.sync.write(png);
+    }
+    const jpg = jpeg.encode({ width: 40, height: 36, data: rgba(40, 36, (x, y) => (shape(x, y) ? [180, 70, 60] : [220, 225, 210])) }, 90).data;
+    files[`${cls}/${cls}_photo.jpg`] = new Uint8Array(jpg);
+  }
+  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
+  writeFileSync(join(dir, 'disc', 'notes.txt'), 'not an image');
+  return files;
+}
 
 describe('browser bundle', () => {
   it('imports no Node built-in, and carries every shader and .proto schema inline', async () => {
@@ -118,6 +144,23 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
     await press('#tiny-model'); // still usable
     expect(await errorsShown()).toEqual([]);
     expect(await page.textContent('#model-info')).toMatch(/input 75x75x3/);
+  });
+
+  it('decodes a folder of class folders (PNG and JPEG) to the pixels Node decodes, skipping other files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'incept-classes-'));
+    try {
+      const files = writeClassFolders(dir);
+      await page.setInputFiles('#image-folder', dir);
+      await page.waitForFunction("document.body.dataset.state === 'ready'", null, { timeout: 60_000 });
+      expect(await errorsShown()).toEqual([]);
+      const got: { name: string; label: string; data: number[] }[] = await page.evaluate(() =>
+        (globalThis as any).inceptPage.images.map((x: any) => ({ name: x.name, label: x.label, data: Array.from(x.image.data) })),
+      );
+      expect(got.map((x) => `${x.label}/${x.name}`).sort()).toEqual(Object.keys(files).sort()); // notes.txt left out
+      for (const x of got) expect(x.data, x.name).toEqual(Array.from(decodeImage(files[`${x.label}/${x.name}`], x.name).data));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fine-tunes a new head on sample images in the page: the loss falls; a screenshot is saved', async () => {
