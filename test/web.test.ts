@@ -15,7 +15,6 @@ import { NODE_ONLY, buildBrowser } from '../scripts/build.mjs';
 import { HEADLESS_FLAGS, ensureChromium } from '../scripts/chromium.mjs';
 import { serve } from '../scripts/web.mjs';
 import * as incept from '../src/index.ts';
-import { decodeImage } from '../src/index.ts';
 import { inceptionCases } from './browser-cases.js';
 import { expectClose } from './helpers.ts';
 
@@ -146,6 +145,36 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
     expect(await page.textContent('#model-info')).toMatch(/input 75x75x3/);
   });
 
+  it("opens a model file in the page, and the bundle's loadModel + classify give Node's predictions", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'incept-model-'));
+    try {
+      const options = { numClasses: 3, depthMultiplier: 0.1, inputSize: 75, auxLogits: false, seed: 9 };
+      const modelFile = join(dir, 'tiny.safetensors');
+      incept.saveModel(modelFile, incept.inceptionV3({ ...options, batch: 1 }), { architecture: 'inception_v3', options, classes: ['apple', 'banana', 'cherry'] });
+      const image = writeClassFolders(dir)['disc/disc_photo.jpg'];
+      await page.setInputFiles('#model-file', modelFile);
+      await page.waitForFunction("document.body.dataset.state === 'ready'", null, { timeout: 60_000 });
+      expect(await errorsShown()).toEqual([]);
+      expect(await page.textContent('#model-info')).toMatch(/^tiny\.safetensors: input 75x75x3, output 'Predictions' \(3 named classes\)/);
+      const [expected] = await incept.classify(await incept.loadModel(modelFile), image, { top: 3 });
+      const got = await page.evaluate(
+        async ([model, jpg]) => {
+          const lib = (globalThis as any).incept;
+          const bytes = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const m = await lib.loadModel(new File([bytes(model)], 'tiny.safetensors'));
+          const [top] = await lib.classify(m, new File([bytes(jpg)], 'photo.jpg'), { top: 3 });
+          m.model.dispose();
+          return top;
+        },
+        [readFileSync(modelFile).toString('base64'), Buffer.from(image).toString('base64')] as const,
+      );
+      expect(got.map((p: { label: string }) => p.label)).toEqual(expected.map((p) => p.label));
+      got.forEach((p: { prob: number }, i: number) => expect(Math.abs(p.prob - expected[i].prob)).toBeLessThan(1e-4));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('decodes a folder of class folders (PNG and JPEG) to the pixels Node decodes, skipping other files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'incept-classes-'));
     try {
@@ -157,7 +186,7 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
         (globalThis as any).inceptPage.images.map((x: any) => ({ name: x.name, label: x.label, data: Array.from(x.image.data) })),
       );
       expect(got.map((x) => `${x.label}/${x.name}`).sort()).toEqual(Object.keys(files).sort()); // notes.txt left out
-      for (const x of got) expect(x.data, x.name).toEqual(Array.from(decodeImage(files[`${x.label}/${x.name}`], x.name).data));
+      for (const x of got) expect(x.data, x.name).toEqual(Array.from(incept.decodeImage(files[`${x.label}/${x.name}`], x.name).data));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
