@@ -10,6 +10,7 @@ const SUITES: Record<string, { about: string; load: () => Promise<{ run(argv: st
   train: { about: "Inception v3 training step at 299x299 (batch 8, all layers / Mixed_7+Logits; batch 32 planned), vs TensorFlow.js's WebGPU backend", load: () => import('./train.ts') },
   soak: { about: '1,000 predicts, 200 training steps and 100 saliency maps on a small Inception v3; GPU pool and host memory must stay flat', load: () => import('./soak.ts') },
   queue: { about: "images per second of 'incept submit classify' with 1, 2 and 3 'incept worker' processes (BullMQ on a private redis-server)", load: () => import('./queue.ts') },
+  browser: { about: 'Inception v3 forward and a head fine-tuning step in headless Chromium (the page bundle) beside Node', load: () => import('./browser.ts') },
   saliency: { about: 'vanilla gradient, SmoothGrad (25 samples), integrated gradients (50 steps), Grad-CAM for one 299x299 image on Inception v3', load: () => import('./saliency.ts') },
 };
 

@@ -1,20 +1,26 @@
 #!/usr/bin/env node
 // Launcher for the `incept` command. It re-runs itself in a child process whose stderr is filtered
 // of Dawn's native start-up notices (see scripts/quiet-dawn.mjs); the child lets Node load the
-// TypeScript sources directly (tsx), so a clone works without a build step: `npx incept info`.
+// TypeScript sources directly (tsx), so a clone works without a build step: `npx incept info`;
+// a package installed from npm runs the compiled dist/ instead.
 process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Dawn warns when it is unset
 
 if (process.env.INCEPT_CHILD === '1' || process.env.INCEPT_RAW_STDERR === '1') {
-  const tsx = await import('tsx/esm/api').catch(() => null);
-  if (!tsx) {
-    const root = new URL('..', import.meta.url).pathname;
-    process.stderr.write(`incept: error: dependencies are not installed; run 'node scripts/setup.mjs' in ${root}\n`);
-    process.exit(1);
+  // An installed package runs its compiled JavaScript (dist/); a clone runs the sources through tsx.
+  const { existsSync } = await import('node:fs');
+  const fromSource = existsSync(new URL('../src/cli/main.ts', import.meta.url));
+  if (fromSource) {
+    const tsx = await import('tsx/esm/api').catch(() => null);
+    if (!tsx) {
+      const root = new URL('..', import.meta.url).pathname;
+      process.stderr.write(`incept: error: dependencies are not installed; run 'node scripts/setup.mjs' in ${root}\n`);
+      process.exit(1);
+    }
+    tsx.register();
   }
-  tsx.register();
   // `npm run demo -- --json out.json` runs from the package root; relative paths mean the caller's directory.
   if (process.env.npm_lifecycle_event && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
-  await import(new URL('../src/cli/main.ts', import.meta.url).href);
+  await import(new URL(fromSource ? '../src/cli/main.ts' : '../dist/cli/main.js', import.meta.url).href);
 } else {
   const { runQuiet } = await import('../scripts/quiet-dawn.mjs');
   const { fileURLToPath } = await import('node:url');

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" />
 // incept's library entry: the public API for embedders. Everything here runs on WebGPU (Dawn);
 // call closeRuntime() when done so the process can exit.
 
@@ -62,6 +63,11 @@ export { importOnnx, onnxModelBuilder, SUPPORTED_ONNX_OPS, type OnnxImportOption
 export { OnnxFormatError, decodeModel as decodeOnnxModel, readModel as readOnnxModel, readTensor as readOnnxTensor, type OnnxModel, type OnnxTensor } from './import/onnx-proto.ts';
 export { TfFormatError } from './import/tf-proto.ts';
 export { fetchWeights, readManifest as readWeightsManifest, type FetchOptions, type FetchResult, type Manifest } from './import/weights-fetch.ts';
+
+// The short path: a model file and images to labelled predictions (decoding, preprocessing, softmax)
+export { classify, type ImageInput } from './classify.ts';
+export { classifyImages, topClasses, type Prediction } from './predict.ts';
+export { trainHead, type HeadTrainingOptions } from './train/head-training.ts';
 
 // Images: decoding (JPEGs as TensorFlow decodes them) and preprocessing
 export * from './image/decode.ts';

@@ -31,7 +31,8 @@ describe('README examples', () => {
       const dir = mkdtempSync(join(root, '.cache', 'readme-'));
       const file = join(dir, `example${i + 1}.mts`);
       writeFileSync(file, code);
-      const out = execFileSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      // The incept-source condition maps 'incept' to src/index.ts (no build needed); see package.json "exports".
+      const out = execFileSync(process.execPath, ['--conditions=incept-source', '--import', 'tsx', file], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       rmSync(dir, { recursive: true, force: true });
       expect(out).toMatch(expected[0].output);
     });

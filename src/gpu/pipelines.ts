@@ -1,19 +1,12 @@
 // Compiled compute pipelines, cached by (shader, template parameters, override constants).
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+// Shader text comes from the host platform: files under shaders/ in Node, text inlined in the
+// browser bundle (src/platform/host*.ts).
+import { assetText } from '../platform/host.ts';
 
-const SHADER_DIR = fileURLToPath(new URL('../../shaders/', import.meta.url));
-const sources = new Map<string, string>();
-
-/** Reads shaders/<name>.wgsl once. */
+/** The text of shaders/<name>.wgsl (read once by the host). */
 export function shaderSource(name: string): string {
-  let src = sources.get(name);
-  if (src === undefined) {
-    src = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
-    sources.set(name, src);
-  }
-  return src;
+  if (!/^\w+$/.test(name)) throw new Error(`shader '${name}': not a shader name (a file name under shaders/, without .wgsl)`);
+  return assetText(`shaders/${name}.wgsl`);
 }
 
 export type TemplateParams = Record<string, string | number | boolean>;

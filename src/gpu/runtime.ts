@@ -1,12 +1,9 @@
 // The WebGPU runtime: one adapter and device per process, with the adapter's full limits,
 // the optional features the engine uses, error scopes that name the op, and device-loss reporting.
-import { create, globals } from 'webgpu';
+// The GPU comes from the host platform: Dawn in Node, navigator.gpu in a browser.
+import { acquireGpu, warn } from '../platform/host.ts';
 import { PipelineCache } from './pipelines.ts';
 import { BufferPool } from './pool.ts';
-
-// Dawn's Node bindings expose GPUBufferUsage & co. only through `globals`.
-Object.assign(globalThis, globals);
-process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 export const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
 
@@ -73,13 +70,13 @@ export class Runtime {
     device.lost.then((info) => {
       if (this.destroying) return; // our own destroy(), not a loss
       this.lostReason = info.message || String(info.reason);
-      process.stderr.write(`incept: GPU device lost: ${this.lostReason}\n`);
+      warn(`incept: GPU device lost: ${this.lostReason}`);
       for (const reject of [...this.waiters]) reject(this.lostError());
     });
     device.addEventListener('uncapturederror', (ev: Event) => {
       // An error outside every error scope: it fails the next sync() (printed too, in case none comes).
       const err = (ev as GPUUncapturedErrorEvent).error;
-      process.stderr.write(`incept: uncaptured GPU error: ${err.message}\n`);
+      warn(`incept: uncaptured GPU error: ${err.message}`);
       this.keepError(new GpuError(`uncaptured GPU error: ${err.message.trim()}`));
     });
   }
@@ -242,7 +239,7 @@ export async function closeRuntime(): Promise<void> {
 }
 
 export async function requestAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter | null }> {
-  const gpu = create((process.env.INCEPT_DAWN_FLAGS ?? '').split(' ').filter(Boolean));
+  const gpu = acquireGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   return { gpu, adapter };
 }

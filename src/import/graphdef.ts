@@ -9,7 +9,7 @@
 //             Rsqrt/Mul/Sub/Add around the moving statistics becomes ONE batchnorm node.
 // Values keep their TF names: a node's output is the IR value of the same name, and a Const becomes
 // the Parameter of the same name ('MobilenetV1/Conv2d_0/weights'), so any node can be an output.
-import { readFileSync } from 'node:fs';
+import { readFileBytes } from '../platform/host.ts';
 import { Graph, type Node, type Op, type OpAttrMap } from '../graph/ir.ts';
 import { Parameter } from '../graph/params.ts';
 import { type BatchnormMatch, TF_OPS, TfImportError, matchBatchnorm } from './tf-ops.ts';
@@ -77,14 +77,7 @@ export function importGraphDef(source: string | Uint8Array, opts: GraphDefImport
 /** Parses once and returns build(batch) for Model: the same parameters (names and data) at every batch. */
 export function graphDefBuilder(source: string | Uint8Array, opts: GraphDefImportOptions = {}): (batch: number) => Graph {
   const file = typeof source === 'string' ? source : (opts.name ?? 'GraphDef');
-  let bytes: Uint8Array;
-  if (typeof source === 'string') {
-    try {
-      bytes = readFileSync(source);
-    } catch (e) {
-      throw new Error(`${source}: cannot read (${(e as Error).message})`);
-    }
-  } else bytes = source;
+  const bytes = typeof source === 'string' ? readFileBytes(source) : source;
   const nodes = parseGraphDef(bytes, file);
   const shared = new Map<string, Parameter>();
   const name = opts.name ?? (typeof source === 'string' ? (source.split('/').pop() ?? source).replace(/\.pb$/, '') : 'graphdef');

@@ -35,7 +35,9 @@ export function isHdf5(path: string): boolean {
 /** Starts h5wasm (once). */
 export async function prepareH5(): Promise<void> {
   if (h5) return;
-  const mod = (await import('h5wasm/node')).default;
+  // A computed specifier: bundlers (the browser build) leave it out; .h5 files are read in Node.
+  const specifier = 'h5wasm/node';
+  const mod = ((await import(specifier)) as { default: H5 }).default;
   await mod.ready;
   h5 = mod;
 }

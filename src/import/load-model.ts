@@ -18,7 +18,8 @@
 //
 // openModel() does all of it on the host (no GPU); loadModel() adds the Model.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { readFileBytes } from '../platform/host.ts';
 import { type Runtime, getRuntime } from '../gpu/runtime.ts';
 import type { Graph } from '../graph/ir.ts';
 import { Model } from '../graph/model.ts';
@@ -32,7 +33,7 @@ import {
   preprocessingWith,
   retrainPreprocessing,
 } from '../image/preprocess.ts';
-import { graphDefBuilder as importGraphDefBuilder } from './graphdef.ts';
+import { type GraphDefImportOptions, graphDefBuilder } from './graphdef.ts';
 import { describeLoad, loadIntoGraph, readCheckpoint } from './load.ts';
 import { onnxModelBuilder } from './onnx-model.ts';
 import { decodeModel as decodeOnnx } from './onnx-proto.ts';
@@ -99,6 +100,24 @@ export interface OpenedModel {
 
 export interface LoadedModel extends Omit<OpenedModel, 'build' | 'graph'> {
   model: Model;
+}
+
+/** '.pb' of 'dir/model.pb' ('' when none); works on any path or file name, in Node or a page. */
+const extname = (name: string) => /(\.[^./\\]*)$/.exec(name.split(/[/\\]/).pop() ?? '')?.[1] ?? '';
+/** 'model' of 'dir/model.pb'. */
+const stemOf = (name: string) => {
+  const file = name.split(/[/\\]/).pop() ?? name;
+  return file.slice(0, file.length - extname(file).length);
+};
+
+/** A model file's name (a path in Node) and its bytes, read at most once. */
+interface Source {
+  name: string;
+  /** Set when the file is read by path (Node): importers then name it as before. */
+  path?: string;
+  /** The imported graph's name when it is built from bytes (default: `name`). */
+  graphName?: string;
+  bytes: () => Uint8Array;
 }
 
 const fail = (file: string, msg: string): never => {
@@ -177,6 +196,13 @@ export async function prepareModelReaders(paths: string[]): Promise<void> {
   }
 }
 
+/** HDF5's signature at offset 0, 512, 1024, ... (as isHdf5 looks for it in a file). */
+function hdf5Bytes(b: Uint8Array): boolean {
+  const sig = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+  for (let at = 0; at + 8 <= b.length && at <= 4096; at = at === 0 ? 512 : at * 2) if (sig.every((v, i) => b[at + i] === v)) return true;
+  return false;
+}
+
 /** A JSON file (first non-blank byte '{'): a TF.js model.json, or an error saying what it is instead. */
 function detectJson(path: string): ModelFormat {
   const kind = tfjsModelKind(readModelJson(path));
@@ -203,23 +229,38 @@ export function detectModelFormat(path: string): ModelFormat {
   if (/\.index$|\.data-\d{5}-of-\d{5}$/.test(path)) return 'tf-checkpoint';
   if (st.size === 0) fail(path, 'empty file, not a model');
   const { head, size, tail } = readHead(path, 16);
-  const hint = EXT_HINT[extname(path)];
+  // Formats of several files or a file reader (TF.js model.json + shards, HDF5) are known by path only.
   if (size >= 8 && isHdf5(path)) return 'keras-h5';
-  if (/^\s*\{/.test(Buffer.from(head).toString('latin1')) && (hint === 'tfjs-layers' || head[0] === 0x7b)) return detectJson(path);
+  if (/^\s*\{/.test(new TextDecoder('latin1').decode(head)) && (EXT_HINT[extname(path)] === 'tfjs-layers' || head[0] === 0x7b)) return detectJson(path);
+  return formatByContent(path, size, head, tail, () => readFileSync(path));
+}
+
+/** The format of a model file's bytes (`name`: the file name, for messages and the extension hint). */
+export function detectModelFormatBytes(bytes: Uint8Array, name: string): ModelFormat {
+  if (bytes.length === 0) fail(name, 'empty file, not a model');
+  return formatByContent(name, bytes.length, bytes.subarray(0, 16), bytes.subarray(Math.max(0, bytes.length - 8)), () => bytes);
+}
+
+/** The format by the first 16 and last 8 bytes, then (for protobufs) the whole file's top-level fields. */
+function formatByContent(path: string, size: number, head: Uint8Array, tail: Uint8Array, whole: () => Uint8Array): ModelFormat {
+  const hint = EXT_HINT[extname(path)];
+  const le = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (size >= 8 && hdf5Bytes(whole())) fail(path, 'a Keras HDF5 file: open it from its path (incept classify --model FILE.h5)');
+  if (/^\s*\{/.test(new TextDecoder('latin1').decode(head))) fail(path, 'a JSON file: a TF.js model.json is opened from its path with its weight shards beside it');
   // safetensors: u64 LE header length, then '{'.
   if (size >= 9 && head[8] === 0x7b) {
-    const n = Buffer.from(head).readBigUInt64LE(0);
+    const n = le(head).getBigUint64(0, true);
     if (n >= 2n && 8n + n <= BigInt(size)) return 'safetensors';
   }
   // LevelDB-style table (a V1 checkpoint, or a V2 index under another name): the magic ends the file.
   if (size >= 48) {
-    const t = Buffer.from(tail);
-    if (t.readUInt32LE(0) === TABLE_MAGIC_LO && t.readUInt32LE(4) === TABLE_MAGIC_HI) return 'tf-checkpoint';
+    const t = le(tail);
+    if (t.getUint32(0, true) === TABLE_MAGIC_LO && t.getUint32(4, true) === TABLE_MAGIC_HI) return 'tf-checkpoint';
   }
   if (extname(path) === '.meta') {
     fail(path, 'a MetaGraphDef (.meta) holds no weights; give the checkpoint (its prefix or .index) or a frozen GraphDef (.pb)');
   }
-  const fields = scanProtobuf(readFileSync(path));
+  const fields = scanProtobuf(whole());
   if (fields) {
     const f = (n: number) => fields.get(n);
     // ONNX ModelProto: graph = 7 (message); ir_version = 1 (varint), opset_import = 8.
@@ -265,10 +306,9 @@ export function parseLabels(text: string, file: string): Map<number, string> {
 export function readLabelsFile(path: string): Map<number, string> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = new TextDecoder().decode(readFileBytes(path));
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    return fail(path, `cannot read labels (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message})`);
+    return fail(path, (e as Error).message.replace(`${path}: cannot read (`, 'cannot read labels ('));
   }
   return parseLabels(text, path);
 }
@@ -290,7 +330,7 @@ export function alignLabels(labels: Map<number, string>, classes: number, file: 
 /** Labels files that may sit next to a model: X_labels.txt, (X without _graph)_labels.txt, labels.txt. */
 function labelCandidates(path: string): string[] {
   const dir = dirname(path);
-  const stem = basename(path, extname(path));
+  const stem = stemOf(path);
   const names = [`${stem}_labels.txt`, `${stem.replace(/_graph$/, '')}_labels.txt`, 'labels.txt'];
   return [...new Set(names)].map((n) => join(dir, n)).filter(isFile);
 }
@@ -338,15 +378,14 @@ function imageSize(g: Graph): [number, number] | null {
   return s && s.length === 4 && s[3] === 3 ? [s[1], s[2]] : null;
 }
 
-/** A frozen GraphDef: the file, or `bytes` made from it (a TF.js graph model) with its declared outputs. */
-function openGraphDef(path: string, o: LoadModelOptions, bytes?: Uint8Array, declared?: string[]): Opened {
+/** A frozen GraphDef: a file, or bytes (a page's file; a TF.js graph model's GraphDef made from its JSON, with its declared outputs). */
+function openGraphDef(src: Source, o: LoadModelOptions, declared?: string[]): Opened {
+  const path = src.name;
+  const graphDef = (opts: GraphDefImportOptions) => graphDefBuilder(src.path ?? src.bytes(), src.path ? opts : { ...opts, name: src.graphName ?? path });
   const requested = o.outputs?.map(stripPort) ?? declared;
   const size = o.preprocessing?.size;
   let inputShape: number[] | undefined;
-  const source = bytes ?? path;
-  const name = bytes ? basename(dirname(path)) || 'tfjs_graph' : undefined;
-  const graphDefBuilder = (src: string | Uint8Array, opts: Parameters<typeof importGraphDefBuilder>[1]) => importGraphDefBuilder(src, { ...opts, name });
-  let builder = graphDefBuilder(source, { outputs: requested });
+  let builder = graphDef({ outputs: requested });
   let g: Graph;
   try {
     g = builder(1);
@@ -355,13 +394,13 @@ function openGraphDef(path: string, o: LoadModelOptions, bytes?: Uint8Array, dec
     if (!/pass inputShape/.test((e as Error).message)) throw e;
     if (!size) fail(path, (e as Error).message.replace(`${path}: `, '').replace('pass inputShape', 'give the image size (--size HxW)'));
     inputShape = [size![0], size![1], 3];
-    builder = graphDefBuilder(source, { outputs: requested, inputShape });
+    builder = graphDef({ outputs: requested, inputShape });
     g = builder(1);
   }
   const extra = (o.extraOutputs ?? []).map(stripPort).filter((x) => !g.has(x));
   if (extra.length > 0) {
     // Nodes off the outputs' paths: import them too (the class scores stay the first output).
-    builder = graphDefBuilder(source, { outputs: [...g.outputs, ...extra], inputShape });
+    builder = graphDef({ outputs: [...g.outputs, ...extra], inputShape });
     g = builder(1);
   }
   const hw = imageSize(g);
@@ -377,8 +416,9 @@ function openGraphDef(path: string, o: LoadModelOptions, bytes?: Uint8Array, dec
   };
 }
 
-function openOnnx(path: string, o: LoadModelOptions): Opened {
-  const model = decodeOnnx(readFileSync(path), path);
+function openOnnx(src: Source, o: LoadModelOptions): Opened {
+  const path = src.name;
+  const model = decodeOnnx(src.bytes(), path, src.path);
   for (const imp of model.opsetImport) {
     const domain = imp.domain === 'ai.onnx' ? '' : imp.domain;
     if (domain === '' && (imp.version < 1 || imp.version > MAX_ONNX_OPSET)) {
@@ -391,7 +431,7 @@ function openOnnx(path: string, o: LoadModelOptions): Opened {
   const size = o.preprocessing?.size;
   const outputs = o.outputs ? [...o.outputs] : undefined;
   const inputShape = size ? [3, size[0], size[1]] : undefined;
-  let builder = onnxModelBuilder(model, { outputs, inputShape, name: model.graph.name || basename(path, extname(path)) });
+  let builder = onnxModelBuilder(model, { outputs, inputShape, name: model.graph.name || stemOf(path) });
   // Given a decoded model, the importer calls it 'ONNX model' in errors: name the file instead.
   const named = <T>(fn: () => T): T =>
     naming(path, () => {
@@ -500,8 +540,9 @@ function storedPreprocessing(v: unknown, fallback: Preprocessing | null, file: s
   return p;
 }
 
-function openSafetensors(path: string): Opened {
-  const file = decodeSafetensors(readFileSync(path), path);
+function openSafetensors(src: Source): Opened {
+  const path = src.name;
+  const file = decodeSafetensors(src.bytes(), path);
   const meta = decodeModelMeta(file.metadata, path);
   let g: Graph;
   let build: (batch: number) => Graph;
@@ -532,26 +573,82 @@ function openSafetensors(path: string): Opened {
 /** Reads a model file of any supported format on the host (see the file comment). */
 export function openModel(path: string, opts: LoadModelOptions = {}): OpenedModel {
   const format = detectModelFormat(path);
-  const opened = naming(path, () => {
-    switch (format) {
-      case 'safetensors':
-        return openSafetensors(path);
-      case 'tf-checkpoint':
-        return openCheckpoint(path, opts);
-      case 'graphdef':
-        return withDamageLocation(path, 'graphdef', () => openGraphDef(path, opts));
-      case 'onnx':
-        return withDamageLocation(path, 'onnx', () => openOnnx(path, opts));
-      case 'tfjs-layers':
-        return openKeras(path, openTfjsLayers(path));
-      case 'tfjs-graph': {
-        const json = readModelJson(path);
-        return openGraphDef(path, opts, tfjsGraphDef(path, json), tfjsGraphOutputs(json));
+  let bytes: Uint8Array | null = null;
+  const src: Source = { name: path, path, bytes: () => (bytes ??= readFileSync(path)) };
+  const opened = naming(path, () => (format === 'tf-checkpoint' ? openCheckpoint(path, opts) : (openPathFile(path, format, opts) ?? openOneFile(src, format, opts))));
+  return finishOpening(opened, format, path, opts, (numClasses, notes) => {
+    for (const candidate of labelCandidates(path)) {
+      try {
+        const classes = alignLabels(readLabelsFile(candidate), numClasses, candidate, []);
+        notes.push(`class names from ${candidate}`);
+        return classes;
+      } catch {
+        // Not this model's labels: try the next one.
       }
-      case 'keras-h5':
-        return openKeras(path, openKerasH5(path));
     }
+    return null;
   });
+}
+
+/**
+ * openModel for a file's bytes (a page's File, a download): .safetensors, .pb and .onnx. `name`
+ * (the file name) is used in messages and to break format ties. TF checkpoints are several files
+ * read by path; convert them first (`incept import`).
+ */
+export function openModelBytes(bytes: Uint8Array, name: string, opts: LoadModelOptions = {}): OpenedModel {
+  const format = detectModelFormatBytes(bytes, name);
+  if (format === 'tf-checkpoint') {
+    return fail(name, 'a TensorFlow checkpoint: its variables are spread over an .index and .data files; convert it with `incept import CHECKPOINT --out model.safetensors` and open that');
+  }
+  const opened = naming(name, () => openOneFile({ name, bytes: () => bytes }, format, opts));
+  return finishOpening(opened, format, name, opts, () => null);
+}
+
+/** A one-file format (everything but TF checkpoints); protobuf damage is located in the message. */
+function openOneFile(src: Source, format: Exclude<ModelFormat, 'tf-checkpoint'>, opts: LoadModelOptions): Opened {
+  switch (format) {
+    case 'safetensors':
+      return openSafetensors(src);
+    case 'graphdef':
+      return withDamageLocation(src.name, 'graphdef', src.bytes, () => openGraphDef(src, opts));
+    case 'onnx':
+      return withDamageLocation(src.name, 'onnx', src.bytes, () => openOnnx(src, opts));
+    default:
+      return fail(src.name, `a ${format} model is opened from its path (incept classify --model ...), not from bytes`);
+  }
+}
+
+/**
+ * The formats read by path only (TF.js model.json with its shards, HDF5 through h5wasm's file
+ * reader); kept apart from openOneFile so the browser bundle (bytes only) does not pull them in.
+ */
+function openPathFile(path: string, format: ModelFormat, opts: LoadModelOptions): Opened | null {
+  switch (format) {
+    case 'tfjs-layers':
+      return openKeras(path, openTfjsLayers(path));
+    case 'tfjs-graph': {
+      const json = readModelJson(path);
+      const graphName = basename(dirname(path)) || 'tfjs_graph';
+      return openGraphDef({ name: path, graphName, bytes: () => tfjsGraphDef(path, json) }, opts, tfjsGraphOutputs(json));
+    }
+    case 'keras-h5':
+      return openKeras(path, openKerasH5(path));
+    default:
+      return null;
+  }
+}
+
+/**
+ * The checks and defaults common to every format: requested outputs, preprocessing overrides, class
+ * names (opts.labels, the model's own, else `findLabels` for labels files next to the model).
+ */
+function finishOpening(
+  opened: Opened,
+  format: ModelFormat,
+  path: string,
+  opts: LoadModelOptions,
+  findLabels: (numClasses: number, notes: string[]) => string[] | null,
+): OpenedModel {
   const { graph, notes } = opened;
   if (format === 'safetensors' || format === 'tf-checkpoint' || format === 'tfjs-layers' || format === 'keras-h5') {
     // Built graphs are not cut: the requested outputs must be in them; the first gives the class scores.
@@ -582,15 +679,7 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
   } else if (classes && numClasses !== null && classes.length !== numClasses) {
     classes = alignLabels(new Map(classes.map((c, i) => [i, c])), numClasses, `${path} (its class names)`, notes);
   } else if (!classes && numClasses !== null) {
-    for (const candidate of labelCandidates(path)) {
-      try {
-        classes = alignLabels(readLabelsFile(candidate), numClasses, candidate, []);
-        notes.push(`class names from ${candidate}`);
-        break;
-      } catch {
-        // Not this model's labels: try the next one.
-      }
-    }
+    classes = findLabels(numClasses, notes);
   }
   return {
     ...opened,
@@ -606,7 +695,16 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
 /** openModel, then a Model on the GPU runtime. */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   await prepareModelReaders([path]);
-  const { build, graph: _graph, ...rest } = openModel(path, opts);
+  return onRuntime(openModel(path, opts), opts);
+}
+
+/** openModelBytes, then a Model on the GPU runtime (a page's files: see src/browser.ts). */
+export async function loadModelBytes(bytes: Uint8Array, name: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  return onRuntime(openModelBytes(bytes, name, opts), opts);
+}
+
+async function onRuntime(opened: OpenedModel, opts: LoadModelOptions): Promise<LoadedModel> {
+  const { build, graph: _graph, ...rest } = opened;
   const rt = opts.rt ?? (await getRuntime());
   const model = new Model(rt, build);
   if (rest.fixedBatch === 1) model.maxMicroBatch = 1; // one image per run: the only batch the graph exists at

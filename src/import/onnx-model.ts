@@ -8,7 +8,7 @@
 // Initializers become Parameters under their ONNX names (transposed or scaled copies keep the
 // name; the IR shape is the engine's). Only nodes that the requested outputs depend on are
 // imported; anything else unsupported raises an error naming the node and the op.
-import { readFileSync } from 'node:fs';
+import { readFileBytes } from '../platform/host.ts';
 import { sizeOf } from '../gpu/tensor.ts';
 import { Graph } from '../graph/ir.ts';
 import { Parameter } from '../graph/params.ts';
@@ -78,18 +78,12 @@ export function importOnnxDetailed(model: OnnxModel, opts: OnnxImportOptions = {
 export function onnxModelBuilder(source: string | Uint8Array | OnnxModel, opts: OnnxImportOptions = {}): (batch: number) => Graph {
   const file = typeof source === 'string' ? source : 'ONNX model';
   const model =
-    typeof source === 'string' ? decodeModel(readFile(source), source) : source instanceof Uint8Array ? decodeModel(source, file) : source;
+    typeof source === 'string' ? decodeModel(readFile(source), source, source) : source instanceof Uint8Array ? decodeModel(source, file) : source;
   const shared = new Map<string, Parameter>(); // one host copy of each parameter for every batch
   return (batch: number) => new OnnxImporter(model, file, opts, shared).run(batch || opts.batch || 0);
 }
 
-function readFile(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-}
+const readFile = readFileBytes;
 
 export class OnnxImporter {
   readonly g: Graph;

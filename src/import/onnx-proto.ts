@@ -2,11 +2,10 @@
 // The schema is src/import/onnx.proto (ONNX's field numbers), loaded with protobufjs. Tensor data
 // comes from raw_data (little-endian, row-major) or the typed repeated fields; int64 stays exact
 // (BigInt64Array). Corrupt or truncated input raises an error that names the file.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { readFileBytes } from '../platform/host.ts';
 import { type ElementKind, type Int64, type NumericData, decodeMessage, elementBytes, elementStorage, hasField as has, int64ToBigInt as toBigInt, int64ToDouble as toNumber, protoSchema, readElements } from './protobuf.ts';
 
-export const onnxMessageType = protoSchema('./onnx.proto', 'incept.onnx');
+export const onnxMessageType = protoSchema('onnx.proto', 'incept.onnx');
 
 export type OnnxDType =
   | 'float32'
@@ -363,14 +362,14 @@ function externalBytes(m: TensorMsg, what: string): Uint8Array {
   const location = entries.get('location');
   if (!location) throw new OnnxFormatError(`${what}: external data without a location`);
   if (external.dir === null) throw new OnnxFormatError(`${what}: external data '${location}' needs the model's path (the bytes were given without one)`);
-  if (isAbsolute(location) || location.split(/[\\/]/).includes('..')) throw new OnnxFormatError(`${what}: external data location '${location}' is outside the model's folder`);
-  const path = join(external.dir, location);
+  if (/^([\\/]|[A-Za-z]:)/.test(location) || location.split(/[\\/]/).includes('..')) throw new OnnxFormatError(`${what}: external data location '${location}' is outside the model's folder`);
+  const path = `${external.dir}/${location}`;
   let file = external.files.get(path);
   if (!file) {
     try {
-      file = readFileSync(path);
+      file = readFileBytes(path);
     } catch (err) {
-      throw new OnnxFormatError(`${what}: cannot read external data ${path} (${(err as Error).message})`);
+      throw new OnnxFormatError(`${what}: external data: ${(err as Error).message}`);
     }
     external.files.set(path, file);
   }
@@ -382,13 +381,19 @@ function externalBytes(m: TensorMsg, what: string): Uint8Array {
   return file.subarray(offset, offset + length);
 }
 
+/** The folder part of a path ('.' for a bare file name), without node:path (the browser build has none). */
+function folderOf(path: string): string {
+  const i = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
+  return i < 0 ? '.' : path.slice(0, i) || '/';
+}
+
 /**
- * Decodes a serialized ModelProto; `file` names the source in error messages and, when it is the
- * model's path, locates external data files (model.onnx beside model.onnx.data).
+ * Decodes a serialized ModelProto; `file` names the source in error messages and, when
+ * `modelPath` is given (the model's own path), locates external data files (model.onnx beside model.onnx.data).
  */
-export function decodeModel(bytes: Uint8Array, file = 'ONNX model'): OnnxModel {
+export function decodeModel(bytes: Uint8Array, file = 'ONNX model', modelPath?: string): OnnxModel {
   const saved = external;
-  external = { dir: existsSync(file) ? dirname(file) : null, files: new Map() };
+  external = { dir: modelPath === undefined ? null : folderOf(modelPath), files: new Map() };
   try {
     return decodeModelMessage(bytes, file);
   } finally {
@@ -421,13 +426,13 @@ export function decodeTensor(bytes: Uint8Array, file = 'ONNX tensor'): OnnxTenso
 
 function readBytes(path: string): Uint8Array {
   try {
-    return readFileSync(path);
+    return readFileBytes(path);
   } catch (err) {
-    throw new OnnxFormatError(`${path}: cannot read (${(err as Error).message})`);
+    throw new OnnxFormatError((err as Error).message);
   }
 }
 
-export const readModel = (path: string): OnnxModel => decodeModel(readBytes(path), path);
+export const readModel = (path: string): OnnxModel => decodeModel(readBytes(path), path, path);
 export const readTensor = (path: string): OnnxTensor => decodeTensor(readBytes(path), path);
 
 /** The opset version the model imports for a domain ('' and 'ai.onnx' are the same), or 0. */

@@ -1,7 +1,6 @@
 // Saying where a damaged frozen GraphDef or ONNX model is damaged: protobufjs says only that the
 // bytes are corrupt; a wire-level walk of the graph's repeated fields names the node (or
 // initializer, input, ...) the damage is in, or the last complete one before a cut.
-import { readFileSync } from 'node:fs';
 import { onnxMessageType as onnxType } from './onnx-proto.ts';
 import { type WireField, openField, stringField, wireFields } from './protobuf.ts';
 import { tfMessageType } from './tf-proto.ts';
@@ -66,7 +65,7 @@ export function locateProtobufDamage(b: Uint8Array, format: 'graphdef' | 'onnx')
 }
 
 /** Adds where the damage is to a protobuf decoding error of a GraphDef / ONNX file. */
-export function withDamageLocation<T>(path: string, format: 'graphdef' | 'onnx', fn: () => T): T {
+export function withDamageLocation<T>(path: string, format: 'graphdef' | 'onnx', bytes: () => Uint8Array, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
@@ -74,7 +73,7 @@ export function withDamageLocation<T>(path: string, format: 'graphdef' | 'onnx',
     if (!/corrupt or truncated protobuf/.test(msg)) throw e;
     let where: string | null = null;
     try {
-      where = locateProtobufDamage(readFileSync(path), format);
+      where = locateProtobufDamage(bytes(), format);
     } catch {
       where = null; // the diagnosis is best effort; the decoder's message stands
     }

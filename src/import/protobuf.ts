@@ -2,15 +2,14 @@
 // with an error that names the source, int64 values (protobufjs gives Long objects), raw
 // little-endian tensor bytes to typed arrays, and a wire-level scan of a message's fields that
 // works on damaged bytes (format detection and saying where a file is damaged).
-import { endianness } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { LITTLE_ENDIAN, assetText } from '../platform/host.ts';
 
-/** The message types of one .proto file (next to this module), loaded on first use. */
+/** The message types of one .proto file in src/import (a text asset: inlined in the browser build), parsed on first use. */
 export function protoSchema(file: string, pkg: string): (name: string) => protobuf.Type {
   let root: protobuf.Root | null = null;
   return (name) => {
-    root ??= protobuf.loadSync(fileURLToPath(new URL(file, import.meta.url)));
+    root ??= protobuf.parse(assetText(`src/import/${file}`)).root;
     return root.lookupType(`${pkg}.${name}`);
   };
 }
@@ -95,7 +94,7 @@ export const elementBytes = (kind: ElementKind) => READERS[kind].bytes;
 /** Storage for n values of a kind in its own type (f16 / bf16: Float32Array of their values). */
 export const elementStorage = (kind: ElementKind, n: number): NumericData => new READERS[kind].storage(n);
 
-const HOST_LE = endianness() === 'LE';
+const HOST_LE = LITTLE_ENDIAN;
 
 /** Reads out.length values of `kind` from raw bytes into `out` (converting when out's type differs). */
 export function readElements(raw: Uint8Array, out: NumericData, kind: ElementKind, littleEndian = true): void {

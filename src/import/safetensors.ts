@@ -11,9 +11,8 @@
 // (architecture, options), the class labels, the preprocessing and the trained scopes; saveModel()
 // and loadModel() round-trip a graph's parameters bit for bit, and convertCheckpoint() turns a
 // TensorFlow checkpoint into such a file.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { endianness } from 'node:os';
+import { LITTLE_ENDIAN, sha256Hex } from '../platform/host.ts';
 import type { Graph } from '../graph/ir.ts';
 import { writeFileAtomic } from './atomic-write.ts';
 import { type InceptionV3Options, inceptionV3 } from '../graph/models/inception_v3.ts';
@@ -85,15 +84,10 @@ function dtypeOfArray(d: SaveableData): SafeDType {
 /** The __metadata__ entry holding the hex sha256 of the data section (every byte after the header). */
 export const DATA_CHECKSUM_KEY = 'incept_data_sha256';
 
-function sha256Hex(parts: Iterable<Uint8Array>): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest('hex');
-}
 
 /** The header and the data parts of a file (in the header's order), ready to write. */
 export function encodeSafetensors(tensors: Iterable<[string, SaveableTensor]>, metadata: Record<string, string> = {}): Uint8Array[] {
-  if (endianness() !== 'LE') throw new SafetensorsError('writing safetensors needs a little-endian host');
+  if (!LITTLE_ENDIAN) throw new SafetensorsError('writing safetensors needs a little-endian host');
   const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new SafetensorsError(`metadata '${k}' must be a string (got ${typeof v})`);
@@ -119,11 +113,12 @@ export function encodeSafetensors(tensors: Iterable<[string, SaveableTensor]>, m
   meta[DATA_CHECKSUM_KEY] = sha256Hex(parts);
   let json = JSON.stringify(header);
   // Pad with spaces so the data starts 8-byte aligned (allowed by the format, done by its writers).
-  const jsonBytes = () => Buffer.byteLength(json, 'utf8');
+  const utf8 = new TextEncoder();
+  const jsonBytes = () => utf8.encode(json).length;
   while ((8 + jsonBytes()) % 8 !== 0) json += ' ';
   const head = new Uint8Array(8 + jsonBytes());
   new DataView(head.buffer).setBigUint64(0, BigInt(jsonBytes()), true);
-  head.set(Buffer.from(json, 'utf8'), 8);
+  head.set(utf8.encode(json), 8);
   return [head, ...parts];
 }
 

@@ -20,7 +20,7 @@ import {
 
 export { type Int64, bfloat16ToFloat, halfToFloat, hasField, int64ToBigInt };
 
-export const tfMessageType = protoSchema('./tf.proto', 'incept.tf');
+export const tfMessageType = protoSchema('tf.proto', 'incept.tf');
 
 /** An error in a TensorFlow file, naming the file (and the tensor or entry) it is about. */
 export class TfFormatError extends Error {

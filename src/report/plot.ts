@@ -3,7 +3,7 @@
 // upwards), and Axes that map data to pixels and draw the frame, nice ticks, grid, labels, lines,
 // markers and a legend. Written to PNG with pngjs. Enough for ROC curves, confusion matrices and
 // training curves; not a general plotting library.
-import { PNG } from 'pngjs';
+import { encodeRgbaPng } from '../platform/host.ts';
 import { GLYPH_ADVANCE, GLYPH_ASCENT, GLYPH_HEIGHT, GLYPH_WIDTH, glyphPixel } from './font.ts';
 
 export type Rgb = readonly [number, number, number];
@@ -77,7 +77,8 @@ export function fitText(text: string, maxWidth: number, scale = 2): string {
 const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
 export class Canvas {
-  readonly data: Buffer;
+  /** RGBA, row-major (a plain Uint8Array so figures draw in pages too; toPng needs Node). */
+  readonly data: Uint8Array;
   /** Drawing is limited to this rectangle when set (Axes clip their lines to the plot area). */
   clip: Rect | null = null;
 
@@ -89,7 +90,7 @@ export class Canvas {
     if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || width * height > 1 << 26) {
       throw new Error(`Canvas: bad size ${width}x${height}`);
     }
-    this.data = Buffer.alloc(width * height * 4);
+    this.data = new Uint8Array(width * height * 4);
     for (let i = 0; i < width * height; i++) {
       this.data[i * 4] = background[0];
       this.data[i * 4 + 1] = background[1];
@@ -229,9 +230,7 @@ export class Canvas {
 
   /** The canvas as PNG file bytes (8-bit RGBA). */
   toPng(): Buffer {
-    const png = new PNG({ width: this.width, height: this.height });
-    this.data.copy(png.data);
-    return PNG.sync.write(png);
+    return encodeRgbaPng(this.width, this.height, this.data) as Buffer; // pngjs gives a Buffer in Node
   }
 }
 

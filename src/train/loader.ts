@@ -267,7 +267,10 @@ class WorkerPool {
   private static readonly PER_WORKER = 2;
 
   constructor(count: number, spec: SampleSpec) {
-    const boot = new URL('./decode_worker_boot.mjs', import.meta.url);
+    // Compiled (dist/, an installed package): the worker is plain JavaScript. From the sources, a
+    // boot file registers tsx first (see decode_worker_boot.mjs).
+    const compiled = import.meta.url.endsWith('.js');
+    const boot = new URL(compiled ? './decode_worker.js' : './decode_worker_boot.mjs', import.meta.url);
     const entry = new URL('./decode_worker.ts', import.meta.url).href;
     for (let i = 0; i < count; i++) {
       const worker = new Worker(boot, { workerData: { role: WORKER_ROLE, entry, spec } });
