@@ -41,7 +41,12 @@ describe.skipIf(!present)('lus_cnn.h5 (a real Keras 2.4 Sequential model)', () =
     const m = await loadModel(join(LUS, 'lus_cnn.h5'));
     expect(m.format).toBe('keras-h5');
     expect(m.model.graph.inputs[0].shape).toEqual([1, 254, 254, 3]);
-    const r = await m.model.predict(f32(join(LUS, 'input.f32')), { outputs: ['flatten_3', 'dense_7/BiasAdd', 'dense_7'] });
+    const r = await m.model.predict(f32(join(LUS, 'input.f32')), { outputs: ['flatten_3', 'dense_7/BiasAdd', 'dense_7', 'Predictions'] });
+    // The sigmoid output also as two classes [1 - p, p] (what classify shows).
+    expect(m.output).toBe('Predictions');
+    const p = f32(join(LUS, 'output.f32'));
+    expectClose([r.Predictions[1], r.Predictions[3]], p, { rtol: 1e-6, atol: 1e-7 }, 'two-class p');
+    expectClose([r.Predictions[0], r.Predictions[2]], Array.from(p, (v) => 1 - v), { rtol: 1e-5, atol: 1e-6 }, 'two-class 1 - p');
     m.model.dispose();
     expectClose(r.flatten_3, f32(join(LUS, 'flatten.f32')), { rtol: 1e-5, atol: 1e-5 }, 'flatten_3');
     expectClose(r['dense_7/BiasAdd'], f32(join(LUS, 'logit.f32')), { rtol: 1e-5, atol: 1e-5 }, 'logit');
