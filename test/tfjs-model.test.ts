@@ -86,8 +86,11 @@ describe('bad TF.js files: one Error naming the file', () => {
 
     const dtype = structuredClone(json);
     dtype.weightsManifest[0].weights[0].quantization = { dtype: 'int4', min: 0, scale: 1 };
+    dtype.weightsManifest[0].weights[2].dtype = 'complex64';
     writeFileSync(path, JSON.stringify(dtype));
-    expect(() => openModel(path)).toThrow(/model\.json: weightsManifest\[0\]\.weights\[0\] \('c1\/kernel'\): quantization dtype 'int4' is not supported/);
+    expect(() => openModel(path)).toThrow(
+      /model\.json: 2 weights cannot be read: weightsManifest\[0\]\.weights\[0\] \('c1\/kernel'\): quantization dtype 'int4' is not supported.*weights\[2\] \('logit\/kernel'\): dtype 'complex64' is not supported/,
+    );
 
     // A kernel shape with the same size: the bytes add up, but the layer needs the other shape.
     const swapped = structuredClone(json);
