@@ -11,6 +11,8 @@ import { closeRuntime } from '../src/gpu/runtime.ts';
 import { readImage } from '../src/image/decode.ts';
 import { preprocessForEval } from '../src/image/preprocess.ts';
 import { loadModel, openModel } from '../src/import/load-model.ts';
+import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
+import { loadIntoGraph } from '../src/import/load.ts';
 import { trainableParams } from '../src/train/freeze.ts';
 import { SHARED_DIR, expectClose, hasShared, randomArray, sharedMissingMessage } from './helpers.ts';
 import { type Encoding, allLayersModel, randomizeWeights, sequentialModel, tfCpu, tfjsPredict, writeTfjsModel } from './tfjs-files.ts';
@@ -144,6 +146,20 @@ describe.skipIf(!present)('the Keras InceptionV3 of ../shared/fixtures/tfjs-ince
     const fromConv = trainableParams(g, { kind: 'from', layer: 'conv2d_94' });
     expect(fromConv[0]).toMatch(/^InceptionV3\/Mixed_7c\/Branch_3\/Conv2d_0b_1x1\/weights$/);
   });
+
+  it('a TF-Slim Inception v3 checkpoint loads into its trunk by name', () => {
+    // TF-Slim's variables (names and shapes from the engine's TF-Slim builder), each filled with its own value.
+    const slim = inceptionV3({ numClasses: 1001, auxLogits: false });
+    const ckpt = new Map([...slim.params.values()].map((p, k) => [p.name, { dtype: 'float32' as const, shape: [...p.shape], data: new Float32Array(p.size).fill(k + 0.5) }]));
+    const g = openModel(FIXTURE).graph;
+    const report = loadIntoGraph(g, ckpt, { exclude: ['InceptionV3/Logits'] });
+    expect(report.shapeMismatches).toEqual([]);
+    expect(report.loaded.length).toBe(94 * 4); // every conv's weights and batch norm (beta, mean, variance)
+    expect(report.missing.sort()).toEqual(['dense_1/bias', 'dense_1/kernel', 'dense_2/bias', 'dense_2/kernel', 'dense_3/bias', 'dense_3/kernel']);
+    expect(report.unexpected).toEqual([]);
+    const name = 'InceptionV3/Mixed_6e/Branch_2/Conv2d_0d_7x1/weights';
+    expect(g.param(name).data).toEqual(ckpt.get(name)!.data);
+  }, 120_000);
 
   it('matches TF.js on ISIC photographs: flatten_1 features and the 5 probabilities', async () => {
     const ref = JSON.parse(readFileSync(new URL('./fixtures/tfjs-inception-v3-reference.json', import.meta.url), 'utf8')) as Reference;
