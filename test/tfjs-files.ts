@@ -95,7 +95,8 @@ export async function tfjsPredict(path: string, x: Float32Array, shape: number[]
   const bytes = Buffer.concat(group.paths.map((p: string) => readFileSync(join(dirname(path), p))));
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: group.weights, weightData }));
-  const probe = tf.model({ inputs: model.inputs, outputs: layers.map((l) => model.getLayer(l).output as tf.SymbolicTensor) });
+  // '' is the model's own output (a nested model called twice has no single layer output).
+  const probe = tf.model({ inputs: model.inputs, outputs: layers.map((l) => (l === '' ? model.outputs[0] : (model.getLayer(l).output as tf.SymbolicTensor))) });
   const out = probe.predict(tf.tensor(x, shape));
   const list = Array.isArray(out) ? out : [out];
   return Promise.all(list.map(async (t) => Float32Array.from(await t.data())));
@@ -265,4 +266,24 @@ export function fusedGraphNodes(): JsonNode[] {
     { name: 'fc', op: '_FusedMatMul', input: ['flat', 'w3', 'b3'], attr: { T: attr.T, transpose_a: { b: false }, transpose_b: { b: false }, fused_ops: attr.strs(['BiasAdd']), num_args: { i: '1' } } },
     { name: 'probs', op: 'Softmax', input: ['fc'], attr: { T: attr.T } },
   ];
+}
+
+/**
+ * Transfer-learning shapes: a Functional base (conv, batch norm, ReLU) nested in a Sequential
+ * model with a pooling + Dense head, and that Sequential nested again in a Functional model.
+ */
+export function nestedModel(): tf.LayersModel {
+  const L = tf.layers;
+  const inp = tf.input({ shape: [9, 8, 3], name: 'base_in' });
+  let x = L.conv2d({ filters: 5, kernelSize: 3, padding: 'same', useBias: false, name: 'base_conv' }).apply(inp) as tf.SymbolicTensor;
+  x = L.batchNormalization({ name: 'base_bn' }).apply(x) as tf.SymbolicTensor;
+  x = L.activation({ activation: 'relu', name: 'base_relu' }).apply(x) as tf.SymbolicTensor;
+  const base = tf.model({ inputs: inp, outputs: x, name: 'base' });
+  const seq = tf.sequential({ name: 'classifier' });
+  seq.add(base);
+  seq.add(L.globalAveragePooling2d({ name: 'gap' }));
+  seq.add(L.dense({ units: 3, activation: 'softmax', name: 'probs' }));
+  const outerIn = tf.input({ shape: [9, 8, 3], name: 'image' });
+  const y = seq.apply(outerIn) as tf.SymbolicTensor;
+  return tf.model({ inputs: outerIn, outputs: y, name: 'outer' });
 }

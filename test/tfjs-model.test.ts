@@ -15,7 +15,7 @@ import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { loadIntoGraph } from '../src/import/load.ts';
 import { trainableParams } from '../src/train/freeze.ts';
 import { SHARED_DIR, expectClose, hasShared, randomArray, sharedMissingMessage } from './helpers.ts';
-import { type Encoding, allLayersModel, randomizeWeights, sequentialModel, tfCpu, tfjsPredict, writeTfjsModel } from './tfjs-files.ts';
+import { type Encoding, allLayersModel, nestedModel, randomizeWeights, sequentialModel, tfCpu, tfjsPredict, writeTfjsModel } from './tfjs-files.ts';
 
 let work = '';
 beforeAll(async () => {
@@ -61,6 +61,21 @@ describe('TF.js layers models written by TF.js: the engine gives what TF.js give
     const [want] = await tfjsPredict(path, x, [3, 10, 9, 2], ['out']);
     const [got] = await enginePredict(path, x, ['out']);
     expectClose(got, want, { rtol: 1e-4, atol: 1e-6 }, 'sequential');
+  });
+});
+
+describe('nested models (a pretrained base inside a transfer-learning model)', () => {
+  it('a Functional base in a Sequential model in a Functional model: flattened, same outputs as TF.js', async () => {
+    const m = nestedModel();
+    randomizeWeights(m, 13);
+    const path = await writeTfjsModel(m, join(work, 'nested'));
+    const x = randomArray(2 * 9 * 8 * 3, 8);
+    const [want] = await tfjsPredict(path, x, [2, 9, 8, 3], ['']);
+    const opened = openModel(path);
+    expect(opened.graph.has('base_relu')).toBe(true);
+    expect(opened.graph.param('base_bn/moving_variance').shape).toEqual([5]);
+    const [got] = await enginePredict(path, x, ['probs']);
+    expectClose(got, want, { rtol: 1e-4, atol: 1e-6 }, 'nested');
   });
 });
 
