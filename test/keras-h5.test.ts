@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { loadModel, openModel, prepareModelReaders } from '../src/import/load-model.ts';
 import { SHARED_DIR, expectClose, hasShared, randomArray, sharedMissingMessage } from './helpers.ts';
-import { allLayersModel, randomizeWeights, tfCpu, tfjsPredict, writeKerasH5, writeTfjsModel } from './tfjs-files.ts';
+import { allLayersModel, nestedModel, randomizeWeights, tfCpu, tfjsPredict, writeKerasH5, writeTfjsModel } from './tfjs-files.ts';
 
 let work = '';
 beforeAll(async () => {
@@ -41,7 +41,12 @@ describe.skipIf(!present)('lus_cnn.h5 (a real Keras 2.4 Sequential model)', () =
     const m = await loadModel(join(LUS, 'lus_cnn.h5'));
     expect(m.format).toBe('keras-h5');
     expect(m.model.graph.inputs[0].shape).toEqual([1, 254, 254, 3]);
-    const r = await m.model.predict(f32(join(LUS, 'input.f32')), { outputs: ['flatten_3', 'dense_7/BiasAdd', 'dense_7'] });
+    const r = await m.model.predict(f32(join(LUS, 'input.f32')), { outputs: ['flatten_3', 'dense_7/BiasAdd', 'dense_7', 'Predictions'] });
+    // The sigmoid output also as two classes [1 - p, p] (what classify shows).
+    expect(m.output).toBe('Predictions');
+    const p = f32(join(LUS, 'output.f32'));
+    expectClose([r.Predictions[1], r.Predictions[3]], p, { rtol: 1e-6, atol: 1e-7 }, 'two-class p');
+    expectClose([r.Predictions[0], r.Predictions[2]], Array.from(p, (v) => 1 - v), { rtol: 1e-5, atol: 1e-6 }, 'two-class 1 - p');
     m.model.dispose();
     expectClose(r.flatten_3, f32(join(LUS, 'flatten.f32')), { rtol: 1e-5, atol: 1e-5 }, 'flatten_3');
     expectClose(r['dense_7/BiasAdd'], f32(join(LUS, 'logit.f32')), { rtol: 1e-5, atol: 1e-5 }, 'logit');
@@ -64,6 +69,20 @@ describe('Keras .h5 files written here', () => {
     const r = await loaded.model.predict(x, { outputs: layers });
     loaded.model.dispose();
     layers.forEach((l, i) => expectClose(r[l], want[i], { rtol: 1e-4, atol: 1e-5 }, l));
+  }, 120_000);
+
+  it("a nested model (weights in the nested model's group, under its inner layers' names)", async () => {
+    const m = nestedModel();
+    randomizeWeights(m, 17);
+    const json = await writeTfjsModel(m, join(work, 'nested'));
+    const h5 = join(work, 'nested.h5');
+    await writeKerasH5(m, h5, { gzip: false });
+    const x = randomArray(2 * 9 * 8 * 3, 9);
+    const [want] = await tfjsPredict(json, x, [2, 9, 8, 3], ['']);
+    const loaded = await loadModel(h5);
+    const r = await loaded.model.predict(x, { outputs: ['probs'] });
+    loaded.model.dispose();
+    expectClose(r.probs, want, { rtol: 1e-4, atol: 1e-6 }, 'nested .h5');
   }, 120_000);
 
   it('refuses, naming the file: no model_config, unsupported layers (all at once), not HDF5', async () => {

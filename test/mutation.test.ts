@@ -35,7 +35,7 @@ import { SHARED_DIR, fixturesPresent, rng, sharedMissingMessage } from './helper
 import { tinyGraphDef, tinyOnnx } from './model-files.ts';
 import { prepareModelReaders } from '../src/import/load-model.ts';
 import { openTfjsLayers } from '../src/import/tfjs-model.ts';
-import { allLayersModel, randomizeWeights, sequentialModel, tfCpu, writeKerasH5, writeTfjsModel } from './tfjs-files.ts';
+import { allLayersModel, fusedGraphNodes, randomizeWeights, sequentialModel, tfCpu, writeGraphModel, writeKerasH5, writeTfjsModel } from './tfjs-files.ts';
 
 let work = '';
 beforeAll(() => {
@@ -333,6 +333,16 @@ describe('damaged TF.js and Keras files: every outcome is a correct load or an e
         };
         check(t, runTarget(t, enc === 'uint8' ? 61 : 62, mutated === json ? 120 : 60, 20));
       }
+    }
+  }, 120_000);
+
+  it('a TF.js graph model: model.json and its weight shard', () => {
+    const json = writeGraphModel(fusedGraphNodes(), join(work, 'orig-tfjs-graph'), 'float32');
+    const shard = join(work, 'orig-tfjs-graph', 'group1-shard1of1.bin');
+    for (const mutated of [json, shard]) {
+      // Consts keep their node names as parameter names; flat/shape is an int32 constant, not a parameter.
+      const t: Target = { name: `tfjs graph ${basename(mutated)}`, files: [json, shard], mutated, loadPath: (d) => join(d, 'model.json'), load: fromModel, checksummed: false, storedAs: verbatim };
+      check(t, runTarget(t, 64, mutated === json ? 120 : 60, 20));
     }
   }, 120_000);
 

@@ -2,7 +2,7 @@
 // weight shards). TF's MobileNet frozen graph is written here in that form (float32 and uint8
 // weights), and a small graph with the converter's fused ops; both are run by TF.js itself
 // (tf.loadGraphModel on the same files) as the reference.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -13,7 +13,7 @@ import { preprocessMeanStd } from '../src/image/preprocess.ts';
 import { loadModel, openModel } from '../src/import/load-model.ts';
 import { tfMessageType } from '../src/import/tf-proto.ts';
 import { SHARED_DIR, expectClose, hasShared, randomArray, sharedMissingMessage } from './helpers.ts';
-import { type Encoding, type Spec, encode, tfCpu } from './tfjs-files.ts';
+import { type JsonNode, fusedGraphNodes, tfCpu, writeGraphModel } from './tfjs-files.ts';
 
 let work = '';
 beforeAll(async () => {
@@ -24,51 +24,6 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
   await closeRuntime();
 });
-
-type JsonNode = { name: string; op: string; input?: string[]; attr?: Record<string, Record<string, unknown>> };
-
-/** Values of a Const's TensorProto (JSON form): tensorContent (base64, little-endian) or the typed *Val lists. */
-function constValues(t: Record<string, unknown>): { dtype: 'float32' | 'int32'; shape: number[]; data: Float32Array } {
-  const shape = ((t.tensorShape as { dim?: { size: string }[] })?.dim ?? []).map((d) => Number(d.size));
-  const n = shape.reduce((a, b) => a * b, 1);
-  const dtype = t.dtype === 'DT_INT32' ? 'int32' : 'float32';
-  const data = new Float32Array(n);
-  if (typeof t.tensorContent === 'string') {
-    const b = Buffer.from(t.tensorContent, 'base64');
-    for (let i = 0; i < n; i++) data[i] = dtype === 'int32' ? b.readInt32LE(i * 4) : b.readFloatLE(i * 4);
-  } else {
-    const vals = ((dtype === 'int32' ? t.intVal : t.floatVal) as number[] | undefined) ?? [0];
-    for (let i = 0; i < n; i++) data[i] = vals[Math.min(i, vals.length - 1)];
-  }
-  return { dtype, shape, data };
-}
-
-/** Writes a graph model as tfjs-converter does: every Const's value moved into one weight shard. */
-function writeGraphModel(nodes: JsonNode[], dir: string, enc: Encoding): string {
-  const specs: Spec[] = [];
-  const parts: Uint8Array[] = [];
-  const topo = nodes.map((n) => {
-    // The converter writes default attributes that old graphs leave out.
-    if (/Conv2D|DepthwiseConv2dNative/.test(n.op) && !n.attr?.dilations) return { ...n, attr: { ...n.attr, dilations: attr.ints([1, 1, 1, 1]) } };
-    if (n.op !== 'Const') return n;
-    const t = n.attr!.value.tensor as Record<string, unknown>;
-    const v = constValues(t);
-    if (v.dtype === 'int32') {
-      specs.push({ name: n.name, shape: v.shape, dtype: 'int32' });
-      parts.push(new Uint8Array(Int32Array.from(v.data).buffer));
-    } else {
-      const one = encode([{ name: n.name, shape: v.shape, dtype: 'float32' }], v.data.buffer as ArrayBuffer, v.data.length > 1 ? enc : 'float32');
-      specs.push(...one.specs);
-      parts.push(one.bytes);
-    }
-    return { ...n, attr: { ...n.attr, value: { tensor: { dtype: t.dtype, tensorShape: t.tensorShape } } } };
-  });
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'group1-shard1of1.bin'), Buffer.concat(parts));
-  const json = { format: 'graph-model', generatedBy: 'test', convertedBy: 'test/tfjs-graph.test.ts', modelTopology: { node: topo, versions: { producer: 27 } }, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: specs }] };
-  writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
-  return join(dir, 'model.json');
-}
 
 /** TF.js's output for each image of the batch (the graph's Placeholder may fix batch 1). */
 async function tfjsRun(path: string, x: Float32Array, shape: number[], output: string): Promise<Float32Array> {
@@ -87,35 +42,9 @@ async function tfjsRun(path: string, x: Float32Array, shape: number[], output: s
   return all;
 }
 
-const attr = {
-  T: { type: 'DT_FLOAT' },
-  s: (v: string) => ({ s: Buffer.from(v).toString('base64') }),
-  ints: (v: number[]) => ({ list: { i: v.map(String) } }),
-  strs: (v: string[]) => ({ list: { s: v.map((x) => Buffer.from(x).toString('base64')) } }),
-};
-const constNode = (name: string, shape: number[], seed: number, lo = -1, hi = 1): JsonNode => ({
-  name,
-  op: 'Const',
-  attr: { dtype: { type: 'DT_FLOAT' }, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: shape.map((s) => ({ size: String(s) })) }, tensorContent: Buffer.from(randomArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi).buffer).toString('base64') } } },
-});
-
 describe('TF.js graph models: the engine gives what TF.js gives', () => {
   it("the converter's fused ops: _FusedConv2D (BiasAdd, Relu), FusedDepthwiseConv2dNative (BiasAdd, Relu6), _FusedMatMul", async () => {
-    const nodes: JsonNode[] = [
-      { name: 'x', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: [{ size: '-1' }, { size: '9' }, { size: '7' }, { size: '3' }] } } } },
-      constNode('w1', [3, 3, 3, 6], 1),
-      constNode('b1', [6], 2),
-      { name: 'conv', op: '_FusedConv2D', input: ['x', 'w1', 'b1'], attr: { T: attr.T, strides: attr.ints([1, 2, 2, 1]), padding: attr.s('SAME'), data_format: attr.s('NHWC'), dilations: attr.ints([1, 1, 1, 1]), fused_ops: attr.strs(['BiasAdd', 'Relu']), num_args: { i: '1' } } },
-      constNode('dw', [3, 3, 6, 2], 3),
-      constNode('b2', [12], 4),
-      { name: 'dwconv', op: 'FusedDepthwiseConv2dNative', input: ['conv', 'dw', 'b2'], attr: { T: attr.T, strides: attr.ints([1, 1, 1, 1]), padding: attr.s('VALID'), data_format: attr.s('NHWC'), dilations: attr.ints([1, 1, 1, 1]), fused_ops: attr.strs(['BiasAdd', 'Relu6']), num_args: { i: '1' } } },
-      { name: 'flat/shape', op: 'Const', attr: { dtype: { type: 'DT_INT32' }, value: { tensor: { dtype: 'DT_INT32', tensorShape: { dim: [{ size: '2' }] }, intVal: [-1, 72] } } } },
-      { name: 'flat', op: 'Reshape', input: ['dwconv', 'flat/shape'], attr: { T: attr.T } },
-      constNode('w3', [72, 5], 5),
-      constNode('b3', [5], 6),
-      { name: 'fc', op: '_FusedMatMul', input: ['flat', 'w3', 'b3'], attr: { T: attr.T, transpose_a: { b: false }, transpose_b: { b: false }, fused_ops: attr.strs(['BiasAdd']), num_args: { i: '1' } } },
-      { name: 'probs', op: 'Softmax', input: ['fc'], attr: { T: attr.T } },
-    ];
+    const nodes = fusedGraphNodes();
     const path = writeGraphModel(nodes, join(work, 'fused'), 'float32');
     const x = randomArray(2 * 9 * 7 * 3, 7);
     const want = await tfjsRun(path, x, [2, 9, 7, 3], 'fc');

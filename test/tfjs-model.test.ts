@@ -11,9 +11,11 @@ import { closeRuntime } from '../src/gpu/runtime.ts';
 import { readImage } from '../src/image/decode.ts';
 import { preprocessForEval } from '../src/image/preprocess.ts';
 import { loadModel, openModel } from '../src/import/load-model.ts';
+import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
+import { loadIntoGraph } from '../src/import/load.ts';
 import { trainableParams } from '../src/train/freeze.ts';
 import { SHARED_DIR, expectClose, hasShared, randomArray, sharedMissingMessage } from './helpers.ts';
-import { type Encoding, allLayersModel, randomizeWeights, sequentialModel, tfCpu, tfjsPredict, writeTfjsModel } from './tfjs-files.ts';
+import { type Encoding, allLayersModel, nestedModel, randomizeWeights, sequentialModel, tfCpu, tfjsPredict, writeTfjsModel } from './tfjs-files.ts';
 
 let work = '';
 beforeAll(async () => {
@@ -62,6 +64,21 @@ describe('TF.js layers models written by TF.js: the engine gives what TF.js give
   });
 });
 
+describe('nested models (a pretrained base inside a transfer-learning model)', () => {
+  it('a Functional base in a Sequential model in a Functional model: flattened, same outputs as TF.js', async () => {
+    const m = nestedModel();
+    randomizeWeights(m, 13);
+    const path = await writeTfjsModel(m, join(work, 'nested'));
+    const x = randomArray(2 * 9 * 8 * 3, 8);
+    const [want] = await tfjsPredict(path, x, [2, 9, 8, 3], ['']);
+    const opened = openModel(path);
+    expect(opened.graph.has('base_relu')).toBe(true);
+    expect(opened.graph.param('base_bn/moving_variance').shape).toEqual([5]);
+    const [got] = await enginePredict(path, x, ['probs']);
+    expectClose(got, want, { rtol: 1e-4, atol: 1e-6 }, 'nested');
+  });
+});
+
 describe('bad TF.js files: one Error naming the file', () => {
   it('unsupported layers are all named at once', async () => {
     const input = tf.input({ shape: [8, 8, 3], name: 'img' });
@@ -86,8 +103,11 @@ describe('bad TF.js files: one Error naming the file', () => {
 
     const dtype = structuredClone(json);
     dtype.weightsManifest[0].weights[0].quantization = { dtype: 'int4', min: 0, scale: 1 };
+    dtype.weightsManifest[0].weights[2].dtype = 'complex64';
     writeFileSync(path, JSON.stringify(dtype));
-    expect(() => openModel(path)).toThrow(/model\.json: weightsManifest\[0\]\.weights\[0\] \('c1\/kernel'\): quantization dtype 'int4' is not supported/);
+    expect(() => openModel(path)).toThrow(
+      /model\.json: 2 weights cannot be read: weightsManifest\[0\]\.weights\[0\] \('c1\/kernel'\): quantization dtype 'int4' is not supported.*weights\[2\] \('logit\/kernel'\): dtype 'complex64' is not supported/,
+    );
 
     // A kernel shape with the same size: the bytes add up, but the layer needs the other shape.
     const swapped = structuredClone(json);
@@ -141,6 +161,20 @@ describe.skipIf(!present)('the Keras InceptionV3 of ../shared/fixtures/tfjs-ince
     const fromConv = trainableParams(g, { kind: 'from', layer: 'conv2d_94' });
     expect(fromConv[0]).toMatch(/^InceptionV3\/Mixed_7c\/Branch_3\/Conv2d_0b_1x1\/weights$/);
   });
+
+  it('a TF-Slim Inception v3 checkpoint loads into its trunk by name', () => {
+    // TF-Slim's variables (names and shapes from the engine's TF-Slim builder), each filled with its own value.
+    const slim = inceptionV3({ numClasses: 1001, auxLogits: false });
+    const ckpt = new Map([...slim.params.values()].map((p, k) => [p.name, { dtype: 'float32' as const, shape: [...p.shape], data: new Float32Array(p.size).fill(k + 0.5) }]));
+    const g = openModel(FIXTURE).graph;
+    const report = loadIntoGraph(g, ckpt, { exclude: ['InceptionV3/Logits'] });
+    expect(report.shapeMismatches).toEqual([]);
+    expect(report.loaded.length).toBe(94 * 4); // every conv's weights and batch norm (beta, mean, variance)
+    expect(report.missing.sort()).toEqual(['dense_1/bias', 'dense_1/kernel', 'dense_2/bias', 'dense_2/kernel', 'dense_3/bias', 'dense_3/kernel']);
+    expect(report.unexpected).toEqual([]);
+    const name = 'InceptionV3/Mixed_6e/Branch_2/Conv2d_0d_7x1/weights';
+    expect(g.param(name).data).toEqual(ckpt.get(name)!.data);
+  }, 120_000);
 
   it('matches TF.js on ISIC photographs: flatten_1 features and the 5 probabilities', async () => {
     const ref = JSON.parse(readFileSync(new URL('./fixtures/tfjs-inception-v3-reference.json', import.meta.url), 'utf8')) as Reference;

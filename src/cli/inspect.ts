@@ -77,7 +77,8 @@ function scopeTree(g: Graph, maxDepth: number): ScopeRow[] {
       rows.set(scope, row);
     }
   }
-  return [...rows.values()];
+  // A single layer's inner ops (Conv2D, BiasAdd, ...) are noise: show children of blocks only.
+  return [...rows.values()].filter((r) => r.depth === 1 || (rows.get(r.scope.slice(0, r.scope.lastIndexOf('/')))?.nodes ?? 0) > 8);
 }
 
 const count = (n: number) => n.toLocaleString('en-US');

@@ -110,8 +110,9 @@ function sequential(name: string, list: unknown[]): KerasModel {
   list.forEach((l, i) => {
     const b = layerBasics(l, i);
     if (i === 0 && b.className !== 'InputLayer') {
-      // Old Sequential configs put the input shape on the first layer.
-      const shape = b.config.batch_input_shape ?? b.config.batch_shape;
+      // Old Sequential configs put the input shape on the first layer (a nested model: on its input layer).
+      const inner = NESTED.has(b.className) && Array.isArray(b.config.layers) ? (b.config.layers[0] as { config?: Record<string, unknown> })?.config : undefined;
+      const shape = b.config.batch_input_shape ?? b.config.batch_shape ?? inner?.batch_input_shape ?? inner?.batch_shape;
       if (!Array.isArray(shape)) throw new Error(`model config: Sequential model '${name}' gives no input shape (no InputLayer, no batch_input_shape on '${b.name}')`);
       prev = `${name}_input`;
       layers.push({ name: prev, className: 'InputLayer', config: { name: prev, batch_input_shape: shape }, inbound: [] });
@@ -121,6 +122,42 @@ function sequential(name: string, list: unknown[]): KerasModel {
   });
   if (layers.length === 0) throw new Error(`model config: Sequential model '${name}' has no layers`);
   return { name, kind: 'Sequential', layers, inputs: [layers[0].name], outputs: [layers[layers.length - 1].name] };
+}
+
+/** Model classes that may appear as a layer (a pretrained base inside a transfer-learning model). */
+const NESTED = new Set(['Model', 'Functional', 'Sequential']);
+
+/**
+ * Splices nested models into their parent: their layers take the nested model's place (its input
+ * layer replaced by what the parent feeds it, its name by its output layer), so a Sequential
+ * [InceptionV3 base, pooling, Dense] is one flat graph. Weights keep their inner layers' names.
+ */
+function flattenNested(m: KerasModel): KerasModel {
+  if (!m.layers.some((l) => NESTED.has(l.className))) return m;
+  const layers: KerasLayer[] = [];
+  const alias = new Map<string, string>();
+  for (const l of m.layers) {
+    const inbound = l.inbound.map((x) => alias.get(x) ?? x);
+    if (!NESTED.has(l.className)) {
+      layers.push({ ...l, inbound });
+      continue;
+    }
+    const inner = parseKerasModel({ class_name: l.className, config: l.config });
+    if (inner.inputs.length !== 1 || inner.outputs.length !== 1 || inbound.length !== 1) {
+      throw new Error(`model config: nested model '${l.name}' has ${inner.inputs.length} inputs and ${inner.outputs.length} outputs and is fed ${inbound.length}; one of each is supported`);
+    }
+    const input = inner.inputs[0];
+    for (const il of inner.layers) {
+      if (il.name !== input) layers.push({ ...il, inbound: il.inbound.map((x) => (x === input ? inbound[0] : x)) });
+    }
+    alias.set(l.name, inner.outputs[0]);
+  }
+  const seen = new Set<string>();
+  for (const l of layers) {
+    if (seen.has(l.name)) throw new Error(`model config: layer name '${l.name}' is used both inside a nested model and outside it`);
+    seen.add(l.name);
+  }
+  return { ...m, layers, inputs: m.inputs.map((x) => alias.get(x) ?? x), outputs: m.outputs.map((x) => alias.get(x) ?? x) };
 }
 
 /** Reads a Keras model_config object ({class_name, config}); throws 'model config: ...' messages. */
@@ -139,5 +176,5 @@ export function parseKerasModel(modelConfig: unknown, kerasVersion?: string): Ke
   } else {
     throw new Error(`model config: '${cls}' models are not supported (Sequential and Functional models are)`);
   }
-  return { ...m, kerasVersion };
+  return { ...flattenNested(m), kerasVersion };
 }

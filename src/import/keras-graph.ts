@@ -199,19 +199,8 @@ class Translator {
       case 'DepthwiseConv2D':
       case 'SeparableConv2D':
         return this.set(l, this.conv(l));
-      case 'BatchNormalization': {
-        const x = one();
-        const ch = this.g.shapeOf(x).at(-1)!;
-        const scale = c.scale !== false;
-        const params = [
-          ...(scale ? [this.weight(l, 'gamma', [ch])] : []),
-          c.center !== false ? this.weight(l, 'beta', [ch]) : this.param(this.names.param(l.name, 'beta'), [ch], new Float32Array(ch), false),
-          this.weight(l, 'moving_mean', [ch], false),
-          this.weight(l, 'moving_variance', [ch], false),
-        ];
-        const epsilon = typeof c.epsilon === 'number' ? c.epsilon : 0.001;
-        return this.set(l, this.chain(l, [x], [{ op: 'batchnorm', local: 'FusedBatchNorm', attrs: { epsilon, scale }, params }]));
-      }
+      case 'BatchNormalization':
+        return this.set(l, this.batchNorm(l));
       case 'Activation':
       case 'Softmax':
       case 'ReLU': {
@@ -228,13 +217,8 @@ class Translator {
       case 'GlobalAvgPool2D':
         return this.set(l, this.chain(l, [one()], [{ op: 'globalavgpool', local: 'Mean', attrs: { keepDims: c.keepdims === true } }]));
       case 'GlobalMaxPooling2D':
-      case 'GlobalMaxPool2D': {
-        const x = one();
-        const [, h, w] = this.g.shapeOf(x);
-        const pool = { op: 'maxpool' as const, local: 'Max', attrs: { kernel: [h, w], strides: [1, 1], padding: 'VALID' } };
-        const steps = c.keepdims === true ? [pool] : [pool, { op: 'reshape' as const, local: 'Reshape', attrs: { shape: [0, -1] } }];
-        return this.set(l, this.chain(l, [x], steps));
-      }
+      case 'GlobalMaxPool2D':
+        return this.set(l, this.globalMax(l));
       case 'Concatenate': {
         const xs = l.inbound.map((s) => this.value(s, l.name));
         const rank = this.g.shapeOf(xs[0]).length;
@@ -264,6 +248,30 @@ class Translator {
         return this.set(l, this.rescaling(l));
     }
     throw new Error(`layer '${l.name}': ${l.className} layers are not supported`);
+  }
+
+  private batchNorm(l: KerasLayer): string {
+    const c = l.config;
+    const x = this.value(l.inbound[0], l.name);
+    const ch = this.g.shapeOf(x).at(-1)!;
+    const scale = c.scale !== false;
+    const params = [
+      ...(scale ? [this.weight(l, 'gamma', [ch])] : []),
+      c.center !== false ? this.weight(l, 'beta', [ch]) : this.param(this.names.param(l.name, 'beta'), [ch], new Float32Array(ch), false),
+      this.weight(l, 'moving_mean', [ch], false),
+      this.weight(l, 'moving_variance', [ch], false),
+    ];
+    const epsilon = typeof c.epsilon === 'number' ? c.epsilon : 0.001;
+    return this.chain(l, [x], [{ op: 'batchnorm', local: 'FusedBatchNorm', attrs: { epsilon, scale }, params }]);
+  }
+
+  /** A max pool over the whole map, then [N, C] unless keepdims. */
+  private globalMax(l: KerasLayer): string {
+    const x = this.value(l.inbound[0], l.name);
+    const [, h, w] = this.g.shapeOf(x);
+    const pool = { op: 'maxpool' as const, local: 'Max', attrs: { kernel: [h, w], strides: [1, 1], padding: 'VALID' } };
+    const steps = l.config.keepdims === true ? [pool] : [pool, { op: 'reshape' as const, local: 'Reshape', attrs: { shape: [0, -1] } }];
+    return this.chain(l, [x], steps);
   }
 
   private conv(l: KerasLayer): string {

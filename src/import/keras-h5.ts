@@ -88,8 +88,12 @@ function readWeights(file: InstanceType<H5['File']>, path: string): KerasWeights
       else if (v instanceof Float64Array) data = Float32Array.from(v);
       else throw new Error(`${path}: weight '${layer}/${w}' has dtype ${ds.dtype}; float32 or float64 weights only`);
       if (data.length !== ds.shape.reduce((a, b) => a * b, 1)) throw new Error(`${path}: weight '${layer}/${w}' holds ${data.length} values for shape [${ds.shape}]`);
-      const short = w.split('/').pop()!.replace(/:\d+$/, '');
-      out.set(`${layer}/${short}`, { shape: [...ds.shape], data });
+      const parts = w.replace(/:\d+$/, '').split('/');
+      const short = parts[parts.length - 1];
+      const weight = { shape: [...ds.shape], data };
+      out.set(`${layer}/${short}`, weight);
+      // A nested model's group holds its inner layers' weights: 'base/conv2d/kernel:0' or 'conv2d/kernel:0'.
+      if (parts.length >= 2 && parts[parts.length - 2] !== layer) out.set(`${parts[parts.length - 2]}/${short}`, weight);
     }
   }
   return (layer, weight) => out.get(`${layer}/${weight}`);

@@ -511,6 +511,10 @@ function openKeras(path: string, m: TfjsLayersModel): Opened {
   const g = m.build(1);
   const hw = imageSize(g);
   const notes = m.inception ? [`${path}: a Keras InceptionV3 (its layers also answer to TF-Slim's names: ${m.inception.top} = Mixed_7c)`] : [];
+  if (m.frozenLayers.length > 0) {
+    const last = m.frozenLayers[m.frozenLayers.length - 1];
+    notes.push(`${path}: ${m.frozenLayers.length} layers are marked trainable: false in the file (the last listed: '${last}'); incept freezes by --trainable-from, not by this mark`);
+  }
   return {
     graph: g,
     build: m.build,

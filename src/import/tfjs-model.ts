@@ -4,7 +4,7 @@
 // Inception v3 (keras-inception.ts).
 import { readFileSync, statSync } from 'node:fs';
 import type { Graph } from '../graph/ir.ts';
-import type { Parameter } from '../graph/params.ts';
+import { Parameter } from '../graph/params.ts';
 import { type KerasModel, parseKerasModel } from './keras-config.ts';
 import { type KerasWeights, checkKerasLayers, kerasGraph } from './keras-graph.ts';
 import { type KerasInception, recognizeInception } from './keras-inception.ts';
@@ -68,6 +68,26 @@ export function openTfjsLayers(path: string): TfjsLayersModel {
   return kerasModelBuilder(keras, lookup, path);
 }
 
+/**
+ * A single sigmoid output [N, 1] (a Keras binary classifier) also as two classes: logits [0, z]
+ * and their softmax, [1 - p, p] exactly (softmax([0, z])[1] = sigmoid(z)), under the end points
+ * Logits and Predictions, the convention of the engine's own sigmoid heads (train/head.ts).
+ */
+function twoClassSigmoid(g: Graph, zero: Parameter): void {
+  if (g.outputs.length !== 1 || g.endPoints.has('Predictions')) return;
+  const out = g.outputs[0];
+  const p = g.producer(out);
+  if (!p || p.op !== 'sigmoid' || g.shapeOf(out).join() !== `${g.shapeOf(out)[0]},1`) return;
+  const z = p.inputs[0];
+  g.addParam(zero);
+  const zeros = g.addNode(`${out}/two_class/zeros`, 'mul', [z, zero.name], {}).output;
+  const logits = g.addNode(`${out}/two_class/logits`, 'concat', [zeros, z], { axis: 1 }).output;
+  const probs = g.addNode(`${out}/two_class/Softmax`, 'softmax', [logits], { axis: -1 }).output;
+  g.setEndPoint('Logits', logits);
+  g.setEndPoint('Predictions', probs);
+  g.addOutput(probs);
+}
+
 /** The builder of a Keras model with its weights (shared by TF.js and HDF5 files). */
 export function kerasModelBuilder(keras: KerasModel, weights: KerasWeights, file: string): TfjsLayersModel {
   const shared = new Map<string, Parameter>();
@@ -82,10 +102,12 @@ export function kerasModelBuilder(keras: KerasModel, weights: KerasWeights, file
   const plain = named(() => kerasGraph(keras, weights, { batch: 1 }));
   const inception = recognizeInception(keras, plain);
   const naming = inception?.naming;
+  const zero = new Parameter('two_class/zero', [1], { kind: 'zeros' }, false);
   const build = (batch: number) =>
     named(() => {
       const g = kerasGraph(keras, weights, { batch, naming, shared });
       inception?.addEndPoints(g);
+      twoClassSigmoid(g, zero);
       return g;
     });
   const frozenLayers = keras.layers.filter((l) => l.config.trainable === false).map((l) => l.name);

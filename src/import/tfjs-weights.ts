@@ -97,24 +97,31 @@ export function readTfjsWeights(manifestFile: string, manifest: unknown): Map<st
   manifest.forEach((group, gi) => {
     const where = `weightsManifest[${gi}]`;
     if (!isRecord(group) || !Array.isArray(group.weights)) throw new Error(`${manifestFile}: ${where} has no 'weights' list`);
+    // Every unsupported or malformed weight at once, not one per run.
+    const problems: string[] = [];
     const specs = group.weights.map((w, wi) => {
       try {
         return checkSpec(w, `${where}.weights[${wi}]`);
       } catch (e) {
-        throw new Error(`${manifestFile}: ${(e as Error).message}`);
+        problems.push((e as Error).message);
+        return null;
       }
     });
-    const sizes = specs.map((s) => s.shape.reduce((a, b) => a * b, 1) * BYTES[s.quantization?.dtype ?? s.dtype]);
+    if (problems.length > 0) {
+      throw new Error(`${manifestFile}: ${problems.length > 1 ? `${problems.length} weights cannot be read: ` : ''}${problems.slice(0, 8).join('; ')}${problems.length > 8 ? '; ...' : ''}`);
+    }
+    const checked = specs as WeightSpec[];
+    const sizes = checked.map((s) => s.shape.reduce((a, b) => a * b, 1) * BYTES[s.quantization?.dtype ?? s.dtype]);
     const need = sizes.reduce((a, b) => a + b, 0);
     const { bytes, shards } = readGroup(dir, group.paths, where, manifestFile);
     if (bytes.length !== need) {
       const files = shards.map((s) => `${basename(s)} ${statSync(s).size}`).join(', ');
       throw new Error(
-        `${shards.length === 1 ? shards[0] : manifestFile}: the manifest's ${specs.length} weights need ${need} bytes but the shard${shards.length > 1 ? 's' : ''} hold ${bytes.length} (${files}): a shard is cut, extended or from another model`,
+        `${shards.length === 1 ? shards[0] : manifestFile}: the manifest's ${checked.length} weights need ${need} bytes but the shard${shards.length > 1 ? 's' : ''} hold ${bytes.length} (${files}): a shard is cut, extended or from another model`,
       );
     }
     let offset = 0;
-    specs.forEach((s, i) => {
+    checked.forEach((s, i) => {
       const count = s.shape.reduce((a, b) => a * b, 1);
       if (out.has(s.name)) throw new Error(`${manifestFile}: weight '${s.name}' is listed twice`);
       out.set(s.name, { name: s.name, shape: [...s.shape], data: decodeWeight(s, bytes.subarray(offset, offset + sizes[i]), count) });

@@ -9,7 +9,7 @@ export interface CutPoint {
   value: string;
   shape: number[];
   /** Why it is a candidate. */
-  kind: 'global pool' | 'flatten' | 'end point' | 'block output';
+  kind: 'global pool' | 'flatten' | 'dense output' | 'end point' | 'block output';
   /** Its end point name, when it has one. */
   endPoint?: string;
 }
@@ -68,6 +68,11 @@ export function cutPoints(g: Graph, blockOutputs = 4): CutPoint[] {
   for (const p of pools) add(p, 'global pool');
   for (const n of g.nodes) {
     if ((n.op === 'reshape' || n.op === 'squeeze') && pools.includes(n.inputs[0]) && n.shape.length === 2) add(n.output, 'flatten');
+  }
+  // Feature vectors of a classifier without a global pool: flattens, and hidden dense layers' activations.
+  for (const n of g.nodes) {
+    const vector = n.shape.length === 2 && !g.outputs.includes(n.output);
+    if (vector && (n.op === 'reshape' || n.op === 'relu' || n.op === 'relu6')) add(n.output, n.op === 'reshape' ? 'flatten' : 'dense output');
   }
   // The last few end points (the top blocks; a stem layer is rarely what anyone cuts at).
   const eps = [...g.endPoints].filter(([name, v]) => name !== 'Logits' && name !== 'Predictions' && !g.outputs.includes(v) && [2, 4].includes(g.shapeOf(v).length));
