@@ -157,8 +157,12 @@ describe('cutting a graph and appending a head', () => {
 
   it('keeps only what the cut depends on, mean-pools, and adds conv 1x1 + biases with softmax', async () => {
     const base = imported();
-    await expect(replaceHead(base, { head: 4 })).rejects.toThrow(/needs a layer to cut at.*Mixed_6e/);
-    await expect(replaceHead(base, { head: 4, cutAt: 'Mixed_9z' })).rejects.toThrow(/'Mixed_9z' is not a value or end point.*end points: Conv2d_1a_3x3/);
+    // Without a cut point, the one global pool (AvgPool_1a) is taken; a wrong name lists the candidates.
+    const byItself = await replaceHead(base, { head: 4 });
+    expect(byItself.model.graph.nodes.some((n) => n.name.startsWith('InceptionV3/Mixed_7c/'))).toBe(true);
+    expect(byItself.model.graph.nodes.some((n) => n.name === 'InceptionV3/Logits/GlobalPool')).toBe(false);
+    byItself.model.dispose();
+    await expect(replaceHead(base, { head: 4, cutAt: 'Mixed_9z' })).rejects.toThrow(/'Mixed_9z' is not a value or end point.*candidates: 'AvgPool_1a' .*\(global pool\).*'Mixed_7c'/);
     const tm = await replaceHead(base, { head: 4, cutAt: 'Mixed_6e', dropoutKeepProb: 0.8 });
     const g = tm.model.graph;
     expect(tm.headScopes).toEqual(['InceptionV3/Logits']);

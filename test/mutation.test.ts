@@ -33,6 +33,9 @@ import { decodeModel } from '../src/import/onnx-proto.ts';
 import { writeCheckpointV1, writeCheckpointV2 } from '../src/import/tf-checkpoint-write.ts';
 import { SHARED_DIR, hasShared, rng, sharedMissingMessage } from './helpers.ts';
 import { tinyGraphDef, tinyOnnx } from './model-files.ts';
+import { prepareModelReaders } from '../src/import/load-model.ts';
+import { openTfjsLayers } from '../src/import/tfjs-model.ts';
+import { allLayersModel, randomizeWeights, sequentialModel, tfCpu, writeKerasH5, writeTfjsModel } from './tfjs-files.ts';
 
 let work = '';
 beforeAll(() => {
@@ -265,11 +268,90 @@ describe('damaged model files written here: every outcome is a correct load or a
   }, 120_000);
 });
 
+// ---- TF.js and Keras files ----
+
+/**
+ * Where each parameter's stored bytes lie in one shard of a TF.js model: the manifest's weights
+ * in order over the concatenated shards, named as the loaded graph names them (TF-Slim names for a
+ * recognised Inception v3); a tensor cut by a shard boundary contributes its part in this shard.
+ */
+function tfjsStored(modelJson: string, shard: string): Map<string, Uint8Array> {
+  const json = JSON.parse(readFileSync(modelJson, 'utf8'));
+  const naming = openTfjsLayers(modelJson).inception?.naming;
+  const group = json.weightsManifest[0];
+  const sizes: number[] = group.paths.map((p: string) => statSync(join(join(modelJson, '..'), p)).size);
+  const index = group.paths.indexOf(basename(shard));
+  const start = sizes.slice(0, index).reduce((a, b) => a + b, 0);
+  const bytes = readFileSync(shard);
+  const per: Record<string, number> = { float32: 4, uint8: 1, uint16: 2, float16: 2 };
+  const out = new Map<string, Uint8Array>();
+  let offset = 0;
+  for (const w of group.weights as { name: string; shape: number[]; dtype: string; quantization?: { dtype: string } }[]) {
+    const n = w.shape.reduce((a, b) => a * b, 1) * per[w.quantization?.dtype ?? w.dtype];
+    const lo = Math.max(offset, start) - start;
+    const hi = Math.min(offset + n, start + bytes.length) - start;
+    const [layer, weight] = [w.name.slice(0, w.name.lastIndexOf('/')), w.name.slice(w.name.lastIndexOf('/') + 1)];
+    if (hi > lo) out.set(naming ? naming.param(layer, weight) : w.name, bytes.subarray(lo, hi));
+    offset += n;
+  }
+  return out;
+}
+
+/** Rescaling constants live in model.json's text: their stored bytes are the numbers as written there. */
+function configConstants(modelJson: string): Map<string, Uint8Array> {
+  const json = JSON.parse(readFileSync(modelJson, 'utf8'));
+  const out = new Map<string, Uint8Array>();
+  for (const l of json.modelTopology.config.layers) {
+    if (l.class_name !== 'Rescaling') continue;
+    // Key and value: a damaged key leaves the default (offset 0), which is the same one number changed.
+    for (const k of ['scale', 'offset']) out.set(`${l.config.name}/${k}`, new TextEncoder().encode(`"${k}":${JSON.stringify(l.config[k])}`));
+  }
+  return out;
+}
+
+describe('damaged TF.js and Keras files: every outcome is a correct load or an error naming the file', () => {
+  it('a TF.js layers model: model.json and its weight shard (float32 and uint8 weights)', async () => {
+    await tfCpu();
+    for (const enc of ['float32', 'uint8'] as const) {
+      const m = allLayersModel();
+      randomizeWeights(m, 3);
+      const json = await writeTfjsModel(m, join(work, `orig-tfjs-${enc}`), enc, 1);
+      const shard = join(work, `orig-tfjs-${enc}`, 'group1-shard1of1.bin');
+      const files = [json, shard];
+      for (const mutated of files) {
+        const t: Target = {
+          name: `tfjs ${enc} ${basename(mutated)}`,
+          files,
+          mutated,
+          loadPath: (d) => join(d, 'model.json'),
+          load: fromModel,
+          checksummed: false,
+          storedAs: () => (mutated === json ? configConstants(json) : tfjsStored(json, shard)),
+        };
+        check(t, runTarget(t, enc === 'uint8' ? 61 : 62, mutated === json ? 120 : 60, 20));
+      }
+    }
+  }, 120_000);
+
+  it('a Keras .h5 model file', async () => {
+    await tfCpu();
+    const m = sequentialModel();
+    randomizeWeights(m, 4);
+    const file = join(work, 'orig-keras.h5');
+    await writeKerasH5(m, file, { gzip: false });
+    await prepareModelReaders([file]);
+    const t: Target = { name: 'keras.h5', files: [file], mutated: file, loadPath: (d) => join(d, basename(file)), load: fromModel, checksummed: false, storedAs: verbatim };
+    check(t, runTarget(t, 63, 120, 30));
+  }, 120_000);
+});
+
 // ---- the externally produced fixtures ----
 
 const CK = join(SHARED_DIR, 'fixtures/tf-checkpoints');
 const FROZEN = join(SHARED_DIR, 'fixtures/tf-mobilenet/models/mobilenet_v1_0.25_128/frozen_graph.pb');
 const CONV_ONNX = join(SHARED_DIR, 'conformance/onnx-node/pytorch-converted/test_Conv2d/model.onnx');
+const TFJS = join(SHARED_DIR, 'fixtures/tfjs-inception-v3/model.json');
+const LUS_H5 = join(SHARED_DIR, 'fixtures/keras-h5/lus_cnn.h5');
 const present = hasShared && existsSync(CK) && existsSync(FROZEN);
 
 if (!present) it.skip(sharedMissingMessage('mutating the TF checkpoint, MobileNet and ONNX fixtures'), () => {});
@@ -295,6 +377,29 @@ describe.skipIf(!present)('damaged fixtures from ../shared', () => {
       check(t, runTarget(t, 31, 32, 12));
     }
   });
+
+  it.skipIf(!existsSync(TFJS))('the TF.js Inception v3 fixture: model.json and its last shard', () => {
+    const dir = join(TFJS, '..');
+    const files = ['model.json', ...Array.from({ length: 6 }, (_, i) => `group1-shard${i + 1}of6`)].map((f) => join(dir, f));
+    for (const mutated of [files[0], files[6]]) {
+      const t: Target = {
+        name: `tfjs-inception-v3 ${basename(mutated)}`,
+        files,
+        mutated,
+        loadPath: (d) => join(d, 'model.json'),
+        load: fromModel,
+        checksummed: false,
+        storedAs: () => tfjsStored(TFJS, files[6]),
+      };
+      check(t, runTarget(t, 71, 10, 4));
+    }
+  }, 300_000);
+
+  it.skipIf(!existsSync(LUS_H5))('the Keras lus_cnn.h5 fixture', async () => {
+    await prepareModelReaders([LUS_H5]);
+    const t: Target = { name: 'lus_cnn.h5', files: [LUS_H5], mutated: LUS_H5, loadPath: (d) => join(d, 'lus_cnn.h5'), load: fromModel, checksummed: false, storedAs: verbatim };
+    check(t, runTarget(t, 72, 24, 8));
+  }, 300_000);
 
   it("TensorFlow's frozen MobileNet GraphDef", () => {
     const t: Target = { name: 'frozen_graph.pb', files: [FROZEN], mutated: FROZEN, loadPath: (d) => join(d, 'frozen_graph.pb'), load: fromModel, checksummed: false, storedAs: verbatim };

@@ -46,6 +46,7 @@ export const COMMANDS: Record<string, Command> = {
   weights: { summary: 'download TF-Slim checkpoints, convert them to model files, list variables', usage: 'incept weights <list|fetch|convert|inspect> ...', ownHelp: true, run: async (argv) => (await import('./weights.ts')).weightsMain(argv) },
   partition: { summary: 'partition a disease taxonomy into training classes by image count (Esteva et al.)', usage: 'incept partition --taxonomy FILE --images MANIFEST [--max-images N] [--out FILE] [--json]', ownHelp: true, run: async (argv) => (await import('./partition.ts')).partitionMain(argv) },
   train: { summary: 'fine-tune a model on labelled images: new head, frozen layers, checkpoints, metrics, curves', usage: 'incept train --data DIR|CSV --model FILE|random:inception_v3 --out RUN_DIR [--head N|sigmoid] [--trainable-from LAYER] [--epochs E] [--batch B] [--lr LR] [--optimizer O] [--resume RUN_DIR]', ownHelp: true, run: async (argv) => (await import('./train.ts')).trainMain(argv) },
+  inspect: { summary: 'show what a model file holds: format, inputs/outputs, parameters, classes, preprocessing, cut points, layers', usage: 'incept inspect MODEL [--depth N] [--json] [--labels FILE]', ownHelp: true, run: async (argv) => (await import('./inspect.ts')).inspectMain(argv) },
   evaluate: { summary: 'evaluate a model on labelled images: accuracy, top-k, confusion matrix, sensitivity/specificity, ROC/AUC', usage: 'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR]', ownHelp: true, run: async (argv) => (await import('./evaluate.ts')).evaluateMain(argv) },
   demo: {
     summary: 'classify a generated image with a small CNN (random weights for now)',
@@ -80,6 +81,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`usage: ${command.usage}\n${command.summary}`);
     return 0;
   }
+  // HDF5 models need their reader started (asynchronously) before the commands open them.
+  if (rest.some((a) => /\.(h5|hdf5)$/i.test(a))) await (await import('../import/load-model.ts')).prepareModelReaders(rest);
   return (await command.run(rest)) ?? 0;
 }
 

@@ -6,7 +6,12 @@
 //                 'checkpoint' state file: TF-Slim Inception v3, built with the checkpoint's class
 //                 count (from its logits weights) and depth multiplier, loaded by variable name;
 //   .pb           a frozen TensorFlow GraphDef (importGraphDef);
-//   .onnx         an ONNX model (importOnnx).
+//   .onnx         an ONNX model (importOnnx);
+//   .h5           a Keras HDF5 model (model.save(); keras-h5.ts, through h5wasm: call
+//                 prepareModelReaders() first, loadModel does);
+//   model.json    a TensorFlow.js layers model (a Keras model config + weight shards, tfjs-model.ts;
+//                 a Keras InceptionV3 is named as TF-Slim's Inception v3, keras-inception.ts), or a
+//                 TF.js graph model (a GraphDef in JSON + weight shards, tfjs-graph.ts).
 // The format is decided by the content (safetensors header, SSTable magic, the top-level protobuf
 // fields of a GraphDef or an ONNX ModelProto); the extension only breaks ties and picks the reader
 // that explains a damaged file best. Every failure is an Error whose message starts with the file.
@@ -29,15 +34,18 @@ import {
   preprocessingWith,
   retrainPreprocessing,
 } from '../image/preprocess.ts';
-import { graphDefBuilder } from './graphdef.ts';
+import { graphDefBuilder as importGraphDefBuilder } from './graphdef.ts';
 import { describeLoad, loadIntoGraph, readCheckpoint } from './load.ts';
 import { onnxModelBuilder } from './onnx-model.ts';
 import { decodeModel as decodeOnnx } from './onnx-proto.ts';
 import { ARCHITECTURES, type ModelMeta, type Quantization, applyModelTensors, buildArchitecture, decodeModelMeta, decodeSafetensors, saveModel } from './safetensors.ts';
 import { TABLE_MAGIC_HI, TABLE_MAGIC_LO } from './sstable.ts';
 import { tfMessageType } from './tf-proto.ts';
+import { isHdf5, openKerasH5, prepareH5 } from './keras-h5.ts';
+import { tfjsGraphDef, tfjsGraphOutputs } from './tfjs-graph.ts';
+import { type TfjsLayersModel, openTfjsLayers, readModelJson, tfjsModelKind } from './tfjs-model.ts';
 
-export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx';
+export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx' | 'tfjs-layers' | 'tfjs-graph' | 'keras-h5';
 
 /** The architecture name of model files that hold a graph definition instead of a builder's options. */
 export const GRAPH_ARCHITECTURE = 'graph';
@@ -155,7 +163,28 @@ const EXT_HINT: Record<string, ModelFormat> = {
   '.onnx': 'onnx',
   '.ckpt': 'tf-checkpoint',
   '.index': 'tf-checkpoint',
+  '.json': 'tfjs-layers',
+  '.h5': 'keras-h5',
+  '.hdf5': 'keras-h5',
 };
+
+/**
+ * Starts the readers that need an asynchronous start (h5wasm, for HDF5 files) when any of
+ * `paths` is a file that needs one; openModel can then read it. Paths that are no files are ignored.
+ */
+export async function prepareModelReaders(paths: string[]): Promise<void> {
+  for (const p of paths) {
+    if (isFile(p) && (/\.(h5|hdf5)$/i.test(p) || (statSync(p).size >= 8 && isHdf5(p)))) return prepareH5();
+  }
+}
+
+/** A JSON file (first non-blank byte '{'): a TF.js model.json, or an error saying what it is instead. */
+function detectJson(path: string): ModelFormat {
+  const kind = tfjsModelKind(readModelJson(path));
+  if (kind === 'layers') return 'tfjs-layers';
+  if (kind === 'graph') return 'tfjs-graph';
+  return fail(path, 'a JSON file but not a TF.js model.json (no modelTopology holding a Keras model config)');
+}
 
 /**
  * The format of a model path, by content; the extension decides only what the content cannot
@@ -165,16 +194,19 @@ export function detectModelFormat(path: string): ModelFormat {
   if (!existsSync(path)) {
     // A V2 checkpoint is named by its prefix, V1 shards by theirs; resolveCheckpoint knows both.
     const ext = extname(path);
-    if (ext === '.pb' || ext === '.onnx' || ext === '.safetensors') fail(path, 'no such file');
+    if (['.pb', '.onnx', '.safetensors', '.json', '.h5', '.hdf5'].includes(ext)) fail(path, 'no such file');
     return 'tf-checkpoint';
   }
   const st = statSync(path);
+  if (st.isDirectory() && isFile(join(path, 'model.json')) && !isFile(join(path, 'checkpoint'))) fail(path, `a folder; give its TF.js model file (${join(path, 'model.json')})`);
   if (st.isDirectory()) return 'tf-checkpoint'; // a 'checkpoint' state file inside (resolveCheckpoint explains otherwise)
   if (!st.isFile()) fail(path, 'not a regular file');
   if (/\.index$|\.data-\d{5}-of-\d{5}$/.test(path)) return 'tf-checkpoint';
   if (st.size === 0) fail(path, 'empty file, not a model');
   const { head, size, tail } = readHead(path, 16);
   const hint = EXT_HINT[extname(path)];
+  if (size >= 8 && isHdf5(path)) return 'keras-h5';
+  if (/^\s*\{/.test(Buffer.from(head).toString('latin1')) && (hint === 'tfjs-layers' || head[0] === 0x7b)) return detectJson(path);
   // safetensors: u64 LE header length, then '{'.
   if (size >= 9 && head[8] === 0x7b) {
     const n = Buffer.from(head).readBigUInt64LE(0);
@@ -459,11 +491,15 @@ function imageSize(g: Graph): [number, number] | null {
   return s && s.length === 4 && s[3] === 3 ? [s[1], s[2]] : null;
 }
 
-function openGraphDef(path: string, o: LoadModelOptions): Opened {
-  const requested = o.outputs?.map(stripPort);
+/** A frozen GraphDef: the file, or `bytes` made from it (a TF.js graph model) with its declared outputs. */
+function openGraphDef(path: string, o: LoadModelOptions, bytes?: Uint8Array, declared?: string[]): Opened {
+  const requested = o.outputs?.map(stripPort) ?? declared;
   const size = o.preprocessing?.size;
   let inputShape: number[] | undefined;
-  let builder = graphDefBuilder(path, { outputs: requested });
+  const source = bytes ?? path;
+  const name = bytes ? basename(dirname(path)) || 'tfjs_graph' : undefined;
+  const graphDefBuilder = (src: string | Uint8Array, opts: Parameters<typeof importGraphDefBuilder>[1]) => importGraphDefBuilder(src, { ...opts, name });
+  let builder = graphDefBuilder(source, { outputs: requested });
   let g: Graph;
   try {
     g = builder(1);
@@ -472,13 +508,13 @@ function openGraphDef(path: string, o: LoadModelOptions): Opened {
     if (!/pass inputShape/.test((e as Error).message)) throw e;
     if (!size) fail(path, (e as Error).message.replace(`${path}: `, '').replace('pass inputShape', 'give the image size (--size HxW)'));
     inputShape = [size![0], size![1], 3];
-    builder = graphDefBuilder(path, { outputs: requested, inputShape });
+    builder = graphDefBuilder(source, { outputs: requested, inputShape });
     g = builder(1);
   }
   const extra = (o.extraOutputs ?? []).map(stripPort).filter((x) => !g.has(x));
   if (extra.length > 0) {
     // Nodes off the outputs' paths: import them too (the class scores stay the first output).
-    builder = graphDefBuilder(path, { outputs: [...g.outputs, ...extra], inputShape });
+    builder = graphDefBuilder(source, { outputs: [...g.outputs, ...extra], inputShape });
     g = builder(1);
   }
   const hw = imageSize(g);
@@ -583,6 +619,23 @@ function openCheckpoint(path: string, o: LoadModelOptions): Opened {
   };
 }
 
+/** A Keras model, from a TF.js model.json or an HDF5 file. */
+function openKeras(path: string, m: TfjsLayersModel): Opened {
+  const g = m.build(1);
+  const hw = imageSize(g);
+  const notes = m.inception ? [`${path}: a Keras InceptionV3 (its layers also answer to TF-Slim's names: ${m.inception.top} = Mixed_7c)`] : [];
+  return {
+    graph: g,
+    build: m.build,
+    output: g.endPoints.has('Predictions') ? 'Predictions' : g.outputs[0],
+    classes: null,
+    // Keras' 'tf' convention (InceptionV3, MobileNet, Xception): the whole image resized, x / 127.5 - 1.
+    preprocessing: hw ? retrainPreprocessing(hw) : null,
+    meta: { architecture: GRAPH_ARCHITECTURE, options: {} },
+    notes,
+  };
+}
+
 /** Reads a stored preprocessing spec (this format, or convertCheckpoint's {kind, centralFraction, size}). */
 function storedPreprocessing(v: unknown, fallback: Preprocessing | null, file: string): Preprocessing | null {
   if (v === undefined || v === null) return fallback;
@@ -642,10 +695,18 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
         return withDamageLocation(path, 'graphdef', () => openGraphDef(path, opts));
       case 'onnx':
         return withDamageLocation(path, 'onnx', () => openOnnx(path, opts));
+      case 'tfjs-layers':
+        return openKeras(path, openTfjsLayers(path));
+      case 'tfjs-graph': {
+        const json = readModelJson(path);
+        return openGraphDef(path, opts, tfjsGraphDef(path, json), tfjsGraphOutputs(json));
+      }
+      case 'keras-h5':
+        return openKeras(path, openKerasH5(path));
     }
   });
   const { graph, notes } = opened;
-  if (format === 'safetensors' || format === 'tf-checkpoint') {
+  if (format === 'safetensors' || format === 'tf-checkpoint' || format === 'tfjs-layers' || format === 'keras-h5') {
     // Built graphs are not cut: the requested outputs must be in them; the first gives the class scores.
     for (const x of [...(opts.outputs ?? []), ...(opts.extraOutputs ?? [])]) {
       if (!has(graph, stripPort(x))) fail(path, `'${x}' is not a value or end point of the model's graph (${graph.name})`);
@@ -697,6 +758,7 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
 
 /** openModel, then a Model on the GPU runtime. */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  await prepareModelReaders([path]);
   const { build, graph: _graph, ...rest } = openModel(path, opts);
   const rt = opts.rt ?? (await getRuntime());
   const model = new Model(rt, build);

@@ -142,7 +142,8 @@ const mul: OpMap = (ctx, n) => {
   ctx.addNode(n.name, 'mul', ins, {});
 };
 
-const conv2d: OpMap = (ctx, n) => {
+/** Conv2D's node (named `name`); returns its output. */
+function convCore(ctx: TfImporter, n: TfNode, name: string): string {
   nhwcOnly(n);
   const x = ctx.tensor(n.inputs[0]);
   const w = ctx.constant(n.inputs[1], 'filter');
@@ -154,10 +155,11 @@ const conv2d: OpMap = (ctx, n) => {
     if (ci % w.shape[2] !== 0) throw new TfImportError(`filter [${w.shape}] does not fit an input with ${ci} channels`);
     attrs.groups = ci / w.shape[2];
   }
-  ctx.addNode(n.name, 'conv2d', [x, ctx.param(w)], attrs);
-};
+  return ctx.addNode(name, 'conv2d', [x, ctx.param(w)], attrs).output;
+}
 
-const depthwise: OpMap = (ctx, n) => {
+/** DepthwiseConv2dNative's node: a grouped conv, the filter only reshaped. */
+function depthwiseCore(ctx: TfImporter, n: TfNode, name: string): string {
   nhwcOnly(n);
   const x = ctx.tensor(n.inputs[0]);
   const w = ctx.constant(n.inputs[1], 'filter');
@@ -166,8 +168,50 @@ const depthwise: OpMap = (ctx, n) => {
   const ci = ctx.g.shapeOf(x)[3];
   if (c !== ci) throw new TfImportError(`filter [${w.shape}] is for ${c} channels, the input has ${ci}`);
   const attrs = { strides: spatial(n, 'strides'), dilations: spatial(n, 'dilations', 1), padding: padding(n), groups: c };
-  ctx.addNode(n.name, 'conv2d', [x, ctx.param(w, true, [kh, kw, 1, c * mult])], attrs);
-};
+  return ctx.addNode(name, 'conv2d', [x, ctx.param(w, true, [kh, kw, 1, c * mult])], attrs).output;
+}
+
+function matmulCore(ctx: TfImporter, n: TfNode, name: string): string {
+  const refs = n.inputs.slice(0, 2);
+  const ins = refs.map((r) => {
+    const v = ctx.value(r);
+    return v.kind === 'tensor' ? v.ir : ctx.param(v.c);
+  });
+  if (refs.every((r) => isConst(ctx, r))) throw new TfImportError('MatMul of two constants is not supported');
+  return ctx.addNode(name, 'matmul', ins, { transA: bool(n, 'transpose_a', false), transB: bool(n, 'transpose_b', false) }).output;
+}
+
+const conv2d: OpMap = (ctx, n) => void convCore(ctx, n, n.name);
+const depthwise: OpMap = (ctx, n) => void depthwiseCore(ctx, n, n.name);
+
+/**
+ * Grappler's / tfjs-converter's fused ops (_FusedConv2D, FusedDepthwiseConv2dNative, _FusedMatMul):
+ * the core op, then `fused_ops` in order (BiasAdd or FusedBatchNorm taking the extra inputs, then
+ * an activation), as separate engine nodes; the last is named after the TF node.
+ */
+function fused(core: (ctx: TfImporter, n: TfNode, name: string) => string): OpMap {
+  return (ctx, n) => {
+    const ops = n.attrs.fused_ops?.kind === 'list' ? n.attrs.fused_ops.s : [];
+    const args = n.inputs.slice(2);
+    let x = core(ctx, n, ops.length ? `${n.name}/${n.op.replace(/^_?Fused/, '')}` : n.name);
+    const c = ctx.g.shapeOf(x).at(-1)!;
+    ops.forEach((op, i) => {
+      const name = i === ops.length - 1 ? n.name : `${n.name}/${op}`;
+      if (op === 'BiasAdd') {
+        if (args.length < 1) throw new TfImportError('fused BiasAdd without a bias input');
+        x = ctx.addNode(name, 'bias_add', [x, ctx.paramOf(args[0], true, [c])], {}).output;
+      } else if (op === 'FusedBatchNorm') {
+        if (args.length < 4) throw new TfImportError(`fused FusedBatchNorm needs 4 inputs (scale, offset, mean, variance), has ${args.length}`);
+        const [gamma, beta, m, v] = args.slice(0, 4).map((r, k) => ctx.paramOf(r, k < 2, [c]));
+        x = ctx.addNode(name, 'batchnorm', [x, gamma, beta, m, v], { epsilon: float(n, 'epsilon', 1e-4), scale: true }).output;
+      } else if (op === 'Relu' || op === 'Relu6' || op === 'Sigmoid') {
+        x = ctx.addNode(name, op === 'Relu' ? 'relu' : op === 'Relu6' ? 'relu6' : 'sigmoid', [x], {}).output;
+      } else {
+        throw new TfImportError(`fused op '${op}' is not supported (BiasAdd, FusedBatchNorm, Relu, Relu6, Sigmoid)`);
+      }
+    });
+  };
+}
 
 const biasAdd: OpMap = (ctx, n) => {
   nhwcOnly(n);
@@ -241,14 +285,7 @@ const softmax: OpMap = (ctx, n) => {
   ctx.addNode(n.name, 'softmax', [ctx.tensor(n.inputs[0])], { axis: -1 });
 };
 
-const matmul: OpMap = (ctx, n) => {
-  const ins = n.inputs.map((r) => {
-    const v = ctx.value(r);
-    return v.kind === 'tensor' ? v.ir : ctx.param(v.c);
-  });
-  if (n.inputs.every((r) => isConst(ctx, r))) throw new TfImportError('MatMul of two constants is not supported');
-  ctx.addNode(n.name, 'matmul', ins, { transA: bool(n, 'transpose_a', false), transB: bool(n, 'transpose_b', false) });
-};
+const matmul: OpMap = (ctx, n) => void matmulCore(ctx, n, n.name);
 
 const mean: OpMap = (ctx, n) => {
   const x = ctx.tensor(n.inputs[0]);
@@ -280,11 +317,50 @@ function constOnly(what: string, f: (v: number) => number): OpMap {
   };
 }
 
+/** Quantized dtype codes (TF's DataType) -> lowest value and bits. */
+const QUANTIZED: Record<number, { name: string; lowest: number; bits: number }> = {
+  11: { name: 'qint8', lowest: -128, bits: 8 },
+  12: { name: 'quint8', lowest: 0, bits: 8 },
+  15: { name: 'qint16', lowest: -32768, bits: 16 },
+  16: { name: 'quint16', lowest: 0, bits: 16 },
+};
+
+/**
+ * Dequantize of a constant (quantize_weights graphs store big weights as 8-bit with a float min
+ * and max), folded on the host as TF's kernel defines it:
+ *   MIN_COMBINED  min + (q - lowest) * (max - min) / (2^bits - 1)
+ *   MIN_FIRST     the same step, with min rounded to a whole number of steps first (TF rounds
+ *                 min / step in float32 so that 0 stays exactly representable).
+ * Per-channel (axis) and SCALED dequantization are refused.
+ */
+const dequantize: OpMap = (ctx, n) => {
+  if (!allConst(ctx, n)) throw new TfImportError('Dequantize of a computed tensor is not supported (quantized arithmetic graphs are not; weight-quantized ones are)');
+  const t = n.attrs.T;
+  const q = t?.kind === 'type' ? QUANTIZED[t.value] : undefined;
+  if (!q) throw new TfImportError(`Dequantize of type ${t?.kind === 'type' ? t.value : '?'} is not supported (qint8, quint8, qint16, quint16)`);
+  const mode = str(n, 'mode', 'MIN_COMBINED');
+  const axis = n.attrs.axis?.kind === 'i' ? n.attrs.axis.value : -1;
+  if (axis !== -1) throw new TfImportError(`per-channel Dequantize (axis ${axis}) is not supported`);
+  const [v, lo, hi] = n.inputs.map((i) => ctx.constant(i, 'Dequantize input'));
+  if (lo.data.length !== 1 || hi.data.length !== 1) throw new TfImportError(`Dequantize: min and max must be scalars, got [${lo.shape}] and [${hi.shape}]`);
+  const min = lo.data[0];
+  const max = hi.data[0];
+  const steps = 2 ** q.bits - 1;
+  const step = (max - min) / steps;
+  let base: number;
+  if (mode === 'MIN_COMBINED') base = min;
+  else if (mode === 'MIN_FIRST') base = max === min ? min : Math.round(min / Math.fround(step)) * Math.fround(step);
+  else throw new TfImportError(`Dequantize mode '${mode}' is not supported (MIN_COMBINED, MIN_FIRST)`);
+  const data = max === min ? new Float32Array(v.data.length).fill(min) : Float32Array.from(v.data, (x) => base + (x - q.lowest) * step);
+  ctx.setConst(n.name, { name: n.name, dtype: 'float', shape: [...v.shape], data });
+};
+
 /** TF op name -> mapping. */
 export const TF_OPS: Record<string, OpMap> = {
   Placeholder: placeholder,
   PlaceholderWithDefault: passThrough, // the default (its input) flows through
   Const: constant,
+  Dequantize: dequantize,
   Identity: passThrough,
   StopGradient: passThrough,
   Snapshot: passThrough,
@@ -306,6 +382,9 @@ export const TF_OPS: Record<string, OpMap> = {
   Reshape: reshape,
   Softmax: softmax,
   MatMul: matmul,
+  _FusedConv2D: fused(convCore),
+  FusedDepthwiseConv2dNative: fused(depthwiseCore),
+  _FusedMatMul: fused(matmulCore),
   Add: addLike(1),
   AddV2: addLike(1),
   Sub: addLike(-1),

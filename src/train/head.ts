@@ -25,6 +25,7 @@ import { type Preprocessing, inceptionEvalPreprocessing } from '../image/preproc
 import { type Checkpoint, type LoadReport, loadIntoGraph } from '../import/load.ts';
 import { GRAPH_ARCHITECTURE } from '../import/load-model.ts';
 import { type ModelMeta, saveModel } from '../import/safetensors.ts';
+import { describeCutPoints, obviousCutPoint } from './cut-points.ts';
 
 export type HeadKind = 'softmax' | 'sigmoid';
 
@@ -126,9 +127,11 @@ export function resolveValue(g: Graph, name: string, what = 'cut point'): string
   if (g.has(n)) return n;
   const ep = g.endPoints.get(n);
   if (ep) return ep;
-  const eps = [...g.endPoints.keys()];
-  throw new Error(`${what} '${name}' is not a value or end point of graph ${g.name}${eps.length ? ` (end points: ${eps.join(', ')})` : ''}`);
+  throw new Error(`${what} '${name}' is not a value or end point of graph ${g.name}; candidates: ${describeCutPoints(g)}`);
 }
+
+/** The scope root of a cut value: its first name part, or the graph's name for a flat name ('flatten_1'). */
+const cutRoot = (cut: string, g: Graph) => (cut.includes('/') ? cut.split('/')[0] : g.name);
 
 export interface CutHeadOptions {
   cutAt: string;
@@ -150,7 +153,7 @@ export function cutAndAppendHead(base: (batch: number) => Graph, opts: CutHeadOp
   return (batch) => {
     const src = base(batch);
     const cut = resolveValue(src, opts.cutAt);
-    const root = cut.split('/')[0] || src.name;
+    const root = cutRoot(cut, src);
     const scope = opts.scope ?? `${root}/Logits`;
     const g = new Graph(src.name, opts.seed ?? src.seed);
     // What the cut depends on.
@@ -204,7 +207,7 @@ export function cutAndAppendHead(base: (batch: number) => Graph, opts: CutHeadOp
 /** The scope cutAndAppendHead puts the head in. */
 export function cutHeadScope(base: Graph, opts: Pick<CutHeadOptions, 'cutAt' | 'scope'>): string {
   const cut = resolveValue(base, opts.cutAt);
-  return opts.scope ?? `${cut.split('/')[0] || base.name}/Logits`;
+  return opts.scope ?? `${cutRoot(cut, base)}/Logits`;
 }
 
 /** A builder whose graphs share `first`'s parameter data. */
@@ -251,14 +254,13 @@ export async function replaceHead(base: BaseModel, opts: ReplaceHeadOptions): Pr
       source: opts.source,
     };
   }
-  if (opts.cutAt === undefined) {
-    const eps = [...base.graph.endPoints.keys()];
-    throw new Error(
-      `head replacement: a ${base.meta.architecture} model needs a layer to cut at (cutAt / --cut-at)${eps.length ? `; end points: ${eps.join(', ')}` : ''}`,
-    );
+  // One obvious place (the last global pool) needs no naming.
+  const cutAt = opts.cutAt ?? obviousCutPoint(base.graph);
+  if (cutAt === null) {
+    throw new Error(`head replacement: graph ${base.graph.name} has no single global pool to put the new head after; name the layer with --cut-at LAYER (candidates: ${describeCutPoints(base.graph)})`);
   }
   if (!base.preprocessing) throw new Error(`head replacement: graph ${base.graph.name} does not take RGB images`);
-  const cutOpts: CutHeadOptions = { cutAt: opts.cutAt, head, scope: opts.scope, dropoutKeepProb: opts.dropoutKeepProb, weightsInit: opts.weightsInit, seed: opts.seed };
+  const cutOpts: CutHeadOptions = { cutAt, head, scope: opts.scope, dropoutKeepProb: opts.dropoutKeepProb, weightsInit: opts.weightsInit, seed: opts.seed };
   const scope = cutHeadScope(base.graph, cutOpts);
   const build0 = cutAndAppendHead(base.build, cutOpts);
   const first = build0(1);
