@@ -8,6 +8,7 @@ const SUITES: Record<string, { about: string; load: () => Promise<{ run(argv: st
   kernels: { about: "Inception v3 convolutions and a 1024^3 matmul, vs TensorFlow.js's WebGPU backend", load: () => import('./kernels.ts') },
   network: { about: "Inception v3 forward at 299x299, batch 1 and 8, vs TensorFlow.js's WebGPU backend", load: () => import('./network.ts') },
   train: { about: "Inception v3 training step at 299x299 (batch 8, all layers / Mixed_7+Logits; batch 32 planned), vs TensorFlow.js's WebGPU backend", load: () => import('./train.ts') },
+  transfer: { about: 'real transfer learning: ImageNet Inception v3 layers on ISIC skin lesions (Esteva) and RetinaMNIST (Gulshan), vs a TF.js logistic-regression peer', load: () => import('./transfer.ts') },
   saliency: { about: 'vanilla gradient, SmoothGrad (25 samples), integrated gradients (50 steps), Grad-CAM for one 299x299 image on Inception v3', load: () => import('./saliency.ts') },
 };
 

@@ -29,6 +29,8 @@ export interface Report {
   /** How the figures were taken (GPU timestamps or wall clock, warm-up, median of how many). */
   timing: string;
   cases: CaseResult[];
+  /** Suite-specific figures written as they are (the transfer suite's AUCs, intervals, ...). */
+  figures?: unknown;
 }
 
 /** Fills gflops and speedup from the timings; `flops` is 2 x multiply-adds. */

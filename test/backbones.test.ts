@@ -75,6 +75,17 @@ describe.skipIf(!haveKeras)('Keras InceptionV3 ImageNet layers', () => {
     expect(mismatches).toBe(0);
   });
 
+  it("agrees with the TF.js layers importer's structural recognition of the same model (an independent mapping)", () => {
+    const theirs = openModel(join(KERAS_DIR, 'model.json'));
+    const mine = openModel(KERAS_IMAGENET_FILE);
+    let worst = 0;
+    for (const p of mine.graph.params.values()) {
+      const q = theirs.graph.param(p.name);
+      for (let i = 0; i < p.size; i++) worst = Math.max(worst, Math.abs(p.data[i] - q.data[i]));
+    }
+    expect(worst).toBeLessThan(1e-5); // both dequantize min + scale * q; float32 rounding apart
+  }, 120_000);
+
   it('Mixed_6c of real skin images matches TF.js running the Keras model', async () => {
     const size = 107;
     const files = ['melanoma', 'nevus'].map((d) => join(ISIC, 'Test', d)).filter(existsSync).map((d) => join(d, readdirSync(d).sort()[0]));

@@ -49,8 +49,8 @@ export const COMMANDS: Record<string, Command> = {
   inspect: { summary: 'show what a model file holds: format, inputs/outputs, parameters, classes, preprocessing, cut points, layers', usage: 'incept inspect MODEL [--depth N] [--json] [--labels FILE]', ownHelp: true, run: async (argv) => (await import('./inspect.ts')).inspectMain(argv) },
   evaluate: { summary: 'evaluate a model on labelled images: accuracy, top-k, confusion matrix, sensitivity/specificity, ROC/AUC', usage: 'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR]', ownHelp: true, run: async (argv) => (await import('./evaluate.ts')).evaluateMain(argv) },
   demo: {
-    summary: 'classify a generated image with a small CNN (random weights for now)',
-    usage: 'incept demo',
+    summary: 'transfer learning from ImageNet on real medical images (RetinaMNIST, or --data DIR|CSV): fine-tuning, evaluation, saliency, HTML report',
+    usage: 'incept demo [--data DIR|CSV] [--out DIR] [--size N] [--train-images N] [--head-epochs N] [--top-epochs N] [--no-scratch]',
     run: async (argv) => (await import('./demo.ts')).demoMain(argv),
   },
 };

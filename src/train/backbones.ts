@@ -87,6 +87,8 @@ export interface BackboneModelOptions {
   /** Other backbones: the layer to cut at. */
   cutAt?: string;
   seed?: number;
+  /** false: every layer starts from the builder's initializers (the from-scratch control). Default true. */
+  pretrained?: boolean;
   rt?: Runtime;
 }
 
@@ -139,7 +141,7 @@ export async function backboneModel(bb: Backbone, opts: BackboneModelOptions): P
     throw new Error(`backbone ${bb.name}: internal: final end point before the pretrained one`);
   }
   const first = inceptionV3({ ...options, batch: 1 });
-  const fresh = applyBackbone(first, bb);
+  const fresh = opts.pretrained === false ? [...first.params.keys()] : applyBackbone(first, bb);
   const reinitialised = fresh.filter((n) => !INCEPTION_HEAD_SCOPES.some((s) => n.startsWith(`${s}/`)));
   const build = (batch: number) => {
     if (batch === 1) return first;

@@ -49,6 +49,8 @@ export interface FeatureTrainOptions {
   /** Scored after every epoch; the best epoch's parameters are kept. */
   validation?: { x: Float32Array; labels: Int32Array; score: (probs: Float32Array, labels: Int32Array) => number };
   onEpoch?: (record: FeatureEpoch) => void;
+  /** Stop after this many seconds of training (a compute budget); the partial epoch is scored. */
+  maxSeconds?: number;
 }
 
 export interface FeatureEpoch {
@@ -116,6 +118,7 @@ export async function trainOnFeatures(model: Model, x: Float32Array, labels: Int
   let best: { epoch: number; score: number; params: Map<string, Float32Array> } | null = null;
   const t0 = performance.now();
   let seen = 0;
+  const outOfTime = () => opts.maxSeconds !== undefined && (performance.now() - t0) / 1000 >= opts.maxSeconds;
   try {
     const xb = new Float32Array(batch * per);
     const yb = new Int32Array(batch);
@@ -125,7 +128,7 @@ export async function trainOnFeatures(model: Model, x: Float32Array, labels: Int
       let lossSum = 0;
       let correct = 0;
       let count = 0;
-      for (let s = 0; s + batch <= n; s += batch) {
+      for (let s = 0; s + batch <= n && !outOfTime(); s += batch) {
         for (let i = 0; i < batch; i++) {
           const j = order[s + i];
           xb.set(x.subarray(j * per, (j + 1) * per), i * per);
@@ -143,6 +146,7 @@ export async function trainOnFeatures(model: Model, x: Float32Array, labels: Int
         count += batch;
       }
       seen += count;
+      if (count === 0) break;
       const rec: FeatureEpoch = { epoch, loss: lossSum / count, accuracy: correct / count, seconds: (performance.now() - te) / 1000 };
       if (opts.validation) {
         const probs = await predictProbs(model, opts.validation.x);
@@ -155,6 +159,7 @@ export async function trainOnFeatures(model: Model, x: Float32Array, labels: Int
       }
       history.push(rec);
       opts.onEpoch?.(rec);
+      if (outOfTime()) break;
     }
     await trainer.syncToHost();
   } finally {

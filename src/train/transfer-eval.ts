@@ -8,7 +8,7 @@
 //   MedMNIST: accuracy and the mean one-vs-rest AUC over the classes.
 // Every figure here is a plain number, so the bench writes them as JSON as they are.
 import { accuracy, confusionFromProbs } from './metrics.ts';
-import { type RocCurve, bootstrapAuc, oneVsRestRoc, rocCurve, sensitivityAtSpecificity, specificityAtSensitivity } from './roc.ts';
+import { type RocCurve, bootstrapAuc, tprAt, oneVsRestRoc, rocCurve, sensitivityAtSpecificity, specificityAtSensitivity } from './roc.ts';
 import { type Taxonomy, type TrainingClass, aggregate } from './taxonomy.ts';
 
 export interface BinaryFigures {
@@ -171,4 +171,37 @@ export function sanityWarnings(probs: Float32Array, count: number, classes: stri
     );
   }
   return out;
+}
+
+/**
+ * A pointwise bootstrap band of the ROC curve: stratified resamples (positives and negatives each
+ * drawn with replacement), each resample's sensitivity read at fixed 1 - specificity values, and
+ * the level's percentiles taken at each (vertical averaging, Fawcett 2006).
+ */
+export function rocBand(scores: ArrayLike<number>, labels: ArrayLike<number>, opts: { replicates?: number; points?: number; level?: number; seed?: number } = {}) {
+  const { replicates = 200, points = 51, level = 0.95, seed = 0 } = opts;
+  const pos: number[] = [];
+  const neg: number[] = [];
+  for (let i = 0; i < labels.length; i++) (labels[i] ? pos : neg).push(i);
+  const fpr = Float64Array.from({ length: points }, (_, i) => i / (points - 1));
+  const rows: Float64Array[] = Array.from({ length: points }, () => new Float64Array(replicates));
+  let state = seed >>> 0 || 1;
+  const next = () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 4294967296;
+  };
+  for (let r = 0; r < replicates; r++) {
+    const idx = [...pos.map(() => pos[Math.floor(next() * pos.length)]), ...neg.map(() => neg[Math.floor(next() * neg.length)])];
+    const curve = rocCurve(idx.map((i) => scores[i]), idx.map((i) => labels[i]));
+    for (let j = 0; j < points; j++) rows[j][r] = tprAt(curve, fpr[j]);
+  }
+  const q = (a: Float64Array, p: number) => {
+    const s = Float64Array.from(a).sort();
+    const pos2 = p * (s.length - 1);
+    const lo = Math.floor(pos2);
+    return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (pos2 - lo);
+  };
+  return { fpr, lower: rows.map((a) => q(a, (1 - level) / 2)), upper: rows.map((a) => q(a, 1 - (1 - level) / 2)), level, replicates };
 }

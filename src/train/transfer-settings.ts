@@ -31,6 +31,8 @@ export interface SettingConfig {
   balanced?: boolean;
   seed?: number;
   onEpoch?: (e: FeatureEpoch) => void;
+  /** Training time budget in seconds (the from-scratch control gets the pretrained run's). */
+  maxSeconds?: number;
 }
 
 export interface SettingData {
@@ -86,6 +88,12 @@ export async function runSetting(rt: Runtime, bb: Backbone, data: SettingData, c
     const c = data.features[input].length / rowCount;
     model = new Model(rt, (batch) => pooledHeadGraph(c, k, { batch, dropoutKeepProb: cfg.dropoutKeepProb ?? 0.8, seed }));
     trained = ['InceptionV3/Logits'];
+  } else if (cfg.setting === 'scratch') {
+    // The same network as the backbone + head, every layer from random initialisation and training.
+    input = 'image';
+    const tm = await backboneModel(bb, { head: k, classes: cfg.classes, inputSize: cfg.inputSize, dropoutKeepProb: cfg.dropoutKeepProb ?? 0.8, seed, rt, pretrained: false });
+    model = tm.model;
+    trained = ['InceptionV3'];
   } else {
     const m = /^top:(\d+)$/.exec(cfg.setting);
     if (!m) throw new Error(`setting '${cfg.setting}': expected head or top:N`);
@@ -104,7 +112,8 @@ export async function runSetting(rt: Runtime, bb: Backbone, data: SettingData, c
     learningRate: lr,
     optimizer: { kind: 'adam' },
     trainable,
-    lrMultipliers: cfg.setting === 'head' ? undefined : [{ scope: 'InceptionV3/Logits', multiplier: 1 }, { scope: 'InceptionV3/Mixed', multiplier: cfg.blockLrMultiplier ?? 0.1 }],
+    maxSeconds: cfg.maxSeconds,
+    lrMultipliers: cfg.setting.startsWith('top:') ? [{ scope: 'InceptionV3/Logits', multiplier: 1 }, { scope: 'InceptionV3/Mixed', multiplier: cfg.blockLrMultiplier ?? 0.1 }] : undefined,
     batchnormDecay: cfg.batchnormDecay ?? 0.9,
     balanced: cfg.balanced,
     seed,
