@@ -11,6 +11,7 @@ const SUITES: Record<string, { about: string; load: () => Promise<{ run(argv: st
   soak: { about: '1,000 predicts, 200 training steps and 100 saliency maps on a small Inception v3; GPU pool and host memory must stay flat', load: () => import('./soak.ts') },
   queue: { about: "images per second of 'incept submit classify' with 1, 2 and 3 'incept worker' processes (BullMQ on a private redis-server)", load: () => import('./queue.ts') },
   browser: { about: 'Inception v3 forward and a head fine-tuning step in headless Chromium (the page bundle) beside Node', load: () => import('./browser.ts') },
+  transfer: { about: 'real transfer learning: ImageNet Inception v3 layers on ISIC skin lesions (Esteva) and RetinaMNIST (Gulshan), vs a TF.js logistic-regression peer', load: () => import('./transfer.ts') },
   saliency: { about: 'vanilla gradient, SmoothGrad (25 samples), integrated gradients (50 steps), Grad-CAM for one 299x299 image on Inception v3', load: () => import('./saliency.ts') },
 };
 

@@ -31,6 +31,8 @@ export interface Report {
   cases: CaseResult[];
   /** Checks the suite made that did not hold (e.g. soak's memory flatness); any makes the bench exit non-zero. */
   failures?: string[];
+  /** Suite-specific figures written as they are (the transfer suite's AUCs, intervals, ...). */
+  figures?: unknown;
 }
 
 /** Fills gflops and speedup from the timings; `flops` is 2 x multiply-adds. */

@@ -94,3 +94,9 @@ export { overlay, colorize, toDisplayImage, encodePng } from './explain/heatmap.
 export { renderReport, writeReport, type ReportData } from './report/html.ts';
 export { buildEvaluationReport } from './report/evaluate-report.ts';
 export { runDemo } from './demo/run.ts';
+export { openBackbone, backboneModel, backboneFeatures, type Backbone } from './train/backbones.ts';
+export { saveKerasBackbone, mapKerasInceptionV3 } from './import/keras-inception-v3.ts';
+export { trainOnFeatures, pooledHeadGraph } from './train/feature-training.ts';
+export { runEsteva, runGulshan } from './train/transfer-experiments.ts';
+export { estevaFigures, gradeFigures, operatingPoint, rocBand, sanityWarnings } from './train/transfer-eval.ts';
+export { isicSplit, readRetinaMnist, readNpz } from './train/medical-data.ts';

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { massInside, runDemo } from '../src/demo/run.ts';
+import { massInside, runLesionDemo as runDemo } from '../src/demo/lesion-demo.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 
 afterAll(closeRuntime);

@@ -52,8 +52,8 @@ export const COMMANDS: Record<string, Command> = {
   worker: { summary: 'take jobs (image shards, training runs) from a Redis job queue and run them on this GPU', usage: 'incept worker --queue redis://HOST:PORT [--queue-name NAME] [--lock-seconds S]', ownHelp: true, run: async (argv) => (await import('./worker.ts')).workerMain(argv) },
   submit: { summary: 'split classify / saliency / evaluate over many images, or a fine-tuning sweep, into queue jobs; follow them and merge the results', usage: 'incept submit classify|saliency|evaluate|train --queue redis://HOST:PORT --out DIR ...', ownHelp: true, run: async (argv) => (await import('./submit.ts')).submitMain(argv) },
   demo: {
-    summary: 'the whole workflow on generated lesion images: fine-tune Inception v3, evaluate (ROC/AUC), saliency maps, an HTML report',
-    usage: 'incept demo [--out DIR] [--size N] [--epochs N] [--train-images N] [--test-images N] [--trainable-from LAYER] [--full-width]',
+    summary: 'transfer learning from ImageNet on real medical images (RetinaMNIST, or --data DIR|CSV): fine-tuning, evaluation, saliency, HTML report',
+    usage: 'incept demo [--data DIR|CSV] [--out DIR] [--size N] [--train-images N] [--head-epochs N] [--top-epochs N] [--no-scratch]',
     ownHelp: true,
     run: async (argv) => (await import('./demo.ts')).demoMain(argv),
   },

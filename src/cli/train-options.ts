@@ -64,7 +64,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'optimizer', value: 'O', parse: choice(OPTIMIZERS), help: 'rmsprop (default), sgd, momentum, adam' },
   { name: 'weight-decay', value: 'W', parse: number('a number >= 0', (v) => v >= 0 && Number.isFinite(v)), help: 'L2 on weights (default 0)' },
   { name: 'label-smoothing', value: 'S', parse: number('a number in [0, 1)', inUnit), help: '(default 0)' },
-  { name: 'bn-decay', value: 'D', parse: number('a number in [0, 1)', inUnit), help: 'moving-average decay (default 0.9997)' },
+  { name: 'bn-decay', value: 'D', parse: number('a number in [0, 1)', inUnit), help: "moving-average decay (default 0.9; TF-Slim's 0.9997 barely moves in a short run)" },
   { name: 'augment', value: 'A', parse: choice(['default', 'esteva', 'none'] as const), help: 'default (TF-Slim: crop, flip, colour), esteva (+ any rotation, vertical flips), none' },
   { name: 'balanced', help: 'class-balanced batches' },
   { name: 'seed', value: 'N', parse: wholeNumber(0), help: 'shuffling, augmentation, split and dropout (default 0)' },

@@ -1,173 +1,272 @@
-// The whole mission on a generated data set, in a few minutes on a 2-core CPU: dermoscopy-like
-// lesions (malignant ones differ by the ABCD rule) -> Inception v3 (ImageNet weights from weights/
-// when downloaded, else random) -> new two-class head -> early layers frozen -> fine-tuning at a
-// reduced input size -> evaluation (ROC/AUC, confusion) -> saliency maps -> one HTML report.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { overlay, toDisplayImage, encodePng } from '../explain/heatmap.ts';
+// `npm run demo`: real transfer learning in a few minutes on a 2-core CPU, with nothing downloaded.
+// ImageNet weights (the committed ImageNet layers of a Keras InceptionV3, weights/) -> features of
+// the frozen part, computed once and cached -> a new head trained alone, then with the top block
+// fine-tuned -> the same network from random initialisation with the same training time, for
+// comparison -> evaluation on the held-out test set (ROC with a bootstrap band, the operating point
+// chosen on validation, confusion matrix) -> saliency maps of real images -> one HTML report.
+// Data: RetinaMNIST (committed, CC BY 4.0; Gulshan et al.'s referable DR = grade >= 2) by default,
+// or the user's images (`--data DIR|CSV`, class folders or a manifest; split 70/10/20 by class).
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodePng, overlay, toDisplayImage } from '../explain/heatmap.ts';
 import { disposeSaliency, saliency } from '../explain/saliency.ts';
-import { decodeImage } from '../image/decode.ts';
-import { preprocessForEval } from '../image/preprocess.ts';
-import { openModel } from '../import/load-model.ts';
+import { getRuntime } from '../gpu/runtime.ts';
+import { readImage } from '../image/decode.ts';
+import { preprocessImage } from '../image/preprocess.ts';
 import { buildEvaluationReport, pickExamples } from '../report/evaluate-report.ts';
+import { rocCurvePng } from '../report/figures.ts';
 import { writeReport } from '../report/html.ts';
-import { fineTune, validate } from '../train/finetune.ts';
-import { curvesPng } from '../train/progress.ts';
-import { type BaseModel, randomInception, replaceHead } from '../train/head.ts';
-import { readCsvDataset, splitDataset } from '../train/dataset.ts';
-import { generateLesionDataset, LESION_CLASSES } from './lesions.ts';
+import { type Backbone, KERAS_IMAGENET_FILE, backboneFeatures, openBackbone } from '../train/backbones.ts';
+import { readDataset, splitDataset } from '../train/dataset.ts';
+import { readRetinaMnist } from '../train/medical-data.ts';
+import { oneVsRestRoc, rocAuc, sensitivityAtSpecificity } from '../train/roc.ts';
+import { binaryFigures, operatingPoint, referableScores, rocBand, sanityWarnings } from '../train/transfer-eval.ts';
+import { type Features } from '../train/feature-cache.ts';
+import { arrayFeatures, fileFeatures } from '../train/transfer-features.ts';
+import { type SettingRun, runSetting, wholeModel } from '../train/transfer-settings.ts';
+
+export const RETINAMNIST_FILE = join(dirname(fileURLToPath(import.meta.url)), 'data/retinamnist.npz');
 
 export interface DemoOptions {
   out: string;
-  /** Images generated for training + validation, and for the test set. */
-  trainImages?: number;
-  testImages?: number;
-  /** Input size of the network (Inception v3 needs 75 and up). */
+  /** The user's images (class folders or a CSV manifest); default RetinaMNIST. */
+  data?: string;
+  /** Network input size (default 75 for RetinaMNIST's 28x28 images, 180 for the user's). */
   inputSize?: number;
-  epochs?: number;
-  batch?: number;
-  /** Train from this layer up (earlier layers frozen). */
-  trainableFrom?: string;
-  /** TF-Slim depth multiplier when starting from random weights (ImageNet weights are full width). */
-  depthMultiplier?: number;
-  learningRate?: number;
+  /** RetinaMNIST: training images used (the first N of the official train split; default all 1080). */
+  trainImages?: number;
+  headEpochs?: number;
+  topEpochs?: number;
+  /** Skip the from-scratch comparison (it costs as long as the fine-tuning). */
+  noScratch?: boolean;
   seed?: number;
+  cacheDir?: string;
   log?: (line: string) => void;
 }
 
 export interface DemoResult {
   report: string;
-  auc: number | undefined;
+  /** Test figures of the chosen (pretrained) setting and of the from-scratch control. */
+  setting: string;
+  auc: number;
+  aucLower: number;
+  aucUpper: number;
   accuracy: number;
-  /** Mean fraction of saliency mass inside the lesion mask, and the mean mask area fraction. */
-  saliencyInLesion: number;
-  lesionArea: number;
+  meanAuc: number;
+  scratchAuc?: number;
+  operatingPoint?: ReturnType<typeof operatingPoint>;
+  warnings: string[];
   seconds: number;
-  pretrained: boolean;
 }
 
-/** Fraction of a non-negative map's mass where mask > 0. */
-export function massInside(map: ArrayLike<number>, mask: ArrayLike<number>): number {
-  let inside = 0;
-  let total = 0;
-  for (let i = 0; i < map.length; i++) {
-    total += map[i];
-    if (mask[i] > 0) inside += map[i];
-  }
-  return total > 0 ? inside / total : 0;
+/** What the demo trains on: features of every image, and how to show one image. */
+interface DemoData {
+  classes: string[];
+  labels: Int32Array;
+  train: Int32Array;
+  validation: Int32Array;
+  test: Int32Array;
+  features: Features;
+  /** Preprocessed network input of row i (saliency). */
+  input: (i: number) => Float32Array;
+  name: (i: number) => string;
+  description: string;
+  /** Binary task scored by the ROC: positive-class score of probability rows. */
+  positive: { name: string; score: (probs: Float32Array) => Float64Array; label: (l: number) => number };
+}
+
+const range = (a: number, b: number) => Int32Array.from({ length: b - a }, (_, i) => a + i);
+
+async function retinaData(o: DemoOptions, bb: Backbone, size: number, log: (l: string) => void): Promise<DemoData> {
+  const r = readRetinaMnist(RETINAMNIST_FILE);
+  const nt = Math.min(o.trainImages ?? r.train.count, r.train.count);
+  const s = r.train.size;
+  const px = s * s * 3;
+  const images = new Uint8Array([...r.train.images.subarray(0, nt * px), ...r.val.images, ...r.test.images]);
+  const labels = new Int32Array([...r.train.labels.subarray(0, nt), ...r.val.labels, ...r.test.labels]);
+  const pre = bb.preprocessing(size);
+  log(`incept demo: RetinaMNIST (MedMNIST v2, CC BY 4.0): ${nt} train, ${r.val.count} validation, ${r.test.count} test fundus images, ${s}x${s} upsampled to ${size}x${size}`);
+  const model = await backboneFeatures(bb, size);
+  const features = await arrayFeatures({ model, weights: KERAS_IMAGENET_FILE, preprocessing: pre, endPoints: ['Mixed_6a', 'Mixed_6b', 'global_pool'], cacheDir: o.cacheDir ?? '.cache/features', log }, images, s, nt === r.train.count ? 'retinamnist train+val+test' : `retinamnist demo ${nt}`);
+  const input = (i: number) => preprocessImage({ width: s, height: s, data: Float32Array.from(images.subarray(i * px, (i + 1) * px)) }, pre);
+  return {
+    classes: ['grade 0', 'grade 1', 'grade 2', 'grade 3', 'grade 4'],
+    labels,
+    train: range(0, nt),
+    validation: range(nt, nt + r.val.count),
+    test: range(nt + r.val.count, labels.length),
+    features,
+    input,
+    name: (i) => `test image ${i - nt - r.val.count}`,
+    description: 'RetinaMNIST (MedMNIST v2; DeepDRiD fundus photographs, CC BY 4.0), official train/val/test split, diabetic retinopathy grades 0-4',
+    positive: { name: 'referable DR (grade >= 2)', score: (p) => referableScores(p, 5), label: (l) => (l >= 2 ? 1 : 0) },
+  };
+}
+
+async function folderData(o: DemoOptions, bb: Backbone, size: number, log: (l: string) => void): Promise<DemoData> {
+  const ds = readDataset(o.data!);
+  const outer = splitDataset(ds, { validationFraction: 0.2, seed: o.seed ?? 0 });
+  const inner = splitDataset({ ...ds, samples: outer.train.samples }, { validationFraction: 0.125, seed: (o.seed ?? 0) + 1 });
+  const rows = [...inner.train.samples, ...inner.validation.samples, ...outer.validation.samples];
+  const [a, b] = [inner.train.samples.length, inner.train.samples.length + inner.validation.samples.length];
+  const pre = bb.preprocessing(size);
+  log(`incept demo: ${ds.source}: ${ds.classes.length} classes, ${a} train, ${b - a} validation, ${rows.length - b} test images at ${size}x${size}`);
+  const model = await backboneFeatures(bb, size);
+  const files = rows.map((s) => s.path);
+  const features = await fileFeatures({ model, weights: KERAS_IMAGENET_FILE, preprocessing: pre, endPoints: ['Mixed_6b', 'global_pool'], cacheDir: o.cacheDir ?? '.cache/features', log }, files, '/');
+  const k = ds.classes.length;
+  const pos = k === 2 ? 1 : 0;
+  return {
+    classes: ds.classes,
+    labels: Int32Array.from(rows, (s) => s.label),
+    train: range(0, a),
+    validation: range(a, b),
+    test: range(b, rows.length),
+    features,
+    input: (i) => preprocessImage(readImage(files[i]), pre),
+    name: (i) => files[i].split(/[/\\]/).pop()!,
+    description: `${ds.source} (stratified split: 70% train, 10% validation, 20% test)`,
+    positive: { name: ds.classes[pos], score: (p) => Float64Array.from({ length: p.length / k }, (_, i) => p[i * k + pos]), label: (l) => (l === pos ? 1 : 0) },
+  };
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
   const log = o.log ?? ((l: string) => console.log(l));
   const out = resolve(o.out);
-  const size = o.inputSize ?? 107;
-  const seed = o.seed ?? 1;
   mkdirSync(out, { recursive: true });
+  const rt = await getRuntime();
+  const bb = openBackbone('keras-inception-v3');
+  const size = o.inputSize ?? (o.data ? 180 : 75);
+  log(`incept demo: backbone ${bb.name}: ${bb.source}; ${bb.license ?? ''}`);
+  const d = o.data ? await folderData(o, bb, size, log) : await retinaData(o, bb, size, log);
+  const k = d.classes.length;
+  const meanAuc = (p: Float32Array, l: Int32Array) => (k === 2 ? rocAuc(Float64Array.from({ length: l.length }, (_, i) => p[i * 2 + 1]), l) : oneVsRestRoc(p, l, k).macroAuc);
+  const data = { features: d.features, train: d.train, validation: d.validation, labels: d.labels, score: meanAuc };
+  const cfg = { classes: d.classes, inputSize: size, seed: o.seed ?? 0 };
+  const epochLog = (name: string) => (e: { epoch: number; loss: number; validationScore?: number; seconds: number }) =>
+    log(`  ${name} epoch ${e.epoch}: loss ${e.loss.toFixed(3)}, validation AUC ${e.validationScore?.toFixed(3)} (${e.seconds.toFixed(1)} s)`);
 
-  log(`incept demo: generating ${o.trainImages ?? 160} training and ${o.testImages ?? 40} test lesion images in ${out}`);
-  const data = generateLesionDataset({ count: o.trainImages ?? 160, size: 128, seed, dir: join(out, 'data'), validationFraction: 0.2 });
-  const test = generateLesionDataset({ count: o.testImages ?? 40, size: 128, seed: seed + 1000, dir: join(out, 'test') });
-  const splits = splitDataset(readCsvDataset(data.manifest, { classes: [...LESION_CLASSES] }));
-  const testSet = readCsvDataset(test.manifest, { classes: [...LESION_CLASSES] });
-
-  // ImageNet weights when they were fetched (npx incept weights fetch inception_v3), else random.
-  const weights = resolve('weights/inception_v3.safetensors');
-  let base: BaseModel;
-  let pretrained = false;
-  const notes: string[] = [];
-  if (existsSync(weights)) {
-    const opened = await openModel(weights);
-    base = { graph: opened.graph, build: opened.build, meta: opened.meta, preprocessing: opened.preprocessing };
-    pretrained = true;
-    log(`incept demo: starting from ImageNet weights ${weights}`);
-  } else {
-    base = randomInception({ inputSize: size, auxLogits: false, seed, depthMultiplier: o.depthMultiplier ?? 1 });
-    const dm = o.depthMultiplier ?? 1;
-    const note =
-      `Inception v3${dm !== 1 ? ` at depth multiplier ${dm}` : ''} starts from RANDOM weights: weights/inception_v3.safetensors is not there ` +
-      '(npx incept weights fetch inception_v3 downloads it where download.tensorflow.org is reachable). The frozen layers keep random features.';
-    notes.push(note);
-    log(`incept demo: notice: ${note}`);
+  log('incept demo: (a) new head only, on the frozen ImageNet features');
+  const head = await runSetting(rt, bb, data, { ...cfg, setting: 'head', epochs: o.headEpochs ?? 40, learningRate: 1e-3, onEpoch: () => {} });
+  log(`  head: best validation AUC ${head.bestScore?.toFixed(3)} at epoch ${head.bestEpoch} (${head.seconds.toFixed(0)} s)`);
+  log('incept demo: (b) the top ImageNet block (Mixed_6c) fine-tuned with the head');
+  const top = await runSetting(rt, bb, data, { ...cfg, setting: 'top:1', epochs: o.topEpochs ?? 3, learningRate: 1e-3, onEpoch: epochLog('top:1') });
+  const best = (top.bestScore ?? 0) >= (head.bestScore ?? 0) ? top : head;
+  let scratch: SettingRun | undefined;
+  if (!o.noScratch && d.features.image === undefined) {
+    const per = size * size * 3;
+    const rows = [...d.train, ...d.validation, ...d.test];
+    const images = new Float32Array(d.labels.length * per);
+    for (const i of rows) images.set(d.input(i), i * per);
+    d.features.image = images;
+    log(`incept demo: (c) the same network from random initialisation, all layers training, for the same ${top.seconds.toFixed(0)} s`);
+    scratch = await runSetting(rt, bb, data, { ...cfg, setting: 'scratch', epochs: 1000, learningRate: 1e-3, maxSeconds: top.seconds, onEpoch: epochLog('scratch') });
   }
-  const tm = await replaceHead(base, { head: 2, classes: [...LESION_CLASSES], inception: { inputSize: size, auxLogits: false }, seed });
-  const trainableFrom = o.trainableFrom ?? 'Mixed_5b';
-  log(`incept demo: Inception v3 at ${size}x${size}, new 2-class head, training from ${trainableFrom} up`);
+  return report(o, out, rt, bb, d, { head, top, best, scratch }, size, t0, log);
+}
 
-  const runDir = join(out, 'run');
-  const result = await fineTune(tm, { train: splits.train, validation: splits.validation }, {
-    epochs: o.epochs ?? 4,
-    batch: o.batch ?? 16,
-    optimizer: { kind: 'adam' },
-    learningRate: o.learningRate ?? 0.001,
-    freeze: { kind: 'from', layer: trainableFrom },
-    seed,
-    // Lesions sit in the middle: mild crops (TF-Slim's go down to 5% of the image and would cut the
-    // lesion away), flips and quarter turns (a lesion has no up), brightness/saturation only.
-    augment: { areaRange: [0.7, 1], minObjectCovered: 0.7, flipUpDown: 0.5, rotate: 'quarter', color: 'fast' },
-    // A short run: moving statistics must follow the batch statistics within a few dozen steps
-    // (TF-Slim's 0.9997 would leave them at their initial values and break evaluation).
-    batchnormDecay: 0.9,
-    runDir,
-    progress: 'auto',
-    workers: 1,
-  });
+async function report(
+  o: DemoOptions,
+  out: string,
+  rt: Awaited<ReturnType<typeof getRuntime>>,
+  bb: Backbone,
+  d: DemoData,
+  runs: { head: SettingRun; top: SettingRun; best: SettingRun; scratch?: SettingRun },
+  size: number,
+  t0: number,
+  log: (l: string) => void,
+): Promise<DemoResult> {
+  const k = d.classes.length;
+  const testLabels = Int32Array.from(d.test, (i) => d.labels[i]);
+  const valLabels = Int32Array.from(d.validation, (i) => d.labels[i]);
+  const bin = (l: Int32Array) => Uint8Array.from(l, d.positive.label);
+  const probs = await runs.best.predict(d.test);
+  const scores = d.positive.score(probs);
+  const { curve, ...fig } = binaryFigures(scores, bin(testLabels));
+  const band = rocBand(scores, bin(testLabels), { seed: o.seed ?? 0 });
+  const op = operatingPoint({ scores: d.positive.score(await runs.best.predict(d.validation)), labels: bin(valLabels) }, { scores, labels: bin(testLabels) });
+  const series = [{ label: `ImageNet, ${runs.best.setting}`, fpr: curve.fpr, tpr: curve.tpr, auc: fig.auc, ci: { lower: fig.aucLower, upper: fig.aucUpper }, band: { fpr: band.fpr, lower: band.lower, upper: band.upper, label: '95% bootstrap band' } }];
+  const compare: { label: string; value: string }[] = [];
+  const other = [runs.best === runs.top ? runs.head : runs.top, runs.scratch].filter((r): r is SettingRun => r !== undefined);
+  const figures = new Map<SettingRun, number>([[runs.best, fig.auc]]);
+  for (const r of other) {
+    const s = d.positive.score(await r.predict(d.test));
+    const f = binaryFigures(s, bin(testLabels));
+    figures.set(r, f.auc);
+    series.push({ label: r.setting === 'scratch' ? 'random init, same time' : `ImageNet, ${r.setting}`, fpr: f.curve.fpr, tpr: f.curve.tpr, auc: f.auc, ci: { lower: f.aucLower, upper: f.aucUpper } } as never);
+  }
+  for (const r of [runs.head, runs.top, runs.scratch].filter((r): r is SettingRun => r !== undefined)) {
+    const what = r.setting === 'head' ? 'ImageNet backbone frozen, new head only' : r.setting === 'scratch' ? 'random initialisation, every layer trained, same wall time as (b)' : 'ImageNet backbone, Mixed_6c fine-tuned with the head';
+    compare.push({ label: `${r.setting}: ${what}`, value: `test AUC ${figures.get(r)?.toFixed(3) ?? '-'}, ${r.history.length} epochs (best ${r.bestEpoch}), ${r.seconds.toFixed(0)} s, ${r.imagesSeen} images seen` });
+  }
+  const points = [
+    { sensitivity: op.test.sensitivity, specificity: op.test.specificity, label: `validation-chosen (sens ${op.target}): sens ${op.test.sensitivity.toFixed(3)}, spec ${op.test.specificity.toFixed(3)}` },
+    ...sensitivityAtSpecificity(curve, [0.9]).map((p) => ({ sensitivity: p.sensitivity, specificity: p.specificity, label: `spec 0.90: sens ${p.sensitivity.toFixed(3)}` })),
+  ];
+  const rocPng = rocCurvePng(series as never, { title: `ROC: ${d.positive.name}`, points });
 
-  log('incept demo: evaluating on the test set');
-  const evaluation = await validate(tm.model, tm, testSet, { batch: 8, workers: 1 });
-
-  // Saliency (Esteva et al.: the gradient of the loss) for a few test images.
-  const chosen = pickExamples(evaluation.probs, evaluation.labels, 2, 8);
+  log('incept demo: saliency maps (vanilla gradient of the loss) for test images');
+  const tm = await wholeModel(rt, bb, runs.best, { classes: d.classes, inputSize: size });
   const images = [];
-  let inLesion = 0;
-  let area = 0;
-  for (const index of chosen) {
-    const sample = testSet.samples[index];
-    const decoded = decodeImage(readFileSync(sample.path), sample.path);
-    const x = preprocessForEval(decoded, size, { centralFraction: tm.preprocessing.crop });
-    const s = await saliency(tm.model, x, { method: 'vanilla', target: evaluation.labels[index] });
-    const maskPath = sample.path.replace(/images([/\\])/, 'masks$1');
-    const mask = preprocessForEval(decodeImage(readFileSync(maskPath), maskPath), size, { centralFraction: tm.preprocessing.crop });
-    const maskPixels = new Float32Array(size * size);
-    for (let p = 0; p < maskPixels.length; p++) maskPixels[p] = mask[p * 3] > 0 ? 1 : 0;
-    inLesion += massInside(s.map, maskPixels) / chosen.length;
-    area += maskPixels.reduce((a, b) => a + b, 0) / maskPixels.length / chosen.length;
+  for (const j of pickExamples(probs, testLabels, k, 6)) {
+    const x = d.input(d.test[j]);
+    const s = await saliency(tm.model, x, { method: 'vanilla', target: testLabels[j] });
     const display = toDisplayImage(x, size, size);
-    images.push({ index, image: encodePng(display), saliency: encodePng(overlay(display, s.map)), name: sample.path.split(/[/\\]/).pop() });
+    images.push({ index: j, image: encodePng(display), saliency: encodePng(overlay(display, s.map)), name: d.name(d.test[j]) });
   }
   disposeSaliency(tm.model);
-
+  const warnings = sanityWarnings(probs, testLabels.length, d.classes, d.validation.length, bin(valLabels).reduce((a, b) => a + b, 0));
   const seconds = (performance.now() - t0) / 1000;
-  const curves = curvesPng(result.history, 'Fine-tuning');
-  const report = buildEvaluationReport({
-    probs: evaluation.probs,
-    labels: evaluation.labels,
-    classNames: [...LESION_CLASSES],
+  const base = buildEvaluationReport({
+    probs,
+    labels: testLabels,
+    classNames: d.classes,
     images,
-    saliencyMethod: 'vanilla gradient of the loss',
-    title: 'incept demo: benign vs malignant lesions',
+    saliencyMethod: 'vanilla gradient of the loss (the fine-tuned model, whole network from pixels)',
+    title: 'incept demo: transfer learning from ImageNet',
     subtitle: 'npm run demo',
     summary: {
-      model: pretrained
-        ? 'Inception v3 (ImageNet weights), new 2-class head'
-        : `Inception v3${(o.depthMultiplier ?? 1) !== 1 ? ` (depth multiplier ${o.depthMultiplier})` : ''}, random initial weights, new 2-class head`,
-      dataset: 'generated dermoscopy-like lesions (malignant: asymmetry, irregular border, colour variation, diameter)',
-      imageCounts: { train: splits.train.samples.length, validation: splits.validation.samples.length, test: testSet.samples.length },
+      model: `Inception v3, ImageNet layers of the Keras InceptionV3 through Mixed_6c (${bb.source}), new ${k}-class head`,
+      dataset: d.description,
+      imageCounts: { train: d.train.length, validation: d.validation.length, test: d.test.length },
       inputSize: size,
-      trainableLayers: `${trainableFrom} onward and the new head`,
-      optimizer: `Adam, learning rate ${o.learningRate ?? 0.001}`,
-      epochs: result.epochs,
+      trainableLayers: runs.best.trained,
+      optimizer: 'Adam, learning rate 1e-3 (0.1x in the fine-tuned block), batchnorm decay 0.9, best validation epoch kept',
+      epochs: runs.best.history.length,
       wallTime: seconds,
-      files: [
-        { label: 'model', path: result.modelPath ?? join(runDir, 'model.safetensors') },
-        { label: 'metrics', path: join(runDir, 'metrics.jsonl') },
-        { label: 'data', path: join(out, 'data') },
+      files: [{ label: 'report', path: join(out, 'report.html') }],
+      extra: [
+        { label: d.positive.name, value: `AUC ${fig.auc.toFixed(3)} (95% CI ${fig.aucLower.toFixed(3)}-${fig.aucUpper.toFixed(3)})` },
+        { label: 'operating point (chosen on validation for 97.5% sensitivity)', value: `test sensitivity ${op.test.sensitivity.toFixed(3)}, specificity ${op.test.specificity.toFixed(3)} (threshold ${op.threshold.toFixed(3)})` },
+        ...compare,
+        { label: 'weights licence', value: bb.license ?? '-' },
       ],
-      extra: [{ label: 'saliency mass inside the lesion', value: `${(inLesion * 100).toFixed(1)}% (lesions cover ${(area * 100).toFixed(1)}% of the image)` }],
     },
-    training: curves ? { png: curves } : undefined,
-    notes: notes.map((text) => ({ level: 'warning' as const, text })),
+    training: { history: historyOf(runs.best), xLabel: 'epoch' },
+    notes: warnings.map((text) => ({ level: 'warning' as const, text })),
   });
-  const reportPath = writeReport(join(out, 'report.html'), report);
-  return { report: reportPath, auc: evaluation.auc, accuracy: evaluation.accuracy, saliencyInLesion: inLesion, lesionArea: area, seconds, pretrained };
+  base.roc = { png: rocPng, positiveClass: d.positive.name, auc: fig.auc, ci: { lower: fig.aucLower, upper: fig.aucUpper, level: 0.95, replicates: 1000 }, positives: curve.positives, negatives: curve.negatives, macroAuc: k > 2 ? oneVsRestRoc(probs, testLabels, k).macroAuc : undefined };
+  const reportPath = writeReport(join(out, 'report.html'), base);
+  return {
+    report: reportPath,
+    setting: runs.best.setting,
+    auc: fig.auc,
+    aucLower: fig.aucLower,
+    aucUpper: fig.aucUpper,
+    accuracy: base.accuracy ?? NaN,
+    meanAuc: k > 2 ? oneVsRestRoc(probs, testLabels, k).macroAuc : fig.auc,
+    scratchAuc: runs.scratch ? figures.get(runs.scratch) : undefined,
+    operatingPoint: op,
+    warnings,
+    seconds,
+  };
+}
+
+function historyOf(run: SettingRun) {
+  return {
+    train: run.history.map((e) => ({ step: e.epoch, loss: e.loss, accuracy: e.accuracy })),
+    validation: run.history.map((e) => ({ step: e.epoch, loss: e.validationLoss })),
+  };
 }

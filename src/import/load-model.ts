@@ -37,7 +37,7 @@ import { type GraphDefImportOptions, graphDefBuilder } from './graphdef.ts';
 import { describeLoad, loadIntoGraph, readCheckpoint } from './load.ts';
 import { onnxModelBuilder } from './onnx-model.ts';
 import { decodeModel as decodeOnnx } from './onnx-proto.ts';
-import { ARCHITECTURES, type ModelMeta, applyModelTensors, buildArchitecture, decodeModelMeta, decodeSafetensors, saveModel } from './safetensors.ts';
+import { ARCHITECTURES, type ModelMeta, type Quantization, applyModelTensors, buildArchitecture, decodeModelMeta, decodeSafetensors, saveModel } from './safetensors.ts';
 import { TABLE_MAGIC_HI, TABLE_MAGIC_LO } from './sstable.ts';
 import { withDamageLocation } from './protobuf-damage.ts';
 import { wireFields } from './protobuf.ts';
@@ -558,11 +558,11 @@ function openSafetensors(src: Source): Opened {
     const shared = new Map<string, Parameter>();
     build = (batch) => deserializeGraph(def, batch, shared, path);
     g = build(1);
-    applyModelTensors(g, file.tensors, path); // sets the shared Parameters: every batch sees the data
+    applyModelTensors(g, file.tensors, path, meta.quantization as Quantization | undefined); // sets the shared Parameters: every batch sees the data
     output = typeof meta.output === 'string' && has(g, meta.output) ? meta.output : g.outputs[0];
   } else {
     const first = naming(path, () => buildArchitecture(meta, 1, path));
-    applyModelTensors(first, file.tensors, path);
+    applyModelTensors(first, file.tensors, path, meta.quantization as Quantization | undefined);
     g = first;
     build = sharing(first, (batch) => buildArchitecture(meta, batch, path));
     output = typeof meta.output === 'string' && has(g, meta.output) ? meta.output : g.endPoints.has('Predictions') ? 'Predictions' : g.outputs[0];

@@ -280,20 +280,49 @@ export function saveModel(path: string, graph: Graph, meta: ModelMeta): void {
   save(path, tensors, encodeModelMeta(meta));
 }
 
-/** Sets a graph's parameters from a model file's tensors: every parameter present, same shape, nothing extra. */
-export function applyModelTensors(graph: Graph, tensors: Map<string, SafeTensor>, file: string): void {
+/**
+ * Per-tensor affine quantization of a model file (ModelMeta.quantization): tensor name -> [min, scale];
+ * the tensor is stored as U8 or U16 and its value is min + scale * q, in float32 (TF.js's scheme:
+ * weights that were published quantized are kept at their published size, not inflated).
+ */
+export type Quantization = Record<string, [number, number]>;
+
+/** A stored tensor as float32: floating dtypes as they are, quantized integers dequantized. */
+function floatData(name: string, t: SafeTensor, quantization: Quantization | undefined, file: string): Float32Array | string {
+  const q = quantization?.[name];
+  if (q === undefined) return t.data instanceof Float32Array ? t.data : `'${name}' is ${t.dtype}, not a floating type`;
+  if (!(t.data instanceof Uint8Array || t.data instanceof Uint16Array)) return `'${name}' is ${t.dtype}; its quantization needs U8 or U16`;
+  const [min, scale] = q;
+  if (!Number.isFinite(min) || !(scale > 0)) throw new SafetensorsError(`${file}: quantization of '${name}' is [${q}]; expected [min, scale > 0]`);
+  const out = new Float32Array(t.data.length);
+  const fmin = Math.fround(min);
+  const fscale = Math.fround(scale);
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(fmin + Math.fround(fscale * t.data[i]));
+  return out;
+}
+
+/**
+ * Sets a graph's parameters from a model file's tensors: every parameter present, same shape,
+ * nothing extra; tensors listed in `quantization` are dequantized.
+ */
+export function applyModelTensors(graph: Graph, tensors: Map<string, SafeTensor>, file: string, quantization?: Quantization): void {
   const problems: string[] = [];
+  const data = new Map<string, Float32Array>();
   for (const p of graph.params.values()) {
     const t = tensors.get(p.name);
     if (!t) problems.push(`'${p.name}' is missing`);
     else if (t.shape.join(',') !== p.shape.join(',')) problems.push(`'${p.name}' is [${t.shape}] in the file but [${p.shape}] in the graph`);
-    else if (!(t.data instanceof Float32Array)) problems.push(`'${p.name}' is ${t.dtype}, not a floating type`);
+    else {
+      const d = floatData(p.name, t, quantization, file);
+      if (typeof d === 'string') problems.push(d);
+      else data.set(p.name, d);
+    }
   }
   for (const name of tensors.keys()) if (!graph.params.has(name)) problems.push(`'${name}' is not a parameter of the graph`);
   if (problems.length) {
     throw new SafetensorsError(`${file}: does not fit graph ${graph.name}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`);
   }
-  for (const p of graph.params.values()) p.data = tensors.get(p.name)!.data as Float32Array;
+  for (const p of graph.params.values()) p.data = data.get(p.name)!;
 }
 
 export interface LoadedModel {
@@ -310,7 +339,7 @@ export function loadModel(path: string, opts: { batch?: number } = {}): LoadedMo
   const meta = decodeModelMeta(file.metadata, path);
   const build = (batch: number) => buildArchitecture(meta, batch, path);
   const graph = build(opts.batch ?? 1);
-  applyModelTensors(graph, file.tensors, path);
+  applyModelTensors(graph, file.tensors, path, meta.quantization as Quantization | undefined);
   return { meta, graph, build };
 }
 

@@ -11,6 +11,8 @@ import {
   type LegendEntry,
   PALETTE,
   type Rect,
+  type Rgb,
+  WHITE,
   blues,
   fitText,
   formatTicks,
@@ -38,6 +40,8 @@ export interface RocSeries {
   auc?: number;
   /** A confidence interval for the AUC (e.g. from bootstrapAuc), shown after it. */
   ci?: { lower: number; upper: number };
+  /** A pointwise confidence band of the curve (sensitivity bounds at each 1 - specificity), drawn shaded. */
+  band?: { fpr: ArrayLike<number>; lower: ArrayLike<number>; upper: ArrayLike<number>; label?: string };
 }
 
 /** A point to mark on the curve; OperatingPoint from src/train/roc.ts fits. */
@@ -77,10 +81,12 @@ export function rocCurveFigure(series: RocSeries | RocSeries[], options: RocFigu
   const legend: LegendEntry[] = [];
   all.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
+    if (s.band) drawBand(canvas, ax, s.band, color);
     ax.line(s.fpr, s.tpr, { color, width: 2.5 });
     const area = s.auc ?? trapezoidAuc(s);
     const ci = s.ci ? ` (${s.ci.lower.toFixed(3)}-${s.ci.upper.toFixed(3)})` : '';
     legend.push({ label: `${s.label ? `${s.label}: ` : ''}AUC ${f3(area)}${ci}`, color });
+    if (s.band) legend.push({ label: s.band.label ?? '95% band', color: mix(color, WHITE, 0.7) });
   });
   legend.push({ label: 'chance', color: GRAY, kind: 'dash' });
   points.forEach((p, j) => {
@@ -90,6 +96,21 @@ export function rocCurveFigure(series: RocSeries | RocSeries[], options: RocFigu
   });
   ax.legend(legend, 'bottom right');
   return { canvas, axes: [ax] };
+}
+
+const mix = (a: Rgb, b: Rgb, t: number): Rgb => [0, 1, 2].map((i) => Math.round(a[i] * (1 - t) + b[i] * t)) as unknown as Rgb;
+
+/** Shades the area between a band's lower and upper curves, column by column. */
+function drawBand(canvas: Canvas, ax: Axes, band: NonNullable<RocSeries['band']>, color: Rgb): void {
+  ax.clipped(() => {
+    for (let i = 0; i + 1 < band.fpr.length; i++) {
+      const x0 = Math.round(ax.px(band.fpr[i]));
+      const x1 = Math.round(ax.px(band.fpr[i + 1]));
+      const top = Math.round(ax.py(Math.max(band.upper[i], band.upper[i + 1])));
+      const bottom = Math.round(ax.py(Math.min(band.lower[i], band.lower[i + 1])));
+      canvas.fillRect(x0, top, Math.max(1, x1 - x0), Math.max(1, bottom - top), color, 0.22);
+    }
+  });
 }
 
 /** ROC curve(s) as PNG bytes. */

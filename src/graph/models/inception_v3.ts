@@ -28,6 +28,18 @@ export interface InceptionV3Options {
    * inception_arg_scope's variance scaling (truncated normal, stddev sqrt(2.6 / fan_in)).
    */
   weightsStddev?: number;
+  /**
+   * slim's final_endpoint: the base ends at this end point (e.g. 'Mixed_6c', the ImageNet part of
+   * a Keras InceptionV3 whose upper blocks were re-tuned); the Logits scope (or, with numClasses 0,
+   * the pool) follows it. The aux head needs Mixed_6e and is left out when the base ends earlier.
+   */
+  finalEndpoint?: string;
+  /**
+   * The graph's input is this end point's activation at `inputSize` (shape [batch, h, w, c]) and only
+   * the layers after it are built, with the same names: training the top of a network on cached
+   * feature maps of its frozen lower part.
+   */
+  fromEndpoint?: string;
 }
 
 export const INCEPTION_V3_MIN_INPUT = 75;
@@ -43,31 +55,60 @@ export function reducedKernel(shape: readonly number[], kernel: [number, number]
   return [Math.min(shape[1], kernel[0]), Math.min(shape[2], kernel[1])];
 }
 
-/** inception_v3_base: the stem and Mixed_5b .. Mixed_7c; records end points; returns Mixed_7c. */
-export function inceptionV3Base(b: GraphBuilder, input: string, depth: (d: number) => number): string {
+/** End points of inception_v3_base in order: the stem layers, then the Mixed blocks. */
+export const INCEPTION_V3_BASE_END_POINTS = [
+  'Conv2d_1a_3x3', 'Conv2d_2a_3x3', 'Conv2d_2b_3x3', 'MaxPool_3a_3x3', 'Conv2d_3b_1x1', 'Conv2d_4a_3x3', 'MaxPool_5a_3x3',
+  'Mixed_5b', 'Mixed_5c', 'Mixed_5d', 'Mixed_6a', 'Mixed_6b', 'Mixed_6c', 'Mixed_6d', 'Mixed_6e', 'Mixed_7a', 'Mixed_7b', 'Mixed_7c',
+] as const;
+
+/** Which part of inception_v3_base to build: after `from` (the input is that end point's value) through `to`. */
+export interface BaseRange {
+  /** slim's final_endpoint (default Mixed_7c). */
+  to?: string;
+  /** The graph input is this end point's activation (e.g. a cached feature map); only later layers are built. */
+  from?: string;
+}
+
+/** Index of a base end point; throws listing them. */
+export function baseEndPointIndex(name: string, what: string): number {
+  const i = (INCEPTION_V3_BASE_END_POINTS as readonly string[]).indexOf(name);
+  if (i < 0) throw new Error(`InceptionV3: ${what} '${name}' is not an end point of the base (${INCEPTION_V3_BASE_END_POINTS.join(', ')})`);
+  return i;
+}
+
+/** inception_v3_base: the stem and Mixed_5b .. Mixed_7c (or the range asked for); records end points; returns the last. */
+export function inceptionV3Base(b: GraphBuilder, input: string, depth: (d: number) => number, range: BaseRange = {}): string {
+  const first = range.from === undefined ? 0 : baseEndPointIndex(range.from, 'from') + 1;
+  const last = baseEndPointIndex(range.to ?? 'Mixed_7c', 'final end point');
+  if (last < first - 1) throw new Error(`InceptionV3: final end point ${range.to} comes before ${range.from}`);
   let net = input;
-  const ep = (name: string, v: string) => b.endPoint(name, v);
+  let i = 0;
+  // Each layer is built only inside the range; the end points keep their order (slim's final_endpoint).
+  const ep = (name: string, layer: () => string) => {
+    if (i >= first && i <= last) net = b.endPoint(name, layer());
+    i++;
+  };
   b.argScope({ stride: 1, padding: 'VALID' }, () => {
-    net = ep('Conv2d_1a_3x3', b.convBnRelu('Conv2d_1a_3x3', net, depth(32), 3, { stride: 2 }));
-    net = ep('Conv2d_2a_3x3', b.convBnRelu('Conv2d_2a_3x3', net, depth(32), 3));
-    net = ep('Conv2d_2b_3x3', b.convBnRelu('Conv2d_2b_3x3', net, depth(64), 3, { padding: 'SAME' }));
-    net = ep('MaxPool_3a_3x3', b.maxPool('MaxPool_3a_3x3', net, 3, { stride: 2 }));
-    net = ep('Conv2d_3b_1x1', b.convBnRelu('Conv2d_3b_1x1', net, depth(80), 1));
-    net = ep('Conv2d_4a_3x3', b.convBnRelu('Conv2d_4a_3x3', net, depth(192), 3));
-    net = ep('MaxPool_5a_3x3', b.maxPool('MaxPool_5a_3x3', net, 3, { stride: 2 }));
+    ep('Conv2d_1a_3x3', () => b.convBnRelu('Conv2d_1a_3x3', net, depth(32), 3, { stride: 2 }));
+    ep('Conv2d_2a_3x3', () => b.convBnRelu('Conv2d_2a_3x3', net, depth(32), 3));
+    ep('Conv2d_2b_3x3', () => b.convBnRelu('Conv2d_2b_3x3', net, depth(64), 3, { padding: 'SAME' }));
+    ep('MaxPool_3a_3x3', () => b.maxPool('MaxPool_3a_3x3', net, 3, { stride: 2 }));
+    ep('Conv2d_3b_1x1', () => b.convBnRelu('Conv2d_3b_1x1', net, depth(80), 1));
+    ep('Conv2d_4a_3x3', () => b.convBnRelu('Conv2d_4a_3x3', net, depth(192), 3));
+    ep('MaxPool_5a_3x3', () => b.maxPool('MaxPool_5a_3x3', net, 3, { stride: 2 }));
   });
   b.argScope({ stride: 1, padding: 'SAME' }, () => {
-    net = ep('Mixed_5b', mixed5(b, 'Mixed_5b', net, depth, 32, false));
-    net = ep('Mixed_5c', mixed5(b, 'Mixed_5c', net, depth, 64, true));
-    net = ep('Mixed_5d', mixed5(b, 'Mixed_5d', net, depth, 64, false));
-    net = ep('Mixed_6a', mixed6a(b, net, depth));
-    net = ep('Mixed_6b', mixed6(b, 'Mixed_6b', net, depth, 128));
-    net = ep('Mixed_6c', mixed6(b, 'Mixed_6c', net, depth, 160));
-    net = ep('Mixed_6d', mixed6(b, 'Mixed_6d', net, depth, 160));
-    net = ep('Mixed_6e', mixed6(b, 'Mixed_6e', net, depth, 192));
-    net = ep('Mixed_7a', mixed7a(b, net, depth));
-    net = ep('Mixed_7b', mixed7(b, 'Mixed_7b', net, depth, 'Conv2d_0b_3x1'));
-    net = ep('Mixed_7c', mixed7(b, 'Mixed_7c', net, depth, 'Conv2d_0c_3x1'));
+    ep('Mixed_5b', () => mixed5(b, 'Mixed_5b', net, depth, 32, false));
+    ep('Mixed_5c', () => mixed5(b, 'Mixed_5c', net, depth, 64, true));
+    ep('Mixed_5d', () => mixed5(b, 'Mixed_5d', net, depth, 64, false));
+    ep('Mixed_6a', () => mixed6a(b, net, depth));
+    ep('Mixed_6b', () => mixed6(b, 'Mixed_6b', net, depth, 128));
+    ep('Mixed_6c', () => mixed6(b, 'Mixed_6c', net, depth, 160));
+    ep('Mixed_6d', () => mixed6(b, 'Mixed_6d', net, depth, 160));
+    ep('Mixed_6e', () => mixed6(b, 'Mixed_6e', net, depth, 192));
+    ep('Mixed_7a', () => mixed7a(b, net, depth));
+    ep('Mixed_7b', () => mixed7(b, 'Mixed_7b', net, depth, 'Conv2d_0b_3x1'));
+    ep('Mixed_7c', () => mixed7(b, 'Mixed_7c', net, depth, 'Conv2d_0c_3x1'));
   });
   return net;
 }
@@ -198,6 +239,12 @@ function auxHead(b: GraphBuilder, mixed6e: string, depth: (d: number) => number,
   );
 }
 
+/** The shape of a base end point for an image input of h x w (a shape-only build; parameters are lazy). */
+function endPointShape(name: string, opts: InceptionV3Options, h: number, w: number): number[] {
+  const g = inceptionV3({ ...opts, batch: 1, inputSize: [h, w], numClasses: 0, auxLogits: false, fromEndpoint: undefined, finalEndpoint: name });
+  return [...g.shapeOf(g.endPoint(name))];
+}
+
 /** The whole classifier (slim's inception_v3 under inception_arg_scope), as a graph. */
 export function inceptionV3(opts: InceptionV3Options = {}): Graph {
   const numClasses = opts.numClasses ?? 1001;
@@ -211,10 +258,18 @@ export function inceptionV3(opts: InceptionV3Options = {}): Graph {
   const b = new GraphBuilder('InceptionV3', { seed: opts.seed });
   const init = opts.weightsStddev === undefined ? {} : { weightsInit: { kind: 'truncated_normal' as const, stddev: opts.weightsStddev } };
 
+  const range: BaseRange = { to: opts.finalEndpoint, from: opts.fromEndpoint };
+  const hasMixed6e = baseEndPointIndex(range.to ?? 'Mixed_7c', 'final end point') >= baseEndPointIndex('Mixed_6e', '');
+  const fromBefore6e = range.from === undefined || baseEndPointIndex(range.from, 'from') < baseEndPointIndex('Mixed_6e', '');
+  if (opts.auxLogits === true && !(hasMixed6e && fromBefore6e)) {
+    throw new Error(`InceptionV3: the aux head reads Mixed_6e, which this range (${range.from ?? 'input'} .. ${range.to ?? 'Mixed_7c'}) does not build`);
+  }
+  const inputShape = range.from === undefined ? [opts.batch ?? 1, h, w, 3] : [opts.batch ?? 1, ...endPointShape(range.from, opts, h, w).slice(1)];
+
   return b.argScope(init, () => {
-    const input = b.input('input', [opts.batch ?? 1, h, w, 3]);
-    let net = inceptionV3Base(b, input, depth);
-    if ((opts.auxLogits ?? true) && numClasses > 0) {
+    const input = b.input('input', inputShape);
+    let net = inceptionV3Base(b, input, depth, range);
+    if ((opts.auxLogits ?? true) && numClasses > 0 && hasMixed6e && fromBefore6e) {
       b.endPoint('AuxLogits', auxHead(b, b.graph.endPoint('Mixed_6e'), depth, numClasses, squeeze));
     }
     // The Logits scope has no arg_scope of its own: slim's defaults apply (avg_pool2d stride 2, conv2d SAME).

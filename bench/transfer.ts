@@ -1,0 +1,156 @@
+// `npm run bench -- transfer`: the two transfer-learning experiments end to end (see
+// src/train/transfer-experiments.ts) and the peer, with every figure, wall time and images per
+// second. Options: --isic DIR, --npz FILE, --isic-size N (default 180, the images' own size),
+// --retina-size N (default 75), --only esteva|gulshan, --isic-settings / --retina-settings
+// 'head:60,top:1:4,scratch', --limit N (first N images per class: a quick run), --cache DIR.
+import { join } from 'node:path';
+import { getRuntime } from '../src/gpu/runtime.ts';
+import { openBackbone } from '../src/train/backbones.ts';
+import { isicMalignant } from '../src/train/medical-data.ts';
+import { oneVsRestRoc, rocAuc } from '../src/train/roc.ts';
+import { binaryFigures, estevaFigures, gradeFigures, malignantScores } from '../src/train/transfer-eval.ts';
+import { runEsteva, runGulshan } from '../src/train/transfer-experiments.ts';
+import { gather } from '../src/train/transfer-settings.ts';
+import { type Report, UsageError, result } from './report.ts';
+import { logisticRegressionPeer } from './transfer_peer.ts';
+
+const SHARED = new URL('../../shared/fixtures/', import.meta.url).pathname;
+
+interface Args {
+  isic: string;
+  npz: string;
+  isicSize: number;
+  retinaSize: number;
+  only: string | null;
+  isicSettings: string;
+  retinaSettings: string;
+  limit?: number;
+  cache: string;
+}
+
+function parse(argv: string[]): Args {
+  const a: Args = {
+    isic: join(SHARED, 'isic-skin'),
+    npz: join(SHARED, 'retinamnist/retinamnist.npz'),
+    isicSize: 180,
+    retinaSize: 75,
+    only: null,
+    isicSettings: 'head:80,top:1:4,scratch',
+    retinaSettings: 'head:80,top:1:6,scratch',
+    cache: '.cache/features',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const v = () => argv[++i] ?? (() => { throw new UsageError(`${argv[i - 1]} needs a value`); })();
+    switch (argv[i]) {
+      case '--isic': a.isic = v(); break;
+      case '--npz': a.npz = v(); break;
+      case '--isic-size': a.isicSize = Number(v()); break;
+      case '--retina-size': a.retinaSize = Number(v()); break;
+      case '--only': a.only = v(); break;
+      case '--isic-settings': a.isicSettings = v(); break;
+      case '--retina-settings': a.retinaSettings = v(); break;
+      case '--limit': a.limit = Number(v()); break;
+      case '--cache': a.cache = v(); break;
+      default: throw new UsageError(`bench transfer: unknown option ${argv[i]}`);
+    }
+  }
+  return a;
+}
+
+/** 'head:60,top:1:4,scratch' -> settings with epochs (scratch: a time budget, 1000 epochs cap). */
+export function parseSettings(spec: string) {
+  return spec.split(',').map((s) => {
+    const parts = s.trim().split(':');
+    if (parts[0] === 'head') return { setting: 'head', epochs: Number(parts[1] ?? 60), learningRate: 1e-3 };
+    if (parts[0] === 'top') return { setting: `top:${parts[1]}`, epochs: Number(parts[2] ?? 4), learningRate: 1e-3 };
+    if (parts[0] === 'scratch') return { setting: 'scratch', epochs: 1000, learningRate: 1e-3 };
+    throw new UsageError(`bench transfer: setting '${s}' is not head:EPOCHS, top:N:EPOCHS or scratch`);
+  });
+}
+
+const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+const strip = ({ probs, curve, scores, ...rest }: Record<string, unknown>) => rest;
+
+async function esteva(a: Args) {
+  const rt = await getRuntime();
+  const bb = openBackbone('keras-inception-v3');
+  const r = await runEsteva({ rt, backbone: bb, inputSize: a.isicSize, settings: parseSettings(a.isicSettings), cacheDir: a.cache, isicDir: a.isic, limit: a.limit, log });
+  // (d) the peer: logistic regression (TF.js) on the pooled Mixed_6c features, L2 chosen on validation.
+  const c = r.features.global_pool.length / r.labels.length;
+  const rows = (ix: Int32Array) => ({ x: gather(r.features.global_pool, ix, r.labels.length), labels: Int32Array.from(ix, (i) => r.labels[i]) });
+  const cls = r.split.taxonomyClasses;
+  const score = (p: Float32Array, l: Int32Array) => rocAuc(malignantScores(p, cls, r.split.taxonomy), isicMalignant(r.split.classes, l));
+  const peer = await logisticRegressionPeer({ train: rows(r.index.train), validation: rows(r.index.validation), evaluate: rows(r.index.heldout).x, channels: c, classes: r.split.classes.length }, score);
+  const held = rows(r.index.heldout).labels;
+  const peerFig = estevaFigures(peer.probs, held, cls, r.split.taxonomy, isicMalignant(r.split.classes, held));
+  // Test folder alone (the 118 images every copy of this data set reports on).
+  const fromTest = Int32Array.from(r.split.heldoutFromTest.flatMap((t, i) => (t ? [i] : [])));
+  const testOnly = (probs: Float32Array) => {
+    const k = r.split.classes.length;
+    const p = Float32Array.from({ length: fromTest.length * k }, (_, j) => probs[fromTest[Math.floor(j / k)] * k + (j % k)]);
+    const l = Int32Array.from(fromTest, (i) => held[i]);
+    return binaryFigures(malignantScores(p, cls, r.split.taxonomy), isicMalignant(r.split.classes, l)).auc;
+  };
+  return {
+    dataset: r.dataset,
+    inputSize: r.inputSize,
+    featureSeconds: r.featureSeconds,
+    featureImagesPerSecond: r.featureImagesPerSecond,
+    settings: r.results.map((s) => ({ ...s.summary, heldout: strip(s.figures as Record<string, unknown>), testFolderAuc: testOnly((s.figures as { probs: Float32Array }).probs) })),
+    peer: { method: 'multinomial logistic regression on pooled Mixed_6c (= Keras mixed5) features, standardised', fit: peer.backend, l2: peer.l2, validationAuc: peer.validationScore, seconds: peer.seconds, heldout: strip(peerFig as never), testFolderAuc: testOnly(peer.probs) },
+    seconds: r.seconds,
+  };
+}
+
+async function gulshan(a: Args) {
+  const rt = await getRuntime();
+  const bb = openBackbone('keras-inception-v3');
+  const r = await runGulshan({ rt, backbone: bb, inputSize: a.retinaSize, settings: parseSettings(a.retinaSettings), cacheDir: a.cache, npz: a.npz, limit: a.limit, log });
+  const c = r.features.global_pool.length / r.labels.length;
+  const rows = (ix: Int32Array) => ({ x: gather(r.features.global_pool, ix, r.labels.length), labels: Int32Array.from(ix, (i) => r.labels[i]) });
+  const meanAuc = (p: Float32Array, l: Int32Array) => oneVsRestRoc(p, l, 5).macroAuc;
+  const val = rows(r.index.validation);
+  const peer = await logisticRegressionPeer({ train: rows(r.index.train), validation: val, evaluate: new Float32Array([...rows(r.index.test).x, ...val.x]), channels: c, classes: 5 }, meanAuc);
+  const nt = r.index.test.length;
+  const peerFig = gradeFigures({ probs: peer.probs.slice(0, nt * 5), labels: rows(r.index.test).labels }, { probs: peer.probs.slice(nt * 5), labels: val.labels });
+  return {
+    dataset: r.dataset,
+    inputSize: r.inputSize,
+    featureSeconds: r.featureSeconds,
+    featureImagesPerSecond: r.featureImagesPerSecond,
+    settings: r.results.map((s) => ({ ...s.summary, test: strip(s.figures as Record<string, unknown>) })),
+    peer: { method: 'multinomial logistic regression on pooled Mixed_6c features, standardised', fit: peer.backend, l2: peer.l2, validationMeanAuc: peer.validationScore, seconds: peer.seconds, test: strip(peerFig as never) },
+    published: { source: 'MedMNIST v2 (Yang et al. 2023), RetinaMNIST test split', accuracy: [0.493, 0.531], auc: [0.69, 0.75], best: { accuracy: 0.531, auc: 0.75 } },
+    seconds: r.seconds,
+  };
+}
+
+export async function run(argv: string[]): Promise<Report> {
+  const a = parse(argv);
+  const rt = await getRuntime();
+  const t0 = performance.now();
+  const figures: Record<string, unknown> = {};
+  const cases = [];
+  if (a.only !== 'gulshan') {
+    const e = await esteva(a);
+    figures.esteva = e;
+    for (const s of e.settings) cases.push(result(`esteva ${s.setting} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
+    cases.push(result('esteva backbone features (ms per image)', null, 1000 / e.featureImagesPerSecond, null, null));
+    for (const s of e.settings) log(`esteva ${s.setting}: held-out AUC ${fmt(s.heldout.benignMalignant as never)}, 9-class accuracy ${(s.heldout.fineAccuracy as number).toFixed(3)}`);
+    log(`esteva peer (d): held-out AUC ${fmt(e.peer.heldout.benignMalignant as never)}`);
+  }
+  if (a.only !== 'esteva') {
+    const g = await gulshan(a);
+    figures.gulshan = g;
+    for (const s of g.settings) cases.push(result(`gulshan ${s.setting} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
+    cases.push(result('gulshan backbone features (ms per image)', null, 1000 / g.featureImagesPerSecond, null, null));
+    for (const s of g.settings) log(`gulshan ${s.setting}: test accuracy ${(s.test.accuracy as number).toFixed(3)}, mean AUC ${(s.test.meanAuc as number).toFixed(3)}, referable AUC ${fmt(s.test.referable as never)}`);
+    log(`gulshan peer (d): accuracy ${(g.peer.test.accuracy as number).toFixed(3)}, mean AUC ${(g.peer.test.meanAuc as number).toFixed(3)}`);
+  }
+  figures.wallSeconds = (performance.now() - t0) / 1000;
+  return { suite: 'transfer', adapter: rt.adapterName, timing: 'wall clock of training and feature extraction (shared 2-core machine: varies with load)', cases, figures };
+}
+
+function fmt(b: { auc: number; aucLower: number; aucUpper: number }): string {
+  return `${b.auc.toFixed(3)} (95% CI ${b.aucLower.toFixed(3)}-${b.aucUpper.toFixed(3)})`;
+}

@@ -1,0 +1,197 @@
+// The two transfer experiments as functions (the bench and the demo run them):
+//   Esteva: ISIC, 9 diagnoses trained, benign vs malignant evaluated on the fixed held-out split;
+//   Gulshan: RetinaMNIST, 5 grades trained, MedMNIST's figures and referable DR with a
+//            validation-chosen high-sensitivity operating point.
+// Each runs the frozen backbone once over every image (cached on disk), then the settings on those
+// features: 'head', 'top:N', and 'scratch' (the same network from random initialisation, every
+// layer training on the images, given the best pretrained setting's training time).
+import type { Runtime } from '../gpu/runtime.ts';
+import { readImage } from '../image/decode.ts';
+import { preprocessImage } from '../image/preprocess.ts';
+import { type Backbone, KERAS_IMAGENET_FILE, SLIM_IMAGENET_FILE, backboneFeatures } from './backbones.ts';
+import type { FeatureEpoch } from './feature-training.ts';
+import { isicMalignant, isicSplit, readRetinaMnist } from './medical-data.ts';
+import { oneVsRestRoc, rocAuc } from './roc.ts';
+import { estevaFigures, gradeFigures, malignantScores } from './transfer-eval.ts';
+import { arrayFeatures, fileFeatures } from './transfer-features.ts';
+import { type SettingConfig, type SettingRun, runSetting } from './transfer-settings.ts';
+
+export interface ExperimentOptions {
+  rt: Runtime;
+  backbone: Backbone;
+  inputSize: number;
+  /** Settings with their epochs, e.g. [{setting: 'head', epochs: 60}, {setting: 'top:1', epochs: 5}]. */
+  settings: Pick<SettingConfig, 'setting' | 'epochs' | 'learningRate' | 'maxSeconds'>[];
+  cacheDir: string;
+  seed?: number;
+  log?: (line: string) => void;
+  /** Keep only the first n images of each class in each part (tests). */
+  limit?: number;
+}
+
+export interface SettingSummary {
+  setting: string;
+  trained: string[];
+  epochs: number;
+  bestEpoch: number;
+  trainSeconds: number;
+  imagesSeen: number;
+  imagesPerSecond: number;
+  validationScore?: number;
+  history: FeatureEpoch[];
+}
+
+function summary(run: SettingRun): SettingSummary {
+  return {
+    setting: run.setting,
+    trained: run.trained,
+    epochs: run.history.length,
+    bestEpoch: run.bestEpoch,
+    trainSeconds: run.seconds,
+    imagesSeen: run.imagesSeen,
+    imagesPerSecond: run.imagesSeen / Math.max(1e-9, run.seconds),
+    validationScore: run.bestScore,
+    history: run.history,
+  };
+}
+
+const weightsFile = (bb: Backbone) => (bb.name === 'inception_v3' ? SLIM_IMAGENET_FILE : KERAS_IMAGENET_FILE);
+
+/** Runs each setting in order; 'scratch' without maxSeconds gets the longest pretrained training time. */
+async function runSettings(
+  o: ExperimentOptions,
+  data: Parameters<typeof runSetting>[2],
+  classes: string[],
+  evaluate: (run: SettingRun) => Promise<unknown>,
+): Promise<{ summary: SettingSummary; figures: unknown; run: SettingRun }[]> {
+  const out: { summary: SettingSummary; figures: unknown; run: SettingRun }[] = [];
+  for (const s of o.settings) {
+    const budget = s.setting === 'scratch' && s.maxSeconds === undefined ? Math.max(...out.map((r) => r.summary.trainSeconds)) : s.maxSeconds;
+    o.log?.(`setting ${s.setting}: training${budget ? ` (budget ${budget.toFixed(0)} s)` : ''}`);
+    const run = await runSetting(o.rt, o.backbone, data, {
+      ...s,
+      maxSeconds: budget,
+      classes,
+      inputSize: o.inputSize,
+      seed: o.seed,
+      onEpoch: (e) => o.log?.(`  ${s.setting} epoch ${e.epoch}: loss ${e.loss.toFixed(3)}, validation ${e.validationScore?.toFixed(3)} (${e.seconds.toFixed(0)} s)`),
+    });
+    out.push({ summary: summary(run), figures: await evaluate(run), run });
+  }
+  return out;
+}
+
+// ---- Esteva ----
+
+export async function runEsteva(o: ExperimentOptions & { isicDir: string }) {
+  const t0 = performance.now();
+  const split = isicSplit(o.isicDir, { limit: o.limit });
+  const rows = [...split.train, ...split.validation, ...split.heldout];
+  const order = rows.map((s) => s.path).sort();
+  const index = new Map(order.map((p, i) => [p, i]));
+  const idx = (samples: typeof rows) => Int32Array.from(samples, (s) => index.get(s.path)!);
+  const labels = new Int32Array(order.length);
+  for (const s of rows) labels[index.get(s.path)!] = s.label;
+  const tf = performance.now();
+  const model = await backboneFeatures(o.backbone, o.inputSize, o.rt);
+  const pre = o.backbone.preprocessing(o.inputSize);
+  const features = await fileFeatures({ model, weights: weightsFile(o.backbone), preprocessing: pre, endPoints: ['Mixed_6a', 'Mixed_6b', 'global_pool'], cacheDir: o.cacheDir, log: o.log }, order, o.isicDir);
+  const featureSeconds = (performance.now() - tf) / 1000;
+  if (o.settings.some((s) => s.setting === 'scratch')) {
+    const per = o.inputSize * o.inputSize * 3;
+    const images = new Float32Array(order.length * per);
+    order.forEach((f, i) => images.set(preprocessImage(readImage(f), pre), i * per));
+    features.image = images;
+  }
+  const taxClasses = split.taxonomyClasses;
+  const bmScore = (probs: Float32Array, l: Int32Array) => rocAuc(malignantScores(probs, taxClasses, split.taxonomy), isicMalignant(split.classes, l));
+  const heldout = idx(split.heldout);
+  const heldLabels = Int32Array.from(heldout, (r) => labels[r]);
+  const results = await runSettings(o, { features, train: idx(split.train), validation: idx(split.validation), labels, score: bmScore }, split.classes, async (run) => {
+    const probs = await run.predict(heldout);
+    const { curve, scores, ...fig } = estevaFigures(probs, heldLabels, taxClasses, split.taxonomy, isicMalignant(split.classes, heldLabels), o.seed ?? 0);
+    return { ...fig, probs, curve, scores };
+  });
+  return {
+    dataset: { source: o.isicDir, classes: split.classes, train: split.train.length, validation: split.validation.length, heldout: heldout.length, heldoutFromTest: split.heldoutFromTest.filter(Boolean).length },
+    inputSize: o.inputSize,
+    featureSeconds,
+    featureImagesPerSecond: order.length / Math.max(1e-9, featureSeconds),
+    results,
+    features,
+    split,
+    index: { train: idx(split.train), validation: idx(split.validation), heldout },
+    labels,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+// ---- Gulshan ----
+
+export async function runGulshan(o: ExperimentOptions & { npz: string }) {
+  const t0 = performance.now();
+  const r = readRetinaMnist(o.npz);
+  const parts = [r.train, r.val, r.test].map((p) => (o.limit === undefined ? p : limitSet(p, o.limit)));
+  const images = new Uint8Array(parts.reduce((a, p) => a + p.images.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    images.set(p.images, off);
+    off += p.images.length;
+  }
+  const labels = new Int32Array([...parts[0].labels, ...parts[1].labels, ...parts[2].labels]);
+  const range = (a: number, b: number) => Int32Array.from({ length: b - a }, (_, i) => a + i);
+  const [nt, nv] = [parts[0].labels.length, parts[1].labels.length];
+  const train = range(0, nt);
+  const validation = range(nt, nt + nv);
+  const test = range(nt + nv, labels.length);
+  const tf = performance.now();
+  const model = await backboneFeatures(o.backbone, o.inputSize, o.rt);
+  const pre = o.backbone.preprocessing(o.inputSize);
+  const name = `retinamnist ${o.limit === undefined ? 'train+val+test' : `first ${o.limit} per grade`}`;
+  const features = await arrayFeatures({ model, weights: weightsFile(o.backbone), preprocessing: pre, endPoints: ['Mixed_6a', 'Mixed_6b', 'global_pool'], cacheDir: o.cacheDir, log: o.log }, images, r.train.size, name);
+  const featureSeconds = (performance.now() - tf) / 1000;
+  if (o.settings.some((s) => s.setting === 'scratch')) {
+    const per = o.inputSize * o.inputSize * 3;
+    const px = r.train.size * r.train.size * 3;
+    const all = new Float32Array(labels.length * per);
+    for (let i = 0; i < labels.length; i++) {
+      const data = Float32Array.from(images.subarray(i * px, (i + 1) * px));
+      all.set(preprocessImage({ width: r.train.size, height: r.train.size, data }, pre), i * per);
+    }
+    features.image = all;
+  }
+  const grades = ['0', '1', '2', '3', '4'];
+  const meanAuc = (probs: Float32Array, l: Int32Array) => oneVsRestRoc(probs, l, 5).macroAuc;
+  const testLabels = Int32Array.from(test, (i) => labels[i]);
+  const valLabels = Int32Array.from(validation, (i) => labels[i]);
+  const results = await runSettings(o, { features, train, validation, labels, score: meanAuc }, grades, async (run) => {
+    const probs = await run.predict(test);
+    const { curve, scores, ...fig } = gradeFigures({ probs, labels: testLabels }, { probs: await run.predict(validation), labels: valLabels }, o.seed ?? 0);
+    return { ...fig, probs, curve, scores };
+  });
+  return {
+    dataset: { source: o.npz, train: nt, validation: nv, test: test.length, imageSize: r.train.size },
+    inputSize: o.inputSize,
+    featureSeconds,
+    featureImagesPerSecond: labels.length / Math.max(1e-9, featureSeconds),
+    results,
+    features,
+    index: { train, validation, test },
+    labels,
+    images,
+    imageSize: r.train.size,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+function limitSet(p: { images: Uint8Array; labels: Int32Array; size: number }, n: number) {
+  const seen = [0, 0, 0, 0, 0];
+  const keep: number[] = [];
+  p.labels.forEach((l, i) => seen[l]++ < n && keep.push(i));
+  const px = p.size * p.size * 3;
+  const images = new Uint8Array(keep.length * px);
+  keep.forEach((k, j) => images.set(p.images.subarray(k * px, (k + 1) * px), j * px));
+  return { images, labels: Int32Array.from(keep, (k) => p.labels[k]), count: keep.length, size: p.size };
+}
+
+
