@@ -1,27 +1,11 @@
 /// <reference types="@webgpu/types" />
-// incept's library entry: the public API for embedders. Everything here runs on WebGPU (Dawn);
-// call closeRuntime() when done so the process can exit.
+// incept's library entry: the public API for embedders (model files, predict and classify,
+// fine-tuning, evaluation, saliency, reports). Everything here runs on WebGPU (Dawn); call
+// closeRuntime() when done so the process can exit. Kernels and their references: 'incept/kernels'.
 
-// GPU runtime, tensors, dispatch recording, timing
+// The GPU runtime and tensors (kernels, their CPU references and tuning knobs: 'incept/kernels')
 export { GpuError, Runtime, closeRuntime, getRuntime, type AdapterDescription } from './gpu/runtime.ts';
-export { Tensor, empty, upload, sizeOf, shapeString, type DType, type Shape } from './gpu/tensor.ts';
-export { Params, grid, run, type Dispatch } from './gpu/recorder.ts';
-export { PassTimer, measure, median, type Measurement, type TimingMethod } from './gpu/timing.ts';
-
-// Kernels: one module per op family (shape rule, dispatch builder, eager op, CPU reference)
-export * from './kernels/padding.ts';
-export * from './kernels/conv2d.ts';
-export * from './kernels/matmul.ts';
-export * from './kernels/batchnorm.ts';
-export * from './kernels/unary.ts';
-export * from './kernels/binary.ts';
-export * from './kernels/pool.ts';
-export * from './kernels/softmax.ts';
-export * from './kernels/concat.ts';
-export * from './kernels/reduce.ts';
-export * from './kernels/transpose.ts';
-export * from './kernels/pad.ts';
-export * from './kernels/shape.ts';
+export { Tensor, empty, upload, type DType, type Shape } from './gpu/tensor.ts';
 
 // Graphs, models and their execution
 export { Model, type PredictOptions } from './graph/model.ts';

@@ -14,8 +14,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRedis, startRedis } from '../scripts/redis.mjs';
 import { loadSafetensors } from '../src/import/safetensors.ts';
-import { redisConnection } from '../src/queue/connection.ts';
-import { parseReply, encodeCommand, parseRedisUrl } from '../src/queue/resp.ts';
+import { parseRedisUrl, redisConnection } from '../src/queue/connection.ts';
 import { globRegExp, expandImages } from '../src/queue/images.ts';
 import { configName, configurations, parseSweep, runTrainJob, type SweepRow } from '../src/queue/sweep.ts';
 import { trainMain } from '../src/cli/train.ts';
@@ -99,14 +98,7 @@ const redis = ensureRedis({ quiet: true });
 if (!redis.path) console.warn(`queue.test.ts: skipped: ${redis.reason}`);
 
 describe('queue pieces (no Redis)', () => {
-  it('frames commands and parses RESP replies, nested errors included', () => {
-    expect(encodeCommand('SET', ['k', Buffer.from([0, 255])]).toString('latin1')).toBe('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\x00\xff\r\n');
-    const reply = Buffer.from('*4\r\n:7\r\n$-1\r\n-ERR bad\r\n*1\r\n+OK\r\n');
-    const r = parseReply(reply, 0)!;
-    expect(r.next).toBe(reply.length);
-    expect(r.value).toEqual([7, null, new Error('ERR bad'), ['OK']]);
-    expect((r.value as unknown[])[2]).toBeInstanceOf(Error);
-    expect(parseReply(Buffer.from('$5\r\nab'), 0)).toBeNull();
+  it('reads redis:// URLs (host, port, database, credentials) and refuses others', () => {
     expect(parseRedisUrl('redis://:pw@10.0.0.2:7000/3')).toEqual({ host: '10.0.0.2', port: 7000, db: 3, password: 'pw', username: undefined });
     expect(() => parseRedisUrl('http://x:1')).toThrow(/only redis:\/\//);
   });
