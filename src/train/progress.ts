@@ -37,20 +37,24 @@ export type MetricsRecord = StepRecord | EpochRecord;
 
 // ---- metrics log ----
 
-/** The records of a metrics.jsonl file (none if it does not exist); bad lines are an error naming the line. */
+/**
+ * The records of a metrics.jsonl file (none if it does not exist); bad lines are an error naming
+ * the line, except a torn last line (no newline after it: a process killed while appending it),
+ * which is dropped.
+ */
 export function readMetricsLog(path: string): MetricsRecord[] {
   if (!existsSync(path)) return [];
   const out: MetricsRecord[] = [];
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .forEach((line, i) => {
-      if (line.trim() === '') return;
-      try {
-        out.push(JSON.parse(line) as MetricsRecord);
-      } catch {
-        throw new Error(`${path}:${i + 1}: not a JSON line`);
-      }
-    });
+  const lines = readFileSync(path, 'utf8').split('\n');
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      out.push(JSON.parse(line) as MetricsRecord);
+    } catch {
+      if (i === lines.length - 1) return; // torn: the last line, never finished with its newline
+      throw new Error(`${path}:${i + 1}: not a JSON line`);
+    }
+  });
   return out;
 }
 
