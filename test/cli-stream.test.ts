@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatImageProgress } from '../src/cli/stream.ts';
+import { formatImageProgress, isTerminal } from '../src/cli/stream.ts';
 import { tinyGraphDef } from './model-files.ts';
 
 const CLASSIFY = fileURLToPath(new URL('../src/cli/classify.ts', import.meta.url));
@@ -103,5 +103,19 @@ describe('the progress line', () => {
   it('shows the count, the share, a bar, the rate and the time left', () => {
     expect(formatImageProgress(370, 1000, 30)).toBe('images 370/1000  37% [#######.............] 12.3 img/s ETA 0:51');
     expect(formatImageProgress(0, 10, 0)).toBe('images 0/10   0% [....................] 0.0 img/s ETA ?');
+  });
+
+  it("stderr behind bin/incept.js's filter counts as a terminal when the launcher says so", () => {
+    const before = process.env.INCEPT_STDERR_TTY;
+    try {
+      process.env.INCEPT_STDERR_TTY = '1';
+      expect(isTerminal(process.stderr)).toBe(true);
+      process.env.INCEPT_STDERR_TTY = '0';
+      expect(isTerminal(process.stderr)).toBe(process.stderr.isTTY === true);
+      expect(isTerminal({ isTTY: false } as NodeJS.WriteStream)).toBe(false);
+    } finally {
+      if (before === undefined) delete process.env.INCEPT_STDERR_TTY;
+      else process.env.INCEPT_STDERR_TTY = before;
+    }
   });
 });

@@ -185,8 +185,9 @@ export async function classify(o: ClassifyOptions, stream: ClassifyStream = {}):
         return r;
       });
       file?.write(batch.flatMap((r): Record<string, unknown>[] => (file.csv ? r.top.map((t, k) => ({ file: r.file, rank: k + 1, ...t })) : [{ ...r }])));
-      progress.add(batch.length);
+      progress.clear();
       stream.onBatch?.(batch);
+      progress.add(batch.length);
       if (stream.keep ?? true) results.push(...batch);
     }
   } finally {

@@ -264,8 +264,9 @@ export async function runSaliency(o: SaliencyCliOptions, onImage?: (s: SaliencyS
     for await (const { start, paths, x } of imageBatches(o.images, spec.preprocessing, 1)) {
       const s = writeMaps(o, spec, paths[0], names[start], x, await saliency(model, x, opts), layer);
       summaries.push(s);
-      progress.add(1);
+      progress.clear();
       onImage?.(s);
+      progress.add(1);
     }
   } finally {
     progress.finish();

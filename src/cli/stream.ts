@@ -63,34 +63,56 @@ export function formatImageProgress(done: number, total: number, seconds: number
   return `images ${done}/${total} ${String(Math.floor(frac * 100)).padStart(3)}% [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${rate.toFixed(1)} img/s ETA ${eta}`;
 }
 
+/** Whether a stream reaches a terminal (stderr through bin/incept.js's filter: the launcher says so). */
+export function isTerminal(out: NodeJS.WriteStream): boolean {
+  return out.isTTY === true || (out === process.stderr && process.env.INCEPT_STDERR_TTY === '1');
+}
+
+export function terminalColumns(out: NodeJS.WriteStream): number {
+  return out.columns ?? (Number(process.env.INCEPT_STDERR_COLUMNS) || 100);
+}
+
 /** Progress over a known number of images on stderr. */
 export class ImageProgress {
   private readonly mode: 'bar' | 'plain' | 'none';
   private readonly start = Date.now();
   private lastPlain = 0;
   private done = 0;
+  private shown = false;
 
   constructor(
     private readonly total: number,
     mode: ProgressMode,
     private readonly out: NodeJS.WriteStream = process.stderr,
   ) {
-    this.mode = mode === 'auto' ? (out.isTTY ? 'bar' : 'none') : mode;
+    // auto: a bar when the user watches stderr on a terminal and the results do not print there too.
+    const stdoutTty = process.stdout.isTTY === true;
+    this.mode = mode === 'auto' ? (isTerminal(out) && !stdoutTty ? 'bar' : 'none') : mode;
   }
 
   add(n: number): void {
     this.done += n;
     const line = formatImageProgress(this.done, this.total, (Date.now() - this.start) / 1000);
-    if (this.mode === 'bar') this.out.write(`\r${line.slice(0, (this.out.columns ?? 100) - 1)}\x1b[K`);
+    if (this.mode === 'bar') {
+      this.out.write(`\r${line.slice(0, terminalColumns(this.out) - 1)}\x1b[K`);
+      this.shown = true;
+    }
     else if (this.mode === 'plain' && (this.done === this.total || Date.now() - this.lastPlain >= 10_000)) {
       this.lastPlain = Date.now();
       this.out.write(`${line}\n`);
     }
   }
 
+  /** Clears the bar (before results are printed on the same terminal); the next add() redraws it. */
+  clear(): void {
+    if (this.shown) this.out.write('\r\x1b[K');
+    this.shown = false;
+  }
+
   /** Ends the bar's line (before other output or at the end). */
   finish(): void {
-    if (this.mode === 'bar') this.out.write('\n');
+    if (this.shown) this.out.write('\n');
+    this.shown = false;
   }
 }
 

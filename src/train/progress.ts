@@ -175,12 +175,14 @@ export class Progress {
     /** Plain mode: at most one line per this many seconds (epoch ends are always shown). */
     private readonly plainInterval = 10,
   ) {
-    this.mode = mode === 'auto' ? (out.isTTY ? 'bar' : 'plain') : mode;
+    // Through bin/incept.js stderr is a pipe to its filter; the launcher says whether a terminal is behind it.
+    const tty = out.isTTY === true || (out === process.stderr && process.env.INCEPT_STDERR_TTY === '1');
+    this.mode = mode === 'auto' ? (tty ? 'bar' : 'plain') : mode;
   }
 
   update(s: ProgressState): void {
     if (this.mode === 'bar') {
-      const cols = this.out.columns ?? 100;
+      const cols = this.out.columns ?? (Number(process.env.INCEPT_STDERR_COLUMNS) || 100);
       this.out.write(`\r${formatProgressBar(s).slice(0, cols - 1)}\x1b[K`);
       this.barShown = true;
     } else if (this.mode === 'plain') {
