@@ -28,5 +28,8 @@ if (process.env.INCEPT_CHILD === '1' || process.env.INCEPT_RAW_STDERR === '1') {
   process.exitCode = await runQuiet([...process.execArgv, self, ...process.argv.slice(2)], {
     ...process.env,
     INCEPT_CHILD: '1',
+    // The child's stderr is a pipe to this filter: tell it whether the user sees a terminal (progress bars).
+    INCEPT_STDERR_TTY: process.stderr.isTTY ? '1' : '0',
+    INCEPT_STDERR_COLUMNS: String(process.stderr.columns ?? ''),
   });
 }

@@ -2,8 +2,9 @@
 // PNG/JPEG files (JPEGs exactly as TensorFlow's decode_jpeg does), preprocesses them as the model says,
 // runs them through the model in batches and prints the top-k classes with their probabilities.
 //
-// Every image is decoded and preprocessed before the GPU starts, so a bad file fails fast with
-// `incept: error: <file>: <what is wrong>`.
+// Every file is checked from its first bytes before the GPU starts, so a bad file fails fast with
+// `incept: error: <file>: <what is wrong>`; then images are decoded batch by batch (flat memory),
+// results printed (and written to --results FILE) as each batch completes, with a progress bar.
 //
 // Models (src/import/load-model.ts, format by content): an incept model file (.safetensors), a
 // TF-Slim Inception v3 checkpoint (V1 file, V2 prefix or .index), a frozen TensorFlow GraphDef (.pb),
@@ -12,22 +13,24 @@
 // next to the model (X_labels.txt, labels.txt).
 import { getRuntime } from '../gpu/runtime.ts';
 import { Model } from '../graph/model.ts';
-import { readImage } from '../image/decode.ts';
-import { preprocessImage } from '../image/preprocess.ts';
 import { readLabelsFile } from '../import/load-model.ts';
 import { UsageError } from './errors.ts';
 import { LIST_OPTION, collectImages } from './inputs.ts';
+import { ImageProgress, PROGRESS_OPTION, type ProgressMode, RESULTS_OPTION, ResultsFile, checkImages, imageBatches } from './stream.ts';
 import { type ModelOptions, type ResolvedModel, modelOptionSpecs, modelOptionsOf, resolveModel } from './model-options.ts';
 import { type OptionSpec, type Parsed, helpText, parseOptions, wholeNumber } from './options.ts';
 
 const USAGE =
   'incept classify IMAGE|FOLDER|PATTERN... [--list FILE] --model MODEL [--labels FILE] [--top K] [--json] [--output NODE] [--size HxW] [--crop F] ' +
-  '[--mean M] [--std S] [--input-size N] [--depth-multiplier X] [--num-classes N] [--batch N] [--seed N]';
+  '[--mean M] [--std S] [--input-size N] [--depth-multiplier X] [--num-classes N] [--batch N] [--seed N] [--jsonl] [--results FILE.jsonl|.csv] [--progress MODE]';
 
 const OPTIONS: OptionSpec[] = [
   ...modelOptionSpecs('model', 'labels'),
   { name: 'top', value: 'K', help: 'classes to print per image (default 5)', parse: wholeNumber(1) },
-  { name: 'json', help: 'print [{"file", "top": [{"index", "label", "prob"}], "output"?}]' },
+  { name: 'json', help: 'print [{"file", "top": [{"index", "label", "prob"}], "output"?}] at the end' },
+  { name: 'jsonl', help: 'print one such JSON object per line, as each batch completes' },
+  RESULTS_OPTION,
+  PROGRESS_OPTION,
   {
     name: 'output',
     value: 'NODE',
@@ -55,6 +58,10 @@ export interface ClassifyOptions extends ModelOptions {
   images: string[];
   top: number;
   json: boolean;
+  jsonl: boolean;
+  /** Per-image records written as they come (.jsonl or .csv). */
+  results: string | null;
+  progress: ProgressMode;
   /** Extra node whose raw values are reported per image. */
   output: string | null;
   batch: number;
@@ -84,10 +91,14 @@ function classifyOptions(p: Parsed): ClassifyOptions {
     images: collectImages('classify', p.positionals, (v.list as string | undefined) ?? null),
     top: (v.top as number | undefined) ?? 5,
     json: v.json === true,
+    jsonl: v.jsonl === true,
+    results: (v.results as string | undefined) ?? null,
+    progress: (v.progress as ProgressMode | undefined) ?? 'auto',
     output: outputs[0] ?? null,
     batch: (v.batch as number | undefined) ?? 8,
   };
   if (o.images.length === 0) throw new UsageError(`classify: no images given (usage: ${USAGE})`);
+  if (o.json && o.jsonl) throw new UsageError('classify: give --json or --jsonl, not both');
   if (!o.model) throw new UsageError(`classify: --model is required (a model file or random:inception_v3; usage: ${USAGE})`);
   return o;
 }
@@ -122,54 +133,69 @@ export function topK(probs: Float32Array, k: number): { index: number; prob: num
   return idx.slice(0, k).map((index) => ({ index, prob: probs[index] }));
 }
 
-/** Decodes, preprocesses and classifies; the result is in the order of `o.images`. */
-export async function classify(o: ClassifyOptions): Promise<Classification[]> {
-  const spec = resolveClassifier(o);
-  // Decode everything before the GPU starts: a bad file fails fast.
-  const inputs = o.images.map((file) => {
-    try {
-      return preprocessImage(readImage(file), spec.preprocessing);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  });
-
-  for (const note of spec.notes) process.stderr.write(`incept: note: ${note}\n`);
+/** The model for classification, checked: --output exists, the class scores are [N, classes]. */
+async function classifier(o: ClassifyOptions, spec: ResolvedModel): Promise<{ model: Model; classes: number }> {
   const model = new Model(await getRuntime(), spec.build);
   if (spec.fixedBatch === 1) model.maxMicroBatch = 1;
+  if (o.output && !model.graph.has(o.output) && !model.graph.endPoints.has(o.output)) {
+    model.dispose();
+    throw new UsageError(`${o.model}: --output '${o.output}' is not a value or end point of the model's graph (${model.graph.name})`);
+  }
+  const scoreShape = model.shapeOf(spec.output);
+  if (scoreShape.length !== 2) {
+    model.dispose();
+    throw new UsageError(`${o.model}: the model's output '${spec.output}' is [${scoreShape}], not [N, classes]`);
+  }
+  return { model, classes: scoreShape[1] };
+}
+
+export interface ClassifyStream {
+  /** Called with each batch's results as soon as they are known. */
+  onBatch?: (results: Classification[]) => void;
+  /** Keep every result for the return value (default true; false keeps memory flat). */
+  keep?: boolean;
+  progress?: ProgressMode;
+}
+
+/**
+ * Classifies batch by batch (each batch decoded just before it runs); the result is in the order
+ * of `o.images`. Every file is checked from its first bytes before the GPU starts.
+ */
+export async function classify(o: ClassifyOptions, stream: ClassifyStream = {}): Promise<Classification[]> {
+  const spec = resolveClassifier(o);
+  checkImages(o.images);
+  if (o.results) ResultsFile.check(o.results);
+  for (const note of spec.notes) process.stderr.write(`incept: note: ${note}\n`);
+  const { model, classes } = await classifier(o, spec);
+  const outputs = o.output && o.output !== spec.output ? [spec.output, o.output] : [spec.output];
+  const file = o.results ? new ResultsFile(o.results, ['file', 'rank', 'index', 'label', 'prob']) : null;
+  const progress = new ImageProgress(o.images.length, stream.progress ?? 'none');
+  const results: Classification[] = [];
   try {
-    if (o.output && !model.graph.has(o.output) && !model.graph.endPoints.has(o.output)) {
-      throw new UsageError(`${o.model}: --output '${o.output}' is not a value or end point of the model's graph (${model.graph.name})`);
-    }
-    const scoreShape = model.shapeOf(spec.output);
-    if (scoreShape.length !== 2) throw new UsageError(`${o.model}: the model's output '${spec.output}' is [${scoreShape}], not [N, classes]`);
-    const classes = scoreShape[1];
-    const labels = spec.classes;
-    const outputs = o.output && o.output !== spec.output ? [spec.output, o.output] : [spec.output];
-    const [h, w] = spec.preprocessing.size;
-    const per = h * w * 3;
-    const results: Classification[] = [];
-    for (let start = 0; start < inputs.length; start += o.batch) {
-      const chunk = inputs.slice(start, start + o.batch);
-      const batch = new Float32Array(chunk.length * per);
-      chunk.forEach((x, i) => batch.set(x, i * per));
-      const out = await model.predict(batch, { outputs });
-      const scores = out[spec.output];
+    for await (const b of imageBatches(o.images, spec.preprocessing, o.batch)) {
+      const out = await model.predict(b.x, { outputs });
       const raw = o.output ? out[o.output] : null;
-      const rawPer = raw ? raw.length / chunk.length : 0;
-      chunk.forEach((_, i) => {
-        let row = scores.subarray(i * classes, (i + 1) * classes);
+      const rawPer = raw ? raw.length / b.paths.length : 0;
+      const batch = b.paths.map((path, i) => {
+        let row = out[spec.output].subarray(i * classes, (i + 1) * classes);
         if (!spec.probabilities) row = softmaxRow(row);
-        const top = topK(row, Math.min(o.top, classes)).map(({ index, prob }) => ({ index, label: labels?.[index] ?? null, prob }));
-        const r: Classification = { file: o.images[start + i], top };
+        const top = topK(row, Math.min(o.top, classes)).map(({ index, prob }) => ({ index, label: spec.classes?.[index] ?? null, prob }));
+        const r: Classification = { file: path, top };
         if (raw) r.output = Array.from(raw.subarray(i * rawPer, (i + 1) * rawPer));
-        results.push(r);
+        return r;
       });
+      file?.write(batch.flatMap((r): Record<string, unknown>[] => (file.csv ? r.top.map((t, k) => ({ file: r.file, rank: k + 1, ...t })) : [{ ...r }])));
+      progress.clear();
+      stream.onBatch?.(batch);
+      progress.add(batch.length);
+      if (stream.keep ?? true) results.push(...batch);
     }
-    return results;
   } finally {
+    progress.finish();
+    file?.close();
     model.dispose();
   }
+  return results;
 }
 
 export function formatClassifications(results: Classification[]): string {
@@ -192,7 +218,9 @@ export async function classifyMain(argv: string[]): Promise<number> {
     return 0;
   }
   const o = classifyOptions(p);
-  const results = await classify(o);
-  console.log(o.json ? JSON.stringify(results, null, 2) : formatClassifications(results));
+  // Text and JSON lines are printed as each batch completes; --json (one array) at the end.
+  const print = (batch: Classification[]) => console.log(o.jsonl ? batch.map((r) => JSON.stringify(r)).join('\n') : formatClassifications(batch));
+  const results = await classify(o, { onBatch: o.json ? undefined : print, keep: o.json, progress: o.progress });
+  if (o.json) console.log(JSON.stringify(results, null, 2));
   return 0;
 }

@@ -9,8 +9,6 @@
 // without class names must have as many outputs as the data has classes, in the data's order.
 import { mkdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { readImage } from '../image/decode.ts';
-import { preprocessImage } from '../image/preprocess.ts';
 import { writeFileAtomic } from '../import/atomic-write.ts';
 import { type LoadedModel, loadModel } from '../import/load-model.ts';
 import { confusionMatrixPng, rocCurvePng, type RocSeries } from '../report/figures.ts';
@@ -23,11 +21,12 @@ import { Taxonomy, type TrainingClass, aggregate, coarseLabels } from '../train/
 import { UsageError } from './errors.ts';
 import { userStep } from './model-options.ts';
 import { checkOutputFile, checkOutputFolder } from './outputs.ts';
+import { ImageProgress, PROGRESS_OPTION, type ProgressMode, RESULTS_OPTION, ResultsFile, checkImages, imageBatches } from './stream.ts';
 import { BadValue, type OptionSpec, choice, helpText, parseOptions, wholeNumber } from './options.ts';
 
 const USAGE =
   'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--report FILE.html] [--split S] [--specificity A,B] [--positive CLASS] [--top K] ' +
-  '[--batch N] [--labels FILE] [--taxonomy FILE --level N | --nodes A,B]';
+  '[--batch N] [--labels FILE] [--taxonomy FILE --level N | --nodes A,B] [--results FILE.jsonl|.csv] [--progress MODE]';
 
 const list = (what: string, ok: (x: string) => boolean) => (v: string) => {
   const xs = v.split(',').map((x) => x.trim());
@@ -56,6 +55,8 @@ const OPTIONS: OptionSpec[] = [
   { name: 'positive', value: 'CLASS', needs: 'a class name', help: 'the positive class of a two-class model (default: the second class)' },
   { name: 'top', value: 'K', help: 'also top-K accuracy (default: 1, 3, 5 where below the class count)', parse: wholeNumber(1) },
   { name: 'batch', value: 'N', help: 'images per forward pass (default 16)', parse: wholeNumber(1) },
+  RESULTS_OPTION,
+  PROGRESS_OPTION,
   { name: 'labels', value: 'FILE', needs: 'a file', help: 'class names for a model without them (one per line)' },
   {
     name: 'taxonomy',
@@ -92,6 +93,9 @@ export interface EvaluateOptions {
   nodes: string[] | null;
   /** Also write the self-contained HTML report here. */
   report: string | null;
+  /** Per-image records (.jsonl or .csv), written as each batch completes. */
+  results: string | null;
+  progress: ProgressMode;
 }
 
 /** The options of argv; null for --help. */
@@ -115,6 +119,8 @@ export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
     level: v.level ?? null,
     nodes: v.nodes ?? null,
     report: v.report ?? null,
+    results: v.results ?? null,
+    progress: v.progress ?? 'auto',
   };
   if ((o.level !== null || o.nodes !== null) && !o.taxonomy) throw new UsageError('evaluate: --level and --nodes need --taxonomy');
   if (o.taxonomy && (o.level === null) === (o.nodes === null)) throw new UsageError('evaluate: --taxonomy needs one of --level N or --nodes A,B');
@@ -170,41 +176,51 @@ function softmaxRows(x: Float32Array, k: number): void {
   }
 }
 
-/** The probability rows [n, K] of the model's classes for every image of the dataset. */
-async function predictAll(m: LoadedModel, ds: Dataset, batch: number): Promise<{ probs: Float32Array; k: number }> {
+/** A batch of model outputs as probability rows [n, K] (one sigmoid output: the second of two classes). */
+function probabilityRows(m: LoadedModel, out: Float32Array, n: number): { rows: Float32Array; k: number } {
+  const width = out.length / n;
+  if (width !== 1) {
+    if (!m.probabilities) softmaxRows(out, width);
+    return { rows: out, k: width };
+  }
+  const two = new Float32Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    const p = m.probabilities ? out[i] : 1 / (1 + Math.exp(-out[i]));
+    two[2 * i] = 1 - p;
+    two[2 * i + 1] = p;
+  }
+  return { rows: two, k: 2 };
+}
+
+/** Each image's record for --results: its file, its class, the model's top class and probability. */
+function resultRows(m: LoadedModel, ds: Dataset, start: number, rows: Float32Array, k: number): Record<string, unknown>[] {
+  return Array.from({ length: rows.length / k }, (_, i) => {
+    const row = Array.from(rows.subarray(i * k, (i + 1) * k));
+    const top = row.indexOf(Math.max(...row));
+    const s = ds.samples[start + i];
+    return { file: s.path, label: ds.classes[s.label], predicted: m.classes?.[top] ?? String(top), prob: row[top], probs: row };
+  });
+}
+
+/** The probability rows [n, K] of the model's classes for every image, batch by batch. */
+async function predictAll(m: LoadedModel, ds: Dataset, o: EvaluateOptions): Promise<{ probs: Float32Array; k: number }> {
   if (!m.preprocessing) throw new UsageError(`${m.source}: the model does not take RGB images`);
-  const pre = m.preprocessing;
-  const per = pre.size[0] * pre.size[1] * 3;
   const chunks: Float32Array[] = [];
   let k = 0;
-  for (let start = 0; start < ds.samples.length; start += batch) {
-    const part = ds.samples.slice(start, start + batch);
-    const x = new Float32Array(part.length * per);
-    part.forEach((s, i) => {
-      try {
-        x.set(preprocessImage(readImage(s.path), pre), i * per);
-      } catch (e) {
-        const msg = reason(e);
-        throw new UsageError(msg.startsWith(s.path) ? msg : `${s.path}: ${msg}`);
-      }
-    });
-    const out = (await m.model.predict(x, { outputs: [m.output] }))[m.output];
-    const width = out.length / part.length;
-    if (width === 1) {
-      // One sigmoid output: the probability of the second class.
-      const two = new Float32Array(part.length * 2);
-      for (let i = 0; i < part.length; i++) {
-        const p = m.probabilities ? out[i] : 1 / (1 + Math.exp(-out[i]));
-        two[2 * i] = 1 - p;
-        two[2 * i + 1] = p;
-      }
-      chunks.push(two);
-      k = 2;
-    } else {
-      if (!m.probabilities) softmaxRows(out, width);
-      chunks.push(out);
-      k = width;
+  const file = o.results ? new ResultsFile(o.results, ['file', 'label', 'predicted', 'prob']) : null;
+  const progress = new ImageProgress(ds.samples.length, o.progress);
+  try {
+    for await (const b of imageBatches(ds.samples.map((s) => s.path), m.preprocessing, o.batch)) {
+      const out = (await m.model.predict(b.x, { outputs: [m.output] }))[m.output];
+      const p = probabilityRows(m, out, b.paths.length);
+      chunks.push(p.rows);
+      k = p.k;
+      file?.write(resultRows(m, ds, b.start, p.rows, k));
+      progress.add(b.paths.length);
     }
+  } finally {
+    progress.finish();
+    file?.close();
   }
   const probs = new Float32Array(chunks.reduce((s, c) => s + c.length, 0));
   let at = 0;
@@ -353,15 +369,17 @@ function checkOutputs(o: EvaluateOptions): void {
   if (o.json) checkOutputFile('--json', o.json);
   if (o.report) checkOutputFile('--report', o.report);
   if (o.out) checkOutputFolder('--out', o.out);
+  if (o.results) ResultsFile.check(o.results);
 }
 
 export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
   checkOutputs(o);
   const ds = readEvalData(o);
+  checkImages(ds.samples.map((smp) => smp.path));
   const m = await userStepAsync(() => loadModel(o.model, o.labels ? { labels: o.labels } : {}));
   try {
     for (const n of m.notes) process.stderr.write(`incept: note: ${n}\n`);
-    const { probs, k } = await predictAll(m, ds, o.batch);
+    const { probs, k } = await predictAll(m, ds, o);
     let scored: Scored = { probs, classes: modelClasses(m, k, ds, o), ds };
     const trainingClasses = o.taxonomy ? scored.classes : null;
     if (o.taxonomy) scored = coarsen(o, scored);

@@ -43,7 +43,9 @@ export interface Parsed {
 export function parseOptions(cmd: string, usage: string | ((option: string) => string), table: OptionSpec[], argv: string[]): Parsed {
   const byName = new Map(table.map((o) => [o.name, o]));
   const byShort = new Map(table.filter((o) => o.short).map((o) => [o.short!, o]));
-  const config = Object.fromEntries(table.map((o) => [o.name, { type: o.value ? ('string' as const) : ('boolean' as const), multiple: o.multiple === true }]));
+  const config = Object.fromEntries(
+    table.map((o) => [o.name, { type: o.value ? ('string' as const) : ('boolean' as const), multiple: o.multiple === true, ...(o.short ? { short: o.short } : {}) }]),
+  );
   const { tokens } = parseArgs({ args: argv, options: config, strict: false, allowPositionals: true, tokens: true });
   const out: Parsed = { values: {}, positionals: [], given: new Set(), help: false };
   for (const t of tokens) {

@@ -6,7 +6,8 @@
 //   DIR/<image>.<method>.json  what was explained: class, label, score, method options, the files.
 // Models load as in classify: random:inception_v3 (seeded random weights, options below) or any
 // file src/import/load-model.ts reads. Everything that can be checked on the host (options, the
-// images, the class or label, the layer) is checked before the GPU starts, each as a one-line error.
+// images' first bytes, the class or label, the layer) is checked before the GPU starts, each as a one-line error;
+// each image is then decoded just before it runs, its files written and its line printed as it is done.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { type ColorMap, float32Bytes, overlay, sideBySide, toDisplayImage, writePng } from '../explain/heatmap.ts';
@@ -14,11 +15,10 @@ import { type SaliencyMethod, type SaliencyOptions, type SaliencyResult, dispose
 import { getRuntime } from '../gpu/runtime.ts';
 import type { Graph } from '../graph/ir.ts';
 import { Model } from '../graph/model.ts';
-import { readImage } from '../image/decode.ts';
-import { preprocessImage } from '../image/preprocess.ts';
 import { UsageError } from './errors.ts';
 import { LIST_OPTION, collectImages } from './inputs.ts';
-import { type ModelOptions, type ResolvedModel, modelOptionSpecs, modelOptionsOf, resolveModel, userStep } from './model-options.ts';
+import { ImageProgress, PROGRESS_OPTION, type ProgressMode, checkImages, imageBatches } from './stream.ts';
+import { type ModelOptions, type ResolvedModel, modelOptionSpecs, modelOptionsOf, resolveModel } from './model-options.ts';
 import { type OptionSpec, type Parsed, choice, helpText, number, parseOptions, wholeNumber } from './options.ts';
 
 const METHODS: SaliencyMethod[] = ['vanilla', 'smoothgrad', 'ig', 'gradcam'];
@@ -54,6 +54,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'json', help: 'print the summaries as JSON instead of one line per image' },
   { name: 'side-by-side', help: 'the PNG shows the image and the overlay side by side' },
   { name: 'colormap', value: 'C', help: 'inferno (default) or jet', parse: choice(['inferno', 'jet'] as const) },
+  PROGRESS_OPTION,
   ...modelOptionSpecs('labels', 'size', 'crop', 'mean', 'std', 'input-size', 'depth-multiplier', 'num-classes', 'seed'),
   LIST_OPTION,
 ];
@@ -82,6 +83,7 @@ export interface SaliencyCliOptions extends ModelOptions {
   json: boolean;
   sideBySide: boolean;
   colorMap: ColorMap;
+  progress: ProgressMode;
 }
 
 export interface SaliencySummary {
@@ -125,6 +127,7 @@ function saliencyOptions(p: Parsed): SaliencyCliOptions {
     json: v.json === true,
     sideBySide: v['side-by-side'] === true,
     colorMap: (v.colormap as ColorMap | undefined) ?? 'inferno',
+    progress: (v.progress as ProgressMode | undefined) ?? 'auto',
   };
   if (o.images.length === 0) throw usage(`no images given (usage: ${USAGE})`);
   if (!o.model) throw usage(`--model is required (random:inception_v3 or a model file; usage: ${USAGE})`);
@@ -228,13 +231,16 @@ function writeMaps(o: SaliencyCliOptions, spec: ResolvedModel, image: string, st
   return s;
 }
 
-/** Explains every image; returns the summaries (also written next to the pictures). */
-export async function runSaliency(o: SaliencyCliOptions): Promise<SaliencySummary[]> {
+/**
+ * Explains every image, decoding each just before it runs (every file is checked from its first
+ * bytes before the GPU starts); returns the summaries (also written next to the pictures), each
+ * also given to `onImage` as soon as its files are written.
+ */
+export async function runSaliency(o: SaliencyCliOptions, onImage?: (s: SaliencySummary) => void): Promise<SaliencySummary[]> {
   const spec = resolveModel('saliency', o, 'its saliency maps mean nothing', { extraOutputs: o.layer ? [o.layer] : undefined });
   const { layer, target } = plan(o, spec);
   const names = stems(o.images);
-  // Decode everything before the GPU starts: a bad file fails fast.
-  const inputs = o.images.map((file) => userStep(() => preprocessImage(readImage(file), spec.preprocessing)));
+  checkImages(o.images);
   try {
     mkdirSync(o.out, { recursive: true });
   } catch (e) {
@@ -253,9 +259,17 @@ export async function runSaliency(o: SaliencyCliOptions): Promise<SaliencySummar
     layer,
   };
   const summaries: SaliencySummary[] = [];
+  const progress = new ImageProgress(o.images.length, o.progress);
   try {
-    for (const [i, x] of inputs.entries()) summaries.push(writeMaps(o, spec, o.images[i], names[i], x, await saliency(model, x, opts), layer));
+    for await (const { start, paths, x } of imageBatches(o.images, spec.preprocessing, 1)) {
+      const s = writeMaps(o, spec, paths[0], names[start], x, await saliency(model, x, opts), layer);
+      summaries.push(s);
+      progress.clear();
+      onImage?.(s);
+      progress.add(1);
+    }
   } finally {
+    progress.finish();
     disposeSaliency(model);
     model.dispose();
   }
@@ -275,7 +289,8 @@ export async function saliencyMain(argv: string[]): Promise<number> {
     return 0;
   }
   const o = saliencyOptions(p);
-  const summaries = await runSaliency(o);
-  console.log(o.json ? JSON.stringify(summaries, null, 2) : formatSummaries(summaries));
+  // One line per image as it is done; --json prints the summaries together at the end.
+  const summaries = await runSaliency(o, o.json ? undefined : (s) => console.log(formatSummaries([s])));
+  if (o.json) console.log(JSON.stringify(summaries, null, 2));
   return 0;
 }

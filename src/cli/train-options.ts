@@ -146,8 +146,8 @@ export const DEFAULTS: TrainOptions = {
   stopAfterSteps: null,
 };
 
-/** Options --resume may change; the others come from the run. */
-export const RESUMABLE = new Set(['--epochs', '--resume', '--checkpoint-every', '--workers', '--progress', '--stop-after-steps']);
+/** Options --resume may change; the others come from the run (--bad-images only while it has trained nothing). */
+export const RESUMABLE = new Set(['--epochs', '--resume', '--checkpoint-every', '--workers', '--progress', '--stop-after-steps', '--bad-images']);
 
 /** The option name -> TrainOptions field. */
 const camel = (name: string) => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -23,6 +23,7 @@ import type { OptimizerKind } from '../train/optimizers.ts';
 import { sanityWarnings } from '../train/transfer-eval.ts';
 import { UsageError } from './errors.ts';
 import { openModelFile, randomInputSize, userStep } from './model-options.ts';
+import { clearUntrainedRun, removeOrphans, runDirState } from '../train/run-dir.ts';
 import { DEFAULTS, HELP, type TrainOptions, parseTrainArgs } from './train-options.ts';
 
 const RUN_JSON = 'run.json';
@@ -109,26 +110,41 @@ export async function trainMain(argv: string[]): Promise<number> {
   return parsed.o.resume ? resumeRun(parsed.o, parsed.given) : newRun(parsed.o);
 }
 
-/** --resume RUN_DIR: the options of its run.json (what may change, changed), from its checkpoint. */
-async function resumeRun(given: TrainOptions, flags: Set<string>): Promise<number> {
-  const runDir = resolve(given.resume!);
+/** The options a run was started with (its run.json). */
+function savedOptions(runDir: string, given: string): TrainOptions {
   const runFile = join(runDir, RUN_JSON);
-  if (!existsSync(runFile)) throw new UsageError(`${given.resume}: not a run directory (no ${RUN_JSON})`);
-  const ckptPath = join(runDir, RUN_FILES.checkpoint);
-  if (!existsSync(ckptPath)) throw new UsageError(`${given.resume}: no ${RUN_FILES.checkpoint} to resume from`);
-  let saved: TrainOptions;
+  if (!existsSync(runFile)) throw new UsageError(`${given}: not a run directory (no ${RUN_JSON})`);
   try {
-    saved = { ...DEFAULTS, ...(JSON.parse(readFileSync(runFile, 'utf8')).options as TrainOptions) };
+    return { ...DEFAULTS, ...(JSON.parse(readFileSync(runFile, 'utf8')).options as TrainOptions) };
   } catch (e) {
     throw new UsageError(`${runFile}: not a run file (${(e as Error).message})`);
   }
-  const over: Partial<TrainOptions> = {};
-  if (flags.has('--epochs')) over.epochs = given.epochs;
-  if (flags.has('--checkpoint-every')) over.checkpointEvery = given.checkpointEvery;
-  if (flags.has('--workers')) over.workers = given.workers;
-  if (flags.has('--progress')) over.progress = given.progress;
-  over.stopAfterSteps = given.stopAfterSteps;
+}
+
+/** --resume RUN_DIR: the options of its run.json (what may change, changed), from its checkpoint. */
+async function resumeRun(given: TrainOptions, flags: Set<string>): Promise<number> {
+  const runDir = resolve(given.resume!);
+  const saved = savedOptions(runDir, given.resume!);
+  const orphans = removeOrphans(runDir);
+  if (orphans.length) process.stderr.write(`incept: note: removed ${orphans.length} temporary file(s) a killed run left in ${given.resume}\n`);
+  const state = runDirState(runDir);
+  if (flags.has('--bad-images') && state.trained) {
+    throw new UsageError(
+      `train: --bad-images cannot change: the run in ${given.resume} has trained ${state.step} step(s) on its images; start a new run (another --out) with --bad-images ${given.badImages}`,
+    );
+  }
+  const over: Partial<TrainOptions> = { stopAfterSteps: given.stopAfterSteps };
+  for (const f of ['epochs', 'checkpointEvery', 'workers', 'progress', 'badImages'] as const) {
+    if (flags.has(`--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)) (over as Record<string, unknown>)[f] = given[f];
+  }
   const o: TrainOptions = { ...saved, ...over, resume: given.resume, out: runDir };
+  if (!state.trained) {
+    // Nothing was trained (killed before the first checkpoint, or stopped at the first batch): start over.
+    process.stderr.write(`incept: note: the run in ${given.resume} trained nothing before it stopped; starting it from the beginning\n`);
+    clearUntrainedRun(runDir);
+    return startRun({ ...o, resume: null }, runDir);
+  }
+  const ckptPath = join(runDir, RUN_FILES.checkpoint);
   const ckpt = userStep(() => readCheckpointFile(ckptPath));
   const done = ckpt.state.epochsDone;
   if (done >= o.epochs && existsSync(join(runDir, RUN_FILES.model))) {
@@ -144,12 +160,20 @@ async function resumeRun(given: TrainOptions, flags: Set<string>): Promise<numbe
   return run(o, tm, data, runDir, true);
 }
 
-/** A new run into --out (which must not hold another run). */
+/** A new run into --out: refused where a run has trained; a run that trained nothing is started over. */
 async function newRun(o: TrainOptions): Promise<number> {
   const runDir = resolve(o.out);
-  if (existsSync(join(runDir, RUN_FILES.checkpoint)) || existsSync(join(runDir, RUN_JSON))) {
-    throw new UsageError(`${o.out}: already holds a run; continue it with --resume ${o.out}, or choose another --out`);
+  const state = runDirState(runDir);
+  if (state.trained) throw new UsageError(`${o.out}: already holds a run; continue it with --resume ${o.out}, or choose another --out`);
+  if (state.holdsRun) {
+    process.stderr.write(`incept: note: ${o.out} holds a run that trained nothing; starting over there with these options\n`);
+    clearUntrainedRun(runDir);
   }
+  return startRun(o, runDir);
+}
+
+/** Loads the data, builds the model, writes run.json and trains. */
+async function startRun(o: TrainOptions, runDir: string): Promise<number> {
   const data = loadData(o);
   const tm = await buildModel(o, data);
   try {
@@ -163,6 +187,15 @@ async function newRun(o: TrainOptions): Promise<number> {
   const saved = { ...o, data: resolve(o.data), classes: o.classes ? resolve(o.classes) : null, out: runDir, stopAfterSteps: null, resume: null };
   writeFileAtomic(join(runDir, RUN_JSON), [Buffer.from(`${JSON.stringify({ version: 1, options: saved }, null, 2)}\n`)]);
   return run(o, tm, data, runDir, false);
+}
+
+/** After an unreadable image stopped the run: which option would have helped, and where to use it. */
+function badImageHint(o: TrainOptions, data: Dataset, runDir: string, msg: string): string {
+  if (o.badImages !== 'fail' || !data.samples.some((s) => msg.includes(s.path))) return '';
+  const state = runDirState(runDir);
+  return state.trained
+    ? `; --bad-images skip leaves unreadable images out (the run has trained ${state.step} step(s) on these images, so start a new run with it, another --out)`
+    : `; --bad-images skip leaves unreadable images out (nothing was trained: run again with it, the same --out or --resume ${o.out})`;
 }
 
 /** What training reads: a manifest's test rows are left for 'incept evaluate' and not counted. */
@@ -211,7 +244,7 @@ async function run(o: TrainOptions, tm: TransferModel, data: Dataset, runDir: st
     const msg = (e as Error).message;
     // Mistakes in the input (a layer name, classes, files) are one-line errors; GPU faults keep their kind.
     if ((e as Error).name === 'GpuError') throw e;
-    throw new UsageError(msg.replace(/^fineTune: /, 'train: '));
+    throw new UsageError(`${msg.replace(/^fineTune: /, 'train: ')}${badImageHint(o, data, runDir, msg)}`);
   } finally {
     process.off('SIGINT', onInterrupt);
     tm.model.dispose();

@@ -16,7 +16,7 @@
 //     accurate IDCT differs from TF's by a few levels per pixel. jpeg-js also converts Adobe
 //     CMYK / YCCK (4 components, APP14 marker); 4-component JPEGs without the Adobe marker and
 //     2-component JPEGs are refused. `{ jpeg: 'jpeg-js' }` forces jpeg-js (for comparisons).
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { checkImageSize, jpegSize, maxImagePixels, pngSize } from './header.ts';
@@ -93,15 +93,39 @@ function explain(message: string): string {
   return message;
 }
 
+/** Why a file cannot be read, in words. */
+function readError(path: string, e: unknown): Error {
+  const code = (e as { code?: string }).code;
+  const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+  return new Error(`${path}: cannot read (${why})`);
+}
+
+/**
+ * Checks, from its first bytes only, that a file can be read and is a PNG or JPEG (the errors
+ * readImage would give), so a long run can refuse a bad file before it starts.
+ */
+export function checkImageFile(path: string): ImageFormat {
+  let head: Buffer;
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, 'r');
+    head = Buffer.alloc(16);
+    head = head.subarray(0, readSync(fd, head, 0, 16, 0));
+  } catch (e) {
+    throw readError(path, e);
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+  return detectFormat(head, path);
+}
+
 /** Reads and decodes an image file; unreadable files get an Error naming the file. */
 export function readImage(path: string, opts: DecodeOptions = {}): DecodedImage {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    throw new Error(`${path}: cannot read (${why})`);
+    throw readError(path, e);
   }
   return decodeImage(bytes, path, opts);
 }

@@ -1,6 +1,6 @@
 // Atomic file writes: a temporary file in the target's directory, fsync, rename over the target,
 // fsync of the directory. A crash or error leaves either the old file or the complete new one.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -61,4 +61,16 @@ export function writeError(path: string, err: unknown, tmp = ''): Error {
   };
   const raw = (err as Error).message ?? String(err);
   return new Error(`${path}: cannot write (${(code && why[code]) ?? (tmp ? raw.split(tmp).join(path) : raw)})`);
+}
+
+/** Temporary files of writeFileAtomic that a killed process left next to `path` (to remove on restart). */
+export function orphanedTemporaries(path: string): string[] {
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.startsWith(prefix) && /^\.\S+\.\d+\.[a-z0-9]+\.tmp$/.test(n)).map((n) => join(dirname(path), n));
 }

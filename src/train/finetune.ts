@@ -31,6 +31,7 @@ import { type HeadSpec, type TransferModel, parseHead, saveTransferModel } from 
 import { Loader } from './loader.ts';
 import { oneVsRestRoc, rocAuc } from './roc.ts';
 import type { OptimizerConfig } from './optimizers.ts';
+import { refuseExistingRun } from './run-dir.ts';
 import { type EpochRecord, MetricsLog, type MetricsRecord, Progress, type ProgressMode, type StepRecord, formatEpoch, writeCurves } from './progress.ts';
 import { Trainer } from './trainer.ts';
 
@@ -370,6 +371,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
   const paths = opts.runDir
     ? { checkpoint: join(opts.runDir, RUN_FILES.checkpoint), model: join(opts.runDir, RUN_FILES.model), metrics: join(opts.runDir, RUN_FILES.metrics), curves: join(opts.runDir, RUN_FILES.curves) }
     : null;
+  if (paths && !opts.resume) refuseExistingRun(opts.runDir!);
   if (paths) mkdirSync(opts.runDir!, { recursive: true });
   const log = paths ? new MetricsLog(paths.metrics) : null;
   let history: MetricsRecord[] = [];

@@ -37,20 +37,24 @@ export type MetricsRecord = StepRecord | EpochRecord;
 
 // ---- metrics log ----
 
-/** The records of a metrics.jsonl file (none if it does not exist); bad lines are an error naming the line. */
+/**
+ * The records of a metrics.jsonl file (none if it does not exist); bad lines are an error naming
+ * the line, except a torn last line (no newline after it: a process killed while appending it),
+ * which is dropped.
+ */
 export function readMetricsLog(path: string): MetricsRecord[] {
   if (!existsSync(path)) return [];
   const out: MetricsRecord[] = [];
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .forEach((line, i) => {
-      if (line.trim() === '') return;
-      try {
-        out.push(JSON.parse(line) as MetricsRecord);
-      } catch {
-        throw new Error(`${path}:${i + 1}: not a JSON line`);
-      }
-    });
+  const lines = readFileSync(path, 'utf8').split('\n');
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      out.push(JSON.parse(line) as MetricsRecord);
+    } catch {
+      if (i === lines.length - 1) return; // torn: the last line, never finished with its newline
+      throw new Error(`${path}:${i + 1}: not a JSON line`);
+    }
+  });
   return out;
 }
 
@@ -171,12 +175,14 @@ export class Progress {
     /** Plain mode: at most one line per this many seconds (epoch ends are always shown). */
     private readonly plainInterval = 10,
   ) {
-    this.mode = mode === 'auto' ? (out.isTTY ? 'bar' : 'plain') : mode;
+    // Through bin/incept.js stderr is a pipe to its filter; the launcher says whether a terminal is behind it.
+    const tty = out.isTTY === true || (out === process.stderr && process.env.INCEPT_STDERR_TTY === '1');
+    this.mode = mode === 'auto' ? (tty ? 'bar' : 'plain') : mode;
   }
 
   update(s: ProgressState): void {
     if (this.mode === 'bar') {
-      const cols = this.out.columns ?? 100;
+      const cols = this.out.columns ?? (Number(process.env.INCEPT_STDERR_COLUMNS) || 100);
       this.out.write(`\r${formatProgressBar(s).slice(0, cols - 1)}\x1b[K`);
       this.barShown = true;
     } else if (this.mode === 'plain') {
