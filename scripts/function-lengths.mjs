@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Lists the longest functions and methods in TypeScript sources (a line-based scan: a declaration
-// line that opens a brace, measured to its matching close; strings and comments are skipped).
+// line that opens a brace, measured to its matching close; strings, regex literals and comments
+// are skipped).
 //   node scripts/function-lengths.mjs [DIR=src] [--top N=15] [--over LINES]
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,19 @@ const DECL = [
 ];
 const KEYWORDS = new Set(['if', 'for', 'while', 'switch', 'catch', 'return', 'else', 'do', 'try', 'with']);
 
+/** The index of the closing '/' of the regex literal starting at `i` (character classes may hold '/'). */
+function regexEnd(line, i) {
+  let inClass = false;
+  for (let j = i + 1; j < line.length; j++) {
+    const c = line[j];
+    if (c === '\\') j++;
+    else if (c === '[') inClass = true;
+    else if (c === ']') inClass = false;
+    else if (c === '/' && !inClass) return j;
+  }
+  return line.length;
+}
+
 /** Brace depth change of a line, ignoring strings, template text and comments. */
 function braces(line, state) {
   let d = 0;
@@ -37,6 +51,7 @@ function braces(line, state) {
     }
     if (c === '/' && line[i + 1] === '/') break;
     if (c === '/' && line[i + 1] === '*') (state.block = true), i++;
+    else if (c === '/' && /(^|[(,=:[!&|?{};]|return)\s*$/.test(line.slice(0, i))) i = regexEnd(line, i);
     else if (c === '"' || c === "'" || c === '`') state.quote = c;
     else if (c === '{') d++;
     else if (c === '}') d--;

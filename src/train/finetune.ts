@@ -331,16 +331,63 @@ const now = () => performance.now() / 1000;
 /** Fine-tunes `target` on `data` (see the file comment). */
 export async function fineTune(target: TransferModel | Model, data: Dataset | FineTuneData, opts: FineTuneOptions): Promise<FineTuneResult> {
   const tm = target instanceof Model ? asTransferModel(target) : target;
-  const model = tm.model;
-  const head = tm.head;
+  checkFineTuneOptions(opts);
+  const seed = opts.seed ?? 0;
+  const { train, validation, classes } = fineTuneData(tm, data, opts, seed);
+  const run = openRunDir(tm.model, opts, seed);
+  const trained = trainableParams(tm.model.graph, opts.freeze ?? { kind: 'all' }, tm.headScopes);
+  const progress = opts.progress instanceof Progress ? opts.progress : new Progress(process.stderr, opts.progress ?? 'none');
+  progress.message(describeFreeze(tm.model.graph, opts.freeze ?? { kind: 'all' }, trained));
+  const [h, w] = tm.model.inputShape;
+  const loader = new Loader(train, {
+    batchSize: opts.batch,
+    size: [h, w],
+    seed,
+    mode: 'train',
+    balanced: opts.balanced,
+    dropLast: true,
+    augment: opts.augment,
+    workers: opts.workers,
+    state: run.ckpt?.state.loader,
+  });
+  const valLoader = validation ? validationLoader(tm.model, tm, validation, { batch: opts.batch, workers: opts.workers }) : null;
+  // A model without class names takes the data's (in the data's order, as trained).
+  const named: TransferModel = { ...tm, classes: tm.classes ?? classes };
+  const loop = new EpochLoop(tm, opts, seed, run, newTrainer(tm, opts, new Set(trained), seed), loader, valLoader, checkpointModelMeta(named), progress);
+  let synced = false;
+  try {
+    await loop.run();
+    progress.done();
+    await loop.trainer.syncToHost();
+    synced = true;
+    let modelPath: string | undefined;
+    if (!loop.stopped && run.paths) {
+      saveTransferModel(named, run.paths.model, { trainedScopes: trained, trainingSteps: loop.trainer.step, ...opts.metadata });
+      modelPath = run.paths.model;
+      writeCurves(run.paths.curves, run.history);
+    }
+    const t = loop.trainer;
+    return { step: t.step, epochs: loop.epochsDone, history: run.history, stopped: loop.stopped, lastValidation: loop.lastValidation, modelPath, checkpointPath: run.paths?.checkpoint };
+  } finally {
+    await loader.close();
+    await valLoader?.close();
+    loop.trainer.dispose();
+    // A run that stopped on an error leaves the GPU tensors half trained: the host data (as it was
+    // before the run) is written back, so predict() and the host agree.
+    if (!synced) tm.model.parametersChanged();
+  }
+}
+
+function checkFineTuneOptions(opts: FineTuneOptions): void {
   if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`fineTune: epochs ${opts.epochs} must be a whole number >= 1`);
   if (!(Number.isInteger(opts.batch) && opts.batch >= 1)) throw new Error(`fineTune: batch ${opts.batch} must be a whole number >= 1`);
   const every = opts.checkpointEvery ?? 0;
   if (!(Number.isInteger(every) && every >= 0)) throw new Error(`fineTune: checkpointEvery ${every} must be a whole number >= 0`);
   if (opts.resume && !opts.runDir) throw new Error('fineTune: resume needs the run directory');
-  const seed = opts.seed ?? 0;
+}
 
-  // Data: the given splits, a manifest's split column, or a seeded stratified split.
+/** The training and validation sets (given, a manifest's split column, or a seeded stratified split), checked against the model. */
+function fineTuneData(tm: TransferModel, data: Dataset | FineTuneData, opts: FineTuneOptions, seed: number): { train: Dataset; validation: Dataset | null; classes: string[] } {
   let train: Dataset;
   let validation: Dataset | null;
   if ('samples' in data) {
@@ -352,6 +399,7 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     validation = data.validation && data.validation.samples.length > 0 ? data.validation : null;
   }
   const classes = train.classes;
+  const head = tm.head;
   if (head.classes !== classes.length) {
     throw new Error(
       `fineTune: the ${head.kind === 'sigmoid' ? 'sigmoid head has 2 classes' : `head has ${head.classes} classes`} but the data has ${classes.length} (${classes.slice(0, 6).join(', ')}${classes.length > 6 ? ', ...' : ''})`,
@@ -364,45 +412,50 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
   if (!isUnitRange(tm.preprocessing)) {
     throw new Error(`fineTune: the model wants mean/std preprocessing (${JSON.stringify(tm.preprocessing.mean)} / ${JSON.stringify(tm.preprocessing.std)}); training feeds images scaled to [-1, 1]`);
   }
-  const [h, w] = model.inputShape;
+  return { train, validation, classes };
+}
 
-  // Run directory and resume.
-  let ckpt: CheckpointFile | null = null;
-  const paths = opts.runDir
-    ? { checkpoint: join(opts.runDir, RUN_FILES.checkpoint), model: join(opts.runDir, RUN_FILES.model), metrics: join(opts.runDir, RUN_FILES.metrics), curves: join(opts.runDir, RUN_FILES.curves) }
-    : null;
-  if (paths && !opts.resume) refuseExistingRun(opts.runDir!);
-  if (paths) mkdirSync(opts.runDir!, { recursive: true });
-  const log = paths ? new MetricsLog(paths.metrics) : null;
-  let history: MetricsRecord[] = [];
-  if (opts.resume) {
-    if (!existsSync(paths!.checkpoint)) throw new Error(`${opts.runDir}: no ${RUN_FILES.checkpoint} to resume from`);
-    ckpt = readCheckpointFile(paths!.checkpoint);
-    const st = ckpt.state;
-    if (st.seed !== seed) throw new Error(`${paths!.checkpoint}: the run had seed ${st.seed}, not ${seed}`);
-    const batchThen = st.extra?.batch;
-    if (batchThen !== undefined && batchThen !== opts.batch) throw new Error(`${paths!.checkpoint}: the run had batch ${batchThen}, not ${opts.batch}`);
-    restoreParams(model.graph, ckpt, paths!.checkpoint);
-    model.parametersChanged();
-    history = log!.truncate(st.step, st.epochsDone);
-  } else if (log) {
+interface RunDir {
+  paths: { checkpoint: string; model: string; metrics: string; curves: string } | null;
+  log: MetricsLog | null;
+  ckpt: CheckpointFile | null;
+  /** Every record so far (from the log when resumed). */
+  history: MetricsRecord[];
+}
+
+/** The run directory: a fresh one (refusing a directory that holds a run), or the checkpoint and log of a resumed one. */
+function openRunDir(model: Model, opts: FineTuneOptions, seed: number): RunDir {
+  const dir = opts.runDir;
+  const paths = dir ? { checkpoint: join(dir, RUN_FILES.checkpoint), model: join(dir, RUN_FILES.model), metrics: join(dir, RUN_FILES.metrics), curves: join(dir, RUN_FILES.curves) } : null;
+  if (!paths) return { paths, log: null, ckpt: null, history: [] };
+  if (!opts.resume) refuseExistingRun(dir!);
+  mkdirSync(dir!, { recursive: true });
+  const log = new MetricsLog(paths.metrics);
+  if (!opts.resume) {
     log.truncate(-1, 0); // a fresh run starts a fresh log
+    return { paths, log, ckpt: null, history: [] };
   }
+  if (!existsSync(paths.checkpoint)) throw new Error(`${dir}: no ${RUN_FILES.checkpoint} to resume from`);
+  const ckpt = readCheckpointFile(paths.checkpoint);
+  const st = ckpt.state;
+  if (st.seed !== seed) throw new Error(`${paths.checkpoint}: the run had seed ${st.seed}, not ${seed}`);
+  const batchThen = st.extra?.batch;
+  if (batchThen !== undefined && batchThen !== opts.batch) throw new Error(`${paths.checkpoint}: the run had batch ${batchThen}, not ${opts.batch}`);
+  restoreParams(model.graph, ckpt, paths.checkpoint);
+  model.parametersChanged();
+  return { paths, log, ckpt, history: log.truncate(st.step, st.epochsDone) };
+}
 
-  const trained = trainableParams(model.graph, opts.freeze ?? { kind: 'all' }, tm.headScopes);
-  const trainedSet = new Set(trained);
-  const progress = opts.progress instanceof Progress ? opts.progress : new Progress(process.stderr, opts.progress ?? 'none');
-  progress.message(describeFreeze(model.graph, opts.freeze ?? { kind: 'all' }, trained));
-
-  const trainer = new Trainer(model, {
+function newTrainer(tm: TransferModel, opts: FineTuneOptions, trained: Set<string>, seed: number): Trainer {
+  return new Trainer(tm.model, {
     batch: opts.batch,
     optimizer: opts.optimizer ?? { kind: 'rmsprop' },
     learningRate: opts.learningRate,
     training: {
       logits: tm.logits,
-      loss: head.kind === 'sigmoid' ? 'sigmoid_cross_entropy' : 'softmax_cross_entropy',
+      loss: tm.head.kind === 'sigmoid' ? 'sigmoid_cross_entropy' : 'softmax_cross_entropy',
       labelSmoothing: opts.labelSmoothing,
-      trainable: (p) => trainedSet.has(p),
+      trainable: (p) => trained.has(p),
       batchnormDecay: opts.batchnormDecay,
       seed,
     },
@@ -410,134 +463,138 @@ export async function fineTune(target: TransferModel | Model, data: Dataset | Fi
     weightDecay: opts.weightDecay,
     maxMicroBatch: opts.maxMicroBatch,
   });
-  const loader = new Loader(train, {
-    batchSize: opts.batch,
-    size: [h, w],
-    seed,
-    mode: 'train',
-    balanced: opts.balanced,
-    dropLast: true,
-    augment: opts.augment,
-    workers: opts.workers,
-    state: ckpt?.state.loader,
-  });
-  const valLoader = validation ? validationLoader(model, tm, validation, { batch: opts.batch, workers: opts.workers }) : null;
-  // A model without class names takes the data's (in the data's order, as trained).
-  const named: TransferModel = { ...tm, classes: tm.classes ?? classes };
-  const modelMeta = checkpointModelMeta(named);
-  const extra = { ...opts.metadata, batch: opts.batch };
+}
 
-  let sums: EpochSums = ckpt ? { ...ckpt.state.epoch } : { loss: 0, correct: 0, seen: 0, steps: 0, seconds: 0 };
-  let epochsDone = ckpt?.state.epochsDone ?? 0;
-  let lastCheckpointStep = ckpt ? ckpt.state.step : -1;
-  let lastValidation: Validation | null = null;
-  let stopped = false;
-  const batches = loader.batchesPerEpoch;
-  const totalSteps = batches * opts.epochs;
-  const session = { start: now(), steps: 0 };
+/** The epochs of a run: steps, the epoch's validation, records, checkpoints; resumable at any step. */
+class EpochLoop {
+  sums: EpochSums;
+  epochsDone: number;
+  lastCheckpointStep: number;
+  lastValidation: Validation | null = null;
+  stopped = false;
+  private readonly session = { start: now(), steps: 0 };
+  private readonly extra: Record<string, unknown>;
 
-  const kept = () => (paths && lastCheckpointStep >= 0 ? `; the last good checkpoint (step ${lastCheckpointStep}) is ${paths.checkpoint}` : '');
-  const checkpoint = async () => {
-    if (!paths) return;
+  constructor(
+    readonly tm: TransferModel,
+    readonly opts: FineTuneOptions,
+    readonly seed: number,
+    readonly dir: RunDir,
+    readonly trainer: Trainer,
+    readonly loader: Loader,
+    readonly valLoader: Loader | null,
+    readonly modelMeta: ReturnType<typeof checkpointModelMeta>,
+    readonly progress: Progress,
+  ) {
+    const ckpt = dir.ckpt;
+    this.sums = ckpt ? { ...ckpt.state.epoch } : { loss: 0, correct: 0, seen: 0, steps: 0, seconds: 0 };
+    this.epochsDone = ckpt?.state.epochsDone ?? 0;
+    this.lastCheckpointStep = ckpt ? ckpt.state.step : -1;
+    this.extra = { ...opts.metadata, batch: opts.batch };
+  }
+
+  async run(): Promise<void> {
+    const { trainer, dir: run, opts } = this;
+    if (trainer.step === 0 && this.epochsDone === 0 && run.paths && !opts.resume) await this.checkpoint(); // step 0: a run killed early resumes from the start
+    if (run.ckpt) restoreOptimizer(trainer, run.ckpt, run.paths!.checkpoint);
+    while (this.epochsDone < opts.epochs && !this.stopped) {
+      const epoch = this.epochsDone + 1;
+      // Train the rest of this epoch (nothing when a checkpoint was taken after its last batch).
+      if (this.loader.state().epoch === this.epochsDone) await this.trainSteps(epoch);
+      if (this.stopped) break;
+      await this.endEpoch(epoch);
+    }
+  }
+
+  private kept(): string {
+    const p = this.dir.paths;
+    return p && this.lastCheckpointStep >= 0 ? `; the last good checkpoint (step ${this.lastCheckpointStep}) is ${p.checkpoint}` : '';
+  }
+
+  private async checkpoint(): Promise<void> {
+    const { dir: run, trainer } = this;
+    if (!run.paths) return;
     try {
-      await saveCheckpoint(paths.checkpoint, trainer, { step: trainer.step, epochsDone, loader: loader.state(), epoch: sums, seed, extra }, modelMeta);
+      const state = { step: trainer.step, epochsDone: this.epochsDone, loader: this.loader.state(), epoch: this.sums, seed: this.seed, extra: this.extra };
+      await saveCheckpoint(run.paths.checkpoint, trainer, state, this.modelMeta);
     } catch (e) {
       if (!(e instanceof NonFiniteError)) throw e;
-      throw new Error(`fineTune: step ${trainer.step}: ${e.message}; training stopped (try a lower learning rate)${kept()}`);
+      throw new Error(`fineTune: step ${trainer.step}: ${e.message}; training stopped (try a lower learning rate)${this.kept()}`);
     }
-    lastCheckpointStep = trainer.step;
-  };
-  const record = (r: MetricsRecord) => {
-    history.push(r);
-    log?.append(r);
-  };
+    this.lastCheckpointStep = trainer.step;
+  }
 
-  let synced = false;
-  try {
-    if (trainer.step === 0 && epochsDone === 0 && paths && !opts.resume) await checkpoint(); // step 0: a run killed early resumes from the start
-    if (ckpt) restoreOptimizer(trainer, ckpt, paths!.checkpoint);
-    while (epochsDone < opts.epochs && !stopped) {
-      const epoch = epochsDone + 1;
-      // Train the rest of this epoch (nothing when a checkpoint was taken after its last batch).
-      if (loader.state().epoch === epochsDone) {
-        let t0 = now();
-        for await (const b of loader.epoch()) {
-          const lr = trainer.learningRate;
-          const r = await trainer.trainStep(b.images, b.labels);
-          if (!Number.isFinite(r.loss)) throw new Error(`fineTune: step ${trainer.step}: the loss is ${r.loss}; training stopped (try a lower learning rate)${kept()}`);
-          const t1 = now();
-          const dt = t1 - t0;
-          t0 = t1;
-          session.steps++;
-          const correct = countCorrect(r.logits, b.labels, head);
-          sums = { loss: sums.loss + r.loss, correct: sums.correct + correct, seen: sums.seen + b.labels.length, steps: sums.steps + 1, seconds: sums.seconds + dt };
-          const info: StepInfo = {
-            epoch,
-            batch: b.position / opts.batch + 1,
-            batches,
-            step: trainer.step,
-            loss: r.loss,
-            accuracy: correct / b.labels.length,
-            lr,
-            imagesPerSec: b.labels.length / dt,
-            losses: r.losses,
-          };
-          const rec: StepRecord = { type: 'step', epoch, step: info.step, loss: info.loss, accuracy: info.accuracy, lr, imagesPerSec: info.imagesPerSec };
-          record(rec);
-          const perStep = (now() - session.start) / session.steps;
-          progress.update({ ...info, epochs: opts.epochs, eta: perStep * (totalSteps - trainer.step) });
-          await opts.onStep?.(info);
-          if (every > 0 && trainer.step % every === 0) await checkpoint();
-          if (opts.stopAfterSteps !== undefined && trainer.step >= opts.stopAfterSteps) {
-            stopped = true;
-            break;
-          }
-        }
-        if (stopped) break;
-      }
-      // The epoch's end: validation with the weights of this moment, the log, a checkpoint.
-      let val: Validation | null = null;
-      if (validation) {
-        // The model's plans bind the parameter tensors the trainer updates: no host round trip.
-        val = await validate(model, tm, valLoader!, { batch: opts.batch });
-        lastValidation = val;
-      }
-      const rec: EpochRecord = {
-        type: 'epoch',
+  private record(r: MetricsRecord): void {
+    this.dir.history.push(r);
+    this.dir.log?.append(r);
+  }
+
+  private async trainSteps(epoch: number): Promise<void> {
+    const { trainer, opts } = this;
+    const batches = this.loader.batchesPerEpoch;
+    const every = opts.checkpointEvery ?? 0;
+    let t0 = now();
+    for await (const b of this.loader.epoch()) {
+      const lr = trainer.learningRate;
+      const r = await trainer.trainStep(b.images, b.labels);
+      if (!Number.isFinite(r.loss)) throw new Error(`fineTune: step ${trainer.step}: the loss is ${r.loss}; training stopped (try a lower learning rate)${this.kept()}`);
+      const t1 = now();
+      const dt = t1 - t0;
+      t0 = t1;
+      this.session.steps++;
+      const correct = countCorrect(r.logits, b.labels, this.tm.head);
+      const s = this.sums;
+      this.sums = { loss: s.loss + r.loss, correct: s.correct + correct, seen: s.seen + b.labels.length, steps: s.steps + 1, seconds: s.seconds + dt };
+      const info: StepInfo = {
         epoch,
+        batch: b.position / opts.batch + 1,
+        batches,
         step: trainer.step,
-        trainLoss: sums.steps ? sums.loss / sums.steps : NaN,
-        trainAccuracy: sums.seen ? sums.correct / sums.seen : NaN,
-        ...(val ? { valLoss: val.loss, valAccuracy: val.accuracy, valAuc: val.auc, valCount: val.count } : {}),
-        seconds: sums.seconds,
+        loss: r.loss,
+        accuracy: correct / b.labels.length,
+        lr,
+        imagesPerSec: b.labels.length / dt,
+        losses: r.losses,
       };
-      record(rec);
-      progress.done();
-      progress.message(formatEpoch(rec, opts.epochs));
-      epochsDone++;
-      sums = { loss: 0, correct: 0, seen: 0, steps: 0, seconds: 0 };
-      if (paths) {
-        await checkpoint();
-        writeCurves(paths.curves, history);
+      this.record({ type: 'step', epoch, step: info.step, loss: info.loss, accuracy: info.accuracy, lr, imagesPerSec: info.imagesPerSec });
+      const perStep = (now() - this.session.start) / this.session.steps;
+      this.progress.update({ ...info, epochs: opts.epochs, eta: perStep * (batches * opts.epochs - trainer.step) });
+      await opts.onStep?.(info);
+      if (every > 0 && trainer.step % every === 0) await this.checkpoint();
+      if (opts.stopAfterSteps !== undefined && trainer.step >= opts.stopAfterSteps) {
+        this.stopped = true;
+        return;
       }
-      await opts.onEpoch?.({ record: rec, validation: val });
     }
-    progress.done();
-    await trainer.syncToHost();
-    synced = true;
-    let modelPath: string | undefined;
-    if (!stopped && paths) {
-      saveTransferModel(named, paths.model, { trainedScopes: trained, trainingSteps: trainer.step, ...opts.metadata });
-      modelPath = paths.model;
-      writeCurves(paths.curves, history);
+  }
+
+  /** The epoch's end: validation with the weights of this moment, the log, a checkpoint. */
+  private async endEpoch(epoch: number): Promise<void> {
+    const { opts, dir: run, sums } = this;
+    let val: Validation | null = null;
+    if (this.valLoader) {
+      // The model's plans bind the parameter tensors the trainer updates: no host round trip.
+      val = await validate(this.tm.model, this.tm, this.valLoader, { batch: opts.batch });
+      this.lastValidation = val;
     }
-    return { step: trainer.step, epochs: epochsDone, history, stopped, lastValidation, modelPath, checkpointPath: paths?.checkpoint };
-  } finally {
-    await loader.close();
-    await valLoader?.close();
-    trainer.dispose();
-    // A run that stopped on an error leaves the GPU tensors half trained: the host data (as it was
-    // before the run) is written back, so predict() and the host agree.
-    if (!synced) model.parametersChanged();
+    const rec: EpochRecord = {
+      type: 'epoch',
+      epoch,
+      step: this.trainer.step,
+      trainLoss: sums.steps ? sums.loss / sums.steps : NaN,
+      trainAccuracy: sums.seen ? sums.correct / sums.seen : NaN,
+      ...(val ? { valLoss: val.loss, valAccuracy: val.accuracy, valAuc: val.auc, valCount: val.count } : {}),
+      seconds: sums.seconds,
+    };
+    this.record(rec);
+    this.progress.done();
+    this.progress.message(formatEpoch(rec, opts.epochs));
+    this.epochsDone++;
+    this.sums = { loss: 0, correct: 0, seen: 0, steps: 0, seconds: 0 };
+    if (run.paths) {
+      await this.checkpoint();
+      writeCurves(run.paths.curves, run.history);
+    }
+    await opts.onEpoch?.({ record: rec, validation: val });
   }
 }
