@@ -180,55 +180,14 @@ export async function saliency(model: Model, image: Float32Array, opts: Saliency
   const score = at.logits[target];
 
   if (method === 'gradcam') {
-    const [, h, w, ch] = model.shapeOf(probe.layerValue!, 1);
-    const A = at.layer!;
-    const dA = at.layerGrad!;
-    const alpha = new Float64Array(ch);
-    for (let p = 0; p < h * w; p++) for (let k = 0; k < ch; k++) alpha[k] += dA[p * ch + k] / (h * w);
-    const cam = new Float32Array(h * w);
-    for (let p = 0; p < h * w; p++) {
-      let v = 0;
-      for (let k = 0; k < ch; k++) v += alpha[k] * A[p * ch + k];
-      cam[p] = Math.max(0, v);
-    }
+    const [, h, w] = model.shapeOf(probe.layerValue!, 1);
+    const cam = gradCam(at.layer!, at.layerGrad!, h * w);
     return { method, target, map: upsample(cam, h, w, H, W), raw: cam, height: H, width: W, score };
   }
 
   const objective = method === 'ig' ? 'score' : (opts.objective ?? 'loss');
-  // Each sample is an image to differentiate; the mean of their gradients is the attribution basis.
-  const inputs: Float32Array[] = [];
-  if (method === 'vanilla') inputs.push(image);
-  const rng = new Rng(opts.seed ?? 0);
-  if (method === 'smoothgrad') {
-    const sd = (opts.noise ?? 0.15) * 2; // inputs span [-1, 1]
-    for (let s = 0; s < (opts.samples ?? 25); s++) inputs.push(image.map((v) => v + sd * rng.normal()));
-  }
-  let baseline: Float32Array | undefined;
-  if (method === 'ig') {
-    baseline = opts.baseline instanceof Float32Array ? opts.baseline : new Float32Array(image.length).fill(opts.baseline === 'black' ? -1 : 0);
-    if (baseline.length !== image.length) throw new Error(`saliency: the baseline has ${baseline.length} values, the image ${image.length}`);
-    const steps = opts.steps ?? 50;
-    for (let s = 0; s < steps; s++) {
-      const a = (s + 0.5) / steps;
-      inputs.push(image.map((v, i) => baseline![i] + a * (v - baseline![i])));
-    }
-  }
-  const batch = batchFor(inputs.length);
-  const prog = program(batch, objective);
-  const mean = new Float64Array(image.length);
-  for (let start = 0; start < inputs.length; start += batch) {
-    const chunk = inputs.slice(start, start + batch);
-    while (chunk.length < batch) chunk.push(chunk[chunk.length - 1]); // pad the last batch; padded rows are ignored
-    const images = new Float32Array(batch * image.length);
-    chunk.forEach((x, i) => images.set(x, i * image.length));
-    const r = await prog.run(images, new Int32Array(batch).fill(target));
-    const used = Math.min(batch, inputs.length - start);
-    // The loss is a batch mean: undo its 1/batch so each row is that image's own gradient.
-    const rowScale = objective === 'loss' ? batch : 1;
-    for (let i = 0; i < used; i++) {
-      for (let j = 0; j < image.length; j++) mean[j] += (r.grad[i * image.length + j] * rowScale) / inputs.length;
-    }
-  }
+  const { inputs, baseline } = gradientInputs(image, method, opts);
+  const mean = await meanGradient(program(batchFor(inputs.length), objective), inputs, target, objective === 'loss');
   let raw: Float32Array;
   let completeness: SaliencyResult['completeness'];
   if (method === 'ig') {
@@ -241,6 +200,59 @@ export async function saliency(model: Model, image: Float32Array, opts: Saliency
     raw = Float32Array.from(mean);
   }
   return { method, target, map: channelMaxAbs(raw, pixels, C), raw, height: H, width: W, score, completeness };
+}
+
+/** Grad-CAM: ReLU of the layer's channels weighted by their mean gradient, per position. */
+function gradCam(A: Float32Array, dA: Float32Array, positions: number): Float32Array {
+  const ch = A.length / positions;
+  const alpha = new Float64Array(ch);
+  for (let p = 0; p < positions; p++) for (let k = 0; k < ch; k++) alpha[k] += dA[p * ch + k] / positions;
+  const cam = new Float32Array(positions);
+  for (let p = 0; p < positions; p++) {
+    let v = 0;
+    for (let k = 0; k < ch; k++) v += alpha[k] * A[p * ch + k];
+    cam[p] = Math.max(0, v);
+  }
+  return cam;
+}
+
+/** The images to differentiate: the image (vanilla), noisy copies (SmoothGrad) or the path from a baseline (IG). */
+function gradientInputs(image: Float32Array, method: SaliencyMethod, opts: SaliencyOptions): { inputs: Float32Array[]; baseline?: Float32Array } {
+  if (method === 'vanilla') return { inputs: [image] };
+  const inputs: Float32Array[] = [];
+  if (method === 'smoothgrad') {
+    const rng = new Rng(opts.seed ?? 0);
+    const sd = (opts.noise ?? 0.15) * 2; // inputs span [-1, 1]
+    for (let s = 0; s < (opts.samples ?? 25); s++) inputs.push(image.map((v) => v + sd * rng.normal()));
+    return { inputs };
+  }
+  const baseline = opts.baseline instanceof Float32Array ? opts.baseline : new Float32Array(image.length).fill(opts.baseline === 'black' ? -1 : 0);
+  if (baseline.length !== image.length) throw new Error(`saliency: the baseline has ${baseline.length} values, the image ${image.length}`);
+  const steps = opts.steps ?? 50;
+  for (let s = 0; s < steps; s++) {
+    const a = (s + 0.5) / steps;
+    inputs.push(image.map((v, i) => baseline[i] + a * (v - baseline[i])));
+  }
+  return { inputs, baseline };
+}
+
+/** The mean input gradient over `inputs`, run in batches of the program's size. */
+async function meanGradient(prog: GradientProgram, inputs: Float32Array[], target: number, batchMeanLoss: boolean): Promise<Float64Array> {
+  const n = inputs[0].length;
+  const batch = prog.batch;
+  const mean = new Float64Array(n);
+  for (let start = 0; start < inputs.length; start += batch) {
+    const chunk = inputs.slice(start, start + batch);
+    while (chunk.length < batch) chunk.push(chunk[chunk.length - 1]); // pad the last batch; padded rows are ignored
+    const images = new Float32Array(batch * n);
+    chunk.forEach((x, i) => images.set(x, i * n));
+    const r = await prog.run(images, new Int32Array(batch).fill(target));
+    const used = Math.min(batch, inputs.length - start);
+    // The loss is a batch mean: undo its 1/batch so each row is that image's own gradient.
+    const rowScale = batchMeanLoss ? batch : 1;
+    for (let i = 0; i < used; i++) for (let j = 0; j < n; j++) mean[j] += (r.grad[i * n + j] * rowScale) / inputs.length;
+  }
+  return mean;
 }
 
 const programs = new WeakMap<Model, Map<string, GradientProgram>>();

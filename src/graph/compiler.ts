@@ -94,52 +94,19 @@ export function lowerGraph(rt: Runtime, graph: Graph, params: ParamStore, opts: 
   const keepValues = (opts.keep ?? []).filter((v) => graph.has(v));
   const readable = withLoss ? [logits, ...(opts.outputs ?? []).map((o) => resolve(graph, o))] : (opts.outputs ?? graph.outputs).map((o) => resolve(graph, o));
   const diff = withLoss ? differentiate(graph, logits, trainable, opts.inputGrad ?? false) : undefined;
-  const needsGrad = diff?.needsGrad ?? new Set<string>();
   const live = ancestors(graph, [...readable, ...keepValues]);
-  const keep = new Set([...readable, ...keepValues]);
-  const { groups, intoConcat } = fuseGraph(graph, { fuse: opts.fuse ?? true, live, keep, trains: trainable });
-  const b = new ProgramBuilder();
-  let stepCounter: { tensor: Tensor; index: number } | undefined;
+  const { groups, intoConcat } = fuseGraph(graph, { fuse: opts.fuse ?? true, live, keep: new Set([...readable, ...keepValues]), trains: trainable });
   const grads: Grads = new Map();
-  const c: LowerContext = {
-    rt,
-    graph,
-    b,
-    params,
-    training: withLoss && opts.dropout !== false,
-    seed: opts.seed ?? 0,
-    decay: opts.batchnormDecay ?? 0.9997,
-    stepCounter: () => {
-      if (!stepCounter) throw new Error(`${graph.name}: dropout needs a step counter; call setStepCounter() before compile()`);
-      return stepCounter;
-    },
-    intoConcat,
-    step: (name, reads, writes, build) => b.add({ name, reads, writes, build }),
-    wants: (v) => needsGrad.has(v) && (graph.params.has(v) ? trainable(v) : true),
-    gradTarget: (v) => gradTarget(graph, b, grads, v),
-    gradAlias(v, decl) {
-      if (grads.has(v)) throw new Error(`${v}: a value read by a view or concat and by other nodes cannot be differentiated yet`);
-      b.declare(gradName(v), { shape: graph.shapeOf(v), ...decl });
-      grads.set(v, { name: gradName(v), written: true });
-    },
-    folded: (bn) => foldedBatchnorm(graph, params, bn),
-  };
+  let stepCounter: { tensor: Tensor; index: number } | undefined;
+  const c = lowerContext(rt, graph, params, opts, { trainable, needsGrad: diff?.needsGrad ?? new Set(), intoConcat, grads, stepCounter: () => stepCounter });
+  const b = c.b;
   declareValues(c, groups);
   for (const g of groups) if (!isView(c, g)) ruleOf(g.nodes[0].op).forward(c, g);
 
   const input = graph.inputs[0].name;
   const labels = withLoss ? b.declare('labels', { shape: [graph.shapeOf(logits)[0]], dtype: 'int32' }) : '';
   const loss = withLoss ? b.declare('loss', { shape: [graph.shapeOf(logits)[0]] }) : '';
-  const paramGrads = new Map<string, Tensor>();
-  if (withLoss) {
-    lowerLoss(c, opts, logits, labels, loss, grads);
-    for (const p of diff!.trainedParams) {
-      const t = empty(rt, graph.param(p).shape, 'float32', gradName(p));
-      paramGrads.set(p, t);
-      b.declare(gradName(p), { shape: graph.param(p).shape, persistent: t });
-    }
-    for (const g of [...groups].reverse()) lowerBackward(c, g, grads, needsGrad);
-  }
+  const paramGrads = withLoss ? lowerTraining(c, opts, groups, diff!, { logits, labels, loss }, grads) : new Map<string, Tensor>();
   // Kept values may be gradients too (Grad-CAM keeps grad:<layer>).
   const outputs = [...(withLoss ? [loss] : []), ...readable, ...(opts.keep ?? []).filter((v) => b.has(v))];
   let inputGrad: string | undefined;
@@ -149,17 +116,18 @@ export function lowerGraph(rt: Runtime, graph: Graph, params: ParamStore, opts: 
     outputs.push(inputGrad);
   }
   const programs: Program[] = [];
+  const readBack = [...new Set(outputs)];
   return {
     builder: b,
     setStepCounter: (tensor, index) => void (stepCounter = { tensor, index }),
     compile() {
-      const inputs = withLoss ? [...graph.inputs.map((i) => i.name), labels] : graph.inputs.map((i) => i.name);
-      const p = compileProgram(rt, b, inputs, [...new Set(outputs)], `${graph.name} ${withLoss ? 'training step' : 'forward'}`, (enc) => params.refresh(enc));
+      const inputs = [...graph.inputs.map((i) => i.name), ...(withLoss ? [labels] : [])];
+      const p = compileProgram(rt, b, inputs, readBack, `${graph.name} ${withLoss ? 'training step' : 'forward'}`, (enc) => params.refresh(enc));
       programs.push(p);
       return p;
     },
     input,
-    outputs: [...new Set(outputs)],
+    outputs: readBack,
     groups,
     labels,
     loss,
@@ -173,6 +141,63 @@ export function lowerGraph(rt: Runtime, graph: Graph, params: ParamStore, opts: 
       for (const t of paramGrads.values()) t.dispose();
     },
   };
+}
+
+interface LowerState {
+  trainable: (p: string) => boolean;
+  needsGrad: Set<string>;
+  intoConcat: LowerContext['intoConcat'];
+  grads: Grads;
+  stepCounter: () => { tensor: Tensor; index: number } | undefined;
+}
+
+/** What the rules see while lowering (rule.ts): the program being built and the gradient bookkeeping. */
+function lowerContext(rt: Runtime, graph: Graph, params: ParamStore, opts: CompileOptions, st: LowerState): LowerContext {
+  const b = new ProgramBuilder();
+  return {
+    rt,
+    graph,
+    b,
+    params,
+    training: opts.loss !== undefined && opts.dropout !== false,
+    seed: opts.seed ?? 0,
+    decay: opts.batchnormDecay ?? 0.9997,
+    stepCounter: () => st.stepCounter() ?? fail(`${graph.name}: dropout needs a step counter; call setStepCounter() before compile()`),
+    intoConcat: st.intoConcat,
+    step: (name, reads, writes, build) => b.add({ name, reads, writes, build }),
+    wants: (v) => st.needsGrad.has(v) && (graph.params.has(v) ? st.trainable(v) : true),
+    gradTarget: (v) => gradTarget(graph, b, st.grads, v),
+    gradAlias(v, decl) {
+      if (st.grads.has(v)) throw new Error(`${v}: a value read by a view or concat and by other nodes cannot be differentiated yet`);
+      b.declare(gradName(v), { shape: graph.shapeOf(v), ...decl });
+      st.grads.set(v, { name: gradName(v), written: true });
+    },
+    folded: (bn) => foldedBatchnorm(graph, params, bn),
+  };
+}
+
+const fail = (message: string): never => {
+  throw new Error(message);
+};
+
+/** The loss fused with its gradient, parameter gradients (tensors the program owns), and every group's backward in reverse. */
+function lowerTraining(
+  c: LowerContext,
+  opts: CompileOptions,
+  groups: Group[],
+  diff: { needsGrad: Set<string>; trainedParams: string[] },
+  v: { logits: string; labels: string; loss: string },
+  grads: Grads,
+): Map<string, Tensor> {
+  lowerLoss(c, opts, v.logits, v.labels, v.loss, grads);
+  const paramGrads = new Map<string, Tensor>();
+  for (const p of diff.trainedParams) {
+    const t = empty(c.rt, c.graph.param(p).shape, 'float32', gradName(p));
+    paramGrads.set(p, t);
+    c.b.declare(gradName(p), { shape: c.graph.param(p).shape, persistent: t });
+  }
+  for (const g of [...groups].reverse()) lowerBackward(c, g, grads, diff.needsGrad);
+  return paramGrads;
 }
 
 const isView = (c: LowerContext, g: Group) => g.kind === 'node' && (ruleOf(g.nodes[0].op).isView?.(g.nodes[0] as never, c.training) ?? false);

@@ -113,21 +113,46 @@ export function compileProgram(
   label: string,
   before?: (enc: GPUCommandEncoder) => void,
 ): Program {
-  const rootOf = (v: string): Root => {
-    let name = v;
-    let channelOffset = 0;
-    for (;;) {
-      const d = b.values.get(name);
-      if (!d) throw new Error(`${label}: no value '${name}'`);
-      if (d.sliceOf) {
-        channelOffset += d.sliceOf.channelOffset;
-        name = d.sliceOf.value;
-      } else if (d.aliasOf) {
-        name = d.aliasOf;
-      } else return { name, channelOffset };
-    }
-  };
-  // Lifetimes of the transient roots, in step indices (inputs at 0, steps from 1).
+  const rootOf = (v: string) => rootValue(b, v, label);
+  const life = lifetimes(b, inputs, outputs, rootOf);
+  const roots = [...life.keys()];
+  const ids = new Map(roots.map((r, i) => [r, i]));
+  const memory = planMemory(
+    roots.map((r, i) => {
+      const bytes = sizeOf(b.values.get(r)!.shape) * 4;
+      rt.checkBindingSize(bytes, `${label}: value ${r} ${shapeString(b.values.get(r)!.shape)}`);
+      return { id: i, bytes, first: life.get(r)!.first, last: life.get(r)!.last };
+    }),
+  );
+  const buffers = memory.buffers.map((size, i) =>
+    rt.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `${label} buffer ${i}` }),
+  );
+  const tensorOf = tensorResolver(rt, b, label, rootOf, (root) => {
+    const id = ids.get(root);
+    return id === undefined ? undefined : buffers[memory.placements[id].buffer];
+  });
+  const { prepared, stepDispatches } = prepareSteps(rt, b, { t: tensorOf, offset: (v) => rootOf(v).channelOffset });
+  return new Program(rt, memory, stepDispatches, prepared, buffers, tensorOf, before);
+}
+
+/** The value owning `v`'s bytes (through slices and aliases), and `v`'s channel offset in it. */
+function rootValue(b: ProgramBuilder, v: string, label: string): Root {
+  let name = v;
+  let channelOffset = 0;
+  for (;;) {
+    const d = b.values.get(name);
+    if (!d) throw new Error(`${label}: no value '${name}'`);
+    if (d.sliceOf) {
+      channelOffset += d.sliceOf.channelOffset;
+      name = d.sliceOf.value;
+    } else if (d.aliasOf) {
+      name = d.aliasOf;
+    } else return { name, channelOffset };
+  }
+}
+
+/** Lifetimes of the transient roots, in step indices (inputs at 0, steps from 1, outputs at the end). */
+function lifetimes(b: ProgramBuilder, inputs: string[], outputs: string[], rootOf: (v: string) => Root): Map<string, { first: number; last: number }> {
   const life = new Map<string, { first: number; last: number }>();
   const touch = (v: string, step: number) => {
     const r = rootOf(v).name;
@@ -143,27 +168,14 @@ export function compileProgram(
   b.steps.forEach((s, i) => {
     for (const v of [...s.reads, ...s.writes]) touch(v, i + 1);
   });
-  const end = b.steps.length + 1;
-  for (const v of outputs) touch(v, end);
+  for (const v of outputs) touch(v, b.steps.length + 1);
+  return life;
+}
 
-  const roots = [...life.keys()];
-  const ids = new Map(roots.map((r, i) => [r, i]));
-  const memory = planMemory(
-    roots.map((r, i) => {
-      const bytes = sizeOf(b.values.get(r)!.shape) * 4;
-      rt.checkBindingSize(bytes, `${label}: value ${r} ${shapeString(b.values.get(r)!.shape)}`);
-      return { id: i, bytes, first: life.get(r)!.first, last: life.get(r)!.last };
-    }),
-  );
-  const buffers = memory.buffers.map((size, i) =>
-    rt.device.createBuffer({
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      label: `${label} buffer ${i}`,
-    }),
-  );
+/** Each value's tensor: persistent ones as given, transient ones in their root's planned buffer. */
+function tensorResolver(rt: Runtime, b: ProgramBuilder, label: string, rootOf: (v: string) => Root, bufferOf: (root: string) => GPUBuffer | undefined): (v: string) => Tensor {
   const tensors = new Map<string, Tensor>();
-  const tensorOf = (v: string): Tensor => {
+  return (v) => {
     const d = b.values.get(v);
     if (!d) throw new Error(`${label}: no value '${v}'`);
     if (d.persistent) return d.persistent;
@@ -172,20 +184,18 @@ export function compileProgram(
     if (rd.persistent) return d.sliceOf ? rd.persistent : rd.persistent.reshape(d.shape);
     let t = tensors.get(v);
     if (!t) {
-      const id = ids.get(r.name);
-      if (id === undefined) throw new Error(`${label}: value '${v}' is never read or written`);
-      const buffer = buffers[memory.placements[id].buffer];
+      const buffer = bufferOf(r.name);
+      if (!buffer) throw new Error(`${label}: value '${v}' is never read or written`);
       // A slice value's tensor is the whole tensor it lives in (kernels take the offset apart).
-      const shape = d.sliceOf ? rd.shape : d.shape;
-      t = new Tensor(rt, buffer, shape, d.dtype ?? 'float32', false);
+      t = new Tensor(rt, buffer, d.sliceOf ? rd.shape : d.shape, d.dtype ?? 'float32', false);
       tensors.set(v, t);
     }
     return t;
   };
-  const ctx: ProgramContext = {
-    t: tensorOf,
-    offset: (v) => rootOf(v).channelOffset,
-  };
+}
+
+/** Every step's dispatches, built and prepared once; an error names the step. */
+function prepareSteps(rt: Runtime, b: ProgramBuilder, ctx: ProgramContext): { prepared: PreparedDispatch[]; stepDispatches: { name: string; dispatches: number }[] } {
   const prepared: PreparedDispatch[] = [];
   const stepDispatches: { name: string; dispatches: number }[] = [];
   for (const s of b.steps) {
@@ -198,5 +208,5 @@ export function compileProgram(
     stepDispatches.push({ name: s.name, dispatches: ds.length });
     for (const d of ds) prepared.push(prepare(rt, { ...d, label: `${s.name}: ${d.label}` }));
   }
-  return new Program(rt, memory, stepDispatches, prepared, buffers, tensorOf, before);
+  return { prepared, stepDispatches };
 }
