@@ -1,6 +1,6 @@
 // ONNX ops that exporters write around the convolutions: shape arithmetic that folds to constants
-// (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, Tile, nearest
-// Resize, HardSigmoid, GlobalMaxPool, numpy MatMul and the SCE / NLL losses. Each handler reads its
+// (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, Tile, Resize
+// (nearest, linear), HardSigmoid, GlobalMaxPool, numpy MatMul and the SCE / NLL losses. Each handler reads its
 // inputs through the importer and adds IR nodes or constants.
 import { sizeOf } from '../gpu/tensor.ts';
 import { broadcastShapes } from '../kernels/binary.ts';
@@ -281,30 +281,76 @@ function resizeScales(im: OnnxImporter, node: OnnxNode, dims: number[]): number[
   return Array.from(sizes, (s, i) => s / dims[i]);
 }
 
+/** Source coordinate of output index o along an axis (ONNX coordinate_transformation_mode). */
+function sourceCoord(mode: string, o: number, scale: number, inLen: number, outLen: number): number {
+  switch (mode) {
+    case 'half_pixel':
+      return (o + 0.5) / scale - 0.5;
+    case 'pytorch_half_pixel':
+      return outLen > 1 ? (o + 0.5) / scale - 0.5 : 0;
+    case 'align_corners':
+      return outLen > 1 ? (o * (inLen - 1)) / (outLen - 1) : 0;
+    case 'asymmetric':
+      return o / scale;
+    case 'tf_half_pixel_for_nn':
+      return (o + 0.5) / scale;
+    default:
+      throw new ImportError(`Resize coordinate_transformation_mode '${mode}' is not supported`);
+  }
+}
+
+/** ONNX nearest_mode rounding of a source coordinate. */
+function roundNearest(mode: string, x: number): number {
+  const f = Math.floor(x);
+  if (mode === 'floor') return f;
+  if (mode === 'ceil') return Math.ceil(x);
+  if (mode === 'round_prefer_ceil') return x - f >= 0.5 ? f + 1 : f;
+  if (mode === 'round_prefer_floor') return x - f > 0.5 ? f + 1 : f;
+  throw new ImportError(`Resize nearest_mode '${mode}' is not supported`);
+}
+
+/** The [outLen, inLen] matrix that resizes one axis: one-hot rows (nearest) or two taps (linear). */
+function resizeMatrix(node: OnnxNode, scale: number, inLen: number, outLen: number): Float64Array {
+  const mode = str(node, 'mode', 'nearest');
+  const coords = str(node, 'coordinate_transformation_mode', node.opType === 'Upsample' ? 'asymmetric' : 'half_pixel');
+  const m = new Float64Array(outLen * inLen);
+  const clampIdx = (i: number) => Math.min(Math.max(i, 0), inLen - 1);
+  for (let o = 0; o < outLen; o++) {
+    const x = sourceCoord(coords, o, scale, inLen, outLen);
+    if (mode === 'nearest') {
+      m[o * inLen + clampIdx(roundNearest(str(node, 'nearest_mode', node.opType === 'Upsample' ? 'floor' : 'round_prefer_floor'), x))] = 1;
+    } else if (mode === 'linear' || mode === 'bilinear') {
+      const c = Math.min(Math.max(x, 0), inLen - 1);
+      const i0 = Math.floor(c);
+      const w = c - i0;
+      m[o * inLen + i0] += 1 - w;
+      m[o * inLen + clampIdx(i0 + 1)] += w;
+    } else {
+      throw new ImportError(`${node.opType} mode '${mode}' is not supported (nearest, linear)`);
+    }
+  }
+  return m;
+}
+
 /**
- * Resize / Upsample in nearest mode by whole-number factors on H and W: every source pixel repeats
- * s x s times, which asymmetric, half_pixel and pytorch_half_pixel coordinates all give for an
- * integer scale. Lowered as a broadcast against zeros [1, H, s, W, s, C] (exact: x + 0).
+ * Resize / Upsample (nearest or linear) of an NCHW map, static scales or sizes: both are
+ * separable, so H then W are each one matmul by a constant [out, in] matrix, built on the host
+ * from ONNX's coordinate and rounding rules. Batch and channel scales must be 1.
  */
 function resize(im: OnnxImporter, node: OnnxNode, out: string): void {
-  const mode = str(node, 'mode', 'nearest');
-  const coords = str(node, 'coordinate_transformation_mode', 'half_pixel');
   const x = im.spatial(node.inputs[0]);
   const scales = resizeScales(im, node, x.onnx);
-  const [, , sh, sw] = scales;
-  const whole = (v: number) => Number.isInteger(v) && v >= 1;
-  if (mode !== 'nearest' || scales[0] !== 1 || scales[1] !== 1 || !whole(sh) || !whole(sw)) {
-    throw new ImportError(`${node.opType} mode '${mode}' with scales [${scales}] is not supported (nearest by whole-number factors on H and W)`);
-  }
-  if (coords !== 'asymmetric' && coords !== 'half_pixel' && coords !== 'pytorch_half_pixel') {
-    throw new ImportError(`${node.opType} coordinate_transformation_mode '${coords}' is not supported`);
-  }
   const [n, c, h, w] = x.onnx;
-  const split = im.g.addNode(im.inner(out, 'split'), 'reshape', [x.ir], { shape: [n, h, 1, w, 1, c] }).output;
-  const zeros = im.param(im.inner(out, 'repeat'), [1, 1, sh, 1, sw, 1], new Float64Array(sh * sw), false);
-  const rep = im.g.addNode(im.inner(out, 'repeated'), 'add', [split, zeros], {}).output;
-  im.g.addNode(out, 'reshape', [rep], { shape: [n, h * sh, w * sw, c] });
-  im.set(out, out, NHWC, [n, c, h * sh, w * sw]);
+  if (scales[0] !== 1 || scales[1] !== 1) throw new ImportError(`${node.opType} scales [${scales}] resize the batch or channels`);
+  const [oh, ow] = [Math.floor(h * scales[2] + 1e-9), Math.floor(w * scales[3] + 1e-9)];
+  const rows = im.g.addNode(im.inner(out, 'rows'), 'reshape', [x.ir], { shape: [n, h, w * c] }).output;
+  const mh = im.param(im.inner(out, 'resize_h'), [oh, h], resizeMatrix(node, scales[2], h, oh), false);
+  const byH = im.g.addNode(im.inner(out, 'resized_h'), 'matmul', [mh, rows], { transA: false, transB: false }).output;
+  const cols = im.g.addNode(im.inner(out, 'cols'), 'reshape', [byH], { shape: [n * oh, w, c] }).output;
+  const mw = im.param(im.inner(out, 'resize_w'), [ow, w], resizeMatrix(node, scales[3], w, ow), false);
+  const byW = im.g.addNode(im.inner(out, 'resized_w'), 'matmul', [mw, cols], { transA: false, transB: false }).output;
+  im.g.addNode(out, 'reshape', [byW], { shape: [n, oh, ow, c] });
+  im.set(out, out, NHWC, [n, c, oh, ow]);
 }
 
 /** Tile: per repeated axis, a concat of the value with itself (in x's held layout). */
