@@ -504,8 +504,8 @@ function openOnnx(path: string, o: LoadModelOptions): Opened {
   }
   // Every node of another operator domain, named at once.
   const foreign = model.graph.nodes.filter((n) => n.domain !== '' && n.domain !== 'ai.onnx');
-  const named = foreign.map((n) => `node '${n.name || n.outputs[0]}' (${n.opType}) is from operator domain '${n.domain}'`);
-  if (named.length) fail(path, `${named.join(', ')}; only ai.onnx ops are supported`);
+  const foreignNodes = foreign.map((n) => `node '${n.name || n.outputs[0]}' (${n.opType}) is from operator domain '${n.domain}'`);
+  if (foreignNodes.length) fail(path, `${foreignNodes.join(', ')}; only ai.onnx ops are supported`);
   const size = o.preprocessing?.size;
   const outputs = o.outputs ? [...o.outputs] : undefined;
   const inputShape = size ? [3, size[0], size[1]] : undefined;
