@@ -3,6 +3,7 @@
 // (nearest, linear), HardSigmoid, GlobalMaxPool, numpy MatMul and the SCE / NLL losses. Each handler reads its
 // inputs through the importer and adds IR nodes or constants.
 import { sizeOf } from '../gpu/tensor.ts';
+import { transposeHost } from '../kernels/transpose.ts';
 import { broadcastShapes } from '../kernels/binary.ts';
 import { ImportError, NHWC, SAME, float, int, ints, str } from './onnx-common.ts';
 import { type Const, foldBinary, foldCast, foldCompare, foldRange, foldSlice, foldWhere, sliceRanges } from './onnx-fold.ts';
@@ -200,6 +201,7 @@ function constantOnly(fold: (cs: Const[], out: string) => Const): Handler {
 }
 
 export const EXTRA_HANDLERS: Record<string, Handler> = {
+  ConvTranspose: (im, n, o) => convTranspose(im, n, o),
   Equal: constantOnly(([a, b], o) => foldCompare('Equal', a, b, o)),
   Less: constantOnly(([a, b], o) => foldCompare('Less', a, b, o)),
   Greater: constantOnly(([a, b], o) => foldCompare('Greater', a, b, o)),
@@ -434,4 +436,54 @@ function gatherElements(im: OnnxImporter, node: OnnxNode, out: string): void {
   const picked = im.g.addNode(im.inner(out, 'picked'), 'mul', [x.ir, im.param(im.inner(out, 'onehot'), x.onnx, onehot, false)], {}).output;
   im.g.addNode(out, 'sum', [picked], { axes: [axis], keepDims: true });
   im.set(out, out, SAME, want);
+}
+
+/**
+ * Begin and end padding of one axis of a ConvTranspose: explicit pads, or ONNX's split of the total
+ * padding that output_shape (or auto_pad SAME, output = input * stride) implies. A negative end pad
+ * lengthens the output (as output_padding does).
+ */
+function transposedPads(node: OnnxNode, axis: number, inLen: number, k: number, s: number, d: number, outPad: number, target: number | undefined): [number, number] {
+  const auto = str(node, 'auto_pad', 'NOTSET');
+  if (target === undefined && auto === 'NOTSET') {
+    const pads = ints(node, 'pads') ?? [0, 0, 0, 0];
+    return [pads[axis], pads[axis + 2]];
+  }
+  if (auto === 'VALID') return [0, 0];
+  const total = s * (inLen - 1) + outPad + (k - 1) * d + 1 - (target ?? inLen * s);
+  const half = Math.floor(total / 2);
+  return auto === 'SAME_UPPER' ? [half, total - half] : [total - half, half];
+}
+
+/** ConvTranspose (2-D): the input gradient of a convolution (see ops/conv_transpose.ts); bias added after. */
+function convTranspose(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const x = im.spatial(node.inputs[0]);
+  const w = im.constant(node.inputs[1], 'ConvTranspose weights');
+  if (w.dims.length !== 4) throw new ImportError(`only 2-D ConvTranspose is supported (weights [${w.dims}])`);
+  const [ci, cog, kh, kw] = w.dims;
+  const groups = int(node, 'group', 1);
+  const strides = ints(node, 'strides') ?? [1, 1];
+  const dilations = ints(node, 'dilations') ?? [1, 1];
+  const outPad = ints(node, 'output_padding') ?? [0, 0];
+  const target = ints(node, 'output_shape');
+  const [, , h, wd] = x.onnx;
+  const [pt, pb] = transposedPads(node, 0, h, kh, strides[0], dilations[0], outPad[0], target?.at(-2));
+  const [pl, pr] = transposedPads(node, 1, wd, kw, strides[1], dilations[1], outPad[1], target?.at(-1));
+  const oh = strides[0] * (h - 1) + outPad[0] + (kh - 1) * dilations[0] + 1 - pt - pb;
+  const ow = strides[1] * (wd - 1) + outPad[1] + (kw - 1) * dilations[1] + 1 - pl - pr;
+  if (pt < 0 || pl < 0) throw new ImportError(`ConvTranspose with a negative begin padding [${pt}, ${pl}] is not supported`);
+  // ONNX [Ci, Co/g, KH, KW] -> the forward conv's HWIO [KH, KW, Co/g, Ci].
+  const hwio = transposeHost(Float64Array.from(w.data), w.dims, [2, 3, 1, 0]);
+  const wName = im.param(w.name, [kh, kw, cog, ci], hwio.data);
+  const attrs = {
+    strides: [strides[0], strides[1]] as [number, number],
+    dilations: [dilations[0], dilations[1]] as [number, number],
+    padding: [pt, pl, Math.max(pb, 0), Math.max(pr, 0)] as [number, number, number, number],
+    groups,
+    outShape: [oh, ow] as [number, number],
+  };
+  const b = node.inputs[2] ? im.constant(node.inputs[2], 'ConvTranspose bias') : undefined;
+  const y = im.g.addNode(b ? im.inner(out, 'conv_transpose') : out, 'conv_transpose', [x.ir, wName], attrs);
+  if (b) im.g.addNode(out, 'bias_add', [y.output, im.param(b.name, [cog * groups], b.data)], {});
+  im.set(out, out, NHWC, [x.onnx[0], cog * groups, oh, ow]);
 }
