@@ -1,7 +1,8 @@
 // ONNX ops that exporters write around the convolutions: shape arithmetic that folds to constants
 // (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, Tile, Resize
-// (nearest, linear), HardSigmoid, GlobalMaxPool, numpy MatMul and the SCE / NLL losses. Each handler reads its
-// inputs through the importer and adds IR nodes or constants.
+// (nearest, linear), HardSigmoid, GlobalMaxPool, numpy MatMul, ConvTranspose, GatherElements,
+// training-mode BatchNormalization and the SCE / NLL losses. Each handler reads its inputs through
+// the importer and adds IR nodes or constants.
 import { sizeOf } from '../gpu/tensor.ts';
 import { transposeHost } from '../kernels/transpose.ts';
 import { broadcastShapes } from '../kernels/binary.ts';
