@@ -211,12 +211,13 @@ export class OnnxImporter {
       const why = this.consts.has(o) ? 'is a constant' : 'is not produced by any node';
       throw new Error(`${this.file}: output '${o}' ${why}`);
     }
-    if (this.opts.io === 'onnx' || (v.layout.kind !== 'nhwc' && v.layout.kind !== 'same')) {
-      try {
-        v = this.toSame(o);
-      } catch (e) {
-        throw new OnnxUnsupportedError(`${this.file}: output '${o}': ${(e as Error).message}`);
-      }
+    try {
+      // io 'onnx': ONNX order; else 4-D outputs NHWC (the engine's), the rest in ONNX order.
+      if (this.opts.io === 'onnx') v = this.toSame(o);
+      else if (v.onnx.length === 4 && v.layout.kind !== 'nhwc') v = this.spatial(o);
+      else if (v.layout.kind !== 'nhwc' && v.layout.kind !== 'same') v = this.toSame(o);
+    } catch (e) {
+      throw new OnnxUnsupportedError(`${this.file}: output '${o}': ${(e as Error).message}`);
     }
     this.g.addOutput(v.ir);
     this.outputInfo.push({ name: o, value: v.ir, dims: v.layout.kind === 'nhwc' ? [v.onnx[0], v.onnx[2], v.onnx[3], v.onnx[1]] : v.onnx });
