@@ -43,7 +43,7 @@ export {
 export * from './import/load.ts';
 export { writeCheckpointV1, writeCheckpointV2, type CheckpointWriteOptions, type WritableTensor } from './import/tf-checkpoint-write.ts';
 export { importGraphDef, graphDefBuilder, parseGraphDef, type GraphDefImportOptions } from './import/graphdef.ts';
-export { importOnnx, onnxModelBuilder, SUPPORTED_ONNX_OPS, type OnnxImportOptions } from './import/onnx-model.ts';
+export { importOnnx, importOnnxDetailed, onnxModelBuilder, OnnxUnsupportedError, SUPPORTED_ONNX_OPS, type OnnxImport, type OnnxImportOptions } from './import/onnx-model.ts';
 export { OnnxFormatError, decodeModel as decodeOnnxModel, readModel as readOnnxModel, readTensor as readOnnxTensor, type OnnxModel, type OnnxTensor } from './import/onnx-proto.ts';
 export { TfFormatError } from './import/tf-proto.ts';
 export { fetchWeights, readManifest as readWeightsManifest, type FetchOptions, type FetchResult, type Manifest } from './import/weights-fetch.ts';

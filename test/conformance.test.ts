@@ -1,6 +1,7 @@
-// ONNX's own backend node tests (../shared/conformance/onnx-node), one vitest test per test folder,
-// run on the engine's kernels with ONNX's tolerances (rtol 1e-3, atol 1e-7). Tests that need an op,
-// dtype or attribute the engine deliberately lacks are listed as skipped with the reason in the title.
+// ONNX's own backend node tests (../shared/conformance/onnx-node), one vitest test per test folder:
+// each model.onnx goes through the ONNX importer and the compiler as a user's model does, and its
+// outputs are judged with ONNX's tolerances (rtol 1e-3, atol 1e-7). Tests that need an op, dtype or
+// attribute the importer deliberately refuses are listed as skipped with the reason in the title.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';

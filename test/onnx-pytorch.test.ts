@@ -1,7 +1,7 @@
 // ONNX as PyTorch and tf2onnx write it, on small models encoded here and checked against float64
 // references computed from the ops' definitions in this file: shape subgraphs folded at import
 // (at two batch sizes), squeeze-excitation with HardSigmoid / HardSwish, reflect Pad + average
-// pooling, channel Split, nearest Resize, Tile and Expand, an NHWC (tf2onnx) input, and weights in an external data file.
+// pooling, channel Split, nearest and bilinear Resize, Tile and Expand, an NHWC (tf2onnx) input, and weights in an external data file.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +143,33 @@ describe('ONNX as PyTorch writes it', () => {
     for (let p = 0; p < n * c; p++) for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) want[(p * oh + i) * ow + j] = x[(p * h + Math.floor(i / 2)) * w + Math.floor(j / 3)];
     const got = await run(bytes, nchwToNhwcHost(x, [n, c, h, w]).data, n);
     expectClose(nhwcToNchwHost(got, [n, oh, ow, c]).data, want, { rtol: 0, atol: 0 }, 'nearest resize');
+  });
+
+  it('resizes bilinearly to given sizes (F.interpolate(mode="bilinear") as exported: half_pixel)', async () => {
+    const [n, c, h, w] = [1, 2, 3, 4];
+    const [oh, ow] = [7, 6];
+    const bytes = model({
+      node: [node('Resize', ['x', '', '', 'sizes'], ['y'], [strAttr('mode', 'linear'), strAttr('coordinate_transformation_mode', 'pytorch_half_pixel')])],
+      initializer: [intInit('sizes', [n, c, oh, ow])],
+      input: [info('x', [n, c, h, w])],
+      output: [info('y', [n, c, oh, ow])],
+    });
+    const x = randomArray(n * c * h * w, 27);
+    const src = (o: number, inLen: number, outLen: number) => Math.min(Math.max((o + 0.5) * (inLen / outLen) - 0.5, 0), inLen - 1);
+    const want = new Float64Array(n * c * oh * ow);
+    for (let p = 0; p < c; p++)
+      for (let i = 0; i < oh; i++)
+        for (let j = 0; j < ow; j++) {
+          const [y, xx] = [src(i, h, oh), src(j, w, ow)];
+          const [y0, x0] = [Math.floor(y), Math.floor(xx)];
+          const [y1, x1] = [Math.min(y0 + 1, h - 1), Math.min(x0 + 1, w - 1)];
+          const at = (r: number, q: number) => x[(p * h + r) * w + q];
+          const top = at(y0, x0) * (1 - (xx - x0)) + at(y0, x1) * (xx - x0);
+          const bottom = at(y1, x0) * (1 - (xx - x0)) + at(y1, x1) * (xx - x0);
+          want[(p * oh + i) * ow + j] = top * (1 - (y - y0)) + bottom * (y - y0);
+        }
+    const got = await run(bytes, nchwToNhwcHost(x, [n, c, h, w]).data, n);
+    expectClose(nhwcToNchwHost(got, [n, oh, ow, c]).data, want, { rtol: 1e-5, atol: 1e-6 }, 'bilinear resize');
   });
 
   it('tiles along the channels and the width, and expands a [C, 1] constant', async () => {

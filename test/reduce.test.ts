@@ -33,10 +33,10 @@ describe('reduce-mean and reduce-sum match the float64 CPU reference', () => {
     [[300, 3, 2], { axes: [0] }], // long strided reduction, workgroup per output
     [[2, 0, 4], { axes: [1] }], // empty reduction (sum is 0)
   ];
-  for (const op of ['sum', 'mean'] as const) {
+  for (const op of ['sum', 'mean', 'max'] as const) {
     it(`${op} on fixed cases`, async () => {
       for (const [i, [shape, attrs]] of cases.entries()) {
-        if (op === 'mean' && sizeOf(shape) === 0) continue; // mean of nothing is NaN; not a case worth pinning
+        if (op !== 'sum' && sizeOf(shape) === 0) continue; // mean / max of nothing: NaN / the lowest float, not worth pinning
         await check(op, shape, attrs, 10 + i);
       }
     });
@@ -48,7 +48,7 @@ describe('reduce-mean and reduce-sum match the float64 CPU reference', () => {
       const rank = 1 + Math.floor(r() * 5);
       const shape = Array.from({ length: rank }, () => 1 + Math.floor(r() * 6));
       const axes = shape.map((_, i) => i).filter(() => r() < 0.5).map((a) => (r() < 0.5 ? a - rank : a));
-      await check(t % 2 ? 'mean' : 'sum', shape, { axes, keepdims: r() < 0.5 }, 200 + t);
+      await check((['mean', 'sum', 'max'] as const)[t % 3], shape, { axes, keepdims: r() < 0.5 }, 200 + t);
     }
   });
 });

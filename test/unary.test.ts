@@ -15,6 +15,13 @@ describe('unary kernels match the float64 CPU reference', () => {
     ['sqrt', {}, 0, 9],
     ['reciprocal', {}, 0.1, 5],
     ['identity', {}, -1, 1],
+    ['hardsigmoid', { lo: 0.2, hi: 0.5 }, -5, 5], // alpha, beta in lo, hi
+    ['hardsigmoid', { lo: 1 / 6, hi: 0.5 }, -5, 5],
+    ['hardswish', {}, -5, 5],
+    ['exp', {}, -5, 5],
+    ['log', {}, 0.01, 10],
+    ['neg', {}, -3, 3],
+    ['tanh', {}, -20, 20],
   ];
   for (const [op, attrs, lo, hi] of cases) {
     it(`${op} ${JSON.stringify(attrs)} on 1031 values`, async () => {

@@ -73,6 +73,8 @@ export interface OpAttrMap {
   sum: { axes: number[]; keepDims: boolean };
   max: { axes: number[]; keepDims: boolean };
   globalmaxpool: { keepDims: boolean };
+  /** [x, w [KH, KW, Co/groups, Ci]]: the input gradient of conv2d(y, w) with y [N, outShape, Co]. */
+  conv_transpose: ConvNodeAttrs & { outShape: [number, number] };
   /** [scores [M, C], labels [M] (int32 bit patterns), class weights [C] if classWeights]: ONNX's SCE / NLL losses. */
   class_loss: { logProbs: boolean; reduction: 'none' | 'sum' | 'mean'; ignoreIndex: number | null; classWeights: boolean };
 }

@@ -425,9 +425,10 @@ function openOnnx(src: Source, o: LoadModelOptions): Opened {
       fail(path, `ai.onnx opset ${imp.version} is not supported (incept's ONNX importer knows opsets 1 to ${MAX_ONNX_OPSET})`);
     }
   }
-  for (const n of model.graph.nodes) {
-    if (n.domain !== '' && n.domain !== 'ai.onnx') fail(path, `node '${n.name || n.outputs[0]}' (${n.opType}) is from operator domain '${n.domain}'; only ai.onnx ops are supported`);
-  }
+  // Every node of another operator domain, named at once.
+  const foreign = model.graph.nodes.filter((n) => n.domain !== '' && n.domain !== 'ai.onnx');
+  const foreignNodes = foreign.map((n) => `node '${n.name || n.outputs[0]}' (${n.opType}) is from operator domain '${n.domain}'`);
+  if (foreignNodes.length) fail(path, `${foreignNodes.join(', ')}; only ai.onnx ops are supported`);
   const size = o.preprocessing?.size;
   const outputs = o.outputs ? [...o.outputs] : undefined;
   const inputShape = size ? [3, size[0], size[1]] : undefined;

@@ -92,6 +92,8 @@ export class OnnxImporter {
   readonly opset: number;
   modelBatch = 1;
   batch = 1;
+  /** The ONNX node producing each value. */
+  private readonly producer = new Map<string, OnnxNode>();
   /** Each output as added: the ONNX name, the IR value and the ONNX dims. */
   readonly outputInfo: OnnxImport['outputs'] = [];
 
@@ -130,7 +132,7 @@ export class OnnxImporter {
 
   /** The nodes the outputs depend on, and every value name on the way. */
   private neededNodes(outputs: string[]): { needed: Set<OnnxNode>; seen: Set<string> } {
-    const producer = new Map<string, OnnxNode>();
+    const producer = this.producer;
     for (const n of this.model.graph.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
     const needed = new Set<OnnxNode>();
     const stack = [...outputs];
@@ -203,12 +205,13 @@ export class OnnxImporter {
       const why = this.consts.has(o) ? 'is a constant' : 'is not produced by any node';
       throw new Error(`${this.file}: output '${o}' ${why}`);
     }
-    if (this.opts.io === 'onnx' || (v.layout.kind !== 'nhwc' && v.layout.kind !== 'same')) {
-      try {
-        v = this.toSame(o);
-      } catch (e) {
-        throw new OnnxUnsupportedError(`${this.file}: output '${o}': ${(e as Error).message}`);
-      }
+    try {
+      // io 'onnx': ONNX order; else 4-D outputs NHWC (the engine's), the rest in ONNX order.
+      if (this.opts.io === 'onnx') v = this.toSame(o);
+      else if (v.onnx.length === 4 && v.layout.kind !== 'nhwc') v = this.spatial(o);
+      else if (v.layout.kind !== 'nhwc' && v.layout.kind !== 'same') v = this.toSame(o);
+    } catch (e) {
+      throw new OnnxUnsupportedError(`${this.file}: output '${o}': ${(e as Error).message}`);
     }
     this.g.addOutput(v.ir);
     this.outputInfo.push({ name: o, value: v.ir, dims: v.layout.kind === 'nhwc' ? [v.onnx[0], v.onnx[2], v.onnx[3], v.onnx[1]] : v.onnx });
@@ -424,6 +427,7 @@ export class OnnxImporter {
     // A batch fixed in the shape (e.g. [1, -1]) follows the batch the graph is built for.
     if (spec.length > 0 && spec[0] === this.modelBatch && x.onnx[0] === this.batch && this.batch !== this.modelBatch) spec[0] = 0;
     const onnxOut = reshapeOnnx(x.onnx, spec);
+    if (this.channelShuffle(node, out, onnxOut)) return;
     if (x.layout.kind !== 'same') {
       // A flatten of the NCHW map ([N, C*H*W]) keeps its meaning without a transpose.
       if (onnxOut.length === 2 && onnxOut[0] === x.onnx[0] && x.layout.kind === 'nhwc') return this.flatten(node, out, 1);
@@ -431,6 +435,28 @@ export class OnnxImporter {
     }
     this.g.addNode(out, 'reshape', [x.ir], { shape: onnxOut });
     this.set(out, out, SAME, onnxOut);
+  }
+
+  /**
+   * ShuffleNet's channel shuffle, Reshape [N, C, H, W] -> [N, g, C/g, H, W], Transpose [0, 2, 1, 3, 4],
+   * Reshape back to [N, C, H, W], seen at its last Reshape: on the NHWC map it is one transpose of
+   * [N, H, W, g, C/g] (the ONNX-order nodes converted before are left without readers and pruned).
+   */
+  private channelShuffle(node: OnnxNode, out: string, onnxOut: number[]): boolean {
+    const t = this.producer.get(node.inputs[0]);
+    if (t?.opType !== 'Transpose' || ints(t, 'perm')?.join() !== '0,2,1,3,4') return false;
+    const r = this.producer.get(t.inputs[0]);
+    if (r?.opType !== 'Reshape' || !this.values.has(r.inputs[0]) || !this.values.has(r.outputs[0])) return false;
+    const x = this.value(r.inputs[0]);
+    const split = this.value(r.outputs[0]).onnx;
+    const [n, c, h, w] = x.onnx;
+    const splitsChannels = split.length === 5 && split[0] === n && split[1] * split[2] === c && split[3] === h && split[4] === w;
+    if (x.layout.kind !== 'nhwc' || !splitsChannels || onnxOut.join() !== x.onnx.join()) return false;
+    const groups = this.g.addNode(this.inner(out, 'groups'), 'reshape', [x.ir], { shape: [n, h, w, split[1], split[2]] }).output;
+    const swapped = this.g.addNode(this.inner(out, 'shuffled'), 'transpose', [groups], { perm: [0, 1, 2, 4, 3] }).output;
+    this.g.addNode(out, 'reshape', [swapped], { shape: [n, h, w, c] });
+    this.set(out, out, NHWC, x.onnx);
+    return true;
   }
 
   gemm(node: OnnxNode, out: string, isMatMul: boolean): void {

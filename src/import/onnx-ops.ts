@@ -1,8 +1,10 @@
 // ONNX ops that exporters write around the convolutions: shape arithmetic that folds to constants
-// (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, Tile, nearest
-// Resize, HardSigmoid, GlobalMaxPool, numpy MatMul and the SCE / NLL losses. Each handler reads its
-// inputs through the importer and adds IR nodes or constants.
+// (Shape, Cast, ConstantOfShape, Range), Slice and Split (crops), Pad, Expand, Tile, Resize
+// (nearest, linear), HardSigmoid, GlobalMaxPool, numpy MatMul, ConvTranspose, GatherElements,
+// training-mode BatchNormalization and the SCE / NLL losses. Each handler reads its inputs through
+// the importer and adds IR nodes or constants.
 import { sizeOf } from '../gpu/tensor.ts';
+import { transposeHost } from '../kernels/transpose.ts';
 import { broadcastShapes } from '../kernels/binary.ts';
 import { ImportError, NHWC, SAME, float, int, ints, str } from './onnx-common.ts';
 import { type Const, foldBinary, foldCast, foldCompare, foldRange, foldSlice, foldWhere, sliceRanges } from './onnx-fold.ts';
@@ -200,6 +202,7 @@ function constantOnly(fold: (cs: Const[], out: string) => Const): Handler {
 }
 
 export const EXTRA_HANDLERS: Record<string, Handler> = {
+  ConvTranspose: (im, n, o) => convTranspose(im, n, o),
   Equal: constantOnly(([a, b], o) => foldCompare('Equal', a, b, o)),
   Less: constantOnly(([a, b], o) => foldCompare('Less', a, b, o)),
   Greater: constantOnly(([a, b], o) => foldCompare('Greater', a, b, o)),
@@ -281,30 +284,76 @@ function resizeScales(im: OnnxImporter, node: OnnxNode, dims: number[]): number[
   return Array.from(sizes, (s, i) => s / dims[i]);
 }
 
+/** Source coordinate of output index o along an axis (ONNX coordinate_transformation_mode). */
+function sourceCoord(mode: string, o: number, scale: number, inLen: number, outLen: number): number {
+  switch (mode) {
+    case 'half_pixel':
+      return (o + 0.5) / scale - 0.5;
+    case 'pytorch_half_pixel':
+      return outLen > 1 ? (o + 0.5) / scale - 0.5 : 0;
+    case 'align_corners':
+      return outLen > 1 ? (o * (inLen - 1)) / (outLen - 1) : 0;
+    case 'asymmetric':
+      return o / scale;
+    case 'tf_half_pixel_for_nn':
+      return (o + 0.5) / scale;
+    default:
+      throw new ImportError(`Resize coordinate_transformation_mode '${mode}' is not supported`);
+  }
+}
+
+/** ONNX nearest_mode rounding of a source coordinate. */
+function roundNearest(mode: string, x: number): number {
+  const f = Math.floor(x);
+  if (mode === 'floor') return f;
+  if (mode === 'ceil') return Math.ceil(x);
+  if (mode === 'round_prefer_ceil') return x - f >= 0.5 ? f + 1 : f;
+  if (mode === 'round_prefer_floor') return x - f > 0.5 ? f + 1 : f;
+  throw new ImportError(`Resize nearest_mode '${mode}' is not supported`);
+}
+
+/** The [outLen, inLen] matrix that resizes one axis: one-hot rows (nearest) or two taps (linear). */
+function resizeMatrix(node: OnnxNode, scale: number, inLen: number, outLen: number): Float64Array {
+  const mode = str(node, 'mode', 'nearest');
+  const coords = str(node, 'coordinate_transformation_mode', node.opType === 'Upsample' ? 'asymmetric' : 'half_pixel');
+  const m = new Float64Array(outLen * inLen);
+  const clampIdx = (i: number) => Math.min(Math.max(i, 0), inLen - 1);
+  for (let o = 0; o < outLen; o++) {
+    const x = sourceCoord(coords, o, scale, inLen, outLen);
+    if (mode === 'nearest') {
+      m[o * inLen + clampIdx(roundNearest(str(node, 'nearest_mode', node.opType === 'Upsample' ? 'floor' : 'round_prefer_floor'), x))] = 1;
+    } else if (mode === 'linear' || mode === 'bilinear') {
+      const c = Math.min(Math.max(x, 0), inLen - 1);
+      const i0 = Math.floor(c);
+      const w = c - i0;
+      m[o * inLen + i0] += 1 - w;
+      m[o * inLen + clampIdx(i0 + 1)] += w;
+    } else {
+      throw new ImportError(`${node.opType} mode '${mode}' is not supported (nearest, linear)`);
+    }
+  }
+  return m;
+}
+
 /**
- * Resize / Upsample in nearest mode by whole-number factors on H and W: every source pixel repeats
- * s x s times, which asymmetric, half_pixel and pytorch_half_pixel coordinates all give for an
- * integer scale. Lowered as a broadcast against zeros [1, H, s, W, s, C] (exact: x + 0).
+ * Resize / Upsample (nearest or linear) of an NCHW map, static scales or sizes: both are
+ * separable, so H then W are each one matmul by a constant [out, in] matrix, built on the host
+ * from ONNX's coordinate and rounding rules. Batch and channel scales must be 1.
  */
 function resize(im: OnnxImporter, node: OnnxNode, out: string): void {
-  const mode = str(node, 'mode', 'nearest');
-  const coords = str(node, 'coordinate_transformation_mode', 'half_pixel');
   const x = im.spatial(node.inputs[0]);
   const scales = resizeScales(im, node, x.onnx);
-  const [, , sh, sw] = scales;
-  const whole = (v: number) => Number.isInteger(v) && v >= 1;
-  if (mode !== 'nearest' || scales[0] !== 1 || scales[1] !== 1 || !whole(sh) || !whole(sw)) {
-    throw new ImportError(`${node.opType} mode '${mode}' with scales [${scales}] is not supported (nearest by whole-number factors on H and W)`);
-  }
-  if (coords !== 'asymmetric' && coords !== 'half_pixel' && coords !== 'pytorch_half_pixel') {
-    throw new ImportError(`${node.opType} coordinate_transformation_mode '${coords}' is not supported`);
-  }
   const [n, c, h, w] = x.onnx;
-  const split = im.g.addNode(im.inner(out, 'split'), 'reshape', [x.ir], { shape: [n, h, 1, w, 1, c] }).output;
-  const zeros = im.param(im.inner(out, 'repeat'), [1, 1, sh, 1, sw, 1], new Float64Array(sh * sw), false);
-  const rep = im.g.addNode(im.inner(out, 'repeated'), 'add', [split, zeros], {}).output;
-  im.g.addNode(out, 'reshape', [rep], { shape: [n, h * sh, w * sw, c] });
-  im.set(out, out, NHWC, [n, c, h * sh, w * sw]);
+  if (scales[0] !== 1 || scales[1] !== 1) throw new ImportError(`${node.opType} scales [${scales}] resize the batch or channels`);
+  const [oh, ow] = [Math.floor(h * scales[2] + 1e-9), Math.floor(w * scales[3] + 1e-9)];
+  const rows = im.g.addNode(im.inner(out, 'rows'), 'reshape', [x.ir], { shape: [n, h, w * c] }).output;
+  const mh = im.param(im.inner(out, 'resize_h'), [oh, h], resizeMatrix(node, scales[2], h, oh), false);
+  const byH = im.g.addNode(im.inner(out, 'resized_h'), 'matmul', [mh, rows], { transA: false, transB: false }).output;
+  const cols = im.g.addNode(im.inner(out, 'cols'), 'reshape', [byH], { shape: [n * oh, w, c] }).output;
+  const mw = im.param(im.inner(out, 'resize_w'), [ow, w], resizeMatrix(node, scales[3], w, ow), false);
+  const byW = im.g.addNode(im.inner(out, 'resized_w'), 'matmul', [mw, cols], { transA: false, transB: false }).output;
+  im.g.addNode(out, 'reshape', [byW], { shape: [n, oh, ow, c] });
+  im.set(out, out, NHWC, [n, c, oh, ow]);
 }
 
 /** Tile: per repeated axis, a concat of the value with itself (in x's held layout). */
@@ -388,4 +437,54 @@ function gatherElements(im: OnnxImporter, node: OnnxNode, out: string): void {
   const picked = im.g.addNode(im.inner(out, 'picked'), 'mul', [x.ir, im.param(im.inner(out, 'onehot'), x.onnx, onehot, false)], {}).output;
   im.g.addNode(out, 'sum', [picked], { axes: [axis], keepDims: true });
   im.set(out, out, SAME, want);
+}
+
+/**
+ * Begin and end padding of one axis of a ConvTranspose: explicit pads, or ONNX's split of the total
+ * padding that output_shape (or auto_pad SAME, output = input * stride) implies. A negative end pad
+ * lengthens the output (as output_padding does).
+ */
+function transposedPads(node: OnnxNode, axis: number, inLen: number, k: number, s: number, d: number, outPad: number, target: number | undefined): [number, number] {
+  const auto = str(node, 'auto_pad', 'NOTSET');
+  if (target === undefined && auto === 'NOTSET') {
+    const pads = ints(node, 'pads') ?? [0, 0, 0, 0];
+    return [pads[axis], pads[axis + 2]];
+  }
+  if (auto === 'VALID') return [0, 0];
+  const total = s * (inLen - 1) + outPad + (k - 1) * d + 1 - (target ?? inLen * s);
+  const half = Math.floor(total / 2);
+  return auto === 'SAME_UPPER' ? [half, total - half] : [total - half, half];
+}
+
+/** ConvTranspose (2-D): the input gradient of a convolution (see ops/conv_transpose.ts); bias added after. */
+function convTranspose(im: OnnxImporter, node: OnnxNode, out: string): void {
+  const x = im.spatial(node.inputs[0]);
+  const w = im.constant(node.inputs[1], 'ConvTranspose weights');
+  if (w.dims.length !== 4) throw new ImportError(`only 2-D ConvTranspose is supported (weights [${w.dims}])`);
+  const [ci, cog, kh, kw] = w.dims;
+  const groups = int(node, 'group', 1);
+  const strides = ints(node, 'strides') ?? [1, 1];
+  const dilations = ints(node, 'dilations') ?? [1, 1];
+  const outPad = ints(node, 'output_padding') ?? [0, 0];
+  const target = ints(node, 'output_shape');
+  const [, , h, wd] = x.onnx;
+  const [pt, pb] = transposedPads(node, 0, h, kh, strides[0], dilations[0], outPad[0], target?.at(-2));
+  const [pl, pr] = transposedPads(node, 1, wd, kw, strides[1], dilations[1], outPad[1], target?.at(-1));
+  const oh = strides[0] * (h - 1) + outPad[0] + (kh - 1) * dilations[0] + 1 - pt - pb;
+  const ow = strides[1] * (wd - 1) + outPad[1] + (kw - 1) * dilations[1] + 1 - pl - pr;
+  if (pt < 0 || pl < 0) throw new ImportError(`ConvTranspose with a negative begin padding [${pt}, ${pl}] is not supported`);
+  // ONNX [Ci, Co/g, KH, KW] -> the forward conv's HWIO [KH, KW, Co/g, Ci].
+  const hwio = transposeHost(Float64Array.from(w.data), w.dims, [2, 3, 1, 0]);
+  const wName = im.param(w.name, [kh, kw, cog, ci], hwio.data);
+  const attrs = {
+    strides: [strides[0], strides[1]] as [number, number],
+    dilations: [dilations[0], dilations[1]] as [number, number],
+    padding: [pt, pl, Math.max(pb, 0), Math.max(pr, 0)] as [number, number, number, number],
+    groups,
+    outShape: [oh, ow] as [number, number],
+  };
+  const b = node.inputs[2] ? im.constant(node.inputs[2], 'ConvTranspose bias') : undefined;
+  const y = im.g.addNode(b ? im.inner(out, 'conv_transpose') : out, 'conv_transpose', [x.ir, wName], attrs);
+  if (b) im.g.addNode(out, 'bias_add', [y.output, im.param(b.name, [cog * groups], b.data)], {});
+  im.set(out, out, NHWC, [x.onnx[0], cog * groups, oh, ow]);
 }

@@ -18,7 +18,10 @@ function kernelAttrs(a: Attrs) {
   };
 }
 
-/** The labels parameter's float32 words read back as the int32 class indices they hold. */
+/**
+ * The labels parameter's float32 words read back as the int32 class indices they hold. Negative
+ * labels are NaN patterns as floats: this holds only while nothing converts the words as numbers.
+ */
 export function labelsOf(words: ArrayLike<number>): Int32Array {
   return new Int32Array(Float32Array.from(words).buffer);
 }
