@@ -86,6 +86,22 @@ describe('parameters shared by every program of a model', () => {
   });
 });
 
+describe('caches that stay bounded', () => {
+  it('a model keeps at most 8 compiled plans; an evicted batch size recompiles and gives the same result', async () => {
+    const tm = await replaceHead(randomInception({ ...THIN, seed: 6 }), { head: 2, classes: ['a', 'b'] });
+    const per = 75 * 75 * 3;
+    const images = randomArray(10 * per, 41);
+    const first = await tm.model.predict(images.subarray(0, per), { outputs: ['Logits'] });
+    for (let n = 2; n <= 10; n++) {
+      await tm.model.predict(images.subarray(0, n * per), { outputs: ['Logits'] });
+      expect(tm.model.planCount).toBeLessThanOrEqual(8);
+    }
+    const again = await tm.model.predict(images.subarray(0, per), { outputs: ['Logits'] }); // batch 1 was evicted
+    expect(Array.from(again.Logits)).toEqual(Array.from(first.Logits));
+    tm.model.dispose();
+  });
+});
+
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));

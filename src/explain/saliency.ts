@@ -255,6 +255,8 @@ async function meanGradient(prog: GradientProgram, inputs: Float32Array[], targe
   return mean;
 }
 
+/** Gradient programs kept per model ((batch, objective, layer) combinations); the least recently used goes. */
+const MAX_GRADIENT_PROGRAMS = 6;
 const programs = new WeakMap<Model, Map<string, GradientProgram>>();
 
 /** The cached gradient program of a model for (batch, objective, layer). */
@@ -266,10 +268,17 @@ export function gradientProgram(model: Model, batch: number, objective: 'loss' |
   }
   const key = `${batch}|${objective}|${layer ?? ''}`;
   let p = cache.get(key);
-  if (!p) {
+  if (p) {
+    cache.delete(key); // most recently used last
+  } else {
     p = new GradientProgram(model, batch, objective, layer);
-    cache.set(key, p);
+    if (cache.size >= MAX_GRADIENT_PROGRAMS) {
+      const [oldest, old] = cache.entries().next().value!;
+      old.dispose();
+      cache.delete(oldest);
+    }
   }
+  cache.set(key, p);
   return p;
 }
 

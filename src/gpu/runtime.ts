@@ -108,16 +108,22 @@ export class Runtime {
     return [i.vendor, i.device || i.description, i.architecture].filter(Boolean).join(' / ') || 'unknown adapter';
   }
 
-  private dummy: GPUBuffer | null = null;
+  private readonly absents: GPUBuffer[] = [];
 
-  /** A small storage buffer bound where a shader declares an optional input that is absent. */
-  get dummyBuffer(): GPUBuffer {
-    this.dummy ??= this.device.createBuffer({
-      size: 256,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-      label: 'unused optional input',
-    });
-    return this.dummy;
+  /**
+   * The one way to bind an absent buffer: a small storage buffer bound where a shader declares a
+   * binding the dispatch does not use (its override flag is off, so it is never read or written).
+   * absent() / absent(0) for absent inputs (read-only; may fill several bindings of one dispatch);
+   * absent(1), absent(2), ... for absent outputs, one index per binding: WebGPU refuses two
+   * writable bindings of one buffer range in a dispatch.
+   */
+  absent(i = 0): GPUBuffer {
+    while (this.absents.length <= i) {
+      this.absents.push(
+        this.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: `absent binding ${this.absents.length}` }),
+      );
+    }
+    return this.absents[i];
   }
 
   /** Lanes per subgroup when the adapter has subgroups of one fixed size, else 1 (no subgroups). */

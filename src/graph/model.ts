@@ -57,6 +57,11 @@ export class Model {
     return max;
   }
 
+  /** Compiled plans held now (at most MAX_PLANS). */
+  get planCount(): number {
+    return this.plans.size;
+  }
+
   /** The compiled plan for a batch size and outputs (compiled on first use, then reused). */
   plan(batch: number, outputs?: string[]): Plan {
     const key = `${batch}|${(outputs ?? []).join(',')}`;

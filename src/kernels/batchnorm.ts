@@ -50,10 +50,9 @@ export function batchnormDispatch(x: Tensor, params: BatchnormParams<Tensor>, y:
   const n = x.size;
   return {
     label: `batchnorm ${shapeString(x.shape)} axis ${attrs.axis ?? -1}`,
-    // Without gamma, beta's buffer fills the gamma binding (never read: HAS_GAMMA folds the read away).
     pipeline: { shader: 'batchnorm', constants: { HAS_GAMMA: params.gamma ? 1 : 0 } },
     params: new Params().u32(n, channels, inner).f32(attrs.epsilon ?? DEFAULT_EPSILON).build(),
-    buffers: [x.binding, (params.gamma ?? params.beta).binding, params.beta.binding, params.mean.binding, params.variance.binding, y.binding],
+    buffers: [x.binding, params.gamma?.binding ?? x.rt.absent(), params.beta.binding, params.mean.binding, params.variance.binding, y.binding],
     workgroups: grid(x.rt, Math.ceil(n / 256)),
   };
 }
@@ -74,10 +73,9 @@ export function foldBatchnormDispatch(params: BatchnormParams<Tensor>, out: { sc
   if (out.scale.size !== c || out.shift.size !== c) throw new Error(`batchnorm fold: scale/shift must have ${c} values`);
   return {
     label: `batchnorm fold [${c}]`,
-    // Without gamma, beta's buffer fills the gamma binding (never read).
     pipeline: { shader: 'batchnorm_fold', constants: { HAS_GAMMA: params.gamma ? 1 : 0 } },
     params: new Params().u32(c).f32(epsilon).build(),
-    buffers: [(params.gamma ?? params.beta).binding, params.beta.binding, params.mean.binding, params.variance.binding, out.scale.binding, out.shift.binding],
+    buffers: [params.gamma?.binding ?? params.beta.rt.absent(), params.beta.binding, params.mean.binding, params.variance.binding, out.scale.binding, out.shift.binding],
     workgroups: [Math.ceil(c / 64), 1, 1],
   };
 }

@@ -20,7 +20,7 @@
 // sharing a caller-owned workspace of batchnormTrainWorkspaceShape(z) floats.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { type ChannelSlice, channelSlice, checkNoAlias, placeholder, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
+import { type ChannelSlice, channelSlice, checkNoAlias, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 import type { Activation } from './conv2d.ts';
 
 import { ACTIVATION_CODE as ACT_CODE } from './activation.ts';
@@ -130,7 +130,7 @@ export function batchnormTrainForwardDispatch(
       pipeline: pipeline('fwdFinalize'),
       params: uniform,
       // Without gamma, beta fills its binding (never read: HAS_GAMMA folds the read away).
-      buffers: [z.binding, ws, (params.gamma ?? params.beta).binding, params.beta.binding, out.mean.binding, out.rstd.binding, params.movingMean.binding, params.movingVariance.binding],
+      buffers: [z.binding, ws, params.gamma?.binding ?? z.rt.absent(), params.beta.binding, out.mean.binding, out.rstd.binding, params.movingMean.binding, params.movingVariance.binding],
       workgroups: groups(cv),
     },
     { label: `${label} normalize`, pipeline: pipeline('fwdNormalize'), params: uniform, buffers: [z.binding, ws, out.y.binding], workgroups: groups(m * cv) },
@@ -207,7 +207,7 @@ export function batchnormTrainBackwardDispatch(
       label: `${label} finalize`,
       pipeline: pipeline('bwdFinalize'),
       params: uniform,
-      buffers: [ws, rstd.binding, (gamma ?? rstd).binding, dBeta?.binding ?? placeholder(z.rt, 0), dGamma?.binding ?? placeholder(z.rt, 1)],
+      buffers: [ws, rstd.binding, gamma?.binding ?? z.rt.absent(), dBeta?.binding ?? z.rt.absent(1), dGamma?.binding ?? z.rt.absent(2)],
       workgroups: groups(cv),
     },
   ];

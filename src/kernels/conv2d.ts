@@ -141,7 +141,7 @@ export function conv2dDispatch(
   };
   const common = [g.n, g.h, g.w, g.c, g.outH, g.outW, g.co];
   const window = [g.kh, g.kw, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft];
-  const epi = [epilogue.scale, epilogue.shift, epilogue.bias].map((t) => t?.binding ?? rt.dummyBuffer);
+  const epi = [epilogue.scale, epilogue.shift, epilogue.bias].map((t) => t?.binding ?? rt.absent());
   if (g.groups === 1 && g.co % 4 === 0) {
     const sg = rt.subgroupSize;
     const colGroups = Math.ceil(g.co / 4 / sg);

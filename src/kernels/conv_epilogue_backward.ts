@@ -36,7 +36,7 @@ export function epilogueBackwardDispatch(dy: Tensor, y: Tensor, dz: Tensor, opts
       constants: { ACT: ACT_CODE[opts.activation ?? 'none'], HAS_SCALE: opts.scale ? 1 : 0 },
     },
     params: new Params().u32(dz.size, c, dyStride, dyOff, yStride, yOff, opts.accumulate ? 1 : 0).build(),
-    buffers: [dy.binding, y.binding, opts.scale?.binding ?? dy.rt.dummyBuffer, dz.binding],
+    buffers: [dy.binding, y.binding, opts.scale?.binding ?? dy.rt.absent(), dz.binding],
     workgroups: grid(dy.rt, Math.ceil(dz.size / 256)),
   };
 }

@@ -9,7 +9,7 @@
 // before each submit (the optimizer's hyper-parameter buffer carries it; see src/train/optimizers.ts).
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { checkNoAlias, placeholder } from './train_util.ts';
+import { checkNoAlias } from './train_util.ts';
 
 export interface DropoutAttrs {
   keepProb: number; // in (0, 1]; TF-Slim Inception v3 uses 0.8 before the logits
@@ -39,7 +39,7 @@ function dropoutDispatch(op: string, src: Tensor, dst: Tensor, attrs: DropoutAtt
   if (inPlace && accumulate) throw new Error(`${op}: cannot accumulate in place`);
   checkNoAlias(op, { output: inPlace ? undefined : dst }, { input: src, stepTensor: attrs.stepTensor });
   const n = src.size;
-  const stepBinding = attrs.stepTensor?.binding ?? (inPlace ? placeholder(src.rt, 0) : src.binding);
+  const stepBinding = attrs.stepTensor?.binding ?? (inPlace ? src.rt.absent() : src.binding);
   return {
     label: `${op} ${shapeString(src.shape)} keep ${attrs.keepProb}${inPlace ? ' in place' : ''}${accumulate ? ' (+=)' : ''}`,
     pipeline: {

@@ -18,7 +18,7 @@
 // labels allowed) or int32, TF's stable form and label smoothing t = (1 - eps) label + eps / 2.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import { type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { checkNoAlias, placeholder } from './train_util.ts';
+import { checkNoAlias } from './train_util.ts';
 
 const NAN_BITS = 0x7fc00000;
 
@@ -135,9 +135,9 @@ function lossDispatch(
       logits.binding,
       labels.binding,
       (weights ?? logits).binding,
-      losses?.binding ?? placeholder(rt, 0),
-      mean?.binding ?? placeholder(rt, 1),
-      dLogits?.binding ?? placeholder(rt, 2),
+      losses?.binding ?? rt.absent(1),
+      mean?.binding ?? rt.absent(2),
+      dLogits?.binding ?? rt.absent(3),
       // Only the categorical entry binds class weights (the logits fill in when there are none).
       ...(categorical ? [(classWeights ?? logits).binding] : []),
     ],

@@ -75,7 +75,7 @@ export function matmulDispatch(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAtt
       constants: { TRANS_A: attrs.transA ? 1 : 0, TRANS_B: attrs.transB ? 1 : 0, HAS_C: c ? 1 : 0 },
     },
     params: new Params().u32(g.m, g.n, g.k, total, g.aBatch, g.bBatch, g.cRow, g.cCol).f32(alpha, beta).build(),
-    buffers: [a.binding, b.binding, c?.binding ?? a.rt.dummyBuffer, y.binding],
+    buffers: [a.binding, b.binding, c?.binding ?? a.rt.absent(), y.binding],
     workgroups: grid(a.rt, Math.ceil(total / 64)),
   };
 }

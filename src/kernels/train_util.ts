@@ -38,22 +38,6 @@ export function rowsAndChannels(t: { shape: readonly number[]; size: number }): 
   return { rows: channels === 0 ? 0 : t.size / channels, channels };
 }
 
-const placeholders = new WeakMap<GPUDevice, GPUBuffer[]>();
-
-/**
- * The i-th small buffer bound where a shader declares an output the caller did not ask for (its
- * override flag is off, so it is never written). Distinct per i: WebGPU refuses two writable
- * bindings of one buffer range in a dispatch.
- */
-export function placeholder(rt: Runtime, i: number): GPUBuffer {
-  let list = placeholders.get(rt.device);
-  if (!list) placeholders.set(rt.device, (list = []));
-  while (list.length <= i) {
-    list.push(rt.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: `absent output ${list.length}` }));
-  }
-  return list[i];
-}
-
 /**
  * Throws when a tensor the op writes shares bytes with another tensor it binds: WebGPU refuses a
  * writable binding that overlaps another binding, and the error here names the op and the roles.
