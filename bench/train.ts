@@ -4,7 +4,7 @@
 // the same step on the same adapter (bench/tfjs_train.ts).
 //
 //   npm run bench -- train [--json FILE] [--batch 8] [--steps 3] [--big-batch 32] [--big-steps 1]
-//                          [--no-peer] [--cases a,b] [--size 299] [--depth-multiplier 1]
+//                          [--no-peer] [--cases a,b] [--size 299] [--depth-multiplier 1] [--vs-forward]
 //
 // Cases:
 //   (a) every layer trains (batchnorm in training mode everywhere);
@@ -18,6 +18,10 @@
 // and dropout mask, so their first losses (before any update) must agree: checked within 1e-3.
 // Later losses drift apart a little (float32 summation orders differ, and the backward of the 94
 // training batchnorms amplifies that), so only the first is checked.
+// --vs-forward: the timed steps alternate with forward passes at the same batch (Model.plan, the
+// network bench's formulation) in the same process, so that the step / forward ratio (issue 10's
+// "case (b) at most 1.5x a forward pass") is taken in one load window on a shared machine: each
+// ratio is a step over the forward just before it; the median of those is reported.
 // Case (a) at --big-batch (32) is planned (micro-batches, peak memory) and run --big-steps times
 // right after its build (no warm-up; 0 plans only).
 // Each case starts again from the initial weights.
@@ -51,10 +55,11 @@ interface Options {
   cases: ('a' | 'b')[];
   size: number;
   depthMultiplier: number;
+  vsForward: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { batch: 8, steps: 3, bigBatch: 32, bigSteps: 1, peer: true, cases: ['a', 'b'], size: 299, depthMultiplier: 1 };
+  const o: Options = { batch: 8, steps: 3, bigBatch: 32, bigSteps: 1, peer: true, cases: ['a', 'b'], size: 299, depthMultiplier: 1, vsForward: false };
   const int = (flag: string, v: string | undefined, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new UsageError(`bench train: ${flag} needs an integer >= ${min}`);
@@ -67,6 +72,7 @@ function parse(argv: string[]): Options {
     else if (a === '--big-batch') o.bigBatch = int(a, argv[++i], 0);
     else if (a === '--big-steps') o.bigSteps = int(a, argv[++i], 0);
     else if (a === '--no-peer') o.peer = false;
+    else if (a === '--vs-forward') o.vsForward = true;
     else if (a === '--size') o.size = int(a, argv[++i], 75);
     else if (a === '--depth-multiplier') {
       o.depthMultiplier = Number(argv[++i]);
@@ -77,7 +83,7 @@ function parse(argv: string[]): Options {
       o.cases = c as ('a' | 'b')[];
     } else {
       throw new UsageError(
-        `bench train: unknown option '${a}' (options: --json FILE, --batch N, --steps N, --big-batch N, --big-steps N, --no-peer, --cases a,b, --size N, --depth-multiplier X)`,
+        `bench train: unknown option '${a}' (options: --json FILE, --batch N, --steps N, --big-batch N, --big-steps N, --no-peer, --cases a,b, --size N, --depth-multiplier X, --vs-forward)`,
       );
     }
   }
@@ -179,6 +185,38 @@ async function timeSteps(trainer: Trainer, images: Float32Array, labels: Int32Ar
   return { samples, losses };
 }
 
+/**
+ * Timed steps, each right after a timed forward pass at the same batch (wall clock, the network
+ * bench's formulation: upload, GPU work, readback of the outputs). The forward's plan is built and
+ * run once before (not counted).
+ */
+async function timeStepsVsForward(
+  model: Model,
+  trainer: Trainer,
+  images: Float32Array,
+  labels: Int32Array,
+  steps: number,
+  label: string,
+): Promise<{ samples: number[]; losses: number[]; forward: number[]; ratios: number[] }> {
+  const plan = model.plan(trainer.opts.batch);
+  await plan.runToHost(images);
+  const forward: number[] = [];
+  const samples: number[] = [];
+  const losses: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    let t = performance.now();
+    await plan.runToHost(images);
+    forward.push(performance.now() - t);
+    t = performance.now();
+    const r = await trainer.trainStep(images, labels);
+    samples.push(performance.now() - t);
+    losses.push(r.loss);
+    if (!Number.isFinite(r.loss)) throw new Error(`bench train: ${label}: loss is ${r.loss} at step ${trainer.step - 1}`);
+    say(`  forward ${fmt(forward[i])}, step ${fmt(samples[i])}: ${(samples[i] / forward[i]).toFixed(2)}x`);
+  }
+  return { samples, losses, forward, ratios: samples.map((s, i) => s / forward[i]) };
+}
+
 function describe(trainer: Trainer, paramBytes: number): string {
   const s = stateBytes(trainer);
   return (
@@ -223,7 +261,7 @@ export async function run(argv: string[]): Promise<Report> {
       let peer: Awaited<ReturnType<typeof runPeer>> | null = null;
       let firstStepMs: number;
       let initialLoss: number;
-      let timed: { samples: number[]; losses: number[] };
+      let timed: { samples: number[]; losses: number[]; forward?: number[]; ratios?: number[] };
       try {
         // The first step is the warm-up; on case (a) the peer's warm-up follows it so that the
         // initial losses are compared before anything is timed.
@@ -236,7 +274,9 @@ export async function run(argv: string[]): Promise<Report> {
           peer = await runPeer(model.graph, trainer, images, labels, first.loss);
         }
         say(`  incept: ${o.steps} timed steps ...`);
-        timed = await timeSteps(trainer, images, labels, o.steps, label);
+        timed = o.vsForward
+          ? await timeStepsVsForward(model, trainer, images, labels, o.steps, label)
+          : await timeSteps(trainer, images, labels, o.steps, label);
       } finally {
         trainer.dispose();
       }
@@ -244,6 +284,7 @@ export async function run(argv: string[]): Promise<Report> {
       const ms = median(m.samples);
       say(`  incept ${m.samples.map(fmt).join(', ')} -> median ${fmt(ms)}, ${((1000 * o.batch) / ms).toFixed(2)} images/s`);
       if (peer?.ms) say(`  speed-up (tfjs ms / incept ms): ${(peer.ms / ms).toFixed(2)}x`);
+      if (timed.ratios) say(`  step / forward at batch ${o.batch}: ${timed.ratios.map((r) => r.toFixed(2)).join(', ')} -> median ${median(timed.ratios).toFixed(2)}x`);
       const peerRef = peer ? { name: peer.name, ms: peer.ms } : null;
       const common = {
         batch: o.batch,
@@ -262,6 +303,8 @@ export async function run(argv: string[]): Promise<Report> {
         steps: m.samples.length,
         samples_ms: m.samples,
         images_per_s: (1000 * o.batch) / ms,
+        forward_samples_ms: timed.forward ?? null,
+        step_over_forward: timed.ratios ? median(timed.ratios) : null,
         losses: m.losses,
         initial_loss: m.initialLoss,
         peer_steps: peer ? 1 : null,

@@ -13,6 +13,10 @@
 // - workgroup memory and barriers buy nothing on a CPU (all memory is cache) and barriers cost
 //   coroutine switches, so there is no shared-memory tiling here.
 // - a separate mul and add beats fma() (which llvmpipe lowers to a slower sequence).
+// - one subgroup per workgroup, and enough workgroups for both cores: conv2d.ts keeps R = 32
+//   unless a layer would then have fewer than 16 workgroups (Mixed_7c's 8x8 maps). The backward
+//   kernels (conv2d_grad_input.wgsl, conv2d_grad_filter.wgsl) follow the same rules and, on
+//   Mixed_7's shapes, run at about 3/4 of this kernel's rate per FLOP (NOTES.md, issue 10 item 4).
 // Without subgroups (SG = 1) each invocation loads its own R rows; same arithmetic.
 {{ENABLE}}
 

@@ -257,6 +257,34 @@ describe('accumulate and dy channel slices', () => {
   }
 });
 
+describe("filter gradient: pixels per reduction step on Mixed_7's small maps", () => {
+  // Small versions of Mixed_7's layers (8x8 maps, N*8*8 pixels, C and Co past one tile): each
+  // pixel count per step sums that many pixels' products before adding them into the
+  // accumulators, with an odd pixel count so that the last step is partly past the chunk's end.
+  const cases: [string, number[], number[], Conv2dAttrs][] = [
+    ['1x1 (Mixed_7b Branch_1/Conv2d_0a_1x1)', [3, 8, 8, 72], [1, 1, 72, 40], { padding: 'SAME' }],
+    ['3x3 (Mixed_7b Branch_2/Conv2d_0b_3x3)', [3, 8, 8, 36], [3, 3, 36, 44], { padding: 'SAME' }],
+    ['3x3 s2 VALID (Mixed_7a Branch_0/Conv2d_1a_3x3)', [2, 17, 17, 20], [3, 3, 20, 36], { strides: [2, 2], padding: 'VALID' }],
+  ];
+  for (const [name, xs, ws, attrs] of cases) {
+    for (const pixels of [1, 2, 3]) {
+      it(`${name}, ${pixels} pixel(s) per step`, async () => {
+        const rt = await getRuntime();
+        conv2dBackwardTuning.filterPixels = pixels;
+        try {
+          const ys = conv2dShape(xs, ws, attrs);
+          const x = randomArray(size(xs), 31);
+          const dy = randomArray(size(ys), 32);
+          const dw = conv2dGradFilter(upload(rt, x, xs), upload(rt, dy, ys), ws, attrs);
+          expectClose(await dw.read(), conv2dGradFilterRef(x, xs, dy, ys, ws, attrs), GPU_TOL, 'dw');
+        } finally {
+          conv2dBackwardTuning.filterPixels = 0;
+        }
+      });
+    }
+  }
+});
+
 describe('without subgroups', () => {
   it('the GEMM paths work without subgroup shuffles', async () => {
     const rt = await getRuntime();
