@@ -46,6 +46,8 @@ export { importGraphDef, graphDefBuilder, parseGraphDef, type GraphDefImportOpti
 export { importOnnx, importOnnxDetailed, onnxModelBuilder, OnnxUnsupportedError, SUPPORTED_ONNX_OPS, type OnnxImport, type OnnxImportOptions } from './import/onnx-model.ts';
 export { OnnxFormatError, decodeModel as decodeOnnxModel, readModel as readOnnxModel, readTensor as readOnnxTensor, type OnnxModel, type OnnxTensor } from './import/onnx-proto.ts';
 export { TfFormatError } from './import/tf-proto.ts';
+export { exportOnnx, MAX_EXPORT_OPSET, MIN_EXPORT_OPSET, type ExportOnnxOptions } from './export/onnx-export.ts';
+export { exportOnnxFile } from './export/onnx-file.ts';
 export { fetchWeights, readManifest as readWeightsManifest, type FetchOptions, type FetchResult, type Manifest } from './import/weights-fetch.ts';
 
 // The short path: a model file and images to labelled predictions (decoding, preprocessing, softmax)
