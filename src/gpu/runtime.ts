@@ -1,7 +1,7 @@
 // The WebGPU runtime: one adapter and device per process, with the adapter's full limits,
 // the optional features the engine uses, error scopes that name the op, and device-loss reporting.
 // The GPU comes from the host platform: Dawn in Node, navigator.gpu in a browser.
-import { acquireGpu, warn } from '../platform/host.ts';
+import { acquireGpu, hostEnv, warn } from '../platform/host.ts';
 import { PipelineCache } from './pipelines.ts';
 import { BufferPool } from './pool.ts';
 
@@ -30,7 +30,7 @@ export interface AdapterDescription {
  * measured on lavapipe (a whole-network training step at batch 32 under load, about 2 minutes), short
  * enough that a hung device or driver ends in an error rather than a process waiting forever.
  */
-export function gpuTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+export function gpuTimeoutMs(env: Record<string, string | undefined> = hostEnv()): number {
   const v = env.INCEPT_GPU_TIMEOUT_S;
   if (v === undefined || v === '') return 30 * 60 * 1000;
   const s = Number(v);

@@ -3,11 +3,13 @@
 // decoder allocate gigabytes. PNG: the IHDR chunk, which the format requires to come first. JPEG:
 // the first SOFn frame header, found by walking the marker segments from SOI.
 
+import { hostEnv } from '../platform/host.ts';
+
 /** Default cap on width x height: 8192 x 8192. Decoded RGB floats take 12 bytes a pixel (768 MiB here). */
 export const DEFAULT_MAX_PIXELS = 8192 * 8192;
 
 /** The pixel cap: `maxPixels` when given, else INCEPT_MAX_IMAGE_PIXELS, else DEFAULT_MAX_PIXELS. */
-export function maxImagePixels(maxPixels?: number, env: NodeJS.ProcessEnv = process.env): number {
+export function maxImagePixels(maxPixels?: number, env: Record<string, string | undefined> = hostEnv()): number {
   if (maxPixels !== undefined) return maxPixels;
   const fromEnv = env.INCEPT_MAX_IMAGE_PIXELS;
   if (fromEnv === undefined || fromEnv === '') return DEFAULT_MAX_PIXELS;

@@ -26,6 +26,11 @@ export function warn(message: string): void {
   console.error(message); // device loss and uncaptured GPU errors are errors
 }
 
+/** A page has no environment variables: every setting takes its default. */
+export function hostEnv(): Record<string, string | undefined> {
+  return {};
+}
+
 export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export function readFileBytes(path: string): Uint8Array {
@@ -84,4 +89,4 @@ export function sha256Hex(parts: Iterable<Uint8Array>): string {
 }
 
 // The compiler checks that this module can stand in for host.ts.
-({ HOST, assetText, acquireGpu, warn, LITTLE_ENDIAN, readFileBytes, encodeRgbaPng, sha256Hex }) satisfies Omit<typeof import('./host.ts'), 'HOST'> & { HOST: 'browser' };
+({ HOST, assetText, acquireGpu, warn, LITTLE_ENDIAN, readFileBytes, encodeRgbaPng, sha256Hex, hostEnv }) satisfies Omit<typeof import('./host.ts'), 'HOST'> & { HOST: 'browser' };

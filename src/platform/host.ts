@@ -45,6 +45,11 @@ export function warn(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
+/** The process's environment variables (settings such as INCEPT_GPU_TIMEOUT_S). */
+export function hostEnv(): Record<string, string | undefined> {
+  return process.env;
+}
+
 /** Whether little-endian typed arrays are the host's native order (all supported hosts are). */
 export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
