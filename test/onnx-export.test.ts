@@ -131,6 +131,34 @@ describe('ONNX export vs ONNX Runtime', () => {
     loaded.model.dispose();
   });
 
+  it('every exported op with its own layout handling (pools, pads, reductions, transpose, flatten, matmul, 4-D output)', async () => {
+    const one = opZoo(1);
+    const model = new Model(await getRuntime(), (b) => (b === 1 ? one : shareParams(opZoo(b), one)));
+    const x = randomArray(2 * 9 * 10 * 4, 5);
+    const engine = await model.predict(x);
+    const onnx = await runOrt(exportOnnx(one), 'image', x, [2, 9, 10, 4]);
+    // A rank-4 output is NCHW in the file: back to NHWC to compare.
+    onnx.chsoftmax = nchwToNhwc(onnx.chsoftmax, model.shapeOf('chsoftmax', 2));
+    compare(engine, onnx, 'op zoo');
+    model.dispose();
+  });
+
+  const TV = join(SHARED_DIR, 'conformance/torchvision-onnx');
+  const TFJS = join(SHARED_DIR, 'fixtures/tfjs-inception-v3/model.json');
+  const imported = [join(TV, 'shufflenet_v2_x1_0/model.onnx'), join(TV, 'mobilenet_v3_small/model.onnx'), TFJS];
+  const importedPresent = fixturesPresent(imported);
+  it.skipIf(!importedPresent)(needsTitle('imported graphs exported again: torchvision ShuffleNet v2 and MobileNet v3 (ONNX), nsfwjs Inception v3 (TF.js)', imported), async () => {
+    for (const file of imported) {
+      const loaded = await loadModel(file);
+      const g = loaded.model.graph;
+      const shape = [...g.inputs[0].shape];
+      const x = randomArray(shape.reduce((a, b) => a * b, 1), 13);
+      const engine = await loaded.model.predict(x);
+      compare(engine, await runOrt(exportOnnx(g), g.inputs[0].name, x, shape), file.split('/').slice(-2).join('/'));
+      loaded.model.dispose();
+    }
+  });
+
   it('refuses ops with no ONNX mapping, naming every such node at once', () => {
     const g = new Graph('odd');
     g.addInput('x', [1, 4, 4, 2]);
@@ -154,4 +182,59 @@ function shareParams(g: Graph, from: Graph): Graph {
 
 function readdirFirstJpeg(folder: string): string {
   return readdirSync(folder).filter((f) => f.endsWith('.jpg')).sort()[0];
+}
+
+/** NCHW data of an NHWC `shape` back to NHWC. */
+function nchwToNhwc(data: Float32Array, [n, h, w, c]: readonly number[]): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let k = 0; k < c; k++) out[((b * h + y) * w + x) * c + k] = data[((b * c + k) * h + y) * w + x];
+  return out;
+}
+
+/** A small graph with every exported op whose layout handling differs, at `batch`. */
+export function opZoo(batch: number): Graph {
+  const g = new Graph('opzoo');
+  let seed = 1;
+  const param = (name: string, shape: number[], lo = -1, hi = 1) => {
+    const p = new Parameter(name, shape, { kind: 'zeros' });
+    p.data = randomArray(shape.reduce((a, b) => a * b, 1), 100 + seed++, lo, hi);
+    return g.addParam(p);
+  };
+  const node = g.addNode.bind(g);
+  g.addInput('image', [batch, 9, 10, 4]);
+  // conv: groups, dilation, uneven SAME padding; batchnorm without gamma; relu6
+  node('conv', 'conv2d', ['image', param('conv/w', [3, 3, 2, 6])], { strides: [2, 1], dilations: [1, 2], padding: 'SAME', groups: 2 });
+  node('bn', 'batchnorm', ['conv', param('bn/beta', [6]), param('bn/mean', [6]), param('bn/var', [6], 0.5, 2)], { epsilon: 1e-3, scale: false });
+  node('relu6', 'relu6', ['bn'], {});
+  // pools: explicit pads with padded taps counted and ceil mode; dilated SAME max pool
+  node('avg', 'avgpool', ['relu6'], { kernel: [3, 3], strides: [2, 2], padding: [1, 1, 1, 1], countIncludePad: true, ceilMode: true });
+  node('max', 'maxpool', ['relu6'], { kernel: [2, 2], strides: [1, 1], padding: 'SAME', dilations: [2, 2] });
+  node('pad', 'pad', ['max'], { pads: [0, 1, 0, 0, 0, 0, 2, 0], mode: 'constant', value: 0.5 });
+  // channel-wise binary ops against [C] and [1, 1, C] parameters; a rank-4 softmax over channels
+  node('sub', 'sub', ['pad', param('sub/c', [6])], {});
+  node('mul', 'mul', ['sub', param('mul/c', [1, 1, 6])], {});
+  node('chsoftmax', 'softmax', ['mul'], { axis: 3 });
+  // a reduction whose kept axes change order under NCHW (mean over H: [N, W, C]), then over W
+  node('meanH', 'mean', ['mul'], { axes: [1], keepDims: false });
+  node('sumW', 'sum', ['meanH'], { axes: [1], keepDims: false });
+  // transpose of a map, flatten in NHWC order, matmul, bias
+  node('swapHW', 'transpose', ['avg'], { perm: [0, 2, 1, 3] });
+  node('flat', 'reshape', ['swapHW'], { shape: [batch, -1] });
+  const k = g.shapeOf('flat')[1];
+  node('fc', 'matmul', ['flat', param('fc/w', [5, k])], { transA: false, transB: true });
+  node('fcb', 'bias_add', ['fc', param('fc/b', [5])], {});
+  node('gmax', 'globalmaxpool', ['relu6'], { keepDims: false });
+  node('gavg', 'globalavgpool', ['avg'], { keepDims: true });
+  node('gavgflat', 'squeeze', ['gavg'], { axes: [1, 2] });
+  node('cat', 'concat', ['fcb', 'gmax', 'sumW', 'gavgflat'], { axis: 1 });
+  node('hs', 'hardsigmoid', ['cat'], { alpha: 0.3, beta: 0.4 });
+  node('clip', 'clip', ['cat'], { lo: -0.5, hi: 0.7 });
+  node('both', 'add', ['hs', 'clip'], {});
+  node('div', 'div', ['both', param('div/c', [1, g.shapeOf('both')[1]], 1, 2)], {});
+  node('logp', 'logsoftmax', ['div'], { axis: 1 });
+  for (const v of ['logp', 'chsoftmax']) g.addOutput(v);
+  return g;
 }
