@@ -174,6 +174,20 @@ describe('ONNX export vs ONNX Runtime', () => {
   });
 });
 
+describe('incept export (arguments and errors)', () => {
+  it('needs one model and --onnx; an opset past 17 or an unknown output is one clear error', () => {
+    expect(() => parseExportArgs(['--onnx', 'x.onnx'])).toThrow(/export: give exactly one model \(got 0/);
+    expect(() => parseExportArgs(['m.safetensors'])).toThrow(/export: --onnx OUT.onnx is required/);
+    expect(() => parseExportArgs(['m.safetensors', '--onnx', 'x.onnx', '--opset', '18'])).toThrow(/--opset 18 is past 17/);
+    expect(() => parseExportArgs(['m.safetensors', '--onnx', 'x.onnx', '--opset', '12'])).toThrow(/opset/);
+    const o = parseExportArgs(['random:inception_v3', '--size', '75x75', '--depth-multiplier', '0.1', '--onnx', join(dir, 'r.onnx'), '--output', 'Mixed_5b']);
+    expect(o).toMatchObject({ model: 'random:inception_v3', outputs: ['Mixed_5b'], opset: 13, size: [75, 75] });
+    expect(exportModel(o)[0]).toMatch(/r\.onnx: ONNX opset 13, \d+ bytes, input 'input' \[N,3,75,75\], outputs 'Mixed_5b'/);
+    expect(() => exportModel({ ...o, outputs: ['Mixed_9z'] })).toThrow(/random:inception_v3: .*no end point 'Mixed_9z'/);
+    expect(() => exportModel({ ...o, onnx: join(dir, 'no-such-dir', 'r.onnx') })).toThrow(/no-such-dir\/r\.onnx/);
+  });
+});
+
 /** A graph built at another batch, given the parameter data of `from` (same names and shapes). */
 function shareParams(g: Graph, from: Graph): Graph {
   for (const p of g.params.values()) p.data = from.param(p.name).data;
