@@ -113,7 +113,7 @@ function binary(opType: string): Emit<'add' | 'mul' | 'sub' | 'div'> {
   };
 }
 
-function unary(opType: string, attrs: (n: Node) => Record<string, { float: number }> = () => ({})): Emit<Op> {
+function unary<K extends Op>(opType: string, attrs: (n: NodeOf<K>) => Record<string, { float: number }> = () => ({})): Emit<K> {
   return (e, n) => e.node(opType, n.name, [e.ref(n.inputs[0])], [n.output], attrs(n));
 }
 
@@ -265,9 +265,6 @@ export const EXPORTERS: Partial<{ [K in Op]: Emit<K> }> = {
   log: unary('Log'),
   neg: unary('Neg'),
   tanh: unary('Tanh'),
-  hardsigmoid: unary('HardSigmoid', (n) => {
-    const a = (n as NodeOf<'hardsigmoid'>).attrs;
-    return { alpha: { float: a.alpha }, beta: { float: a.beta } };
-  }),
+  hardsigmoid: unary<'hardsigmoid'>('HardSigmoid', (n) => ({ alpha: { float: n.attrs.alpha }, beta: { float: n.attrs.beta } })),
   hardswish,
 };
