@@ -139,7 +139,7 @@ describe('ONNX export vs ONNX Runtime', () => {
     const engine = await model.predict(x);
     const onnx = await runOrt(exportOnnx(one), 'image', x, [2, 9, 10, 4]);
     // A rank-4 output is NCHW in the file: back to NHWC to compare.
-    onnx.chsoftmax = nchwToNhwc(onnx.chsoftmax, model.shapeOf('chsoftmax', 2));
+    for (const v of ['chsoftmax', 'up']) onnx[v] = nchwToNhwc(onnx[v], model.shapeOf(v, 2));
     compare(engine, onnx, 'op zoo');
     model.dispose();
   });
@@ -162,14 +162,15 @@ describe('ONNX export vs ONNX Runtime', () => {
 
   it('refuses ops with no ONNX mapping, naming every such node at once', () => {
     const g = new Graph('odd');
-    g.addInput('x', [1, 4, 4, 2]);
-    g.addParam(new Parameter('w', [3, 3, 2, 2], { kind: 'zeros' }));
-    const attrs = (): ConvNodeAttrs & { outShape: [number, number] } => ({ strides: [1, 1], dilations: [1, 1], padding: 'SAME', groups: 1, outShape: [4, 4] });
-    g.addNode('up_a', 'conv_transpose', ['x', 'w'], attrs());
-    g.addNode('relu', 'relu', ['up_a'], {});
-    g.addNode('up_b', 'conv_transpose', ['relu', 'w'], attrs());
-    g.addOutput('up_b');
-    expect(() => exportOnnx(g)).toThrow(/ONNX export of odd: no ONNX mapping for 2 node\(s\): up_a \(conv_transpose\), up_b \(conv_transpose\)/);
+    g.addInput('x', [2, 3]);
+    g.addParam(new Parameter('labels', [2], { kind: 'zeros' }));
+    const loss = { logProbs: false, reduction: 'mean', ignoreIndex: null, classWeights: false } as const;
+    g.addNode('loss_a', 'class_loss', ['x', 'labels'], loss);
+    g.addNode('relu', 'relu', ['x'], {});
+    g.addNode('loss_b', 'class_loss', ['relu', 'labels'], loss);
+    g.addNode('both', 'add', ['loss_a', 'loss_b'], {});
+    g.addOutput('both');
+    expect(() => exportOnnx(g)).toThrow(/ONNX export of odd: no ONNX mapping for 2 node\(s\): loss_a \(class_loss\), loss_b \(class_loss\)/);
     expect(() => exportOnnx(g, { opset: 12 })).toThrow(/opset 12 is not supported \(13\.\.17\)/);
     expect(() => exportOnnx(g, { outputs: ['nothing'] })).toThrow(/no end point 'nothing'/);
   });
@@ -250,6 +251,9 @@ export function opZoo(batch: number): Graph {
   node('both', 'add', ['hs', 'clip'], {});
   node('div', 'div', ['both', param('div/c', [1, g.shapeOf('both')[1]], 1, 2)], {});
   node('logp', 'logsoftmax', ['div'], { axis: 1 });
-  for (const v of ['logp', 'chsoftmax']) g.addOutput(v);
+  // a grouped transposed conv whose output size needs ONNX's output_padding
+  const up = { strides: [2, 1], dilations: [1, 1], padding: 'VALID', groups: 2, outShape: [12, 12] } as ConvNodeAttrs & { outShape: [number, number] };
+  node('up', 'conv_transpose', ['relu6', param('up/w', [3, 3, 2, 6])], up);
+  for (const v of ['logp', 'chsoftmax', 'up']) g.addOutput(v);
   return g;
 }

@@ -42,6 +42,33 @@ const conv2d: Emit<'conv2d'> = (e, n) => {
   });
 };
 
+/**
+ * conv_transpose is the input gradient of conv2d(y, w): its filter [KH, KW, Co/groups, Ci] becomes
+ * ONNX's [Ci, Co/groups, KH, KW] (the same permutation as HWIO -> OIHW); the forward conv's pads,
+ * resolved over the output size, are ConvTranspose's, and output_padding makes up the rest.
+ */
+const convTranspose: Emit<'conv_transpose'> = (e, n) => {
+  const [x, w] = n.inputs;
+  const [, inH, inW] = e.shape(x);
+  const [kh, kw] = e.shape(w);
+  const a = n.attrs;
+  const r = resolveWindow(n.name, a.outShape[0], a.outShape[1], { kernel: [kh, kw], strides: a.strides, dilations: a.dilations, padding: a.padding });
+  const extra = (out: number, size: number, k: number, s: number, d: number, pads: number) => out - (s * (size - 1) + (k - 1) * d + 1 - pads);
+  const outputPadding = [
+    extra(a.outShape[0], inH, kh, r.strideH, r.dilationH, r.padTop + r.padBottom),
+    extra(a.outShape[1], inW, kw, r.strideW, r.dilationW, r.padLeft + r.padRight),
+  ];
+  if (outputPadding.some((p) => p < 0)) throw new Error(`${n.name}: ONNX ConvTranspose cannot reach ${a.outShape.join('x')} from ${inH}x${inW}`);
+  e.node('ConvTranspose', n.name, [e.nchw(x), convWeights(e, w)], [n.output], {
+    kernel_shape: [kh, kw],
+    strides: [r.strideH, r.strideW],
+    dilations: [r.dilationH, r.dilationW],
+    pads: [r.padTop, r.padLeft, r.padBottom, r.padRight],
+    output_padding: outputPadding,
+    group: a.groups,
+  });
+};
+
 /** Pools: the engine's window resolved to explicit pads, checked against ONNX's own output-size rule. */
 function pool(opType: 'MaxPool' | 'AveragePool'): Emit<'maxpool' | 'avgpool'> {
   return (e, n) => {
@@ -230,9 +257,10 @@ const pad: Emit<'pad'> = (e, n) => {
 
 const identity: Emit<'dropout'> = (e, n) => e.node('Identity', n.name, [e.ref(n.inputs[0])], [n.output]);
 
-/** Every op the exporter writes; the others (conv_transpose, class_loss) are refused by name. */
+/** Every op the exporter writes; the others (class_loss, a training loss) are refused by name. */
 export const EXPORTERS: Partial<{ [K in Op]: Emit<K> }> = {
   conv2d,
+  conv_transpose: convTranspose,
   batchnorm,
   bias_add: biasAdd,
   relu: unary('Relu'),
