@@ -5,9 +5,11 @@
 // new head exported through `incept export`, TF's MobileNet frozen graph on a fixture photo (with
 // ../shared), and the refusal of ops with no ONNX mapping. The exported file also loads back through
 // the engine's own ONNX importer.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportModel, parseExportArgs } from '../src/cli/export.ts';
@@ -22,6 +24,7 @@ import { Parameter } from '../src/graph/params.ts';
 import { decodeJpegIfast } from '../src/image/jpeg.ts';
 import { preprocessMeanStd } from '../src/image/preprocess.ts';
 import { loadModel, loadModelBytes } from '../src/import/load-model.ts';
+import { decodeModel } from '../src/import/onnx-proto.ts';
 import { readDataset, splitDataset } from '../src/train/dataset.ts';
 import type { AugmentOptions } from '../src/train/augment.ts';
 import { fineTune } from '../src/train/finetune.ts';
@@ -30,6 +33,7 @@ import { SHARED_DIR, fixturesPresent, needsTitle, randomArray } from './helpers.
 
 afterAll(closeRuntime);
 
+const BIN = fileURLToPath(new URL('../bin/incept.js', import.meta.url));
 const THIN = { inputSize: 75, depthMultiplier: 0.1, auxLogits: false } as const;
 const TOL = 1e-4;
 
@@ -137,7 +141,18 @@ describe('ONNX export vs ONNX Runtime', () => {
     const model = new Model(await getRuntime(), (b) => (b === 1 ? one : shareParams(opZoo(b), one)));
     const x = randomArray(2 * 9 * 10 * 4, 5);
     const engine = await model.predict(x);
-    const onnx = await runOrt(exportOnnx(one), 'image', x, [2, 9, 10, 4]);
+    const bytes = exportOnnx(one);
+    const file = decodeModel(bytes);
+    expect(file.opsetImport).toEqual([{ domain: '', version: 13 }]);
+    expect(file.graph.inputs.map((i) => [i.name, i.tensor?.shape])).toEqual([['image', ['N', 4, 9, 10]]]);
+    expect(file.graph.outputs.map((o) => [o.name, o.tensor?.shape])).toEqual([
+      ['logp', ['N', 23]],
+      ['chsoftmax', ['N', 6, 6, 12]],
+      ['up', ['N', 4, 12, 12]],
+    ]);
+    expect(file.graph.initializers.find((t) => t.name === 'conv/w')?.dims).toEqual([6, 2, 3, 3]); // OIHW
+    expect(decodeModel(exportOnnx(one, { fixedBatch: true, opset: 17 })).graph.inputs[0].tensor?.shape).toEqual([1, 4, 9, 10]);
+    const onnx = await runOrt(bytes, 'image', x, [2, 9, 10, 4]);
     // A rank-4 output is NCHW in the file: back to NHWC to compare.
     for (const v of ['chsoftmax', 'up']) onnx[v] = nchwToNhwc(onnx[v], model.shapeOf(v, 2));
     compare(engine, onnx, 'op zoo');
@@ -177,6 +192,16 @@ describe('ONNX export vs ONNX Runtime', () => {
 });
 
 describe('incept export (arguments and errors)', () => {
+  it('is a command of bin/incept.js: --help, and a mistake is one error line with status 1', () => {
+    const help = spawnSync(process.execPath, [BIN, 'export', '--help'], { encoding: 'utf8', timeout: 60_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/incept export MODEL --onnx OUT\.onnx/);
+    expect(help.stdout).toMatch(/--opset N/);
+    const bad = spawnSync(process.execPath, [BIN, 'export', 'model.safetensors'], { encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toBe('incept: error: export: --onnx OUT.onnx is required (usage: incept export MODEL --onnx OUT.onnx [--output NODE]... [--opset N] [--size HxW] [--depth-multiplier X] [--num-classes N])');
+  });
+
   it('needs one model and --onnx; an opset past 17 or an unknown output is one clear error', () => {
     expect(() => parseExportArgs(['--onnx', 'x.onnx'])).toThrow(/export: give exactly one model \(got 0/);
     expect(() => parseExportArgs(['m.safetensors'])).toThrow(/export: --onnx OUT.onnx is required/);
