@@ -3,8 +3,9 @@
 // on the NHWC image) to 1e-4. Covered: a thin Inception v3 with nontrivial moving statistics at
 // batch 2 (the file is exported at batch 1: the batch is dynamic), a model fine-tuned here with a
 // new head exported through `incept export`, TF's MobileNet frozen graph on a fixture photo (with
-// ../shared), and the refusal of ops with no ONNX mapping. The exported file also loads back through
-// the engine's own ONNX importer.
+// ../shared), an op zoo with every layout case (including a 4-D NCHW output), imported ONNX and TF.js
+// graphs exported again, the refusal of ops with no ONNX mapping, and the command's errors. The
+// exported Inception file also loads back through the engine's own ONNX importer.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
