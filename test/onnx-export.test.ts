@@ -210,7 +210,7 @@ describe('incept export (arguments and errors)', () => {
     expect(() => parseExportArgs(['m.safetensors', '--onnx', 'x.onnx', '--opset', '12'])).toThrow(/opset/);
     const o = parseExportArgs(['random:inception_v3', '--size', '75x75', '--depth-multiplier', '0.1', '--onnx', join(dir, 'r.onnx'), '--output', 'Mixed_5b']);
     expect(o).toMatchObject({ model: 'random:inception_v3', outputs: ['Mixed_5b'], opset: 13, size: [75, 75] });
-    expect(exportModel(o)[0]).toMatch(/r\.onnx: ONNX opset 13, \d+ bytes, input 'input' \[N,3,75,75\], outputs 'Mixed_5b'/);
+    expect(exportModel(o)[0]).toMatch(/r\.onnx: ONNX opset 13, \d+ bytes, input 'input' \[N,3,75,75\], outputs 'InceptionV3\/Mixed_5b\/concat'/);
     expect(() => exportModel({ ...o, outputs: ['Mixed_9z'] })).toThrow(/random:inception_v3: .*no end point 'Mixed_9z'/);
     expect(() => exportModel({ ...o, onnx: join(dir, 'no-such-dir', 'r.onnx') })).toThrow(/no-such-dir\/r\.onnx/);
   });

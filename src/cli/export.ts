@@ -81,7 +81,7 @@ export function exportModel(o: ExportOptions): string[] {
   }
   const [batch, ...rest] = g.inputs[0].shape;
   const dims = rest.length === 3 ? [rest[2], rest[0], rest[1]] : rest; // NCHW in the file
-  const outs = o.outputs.length ? o.outputs : g.outputs;
+  const outs = (o.outputs.length ? o.outputs : g.outputs).map((v) => (g.has(v) ? v : g.endPoint(v))); // the names in the file
   return [`${o.onnx}: ONNX opset ${o.opset}, ${bytes.byteLength} bytes, input '${g.inputs[0].name}' [${[fixedBatch ? batch : 'N', ...dims]}], outputs ${outs.map((v) => `'${v}'`).join(', ')}`];
 }
 
