@@ -3,6 +3,7 @@
 // Keras model) as an ONNX model that ONNX Runtime, PyTorch or TensorFlow can serve: NCHW float32
 // input with a dynamic batch, the graph's outputs under their names. Written atomically; no GPU.
 import { exportOnnx, MAX_EXPORT_OPSET, MIN_EXPORT_OPSET } from '../export/onnx-export.ts';
+import type { Graph } from '../graph/ir.ts';
 import { writeFileAtomic } from '../import/atomic-write.ts';
 import { UsageError } from './errors.ts';
 import { type ModelOptions, modelOptionSpecs, modelOptionsOf, openModelFile, resolveModel } from './model-options.ts';
@@ -55,19 +56,20 @@ function exportOptions(p: Parsed): ExportOptions {
   return { ...model, onnx, outputs: (p.values.output as string[] | undefined) ?? [], opset };
 }
 
-/** The model's graph at batch 1 with its parameters (a file's, or random:inception_v3's). */
-function modelGraph(o: ExportOptions) {
+/** The model's graph with its parameters (a file's, or random:inception_v3's), and whether its batch is fixed. */
+function modelGraph(o: ExportOptions): { graph: Graph; fixedBatch: boolean } {
   const full = { ...o, labels: null, crop: null, mean: null, std: null };
-  if (o.model.startsWith('random:')) return resolveModel('export', full, 'the exported file has random weights').graph();
-  return openModelFile(o.model, full, { outputs: o.outputs.length ? o.outputs : undefined }).graph;
+  if (o.model.startsWith('random:')) return { graph: resolveModel('export', full, 'the exported file has random weights').graph(), fixedBatch: false };
+  const m = openModelFile(o.model, full, { outputs: o.outputs.length ? o.outputs : undefined });
+  return { graph: m.graph, fixedBatch: m.fixedBatch !== undefined };
 }
 
 /** Exports; returns the lines to print. */
 export function exportModel(o: ExportOptions): string[] {
-  const g = modelGraph(o);
+  const { graph: g, fixedBatch } = modelGraph(o);
   let bytes: Uint8Array;
   try {
-    bytes = exportOnnx(g, { outputs: o.outputs.length ? o.outputs : undefined, opset: o.opset });
+    bytes = exportOnnx(g, { outputs: o.outputs.length ? o.outputs : undefined, opset: o.opset, fixedBatch });
   } catch (e) {
     throw new UsageError(`${o.model}: ${(e as Error).message}`);
   }
@@ -77,9 +79,10 @@ export function exportModel(o: ExportOptions): string[] {
     const msg = (e as Error).message;
     throw new UsageError(msg.startsWith(o.onnx) ? msg : `${o.onnx}: ${msg}`);
   }
-  const [, h, w, c] = g.inputs[0].shape;
-  const outs = o.outputs.length ? o.outputs : g.outputs;
-  return [`${o.onnx}: ONNX opset ${o.opset}, ${bytes.byteLength} bytes, input '${g.inputs[0].name}' [N,${c},${h},${w}], outputs ${outs.map((v) => `'${v}'`).join(', ')}`];
+  const [batch, ...rest] = g.inputs[0].shape;
+  const dims = rest.length === 3 ? [rest[2], rest[0], rest[1]] : rest; // NCHW in the file
+  const outs = (o.outputs.length ? o.outputs : g.outputs).map((v) => (g.has(v) ? v : g.endPoint(v))); // the names in the file
+  return [`${o.onnx}: ONNX opset ${o.opset}, ${bytes.byteLength} bytes, input '${g.inputs[0].name}' [${[fixedBatch ? batch : 'N', ...dims]}], outputs ${outs.map((v) => `'${v}'`).join(', ')}`];
 }
 
 export async function exportMain(argv: string[]): Promise<number> {

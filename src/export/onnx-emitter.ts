@@ -124,6 +124,11 @@ export class OnnxEmitter {
     return this.floats(`param:${v}`, v, [...p.shape], p.data);
   }
 
+  /** V laid out as a node output of its rank is (NCHW at rank 4): the input of a rank-keeping op. */
+  like(v: string): string {
+    return this.shape(v).length === 4 ? this.nchw(v) : this.ref(v);
+  }
+
   /** V in the engine's (NHWC) order. */
   plain(v: string): string {
     if (!this.isNchw(v)) return this.ref(v);

@@ -42,6 +42,33 @@ const conv2d: Emit<'conv2d'> = (e, n) => {
   });
 };
 
+/**
+ * conv_transpose is the input gradient of conv2d(y, w): its filter [KH, KW, Co/groups, Ci] becomes
+ * ONNX's [Ci, Co/groups, KH, KW] (the same permutation as HWIO -> OIHW); the forward conv's pads,
+ * resolved over the output size, are ConvTranspose's, and output_padding makes up the rest.
+ */
+const convTranspose: Emit<'conv_transpose'> = (e, n) => {
+  const [x, w] = n.inputs;
+  const [, inH, inW] = e.shape(x);
+  const [kh, kw] = e.shape(w);
+  const a = n.attrs;
+  const r = resolveWindow(n.name, a.outShape[0], a.outShape[1], { kernel: [kh, kw], strides: a.strides, dilations: a.dilations, padding: a.padding });
+  const extra = (out: number, size: number, k: number, s: number, d: number, pads: number) => out - (s * (size - 1) + (k - 1) * d + 1 - pads);
+  const outputPadding = [
+    extra(a.outShape[0], inH, kh, r.strideH, r.dilationH, r.padTop + r.padBottom),
+    extra(a.outShape[1], inW, kw, r.strideW, r.dilationW, r.padLeft + r.padRight),
+  ];
+  if (outputPadding.some((p) => p < 0)) throw new Error(`${n.name}: ONNX ConvTranspose cannot reach ${a.outShape.join('x')} from ${inH}x${inW}`);
+  e.node('ConvTranspose', n.name, [e.nchw(x), convWeights(e, w)], [n.output], {
+    kernel_shape: [kh, kw],
+    strides: [r.strideH, r.strideW],
+    dilations: [r.dilationH, r.dilationW],
+    pads: [r.padTop, r.padLeft, r.padBottom, r.padRight],
+    output_padding: outputPadding,
+    group: a.groups,
+  });
+};
+
 /** Pools: the engine's window resolved to explicit pads, checked against ONNX's own output-size rule. */
 function pool(opType: 'MaxPool' | 'AveragePool'): Emit<'maxpool' | 'avgpool'> {
   return (e, n) => {
@@ -88,15 +115,15 @@ const batchnorm: Emit<'batchnorm'> = (e, n) => {
   const c = e.shape(x).at(-1)!;
   const gamma = n.attrs.scale ? e.ref(rest.shift()!) : e.floats('ones:' + c, `${n.name}/gamma_ones`, [c], new Float32Array(c).fill(1));
   const [beta, mean, variance] = rest.map((v) => e.ref(v));
-  e.node('BatchNormalization', n.name, [e.ref(x), gamma, beta, mean, variance], [n.output], { epsilon: { float: n.attrs.epsilon } });
+  e.node('BatchNormalization', n.name, [e.like(x), gamma, beta, mean, variance], [n.output], { epsilon: { float: n.attrs.epsilon } });
 };
 
 const biasAdd: Emit<'bias_add'> = (e, n) => {
   const [x, b] = n.inputs;
-  if (!e.isNchw(x)) return e.node('Add', n.name, [e.ref(x), e.ref(b)], [n.output]);
+  if (e.shape(x).length !== 4) return e.node('Add', n.name, [e.ref(x), e.ref(b)], [n.output]);
   const c = e.shape(b)[0];
   const bias = e.isParam(b) ? e.floats(`chw:${b}`, `${b}:chw`, [c, 1, 1], e.graph.param(b).data) : reshaped(e, b, [c, 1, 1]);
-  e.node('Add', n.name, [x, bias], [n.output]);
+  e.node('Add', n.name, [e.nchw(x), bias], [n.output]);
 };
 
 function reshaped(e: OnnxEmitter, v: string, dims: number[]): string {
@@ -105,22 +132,22 @@ function reshaped(e: OnnxEmitter, v: string, dims: number[]): string {
   return name;
 }
 
-/** Binary ops broadcast in NHWC order; when a rank-4 activation takes part, every operand goes NCHW. */
+/** Binary ops broadcast in NHWC order; when the result is rank 4, every operand goes NCHW. */
 function binary(opType: string): Emit<'add' | 'mul' | 'sub' | 'div'> {
   return (e, n) => {
-    const image = n.inputs.some((v) => e.isNchw(v));
+    const image = n.shape.length === 4;
     e.node(opType, n.name, n.inputs.map((v) => (image ? e.nchw(v) : e.plain(v))), [n.output]);
   };
 }
 
-function unary(opType: string, attrs: (n: Node) => Record<string, { float: number }> = () => ({})): Emit<Op> {
-  return (e, n) => e.node(opType, n.name, [e.ref(n.inputs[0])], [n.output], attrs(n));
+function unary<K extends Op>(opType: string, attrs: (n: NodeOf<K>) => Record<string, { float: number }> = () => ({})): Emit<K> {
+  return (e, n) => e.node(opType, n.name, [e.like(n.inputs[0])], [n.output], attrs(n));
 }
 
-const clipTo = (lo: number, hi: number): Emit<Op> => (e, n) => e.node('Clip', n.name, [e.ref(n.inputs[0]), e.scalar(lo), e.scalar(hi)], [n.output]);
+const clipTo = (lo: number, hi: number): Emit<Op> => (e, n) => e.node('Clip', n.name, [e.like(n.inputs[0]), e.scalar(lo), e.scalar(hi)], [n.output]);
 
 const hardswish: Emit<'hardswish'> = (e, n) => {
-  const x = e.ref(n.inputs[0]);
+  const x = e.like(n.inputs[0]);
   const gate = e.fresh(`${n.output}:gate`);
   e.node('HardSigmoid', `${n.name}/gate`, [x], [gate], { alpha: { float: 1 / 6 }, beta: { float: 0.5 } });
   e.node('Mul', n.name, [x, gate], [n.output]);
@@ -132,7 +159,7 @@ function mappedAxes(e: OnnxEmitter, x: string, axes: number[]): { axes: number[]
   const engine = axes.map((a) => norm(a, rank));
   if (!e.isNchw(x)) return { axes: engine, orderKept: true };
   const kept = [0, 1, 2, 3].filter((a) => !engine.includes(a)).map((a) => NCHW_AXIS[a]);
-  return { axes: engine.map((a) => NCHW_AXIS[a]).sort(), orderKept: kept.every((a, i) => i === 0 || a > kept[i - 1]) };
+  return { axes: engine.map((a) => NCHW_AXIS[a]).sort((a, b) => a - b), orderKept: kept.every((a, i) => i === 0 || a > kept[i - 1]) };
 }
 
 /**
@@ -166,7 +193,7 @@ const squeeze: Emit<'squeeze'> = (e, n) => {
   const [x] = n.inputs;
   const s = e.shape(x);
   const axes = n.attrs.axes.length ? n.attrs.axes.map((a) => norm(a, s.length)) : s.flatMap((d, i) => (d === 1 ? [i] : []));
-  if (axes.length === 0) return e.node('Identity', n.name, [e.ref(x)], [n.output]);
+  if (axes.length === 0) return e.node('Identity', n.name, [e.like(x)], [n.output]);
   reduceAxes(e, n, axes, false, (out, xin, ax) => e.node('Squeeze', n.name, [xin, e.ints('axes', ax)], [out]));
 };
 
@@ -195,7 +222,7 @@ function softmax(opType: 'Softmax' | 'LogSoftmax'): Emit<'softmax' | 'logsoftmax
   return (e, n) => {
     const [x] = n.inputs;
     const axis = norm(n.attrs.axis, n.shape.length);
-    e.node(opType, n.name, [e.ref(x)], [n.output], { axis: e.isNchw(x) ? NCHW_AXIS[axis] : axis });
+    e.node(opType, n.name, [e.like(x)], [n.output], { axis: n.shape.length === 4 ? NCHW_AXIS[axis] : axis });
   };
 }
 
@@ -222,17 +249,18 @@ const pad: Emit<'pad'> = (e, n) => {
   const [x] = n.inputs;
   const rank = n.shape.length;
   const p = n.attrs.pads;
-  const pads = e.isNchw(x) ? [...NHWC_AXIS.map((a) => p[a]), ...NHWC_AXIS.map((a) => p[rank + a])] : [...p];
-  const inputs = [e.ref(x), e.ints('pads', pads)];
+  const pads = rank === 4 ? [...NHWC_AXIS.map((a) => p[a]), ...NHWC_AXIS.map((a) => p[rank + a])] : [...p];
+  const inputs = [e.like(x), e.ints('pads', pads)];
   if (n.attrs.mode === 'constant') inputs.push(e.scalar(n.attrs.value));
   e.node('Pad', n.name, inputs, [n.output], { mode: n.attrs.mode });
 };
 
-const identity: Emit<'dropout'> = (e, n) => e.node('Identity', n.name, [e.ref(n.inputs[0])], [n.output]);
+const identity: Emit<'dropout'> = (e, n) => e.node('Identity', n.name, [e.like(n.inputs[0])], [n.output]);
 
-/** Every op the exporter writes; the others (conv_transpose, class_loss) are refused by name. */
+/** Every op the exporter writes; the others (class_loss, a training loss) are refused by name. */
 export const EXPORTERS: Partial<{ [K in Op]: Emit<K> }> = {
   conv2d,
+  conv_transpose: convTranspose,
   batchnorm,
   bias_add: biasAdd,
   relu: unary('Relu'),
@@ -265,9 +293,6 @@ export const EXPORTERS: Partial<{ [K in Op]: Emit<K> }> = {
   log: unary('Log'),
   neg: unary('Neg'),
   tanh: unary('Tanh'),
-  hardsigmoid: unary('HardSigmoid', (n) => {
-    const a = (n as NodeOf<'hardsigmoid'>).attrs;
-    return { alpha: { float: a.alpha }, beta: { float: a.beta } };
-  }),
+  hardsigmoid: unary<'hardsigmoid'>('HardSigmoid', (n) => ({ alpha: { float: n.attrs.alpha }, beta: { float: n.attrs.beta } })),
   hardswish,
 };

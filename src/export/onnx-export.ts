@@ -12,6 +12,8 @@ export interface ExportOnnxOptions {
   outputs?: string[];
   /** The ai.onnx opset to declare (13..17: the ops written here mean the same in all of them). */
   opset?: number;
+  /** Keep the graph's batch size in the file (for graphs that only run at it); default: dynamic 'N'. */
+  fixedBatch?: boolean;
 }
 
 export const MIN_EXPORT_OPSET = 13;
@@ -39,8 +41,8 @@ function neededNodes(g: Graph, outputs: string[]): Node[] {
   return g.nodes.filter((n) => needed.has(n.name));
 }
 
-/** ONNX value info: float32, the batch dim symbolic where it is the input's, rank-4 dims in NCHW order. */
-function valueInfo(name: string, shape: readonly number[], batch: number): object {
+/** ONNX value info: float32, a leading dim equal to `batch` symbolic ('N'), rank-4 dims in NCHW order. */
+function valueInfo(name: string, shape: readonly number[], batch: number | null): object {
   const dims = shape.length === 4 ? NHWC_AXIS.map((a) => shape[a]) : [...shape];
   const dim = dims.map((d, i) => (i === 0 && d === batch ? { dimParam: 'N' } : { dimValue: d }));
   return { name, type: { tensorType: { elemType: 1, shape: { dim } } } };
@@ -69,7 +71,7 @@ export function exportOnnx(graph: Graph, opts: ExportOnnxOptions = {}): Uint8Arr
     }
   }
   const input = graph.inputs[0];
-  const batch = input.shape[0];
+  const batch = opts.fixedBatch ? null : input.shape[0];
   for (const v of outputs) {
     if (graph.params.has(v) || v === input.name) throw new Error(`ONNX export of ${graph.name}: output ${v} is not computed by a node`);
   }
