@@ -60,10 +60,10 @@ describe('words that say what is true', () => {
 
   it('weights fetch without a network names the host and says what to do, as one user error', async () => {
     const manifest = join(dir, 'manifest.json');
-    const entry = { url: 'http://no-such-host.invalid/x.tar.gz', archive: 'x.tar.gz', member: 'x.ckpt', format: 'V1', sha256: null, numClasses: 5 };
+    const entry = { url: 'https://no-such-host.invalid/x.tar.gz', archive: 'x.tar.gz', member: 'x.ckpt', format: 'V1', sha256: null, numClasses: 5 };
     writeFileSync(manifest, JSON.stringify({ version: 1, models: { x: entry } }));
     const r = captured(() => weightsMain(['fetch', 'x', '--manifest', manifest, '--dir', join(dir, 'w')]));
-    await expect(r).rejects.toThrow(/^weights fetch: GET http:\/\/no-such-host\.invalid\/x\.tar\.gz: cannot (find|look up) the host no-such-host\.invalid \(.*\) \[E[A-Z_]+\]$/);
+    await expect(r).rejects.toThrow(/^weights fetch: GET https:\/\/no-such-host\.invalid\/x\.tar\.gz: cannot (find|look up) the host no-such-host\.invalid \(.*\) \[E[A-Z_]+\]$/);
     await expect(r).rejects.toHaveProperty('name', 'UsageError');
   });
 
@@ -75,14 +75,14 @@ describe('words that say what is true', () => {
     expect(help.out).toMatch(/checked against the manifest's sha256 where it has one/);
   });
 
-  it('incept demo --help describes the lesion workflow', () => {
+  it('incept demo --help describes the transfer-learning workflow on real images', () => {
     const r = spawnSync(process.execPath, [BIN, 'demo', '--help'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/generated dermoscopy-like lesion images/);
-    expect(r.stdout).toMatch(/--trainable-from LAYER/);
+    expect(r.stdout).toMatch(/ImageNet layers of\s+Inception v3/);
+    expect(r.stdout).toMatch(/--data DIR\|CSV/);
     expect(r.stdout).not.toMatch(/small CNN/);
     const top = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8', timeout: 60_000 });
-    expect(top.stdout).toMatch(/demo +the whole workflow on generated lesion images/);
+    expect(top.stdout).toMatch(/demo +transfer learning from ImageNet on real medical images/);
   });
 
   it("import's notes carry the incept: prefix", async () => {
