@@ -2,7 +2,7 @@
 // src/train/transfer-experiments.ts) and the peer, with every figure, wall time and images per
 // second. Options: --isic DIR, --npz FILE, --isic-size N (default 180, the images' own size),
 // --retina-size N (default 75), --only esteva|gulshan, --isic-settings / --retina-settings
-// 'head:60,top:1:4,scratch', --limit N (first N images per class: a quick run), --cache DIR.
+// 'head:60,top:1:4,scratch', --limit N (first N images per class: a quick run), --cache DIR, --no-peer.
 import { join } from 'node:path';
 import { getRuntime } from '../src/gpu/runtime.ts';
 import { openBackbone } from '../src/train/backbones.ts';
@@ -26,6 +26,7 @@ interface Args {
   retinaSettings: string;
   limit?: number;
   cache: string;
+  peer: boolean;
 }
 
 function parse(argv: string[]): Args {
@@ -38,6 +39,7 @@ function parse(argv: string[]): Args {
     isicSettings: 'head:80,top:1:4,scratch',
     retinaSettings: 'head:80,top:1:6,scratch',
     cache: '.cache/features',
+    peer: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const v = () => argv[++i] ?? (() => { throw new UsageError(`${argv[i - 1]} needs a value`); })();
@@ -51,6 +53,7 @@ function parse(argv: string[]): Args {
       case '--retina-settings': a.retinaSettings = v(); break;
       case '--limit': a.limit = Number(v()); break;
       case '--cache': a.cache = v(); break;
+      case '--no-peer': a.peer = false; break;
       default: throw new UsageError(`bench transfer: unknown option ${argv[i]}`);
     }
   }
@@ -80,9 +83,9 @@ async function esteva(a: Args) {
   const rows = (ix: Int32Array) => ({ x: gather(r.features.global_pool, ix, r.labels.length), labels: Int32Array.from(ix, (i) => r.labels[i]) });
   const cls = r.split.taxonomyClasses;
   const score = (p: Float32Array, l: Int32Array) => rocAuc(malignantScores(p, cls, r.split.taxonomy), isicMalignant(r.split.classes, l));
-  const peer = await logisticRegressionPeer({ train: rows(r.index.train), validation: rows(r.index.validation), evaluate: rows(r.index.heldout).x, channels: c, classes: r.split.classes.length }, score);
   const held = rows(r.index.heldout).labels;
-  const peerFig = estevaFigures(peer.probs, held, cls, r.split.taxonomy, isicMalignant(r.split.classes, held));
+  const peer = a.peer ? await logisticRegressionPeer({ train: rows(r.index.train), validation: rows(r.index.validation), evaluate: rows(r.index.heldout).x, channels: c, classes: r.split.classes.length }, score) : null;
+  const peerFig = peer && estevaFigures(peer.probs, held, cls, r.split.taxonomy, isicMalignant(r.split.classes, held));
   // Test folder alone (the 118 images every copy of this data set reports on).
   const fromTest = Int32Array.from(r.split.heldoutFromTest.flatMap((t, i) => (t ? [i] : [])));
   const testOnly = (probs: Float32Array) => {
@@ -97,7 +100,7 @@ async function esteva(a: Args) {
     featureSeconds: r.featureSeconds,
     featureImagesPerSecond: r.featureImagesPerSecond,
     settings: r.results.map((s) => ({ ...s.summary, heldout: strip(s.figures as Record<string, unknown>), testFolderAuc: testOnly((s.figures as { probs: Float32Array }).probs) })),
-    peer: { method: 'multinomial logistic regression on pooled Mixed_6c (= Keras mixed5) features, standardised', fit: peer.backend, l2: peer.l2, validationAuc: peer.validationScore, seconds: peer.seconds, heldout: strip(peerFig as never), testFolderAuc: testOnly(peer.probs) },
+    peer: peer && { method: 'multinomial logistic regression on pooled Mixed_6c (= Keras mixed5) features, standardised', fit: peer.backend, l2: peer.l2, validationAuc: peer.validationScore, seconds: peer.seconds, heldout: strip(peerFig as never), testFolderAuc: testOnly(peer.probs) },
     seconds: r.seconds,
   };
 }
@@ -137,7 +140,7 @@ export async function run(argv: string[]): Promise<Report> {
     for (const s of e.settings) cases.push(result(`esteva ${s.setting} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
     cases.push(result('esteva backbone features (ms per image)', null, 1000 / e.featureImagesPerSecond, null, null));
     for (const s of e.settings) log(`esteva ${s.setting}: held-out AUC ${fmt(s.heldout.benignMalignant as never)}, 9-class accuracy ${(s.heldout.fineAccuracy as number).toFixed(3)}`);
-    log(`esteva peer (d): held-out AUC ${fmt(e.peer.heldout.benignMalignant as never)}`);
+    if (e.peer) log(`esteva peer (d): held-out AUC ${fmt(e.peer.heldout.benignMalignant as never)}`);
   }
   if (a.only !== 'esteva') {
     const g = await gulshan(a);

@@ -1,6 +1,7 @@
 // The transfer-learning peer: multinomial logistic regression on a frozen backbone's pooled
-// features, fitted by TensorFlow.js (tf.layers.dense + softmax, L2 on the weights, Adam, full batch)
-// on standardised features. The L2 strength is chosen on the validation set by the caller's score,
+// features, fitted by TensorFlow.js (softmax regression, L2 on the weights, Adam, full batch)
+// on standardised features (the tf.layers.dense + softmax model, written as its two variables so
+// each step is one small graph). The L2 strength is chosen on the validation set by the caller's score,
 // as incept's own settings are chosen.
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -32,24 +33,26 @@ function standardiser(x: Float32Array, d: number): (v: Float32Array) => Float32A
   return (v) => Float32Array.from(v, (val, i) => (val - mean[i % d]) * inv[i % d]);
 }
 
+/** Softmax regression W [d, k], b [k]: Adam on the mean cross-entropy + l2 * |W|^2, full batch. */
 async function fit(tf: Tf, x: Float32Array, labels: Int32Array, d: number, k: number, l2: number, epochs: number) {
   const n = labels.length;
-  const model = tf.sequential();
-  model.add(tf.layers.dense({ inputShape: [d], units: k, activation: 'softmax', kernelRegularizer: tf.regularizers.l2({ l2 }), kernelInitializer: 'zeros' }));
-  model.compile({ optimizer: tf.train.adam(0.01), loss: 'sparseCategoricalCrossentropy' });
   const xs = tf.tensor2d(x, [n, d]);
-  const ys = tf.tensor1d(Float32Array.from(labels));
-  await model.fit(xs, ys, { epochs, batchSize: n, shuffle: false, verbose: 0 });
+  const ys = tf.oneHot(tf.tensor1d(labels, 'int32'), k);
+  const w = tf.variable(tf.zeros([d, k]));
+  const b = tf.variable(tf.zeros([k]));
+  const opt = tf.train.adam(0.03);
+  for (let e = 0; e < epochs; e++) {
+    opt.minimize(() => tf.losses.softmaxCrossEntropy(ys, xs.matMul(w).add(b)).add(w.square().sum().mul(l2)) as import('@tensorflow/tfjs').Scalar);
+  }
   xs.dispose();
   ys.dispose();
-  return model;
+  opt.dispose();
+  return { w, b, dispose: () => (w.dispose(), b.dispose()) };
 }
 
-async function predict(tf: Tf, model: import('@tensorflow/tfjs').Sequential, x: Float32Array, d: number): Promise<Float32Array> {
-  const xs = tf.tensor2d(x, [x.length / d, d]);
-  const y = model.predict(xs) as import('@tensorflow/tfjs').Tensor;
+async function predict(tf: Tf, model: Awaited<ReturnType<typeof fit>>, x: Float32Array, d: number): Promise<Float32Array> {
+  const y = tf.tidy(() => tf.softmax(tf.tensor2d(x, [x.length / d, d]).matMul(model.w).add(model.b)));
   const out = (await y.data()) as Float32Array;
-  xs.dispose();
   y.dispose();
   return out;
 }
@@ -68,9 +71,9 @@ export async function logisticRegressionPeer(
   const z = standardiser(data.train.x, d);
   const xtr = z(data.train.x);
   const xva = z(data.validation.x);
-  let best: { l2: number; score: number; model: import('@tensorflow/tfjs').Sequential } | null = null;
-  for (const l2 of opts.l2s ?? [1e-4, 1e-3, 1e-2, 1e-1]) {
-    const model = await fit(tf, xtr, data.train.labels, d, data.classes, l2, opts.epochs ?? 300);
+  let best: { l2: number; score: number; model: Awaited<ReturnType<typeof fit>> } | null = null;
+  for (const l2 of opts.l2s ?? [1e-4, 1e-3, 1e-2]) {
+    const model = await fit(tf, xtr, data.train.labels, d, data.classes, l2, opts.epochs ?? 150);
     const s = score(await predict(tf, model, xva, d), data.validation.labels);
     if (!best || s > best.score) {
       best?.model.dispose();

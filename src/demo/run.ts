@@ -202,10 +202,10 @@ async function report(
     compare.push({ label: `${r.setting}: ${what}`, value: `test AUC ${figures.get(r)?.toFixed(3) ?? '-'}, ${r.history.length} epochs (best ${r.bestEpoch}), ${r.seconds.toFixed(0)} s, ${r.imagesSeen} images seen` });
   }
   const points = [
-    { sensitivity: op.test.sensitivity, specificity: op.test.specificity, label: `validation-chosen (sens ${op.target}): sens ${op.test.sensitivity.toFixed(3)}, spec ${op.test.specificity.toFixed(3)}` },
+    { sensitivity: op.test.sensitivity, specificity: op.test.specificity, label: `val-chosen point: sens ${op.test.sensitivity.toFixed(3)}, spec ${op.test.specificity.toFixed(3)}` },
     ...sensitivityAtSpecificity(curve, [0.9]).map((p) => ({ sensitivity: p.sensitivity, specificity: p.specificity, label: `spec 0.90: sens ${p.sensitivity.toFixed(3)}` })),
   ];
-  const rocPng = rocCurvePng(series as never, { title: `ROC: ${d.positive.name}`, points });
+  const rocPng = rocCurvePng(series as never, { title: `ROC: ${d.positive.name}`, points, width: 1000, height: 700 });
 
   log('incept demo: saliency maps (vanilla gradient of the loss) for test images');
   const tm = await wholeModel(rt, bb, runs.best, { classes: d.classes, inputSize: size });
