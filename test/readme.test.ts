@@ -17,6 +17,8 @@ const examples = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]).
  */
 const EXPECTED: { code: string; output: RegExp }[] = [
   { code: "conv2d(x, w, { padding: 'SAME' }", output: /^\[ 1, 8, 8, 16 \] Float32Array\(4\) \[(\s*1\.(2000|1999)\d*,?){4}\s*\]\n$/ },
+  // A new 9-class head on the committed ImageNet trunk: Logits [batch, 9]; the second model's head is one sigmoid.
+  { code: "tm.model.shapeOf('Logits', 4), tm.head.classes, deeper.head.kind", output: /^\[ 4, 9 \] 9 sigmoid\n$/ },
   { code: "model.predict(images, { outputs: ['Predictions', 'Mixed_6e'] })", output: /^2002 \[ 2, 17, 17, 768 \]\n[1-9]\d* dispatches, [1-9]\d* bytes of activations\n$/ },
 ];
 
