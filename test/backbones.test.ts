@@ -17,16 +17,17 @@ import { KERAS_IMAGENET_FILE, backboneFeatures, backboneModel, openBackbone } fr
 import { cachedFeatures, fromHalf, toHalf } from '../src/train/feature-cache.ts';
 import { ISIC_MALIGNANT, isicSplit, readRetinaMnist } from '../src/train/medical-data.ts';
 import { operatingPoint, sanityWarnings } from '../src/train/transfer-eval.ts';
-import { SHARED_DIR, hasShared, sharedMissingMessage } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent } from './helpers.ts';
 
 afterAll(closeRuntime);
 
 const KERAS_DIR = join(SHARED_DIR, 'fixtures/tfjs-inception-v3');
 const ISIC = join(SHARED_DIR, 'fixtures/isic-skin');
 const RETINA = join(SHARED_DIR, 'fixtures/retinamnist/retinamnist.npz');
-const haveKeras = hasShared && existsSync(join(KERAS_DIR, 'model.json'));
-const haveIsic = hasShared && existsSync(join(ISIC, 'Test'));
-const haveRetina = hasShared && existsSync(RETINA);
+// Under CI a missing fixture fails the run (fixturesPresent); elsewhere the block skips.
+const haveKeras = fixturesPresent([join(KERAS_DIR, 'model.json')]);
+const haveIsic = fixturesPresent([join(ISIC, 'Test')]);
+const haveRetina = fixturesPresent([RETINA]);
 
 describe('Inception v3 ranges (slim final_endpoint, input at an end point)', () => {
   it('builds the base through Mixed_6c and the top from a cached map with the same names', () => {
@@ -49,7 +50,6 @@ describe('Inception v3 ranges (slim final_endpoint, input at an end point)', () 
 });
 
 describe.skipIf(!haveKeras)('Keras InceptionV3 ImageNet layers', () => {
-  it.runIf(!haveKeras)('skipped', () => console.log(sharedMissingMessage('the Keras InceptionV3 test')));
 
   it('maps the 50 frozen convolutions and refuses the re-tuned ones', () => {
     const m = readTfjsLayersModel(KERAS_DIR);
@@ -88,8 +88,9 @@ describe.skipIf(!haveKeras)('Keras InceptionV3 ImageNet layers', () => {
 
   it('Mixed_6c of real skin images matches TF.js running the Keras model', async () => {
     const size = 107;
-    const files = ['melanoma', 'nevus'].map((d) => join(ISIC, 'Test', d)).filter(existsSync).map((d) => join(d, readdirSync(d).sort()[0]));
-    if (files.length < 2) return console.log(sharedMissingMessage('the ISIC images'));
+    const folders = ['melanoma', 'nevus'].map((d) => join(ISIC, 'Test', d));
+    expect(fixturesPresent(folders), `ISIC Test folders ${folders.join(', ')}`).toBe(true);
+    const files = folders.map((d) => join(d, readdirSync(d).sort()[0]));
     const bb = openBackbone('keras-inception-v3');
     const pre = bb.preprocessing(size);
     const per = size * size * 3;
