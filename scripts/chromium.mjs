@@ -9,9 +9,10 @@
 //     --dry-run  print what would be installed instead of installing it
 // Exit status: 0 when Chromium is there (or would be, in a dry run); 1 otherwise, with the reason.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { aptInstall, isDebian } from './apt.mjs';
 
 /** Where Debian, Ubuntu and others put it; INCEPT_CHROMIUM (a path) comes first when set. */
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
@@ -66,12 +67,6 @@ export function chromiumVersion(path) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
-function isDebian() {
-  if (process.platform !== 'linux' || !existsSync('/etc/os-release')) return false;
-  const text = readFileSync('/etc/os-release', 'utf8');
-  return /^ID="?debian"?$/m.test(text);
-}
-
 const HOW =
   'install Chromium (Debian/Ubuntu: apt-get install chromium; Fedora: dnf install chromium) ' +
   'or point INCEPT_CHROMIUM at a Chromium or Chrome executable';
@@ -98,26 +93,11 @@ export function ensureChromium(options = {}) {
   if (process.getuid?.() !== 0) {
     return { path: null, installed: false, reason: 'no Chromium found; as root, run: apt-get update && apt-get install -y chromium fonts-liberation' };
   }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   // Without recommends (a desktop's worth of packages), so add a font: a bare machine may have none
   // and pages would render text as boxes.
-  const steps = [
-    ['apt-get', ['update', '-qq']],
-    ['apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium', 'fonts-liberation']],
-  ];
   log("no Chromium found; installing Debian's chromium package with apt-get (a few minutes)");
-  for (const [cmd, argv] of steps) {
-    if (dryRun) {
-      log(`[dry run] would run: ${[cmd, ...argv].join(' ')}`);
-      continue;
-    }
-    log(`running: ${[cmd, ...argv].join(' ')}`);
-    // apt's own output goes to stderr so that a caller reading stdout (vitest) keeps it readable.
-    const r = spawnSync(cmd, argv, { stdio: ['ignore', quiet ? 'ignore' : 2, 2], env });
-    if (r.error || r.status !== 0) {
-      return { path: null, installed: false, reason: `'${[cmd, ...argv].join(' ')}' failed (${r.error?.message ?? `exit status ${r.status}`})` };
-    }
-  }
+  const failed = aptInstall(['chromium', 'fonts-liberation'], { dryRun, quiet, log });
+  if (failed) return { path: null, installed: false, reason: failed };
   if (dryRun) return { path: null, installed: false, reason: 'dry run: nothing installed' };
   const path = findChromium();
   if (!path) return { path: null, installed: false, reason: 'apt-get installed chromium but no chromium executable was found' };

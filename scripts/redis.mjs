@@ -11,12 +11,13 @@
 // startRedis() runs a private server on loopback: a free port, a temporary directory, the
 // append-only file on (so a restart keeps the queue), no RDB snapshots; stop() kills it and
 // restart() brings it back on the same port with the same data.
-import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { aptInstall, isDebian } from './apt.mjs';
 
 const say = (msg) => console.log(`incept redis: ${msg}`);
 
@@ -39,11 +40,6 @@ export function findRedis() {
   return null;
 }
 
-function isDebian() {
-  if (process.platform !== 'linux' || !existsSync('/etc/os-release')) return false;
-  return /^ID="?debian"?$/m.test(readFileSync('/etc/os-release', 'utf8'));
-}
-
 const HOW = 'install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or point INCEPT_REDIS_SERVER at redis-server';
 
 /**
@@ -63,24 +59,9 @@ export function ensureRedis(options = {}) {
   if (process.env.INCEPT_REDIS_SERVER) return { path: null, installed: false, reason: `INCEPT_REDIS_SERVER=${process.env.INCEPT_REDIS_SERVER} is not an executable file` };
   if (!isDebian()) return { path: null, installed: false, reason: `no redis-server found and this is not Debian; ${HOW}` };
   if (process.getuid?.() !== 0) return { path: null, installed: false, reason: 'no redis-server found; as root, run: apt-get update && apt-get install -y redis-server' };
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const steps = [
-    ['apt-get', ['update', '-qq']],
-    ['apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server']],
-  ];
   log("no redis-server found; installing Debian's redis-server package with apt-get");
-  for (const [cmd, argv] of steps) {
-    if (dryRun) {
-      log(`[dry run] would run: ${[cmd, ...argv].join(' ')}`);
-      continue;
-    }
-    log(`running: ${[cmd, ...argv].join(' ')}`);
-    // apt's output goes to stderr so that a caller reading stdout (vitest) keeps it readable.
-    const r = spawnSync(cmd, argv, { stdio: ['ignore', quiet ? 'ignore' : 2, 2], env });
-    if (r.error || r.status !== 0) {
-      return { path: null, installed: false, reason: `'${[cmd, ...argv].join(' ')}' failed (${r.error?.message ?? `exit status ${r.status}`})` };
-    }
-  }
+  const failed = aptInstall(['redis-server'], { dryRun, quiet, log });
+  if (failed) return { path: null, installed: false, reason: failed };
   if (dryRun) return { path: null, installed: false, reason: 'dry run: nothing installed' };
   const path = findRedis();
   if (!path) return { path: null, installed: false, reason: 'apt-get installed redis-server but no redis-server executable was found' };
