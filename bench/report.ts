@@ -1,9 +1,10 @@
 // Shared output of every bench suite: one table on stdout and, with --json FILE, the same figures
 // as JSON: {"suite", "adapter", "timing", "cases": [{"name", "flops", "ms", "gflops", "peer", "peer_ms",
 // "speedup", "peak_bytes"}]}, null where a field does not apply.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../src/cli/errors.ts';
+import { writeFileAtomic } from '../src/import/atomic-write.ts';
 
 export { UsageError };
 
@@ -85,7 +86,8 @@ export function formatTable(report: Report): string {
 
 export function writeJson(file: string, report: Report): void {
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  // Atomic: a bench killed mid-write leaves the previous JSON, never half of one.
+  writeFileAtomic(file, [Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]);
 }
 
 /** Options every suite understands; the rest of argv is left to the suite. */

@@ -6,6 +6,13 @@
 process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Dawn warns when it is unset
 
 if (process.env.INCEPT_CHILD === '1' || process.env.INCEPT_RAW_STDERR === '1') {
+  // The launcher's IPC channel closes when the launcher dies, even by SIGKILL from a supervisor:
+  // end as on SIGTERM (runs checkpoint, the worker finishes its job) rather than run on orphaned.
+  // unref: the channel must not keep a finished command alive.
+  if (process.channel) {
+    process.channel.unref();
+    process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  }
   // An installed package runs its compiled JavaScript (dist/); a clone runs the sources through tsx.
   const { existsSync } = await import('node:fs');
   const fromSource = existsSync(new URL('../src/cli/main.ts', import.meta.url));
@@ -31,5 +38,5 @@ if (process.env.INCEPT_CHILD === '1' || process.env.INCEPT_RAW_STDERR === '1') {
     // The child's stderr is a pipe to this filter: tell it whether the user sees a terminal (progress bars).
     INCEPT_STDERR_TTY: process.stderr.isTTY ? '1' : '0',
     INCEPT_STDERR_COLUMNS: String(process.stderr.columns ?? ''),
-  });
+  }, { ipc: true });
 }

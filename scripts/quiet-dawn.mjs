@@ -11,9 +11,14 @@ import { fileURLToPath } from 'node:url';
 
 const NOISE = /^Warning: maxDynamic\w+ artificially reduced /;
 
-/** Spawns node with `args`; resolves to the exit status to use. */
-export function runQuiet(args, env = process.env) {
-  const child = spawn(process.execPath, args, { stdio: ['inherit', 'inherit', 'pipe'], env });
+/**
+ * Spawns node with `args`; resolves to the exit status to use. `ipc: true` adds an IPC channel
+ * whose only job is to close when this process dies, even by SIGKILL: a child that listens for
+ * 'disconnect' (bin/incept.js does) then ends itself instead of running on orphaned.
+ */
+export function runQuiet(args, env = process.env, { ipc = false } = {}) {
+  const stdio = ipc ? ['inherit', 'inherit', 'pipe', 'ipc'] : ['inherit', 'inherit', 'pipe'];
+  const child = spawn(process.execPath, args, { stdio, env });
   let pending = '';
   let said = false;
   child.stderr.setEncoding('utf8');

@@ -4,7 +4,7 @@
 // here from the model's definition; then the same with one worker killed by SIGKILL while it is
 // in the middle of a shard, and with Redis restarted in the middle of the run.
 // Skips, saying why, when there is no redis-server and it cannot be installed (scripts/redis.mjs).
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -229,6 +229,33 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     expect(shardsDone(procs).computed).toHaveLength(done.computed.length);
     checkResults(out);
     await Promise.all(procs.map(stop));
+  });
+
+  it('a worker whose launcher a supervisor SIGKILLs ends too, instead of running on orphaned', async () => {
+    // Through the filtering launcher (no INCEPT_RAW_STDERR): the worker is its child, idle and
+    // silent while it waits for jobs, so only the launcher's IPC channel can tell it to stop.
+    const log = join(dir, 'orphan-worker.log');
+    const fd = openSync(log, 'a');
+    const launcher = spawn(process.execPath, [join(ROOT, 'bin/incept.js'), 'worker', '--queue', server.url, '--queue-name', 'orphan'], { cwd: ROOT, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    await until('the worker to start', () => /taking jobs/.test(readFileSync(log, 'utf8')));
+    const ps = spawnSync('ps', ['-o', 'pid=', '--ppid', String(launcher.pid)], { encoding: 'utf8' });
+    const worker = Number(ps.stdout.trim());
+    expect(worker).toBeGreaterThan(0);
+    launcher.kill('SIGKILL');
+    const alive = () => {
+      try {
+        process.kill(worker, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await until('the orphaned worker to end', () => !alive(), 30_000);
+    } finally {
+      if (alive()) process.kill(worker, 'SIGKILL');
+    }
   });
 
   it('a worker killed by SIGKILL in the middle of a shard: its shard is retried elsewhere, every image still once', async () => {

@@ -26,8 +26,6 @@ import { openModelFile, randomInputSize, userStep } from './model-options.ts';
 import { clearUntrainedRun, removeOrphans, runDirState } from '../train/run-dir.ts';
 import { DEFAULTS, HELP, type TrainOptions, parseTrainArgs } from './train-options.ts';
 
-const RUN_JSON = 'run.json';
-
 /** Turns library errors about the user's input into one-line usage errors. */
 function userError(e: unknown): UsageError {
   if (e instanceof UsageError) return e;
@@ -112,8 +110,8 @@ export async function trainMain(argv: string[]): Promise<number> {
 
 /** The options a run was started with (its run.json). */
 function savedOptions(runDir: string, given: string): TrainOptions {
-  const runFile = join(runDir, RUN_JSON);
-  if (!existsSync(runFile)) throw new UsageError(`${given}: not a run directory (no ${RUN_JSON})`);
+  const runFile = join(runDir, RUN_FILES.run);
+  if (!existsSync(runFile)) throw new UsageError(`${given}: not a run directory (no ${RUN_FILES.run})`);
   try {
     return { ...DEFAULTS, ...(JSON.parse(readFileSync(runFile, 'utf8')).options as TrainOptions) };
   } catch (e) {
@@ -185,7 +183,7 @@ async function startRun(o: TrainOptions, runDir: string): Promise<number> {
   }
   mkdirSync(runDir, { recursive: true });
   const saved = { ...o, data: resolve(o.data), classes: o.classes ? resolve(o.classes) : null, out: runDir, stopAfterSteps: null, resume: null };
-  writeFileAtomic(join(runDir, RUN_JSON), [Buffer.from(`${JSON.stringify({ version: 1, options: saved }, null, 2)}\n`)]);
+  writeFileAtomic(join(runDir, RUN_FILES.run), [Buffer.from(`${JSON.stringify({ version: 1, options: saved }, null, 2)}\n`)]);
   return run(o, tm, data, runDir, false);
 }
 

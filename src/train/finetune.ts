@@ -31,16 +31,11 @@ import { type HeadSpec, type TransferModel, parseHead, saveTransferModel } from 
 import { Loader } from './loader.ts';
 import { oneVsRestRoc, rocAuc } from './roc.ts';
 import type { OptimizerConfig } from './optimizers.ts';
-import { refuseExistingRun } from './run-dir.ts';
+import { RUN_FILES, refuseExistingRun } from './run-dir.ts';
 import { type EpochRecord, MetricsLog, type MetricsRecord, Progress, type ProgressMode, type StepRecord, formatEpoch, writeCurves } from './progress.ts';
 import { Trainer } from './trainer.ts';
 
-export const RUN_FILES = {
-  checkpoint: 'checkpoint.safetensors',
-  model: 'model.safetensors',
-  metrics: 'metrics.jsonl',
-  curves: 'curves.png',
-} as const;
+export { RUN_FILES };
 
 export interface FineTuneData {
   train: Dataset;

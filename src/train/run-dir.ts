@@ -7,14 +7,14 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'nod
 import { join } from 'node:path';
 import { orphanedTemporaries } from '../import/atomic-write.ts';
 
-/** The files of a run directory (the same names as finetune.ts's RUN_FILES). */
-export const RUN_DIR_FILES = {
+/** The files of a run directory: the one list of their names (finetune.ts and the CLI import it). */
+export const RUN_FILES = {
   run: 'run.json',
   checkpoint: 'checkpoint.safetensors',
   model: 'model.safetensors',
   metrics: 'metrics.jsonl',
   curves: 'curves.png',
-};
+} as const;
 
 export interface RunDirState {
   /** run.json or a checkpoint is there. */
@@ -49,15 +49,15 @@ function checkpointState(path: string): { step: number; epochsDone: number } | n
 
 export function runDirState(dir: string): RunDirState {
   const has = (f: string) => existsSync(join(dir, f));
-  const ck = has(RUN_DIR_FILES.checkpoint) ? checkpointState(join(dir, RUN_DIR_FILES.checkpoint)) : null;
-  const holdsRun = has(RUN_DIR_FILES.run) || has(RUN_DIR_FILES.checkpoint);
-  const trained = has(RUN_DIR_FILES.model) || (ck !== null && ck.step > 0) || (has(RUN_DIR_FILES.checkpoint) && ck === null);
+  const ck = has(RUN_FILES.checkpoint) ? checkpointState(join(dir, RUN_FILES.checkpoint)) : null;
+  const holdsRun = has(RUN_FILES.run) || has(RUN_FILES.checkpoint);
+  const trained = has(RUN_FILES.model) || (ck !== null && ck.step > 0) || (has(RUN_FILES.checkpoint) && ck === null);
   return { holdsRun, step: ck?.step ?? null, epochsDone: ck?.epochsDone ?? 0, trained };
 }
 
 /** Removes the temporary files that killed atomic writes of the run's files left behind; returns them. */
 export function removeOrphans(dir: string): string[] {
-  const orphans = Object.values(RUN_DIR_FILES).flatMap((f) => orphanedTemporaries(join(dir, f)));
+  const orphans = Object.values(RUN_FILES).flatMap((f) => orphanedTemporaries(join(dir, f)));
   for (const f of orphans) rmSync(f, { force: true });
   return orphans;
 }
@@ -67,7 +67,7 @@ export function clearUntrainedRun(dir: string): void {
   const s = runDirState(dir);
   if (s.trained) throw new Error(`${dir}: the run there has trained (step ${s.step ?? '?'}); not clearing it`);
   removeOrphans(dir);
-  for (const f of Object.values(RUN_DIR_FILES)) rmSync(join(dir, f), { force: true });
+  for (const f of Object.values(RUN_FILES)) rmSync(join(dir, f), { force: true });
 }
 
 /**
@@ -75,6 +75,6 @@ export function clearUntrainedRun(dir: string): void {
  * `incept train` does (run.json alone is what the CLI writes just before it starts a run).
  */
 export function refuseExistingRun(dir: string, who = 'fineTune'): void {
-  const file = [RUN_DIR_FILES.checkpoint, RUN_DIR_FILES.model].find((f) => existsSync(join(dir, f)));
+  const file = [RUN_FILES.checkpoint, RUN_FILES.model].find((f) => existsSync(join(dir, f)));
   if (file) throw new Error(`${who}: ${dir} already holds a run (${file}); pass resume: true to continue it, or choose another runDir`);
 }
