@@ -290,7 +290,7 @@ table.errors img.thumb { display: block; border: 1px solid var(--line); }
 .saliency-card .maps { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; margin-top: 8px; }
 .saliency-card .maps img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .saliency-card .maps img.seen { image-rendering: pixelated; }
-.saliency-card p.zero { min-width: 240px; padding: 24px 14px; background: var(--warn-bg); color: var(--warn); border: 1px dashed var(--warn); font-weight: bold; }
+.saliency-card p.zero { width: 256px; min-height: 120px; margin: 0; padding: 24px 14px; background: var(--warn-bg); color: var(--warn); border: 1px dashed var(--warn); font-weight: bold; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 `;
 

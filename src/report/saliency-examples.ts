@@ -49,7 +49,9 @@ async function oneMap(model: Model, x: Float32Array, display: ReturnType<typeof 
     : opts.method === 'gradcam'
       ? 'no position of the layer raises the class score'
       : 'the gradient vanished: the prediction is saturated or the path is dead';
-  const fig = saliencyFigure(display, r.map, { sourceWidth: source.width, sourceHeight: source.height, allZero: r.allZero, why });
+  // Grad-CAM's raw map is the layer's h x w grid: at 1 x 1 it cannot say where.
+  const uniformWhy = opts.method === 'gradcam' && r.raw.length === 1 ? 'the layer is 1x1 at this input size, so Grad-CAM has no spatial detail' : undefined;
+  const fig = saliencyFigure(display, r.map, { sourceWidth: source.width, sourceHeight: source.height, allZero: r.allZero, why, uniformWhy });
   return 'note' in fig ? { method: label, note: fig.note } : { method: label, png: fig.png };
 }
 

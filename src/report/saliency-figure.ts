@@ -33,16 +33,29 @@ export type SaliencyFigure = { png: Buffer; width: number; height: number } | { 
  * pixel, >= 0), or a note when the map is all zeros. `allZero` is the saliency result's own verdict
  * where it gives one; the map is checked either way.
  */
-export function saliencyFigure(image: RgbImage, map: ArrayLike<number>, opts: SaliencyFigureOptions & { allZero?: boolean; why?: string } = {}): SaliencyFigure {
+export function saliencyFigure(image: RgbImage, map: ArrayLike<number>, opts: SaliencyFigureOptions & { allZero?: boolean; why?: string; uniformWhy?: string } = {}): SaliencyFigure {
   if (map.length !== image.width * image.height) throw new Error(`saliencyFigure: the map has ${map.length} values; the ${image.width}x${image.height} image needs ${image.width * image.height}`);
   if (opts.allZero || isAllZero(map)) {
     return { note: `map is all zeros (${opts.why ?? 'the gradient vanished for this image and class'}): nothing to draw` };
   }
+  // A constant map scales to one colour everywhere: a picture that says nothing about where.
+  if (isUniform(map)) return { note: `map is uniform (${opts.uniformWhy ?? 'every pixel scores the same'}): nothing to draw` };
   const { width, height } = figureSize(image.width, image.height, opts);
   const big = resizeImage(image, width, height);
   const bigMap = resizeBilinear(map, image.height, image.width, 1, height, width);
   const picture = overlay(big, bigMap, { colorMap: opts.colorMap });
   return { png: withColorBar(picture, opts.colorMap ?? 'inferno'), width: width + COLOR_BAR_AREA, height };
+}
+
+/** Equal everywhere to rounding (an upsampled 1 x 1 map differs by an ulp here and there). */
+function isUniform(map: ArrayLike<number>): boolean {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < map.length; i++) {
+    lo = Math.min(lo, map[i]);
+    hi = Math.max(hi, map[i]);
+  }
+  return hi - lo <= 1e-6 * Math.abs(hi);
 }
 
 /** The picture with a vertical colour scale on its right: low (0) at the bottom, high at the top. */
@@ -51,8 +64,11 @@ function withColorBar(picture: RgbImage, colorMap: ColorMap): Buffer {
   const c = new Canvas(width + COLOR_BAR_AREA, height);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const p = (y * width + x) * 3;
-      c.blend(x, y, [picture.data[p], picture.data[p + 1], picture.data[p + 2]]);
+      const from = (y * width + x) * 3;
+      const to = (y * c.width + x) * 4; // opaque already
+      c.data[to] = picture.data[from];
+      c.data[to + 1] = picture.data[from + 1];
+      c.data[to + 2] = picture.data[from + 2];
     }
   }
   const x0 = width + BAR.gap;
