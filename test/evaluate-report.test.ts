@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EvaluationResult, evaluateMain } from '../src/cli/evaluate.ts';
+import { type EvaluationResult, evaluateMain, parseEvaluateArgs } from '../src/cli/evaluate.ts';
 import { classify, parseClassifyArgs } from '../src/cli/classify.ts';
 import { trainMain } from '../src/cli/train.ts';
 import { generateLesionDataset } from '../src/demo/lesions.ts';
@@ -124,6 +124,14 @@ describe('provenance', () => {
   });
 });
 
+describe('options', () => {
+  it('--saliency N with --report (default 4), refused without it', () => {
+    expect(parseEvaluateArgs(['--data', 'd', '--model', 'm', '--report', 'r.html'])!.saliency).toBe(4);
+    expect(parseEvaluateArgs(['--data', 'd', '--model', 'm', '--report', 'r.html', '--saliency', '0'])!.saliency).toBe(0);
+    expect(() => parseEvaluateArgs(['--data', 'd', '--model', 'm', '--saliency', '2'])).toThrow(/--saliency applies with --report/);
+  });
+});
+
 describe('predictions', () => {
   // 6 images, 3 classes; rows 1, 2, 4 are wrong with confidences 0.6, 0.8, 0.8 (a tie: file order).
   const classes = ['a', 'b', 'c'];
@@ -230,7 +238,7 @@ describe('incept evaluate --report end to end (tiny model, lavapipe)', () => {
     // And every probability is classify's for that file.
     const scored = await classify(parseClassifyArgs([...pred.predictions.map((p: { file: string }) => p.file), '--model', join(run, 'model.safetensors'), '--top', '2']));
     scored.forEach((c, i) => {
-      for (const t of c.top) expect(pred.predictions[i].probabilities[t.label]).toBeCloseTo(t.prob, 5);
+      for (const t of c.top) expect(pred.predictions[i].probabilities[t.label!]).toBeCloseTo(t.prob, 5);
     });
 
     const page = readFileSync(html, 'utf8');

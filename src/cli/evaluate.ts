@@ -137,6 +137,7 @@ export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
     results: v.results ?? null,
     progress: v.progress ?? 'auto',
   };
+  if (v.saliency !== undefined && !o.report) throw new UsageError('evaluate: --saliency applies with --report (the maps go into the HTML report)');
   if ((o.level !== null || o.nodes !== null) && !o.taxonomy) throw new UsageError('evaluate: --level and --nodes need --taxonomy');
   if (o.taxonomy && (o.level === null) === (o.nodes === null)) throw new UsageError('evaluate: --taxonomy needs one of --level N or --nodes A,B');
   const missing = ['data', 'model'].filter((k) => !o[k as 'data' | 'model']);

@@ -125,6 +125,8 @@ function runRows(runDir: string, o: RunOptions, splits: RunSplits | null, splits
     { label: 'Training data', value: `${o.data} (augmentation ${o.augment}, seed ${o.seed})` },
   ];
   if (splits) {
+    // --bad-images skip dropped unreadable images before the split: recomputed without them, the split may differ.
+    if (o.badImages === 'skip') rows.push({ label: '  splits', value: "recomputed from the data; the run skipped unreadable images, so the counts may differ slightly" });
     for (const split of ['train', 'validation', 'test'] as const) {
       const n = splits.counts[split].reduce((a, b) => a + b, 0);
       if (n > 0 || split !== 'test') rows.push({ label: `  ${split} split`, value: countsText(splits.classes, splits.counts[split]) });
