@@ -230,6 +230,7 @@ describe('incept evaluate --report end to end (tiny model, lavapipe)', () => {
     const r = JSON.parse(readFileSync(json, 'utf8')) as EvaluationResult;
     const pred = JSON.parse(readFileSync(join(dir, 'eval', 'predictions.json'), 'utf8'));
     expect(pred.evaluated).toBe('held-out test split');
+    expect(r.evaluated).toBe('held-out test split');
     expect(pred.count).toBe(r.count);
     // The confusion matrix of the records is the evaluation's.
     const confusion = r.classes.map(() => r.classes.map(() => 0));

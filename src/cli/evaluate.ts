@@ -175,6 +175,8 @@ export interface EvaluationResult {
   binary: BinaryResult | null;
   /** With --taxonomy: the model's training classes, summed up to `classes`. */
   trainingClasses: string[] | null;
+  /** With --report: what the data is (the run's held-out test split, its validation split, user-supplied...). */
+  evaluated?: string;
   /** With --report: where the HTML report was written, and predictions.json. */
   report?: string;
   predictions?: string;
@@ -397,9 +399,11 @@ async function writeHtmlReport(o: EvaluateOptions, m: LoadedModel, s: Scored, r:
     dataLabel,
     notes: [...notes, ...saliencyCards.notes.map((text) => ({ level: 'info' as const, text }))],
   });
-  data.provenance = prov.rows;
+  // One "Model and data" block: the demo's run summary would repeat it.
+  data.provenance = [...prov.rows, { label: 'Classes', value: `${classes.length}: ${classes.join(', ')}` }];
   data.evaluated = evaluated.text;
-  data.summary = { classNames: classes, imageCounts: { [dataLabel]: labels.length } };
+  data.summary = undefined;
+  r.evaluated = evaluated.kind;
   data.worstErrors = worstErrorsTable(records, predictionsFile);
   if (saliencyCards.cards.length) {
     data.saliency = {
