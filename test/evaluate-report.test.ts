@@ -130,6 +130,12 @@ describe('options', () => {
     expect(parseEvaluateArgs(['--data', 'd', '--model', 'm', '--report', 'r.html', '--saliency', '0'])!.saliency).toBe(0);
     expect(() => parseEvaluateArgs(['--data', 'd', '--model', 'm', '--saliency', '2'])).toThrow(/--saliency applies with --report/);
   });
+
+  it('a predictions.json that could not be written beside the report fails first, naming it', async () => {
+    const out = join(dir, 'blocked');
+    mkdirSync(join(out, 'predictions.json'), { recursive: true });
+    await expect(evaluateMain(['--data', 'nowhere', '--model', 'none', '--report', join(out, 'r.html')])).rejects.toThrow(/--report \(predictions.json beside it\) .*predictions.json: is a folder/);
+  });
 });
 
 describe('predictions', () => {

@@ -355,6 +355,9 @@ function score(o: EvaluateOptions, s: Scored, trainingClasses: string[] | null):
   return { result, labels, ovr };
 }
 
+/** Every image's prediction goes beside the report. */
+const predictionsPath = (report: string) => join(dirname(resolve(report)), 'predictions.json');
+
 /** The table of the most confident mistakes, each with a thumbnail of its source image. */
 function worstErrorsTable(records: PredictionRecord[], predictionsFile: string): WorstErrorsSection {
   const rows = worstErrors(records, 12).map((i) => {
@@ -378,7 +381,7 @@ async function writeHtmlReport(o: EvaluateOptions, m: LoadedModel, s: Scored, r:
   const evaluated = describeEvaluatedData(files, o.data, o.split, prov);
   const dataLabel = evaluatedLabel(evaluated.kind);
   const records = predictionRecords(files, labels, s.probs, classes);
-  const predictionsFile = join(dirname(resolve(o.report!)), 'predictions.json');
+  const predictionsFile = predictionsPath(o.report!);
   mkdirSync(dirname(predictionsFile), { recursive: true });
   writePredictions(predictionsFile, { model: o.model, data: o.data, split: o.split, evaluated: evaluated.kind, classes }, records);
   r.predictions = predictionsFile;
@@ -434,7 +437,10 @@ function writeFigures(o: EvaluateOptions, r: EvaluationResult, labels: Int32Arra
 /** Every output path is checked before the work: a typo costs a second, not the run. */
 function checkOutputs(o: EvaluateOptions): void {
   if (o.json) checkOutputFile('--json', o.json);
-  if (o.report) checkOutputFile('--report', o.report);
+  if (o.report) {
+    checkOutputFile('--report', o.report);
+    checkOutputFile('--report (predictions.json beside it)', predictionsPath(o.report));
+  }
   if (o.out) checkOutputFolder('--out', o.out);
   if (o.results) ResultsFile.check(o.results);
 }
