@@ -17,7 +17,7 @@ import { colorAt } from '../src/explain/heatmap.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { type ReportData, renderReport } from '../src/report/html.ts';
 import { predictionRecords, shrink, worstErrors, writePredictions } from '../src/report/predictions.ts';
-import { UNKNOWN_RUN, describeEvaluatedData, readProvenance } from '../src/report/provenance.ts';
+import { UNKNOWN_RUN, describeEvaluatedData, readProvenance, runSplitOf } from '../src/report/provenance.ts';
 import { COLOR_BAR_AREA, COLOR_BAR_GEOMETRY, MAX_SIDE, saliencyFigure } from '../src/report/saliency-figure.ts';
 
 afterAll(closeRuntime);
@@ -121,6 +121,12 @@ describe('provenance', () => {
     const user = describeEvaluatedData([other], 'elsewhere', 'all', p);
     expect(user.kind).toBe('user-supplied data');
     expect(user.warning).toBeUndefined();
+    expect([files.train[0], files.validation[1], files.test[2], other].map((f) => runSplitOf(f, p.splits))).toEqual(['train', 'validation', 'test', 'not in the run']);
+    expect(runSplitOf(other, null)).toBeNull();
+    // The worst-errors table names each image's split only when they differ.
+    const row = (runSplit: string) => ({ file: 'f.png', trueLabel: 'a', predictedLabel: 'b', probability: 0.9, trueProbability: 0.1, runSplit });
+    expect(renderReport({ worstErrors: { rows: [row('train'), row('test')], wrong: 2, total: 2 } })).toContain('<th>Run split</th>');
+    expect(renderReport({ worstErrors: { rows: [row('test'), row('test')], wrong: 2, total: 2 } })).not.toContain('<th>Run split</th>');
   });
 });
 
@@ -237,6 +243,7 @@ describe('incept evaluate --report end to end (tiny model, lavapipe)', () => {
     const pred = JSON.parse(readFileSync(join(dir, 'eval', 'predictions.json'), 'utf8'));
     expect(pred.evaluated).toBe('held-out test split');
     expect(r.evaluated).toBe('held-out test split');
+    expect(pred.predictions.every((p: { runSplit: string }) => p.runSplit === 'test')).toBe(true);
     expect(pred.count).toBe(r.count);
     // The confusion matrix of the records is the evaluation's.
     const confusion = r.classes.map(() => r.classes.map(() => 0));

@@ -18,7 +18,7 @@ import { confusionMatrixPng, rocCurvePng, type RocSeries } from '../report/figur
 import { buildEvaluationReport } from '../report/evaluate-report.ts';
 import { type Note, type WorstErrorsSection, writeReport } from '../report/html.ts';
 import { type PredictionRecord, predictionRecords, thumbnailPng, worstErrors, writePredictions } from '../report/predictions.ts';
-import { describeEvaluatedData, evaluatedLabel, readProvenance } from '../report/provenance.ts';
+import { describeEvaluatedData, evaluatedLabel, readProvenance, runSplitOf } from '../report/provenance.ts';
 import { saliencyExamples } from '../report/saliency-examples.ts';
 import { type Dataset, type Split, readDataset } from '../train/dataset.ts';
 import { type ClassificationReport, classificationReport } from '../train/metrics.ts';
@@ -368,7 +368,7 @@ function worstErrorsTable(records: PredictionRecord[], predictionsFile: string):
     } catch {
       thumbnail = undefined; // the image was read for the prediction; a thumbnail is not worth failing for
     }
-    return { file: r.file, thumbnail, trueLabel: r.trueLabel, predictedLabel: r.predictedLabel, probability: r.probability, trueProbability: r.probabilities[r.trueLabel] };
+    return { file: r.file, thumbnail, trueLabel: r.trueLabel, predictedLabel: r.predictedLabel, probability: r.probability, trueProbability: r.probabilities[r.trueLabel], runSplit: r.runSplit };
   });
   return { rows, wrong: records.filter((r) => !r.correct).length, total: records.length, predictionsFile };
 }
@@ -381,6 +381,7 @@ async function writeHtmlReport(o: EvaluateOptions, m: LoadedModel, s: Scored, r:
   const evaluated = describeEvaluatedData(files, o.data, o.split, prov);
   const dataLabel = evaluatedLabel(evaluated.kind);
   const records = predictionRecords(files, labels, s.probs, classes);
+  if (prov.splits) for (const rec of records) rec.runSplit = runSplitOf(rec.file, prov.splits)!;
   const predictionsFile = predictionsPath(o.report!);
   mkdirSync(dirname(predictionsFile), { recursive: true });
   writePredictions(predictionsFile, { model: o.model, data: o.data, split: o.split, evaluated: evaluated.kind, classes }, records);

@@ -105,6 +105,8 @@ export interface WorstErrorRow {
   probability: number;
   /** The true class's probability. */
   trueProbability: number;
+  /** Its split in the model's training run, when known. */
+  runSplit?: string;
 }
 
 export interface WorstErrorsSection {
@@ -459,11 +461,15 @@ function worstErrorsSection(w: WorstErrorsSection): string {
   const where = w.predictionsFile ? ` Every image's prediction: <code>${escapeHtml(w.predictionsFile)}</code>.` : '';
   const head = `<p class="subtitle">${w.wrong} of ${w.total} images are misclassified; the ${w.rows.length} most confident mistakes, most confident first.${where}</p>`;
   if (w.rows.length === 0) return `<section id="worst-errors"><h2>Worst errors</h2><p>No image is misclassified.${where}</p></section>`;
+  // The run's split of each image: shown when the images come from more than one.
+  const withSplit = new Set(w.rows.map((r) => r.runSplit)).size > 1;
   const rows = w.rows.map((r, i) => {
     const thumb = r.thumbnail ? img(r.thumbnail, `thumbnail of ${r.file}`, 'thumb') : '';
-    return `<tr><td>${i + 1}</td><td>${thumb}</td><td class="file">${escapeHtml(r.file)}</td><td>${escapeHtml(r.trueLabel)}</td><td>${escapeHtml(r.predictedLabel)}</td><td>${formatNumber(r.probability)}</td><td>${formatNumber(r.trueProbability)}</td></tr>`;
+    const split = withSplit ? `<td>${escapeHtml(r.runSplit ?? DASH)}</td>` : '';
+    return `<tr><td>${i + 1}</td><td>${thumb}</td><td class="file">${escapeHtml(r.file)}</td>${split}<td>${escapeHtml(r.trueLabel)}</td><td>${escapeHtml(r.predictedLabel)}</td><td>${formatNumber(r.probability)}</td><td>${formatNumber(r.trueProbability)}</td></tr>`;
   });
-  const table = `<table class="errors"><thead><tr><th>#</th><th>Image</th><th>File</th><th>True</th><th>Predicted</th><th>p(predicted)</th><th>p(true)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  const splitHead = withSplit ? '<th>Run split</th>' : '';
+  const table = `<table class="errors"><thead><tr><th>#</th><th>Image</th><th>File</th>${splitHead}<th>True</th><th>Predicted</th><th>p(predicted)</th><th>p(true)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
   return `<section id="worst-errors"><h2>Worst errors</h2>${head}${table}</section>`;
 }
 

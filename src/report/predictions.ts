@@ -16,6 +16,8 @@ export interface PredictionRecord {
   /** Every class's probability, by class name, in the model's class order. */
   probabilities: Record<string, number>;
   correct: boolean;
+  /** The image's split in the model's training run ('train', 'validation', 'test', 'not in the run'), when the run is known. */
+  runSplit?: string;
 }
 
 /** One record per row of `probs` [N, K] (K = classes.length); `labels` index `classes`. */

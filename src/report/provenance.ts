@@ -166,6 +166,13 @@ export function readProvenance(modelFile: string, source?: string): Provenance {
   return { runDir, splits, splitsNote, rows: [fileRow, ...runRows(runDir, options, splits, splitsNote)] };
 }
 
+/** Which of the run's splits an image was in ('not in the run' for others); null without the splits. */
+export function runSplitOf(path: string, splits: RunSplits | null): string | null {
+  if (!splits) return null;
+  const abs = resolve(path);
+  return splits.train.has(abs) ? 'train' : splits.validation.has(abs) ? 'validation' : splits.test.has(abs) ? 'test' : 'not in the run';
+}
+
 export type EvaluatedKind = 'held-out test split' | 'validation split' | 'training images' | 'user-supplied data' | 'mixed';
 
 export interface EvaluatedData {
