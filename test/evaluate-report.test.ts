@@ -13,7 +13,7 @@ import { type EvaluationResult, evaluateMain, parseEvaluateArgs } from '../src/c
 import { classify, parseClassifyArgs } from '../src/cli/classify.ts';
 import { trainMain } from '../src/cli/train.ts';
 import { generateLesionDataset } from '../src/demo/lesions.ts';
-import { colorAt } from '../src/explain/heatmap.ts';
+import { colorAt, isAllZero, resizeBilinear } from '../src/explain/heatmap.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { type ReportData, renderReport } from '../src/report/html.ts';
 import { predictionRecords, shrink, worstErrors, writePredictions } from '../src/report/predictions.ts';
@@ -194,6 +194,16 @@ describe('saliency figures', () => {
     expect('png' in small && PNG.sync.read(small.png).height).toBe(256);
     const huge = saliencyFigure(image(30, 20), spot(30, 20), { sourceWidth: 6000, sourceHeight: 4000 });
     expect('png' in huge && [PNG.sync.read(huge.png).width, PNG.sync.read(huge.png).height]).toEqual([MAX_SIDE + COLOR_BAR_AREA, Math.round((MAX_SIDE * 2) / 3)]);
+  });
+
+  it('enlarges maps bilinearly (exact on a linear ramp) and tells an all-zero map', () => {
+    // v = x + 2y on a 2 x 2 grid; enlarged to 4 x 4 the pixel centres sit at 0, 0.25, 0.75, 1 (edges clamped).
+    const big = resizeBilinear([0, 1, 2, 3], 2, 2, 1, 4, 4);
+    const at = [0, 0.25, 0.75, 1];
+    expect([...big]).toEqual(at.flatMap((fy) => at.map((fx) => fx + 2 * fy)));
+    expect(() => resizeBilinear([0, 1, 2], 2, 2, 1, 4, 4)).toThrow(/a 2x2x1 array needs 4 values, got 3/);
+    expect(isAllZero(new Float32Array(5))).toBe(true);
+    expect(isAllZero(Float32Array.from([0, 0, 1e-30]))).toBe(false);
   });
 
   it('an all-zero map gives a note, not a picture; so does a uniform one', () => {

@@ -388,8 +388,11 @@ async function writeHtmlReport(o: EvaluateOptions, m: LoadedModel, s: Scored, r:
   r.predictions = predictionsFile;
   const notes: Note[] = evaluated.warning ? [{ level: 'warning', text: evaluated.warning }] : [];
   let saliencyCards: Awaited<ReturnType<typeof saliencyExamples>> = { cards: [], notes: [] };
-  if (o.saliency > 0 && taxonomy) notes.push({ level: 'warning', text: 'Saliency examples left out: with --taxonomy the classes are coarse nodes, not the model\'s outputs.' });
+  if (o.saliency > 0 && taxonomy) notes.push({ level: 'info', text: 'Saliency examples left out: with --taxonomy the classes are coarse nodes, not the model\'s outputs.' });
   else if (o.saliency > 0 && m.preprocessing) {
+    // Minutes on a full-size model without a GPU: say what the wait is.
+    const shown = o.progress === 'bar' || o.progress === 'plain' || (o.progress === 'auto' && process.stderr.isTTY);
+    if (shown) process.stderr.write(`incept: saliency examples for ${Math.min(o.saliency, labels.length)} images (Grad-CAM and the loss gradient, a gradient pass each)\n`);
     saliencyCards = await saliencyExamples({ model: m.model, preprocessing: m.preprocessing, files, labels, probs: s.probs, classes, count: o.saliency });
   }
   const data = buildEvaluationReport({
