@@ -94,6 +94,11 @@ describe('provenance', () => {
     const p = readProvenance(join(loose, 'model.safetensors'));
     expect(p.runDir).toBeNull();
     for (const label of ['Base model', 'Trained layers', 'Epochs', 'Learning rate', 'Training data']) expect(row(p.rows, label)).toBe(UNKNOWN_RUN);
+    // A run fineTune wrote from code: metrics but no run.json.
+    writeFileSync(join(loose, 'metrics.jsonl'), `${JSON.stringify({ type: 'epoch', epoch: 1 })}\n`);
+    const lib = readProvenance(join(loose, 'model.safetensors'));
+    expect(row(lib.rows, 'Base model')).toMatch(/^unknown \(.* has metrics.jsonl but no run.json: the run was not started by 'incept train'\)$/);
+    expect(row(lib.rows, 'Epochs')).toBe('1 done (from metrics.jsonl)');
     const d = describeEvaluatedData(['/x/a.png', '/x/b.png'], '/x', 'all', p);
     expect(d.kind).toBe('user-supplied data');
     expect(d.text).toContain('2 images from /x');

@@ -147,7 +147,13 @@ export function readProvenance(modelFile: string, source?: string): Provenance {
   const runDir = findRunDir(modelFile);
   const fileRow = { label: 'Model file', value: `${modelFile}${source ? ` (weights from ${source})` : ''}` };
   if (!runDir) {
-    return { runDir: null, splits: null, rows: [fileRow, ...['Base model', 'Trained layers', 'Epochs', 'Learning rate', 'Training data'].map((label) => ({ label, value: UNKNOWN_RUN }))] };
+    // fineTune called from code writes metrics.jsonl but no run.json: its options are not on disk.
+    const dir = dirname(resolve(modelFile));
+    const metrics = join(dir, RUN_DIR_FILES.metrics);
+    const unknown = existsSync(metrics) ? `unknown (${dir} has ${RUN_DIR_FILES.metrics} but no ${RUN_DIR_FILES.run}: the run was not started by 'incept train')` : UNKNOWN_RUN;
+    const epochs = existsSync(metrics) ? [{ label: 'Epochs', value: `${epochLines(metrics).length} done (from ${RUN_DIR_FILES.metrics})` }] : [];
+    const labels = ['Base model', 'Trained layers', 'Epochs', 'Learning rate', 'Training data'].filter((l) => !(epochs.length && l === 'Epochs'));
+    return { runDir: null, splits: null, rows: [fileRow, ...labels.map((label) => ({ label, value: unknown })), ...epochs] };
   }
   let options: RunOptions;
   try {
