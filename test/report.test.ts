@@ -13,6 +13,7 @@ import { ensureChromium } from '../scripts/chromium.mjs';
 import { buildEvaluationReport, pickExamples } from '../src/report/evaluate-report.ts';
 import { type ReportData, dataUri, escapeHtml, formatDuration, formatNumber, formatPercent, renderReport, writeReport } from '../src/report/html.ts';
 import { Canvas, type Rgb } from '../src/report/plot.ts';
+import { saliencyFigure } from '../src/report/saliency-figure.ts';
 import { confusionFromProbs } from '../src/train/metrics.ts';
 import { rocAuc } from '../src/train/roc.ts';
 import { Browser, checkPage } from './browser.ts';
@@ -391,6 +392,39 @@ describe.skipIf(!chromium.path)(browserSuite, () => {
     const page = await checkPage(browser, pathToFileURL(file).href, 720);
     expect(page.errors).toEqual([]);
     expect(page.width).toBe(720);
+  });
+
+  it("evaluate's sections (provenance, worst errors, saliency figures and notes) load, decode and fit 720 pixels", async () => {
+    const { probs, labels } = predictions();
+    const spot = Float32Array.from({ length: 40 * 40 }, (_, p) => Math.max(0, 8 - Math.hypot((p % 40) - 20, Math.floor(p / 40) - 20)));
+    const seen = { width: 40, height: 40, data: new Uint8Array(40 * 40 * 3).fill(180) };
+    const fig = saliencyFigure(seen, spot, { sourceWidth: 80, sourceHeight: 80 }) as { png: Buffer };
+    const data: ReportData = {
+      ...buildEvaluationReport({ probs, labels, classNames: CLASSES, dataLabel: 'evaluated', title: 'incept evaluate: model.safetensors' }),
+      provenance: [
+        { label: 'Base model', value: 'a/very/long/path/'.repeat(12) + 'inception_v3.ckpt (TensorFlow checkpoint)' },
+        { label: '  train split', value: '160 (benign 80, malignant 80)' },
+      ],
+      evaluated: 'User-supplied data: 20 images from /somewhere.',
+      worstErrors: {
+        rows: [0, 1, 2].map((i) => ({ file: `/data/${'deep/'.repeat(20)}lesion_${i}.png`, thumbnail: lesionPng(i, true), trueLabel: 'malignant', predictedLabel: 'benign', probability: 0.9, trueProbability: 0.1 })),
+        wrong: 3,
+        total: 20,
+        predictionsFile: '/tmp/predictions.json',
+      },
+      saliency: {
+        items: [{ name: 'lesion_0.png', image: lesionPng(0, true), trueLabel: 'malignant', predictedLabel: 'benign', explained: 'benign', probability: 0.9, maps: [{ method: 'Grad-CAM', note: 'map is all zeros (dead layer): nothing to draw' }, { method: 'gradient of the loss', png: fig.png }] }],
+      },
+    };
+    mkdirSync(CACHE, { recursive: true });
+    const file = writeReport(join(CACHE, 'report-evaluate-test.html'), data);
+    for (const width of [1280, 720]) {
+      const page = await checkPage(browser, pathToFileURL(file).href, width);
+      expect(page.errors, `browser errors; chromium said:\n${browser.lastOutput}`).toEqual([]);
+      expect(page.sections).toEqual(['provenance', 'summary', 'roc', 'confusion', 'worst-errors', 'saliency']); // evaluate drops 'summary'; the demo keeps it
+      for (const im of page.images) expect(im, im.alt).toMatchObject({ complete: true, decoded: true });
+      expect(page.width).toBe(width); // nothing sticks out sideways
+    }
   });
 
   it('the check itself fails on a broken page (corrupt image, outside references)', async () => {

@@ -2,7 +2,10 @@
 // images (its own preprocessing) and reports accuracy, top-k accuracy, the confusion matrix,
 // per-class sensitivity / specificity / precision, ROC curves with AUC (the positive class of a
 // two-class model, and every class one-vs-rest) and, as Gulshan et al. report them, the
-// sensitivity at chosen specificities. --out writes roc.png and confusion.png.
+// sensitivity at chosen specificities. --out writes roc.png and confusion.png. --report writes one
+// HTML page: the model's provenance (from its run directory), what the evaluated data is (the run's
+// test or validation split, or user-supplied), the figures, the worst errors with thumbnails and
+// example saliency maps; and predictions.json beside it (every image's prediction).
 //
 // Classes are matched by name: every class of the data must be one of the model's (a model file
 // from 'incept train' carries them; retrain.py's lowercased names match their folders too); a model
@@ -13,7 +16,10 @@ import { writeFileAtomic } from '../import/atomic-write.ts';
 import { type LoadedModel, loadModel } from '../import/load-model.ts';
 import { confusionMatrixPng, rocCurvePng, type RocSeries } from '../report/figures.ts';
 import { buildEvaluationReport } from '../report/evaluate-report.ts';
-import { writeReport } from '../report/html.ts';
+import { type Note, type WorstErrorsSection, writeReport } from '../report/html.ts';
+import { type PredictionRecord, predictionRecords, thumbnailPng, worstErrors, writePredictions } from '../report/predictions.ts';
+import { describeEvaluatedData, evaluatedLabel, readProvenance, runSplitOf } from '../report/provenance.ts';
+import { saliencyExamples } from '../report/saliency-examples.ts';
 import { type Dataset, type Split, readDataset } from '../train/dataset.ts';
 import { type ClassificationReport, classificationReport } from '../train/metrics.ts';
 import { type OperatingPoint, auc, oneVsRestRoc, rocCurve, sensitivityAtSpecificity } from '../train/roc.ts';
@@ -26,7 +32,7 @@ import { BadValue, type OptionSpec, choice, helpText, parseOptions, wholeNumber 
 
 const USAGE =
   'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR] [--report FILE.html] [--split S] [--specificity A,B] [--positive CLASS] [--top K] ' +
-  '[--batch N] [--labels FILE] [--taxonomy FILE --level N | --nodes A,B] [--results FILE.jsonl|.csv] [--progress MODE]';
+  '[--saliency N] [--batch N] [--labels FILE] [--taxonomy FILE --level N | --nodes A,B] [--results FILE.jsonl|.csv] [--progress MODE]';
 
 const list = (what: string, ok: (x: string) => boolean) => (v: string) => {
   const xs = v.split(',').map((x) => x.trim());
@@ -45,7 +51,13 @@ const OPTIONS: OptionSpec[] = [
   { name: 'json', value: 'FILE', needs: 'a file', help: 'write every number as JSON' },
   { name: 'out', value: 'DIR', needs: 'a folder', help: 'write roc.png and confusion.png' },
   { name: 'split', value: 'S', help: "all (default), train, validation or test: rows of a manifest's split column", parse: choice(['all', 'train', 'validation', 'test'] as const) },
-  { name: 'report', value: 'FILE.html', needs: 'an .html file', help: 'also write one self-contained HTML page (summary, ROC, confusion, per-class table)' },
+  {
+    name: 'report',
+    value: 'FILE.html',
+    needs: 'an .html file',
+    help: "also write one self-contained HTML page (the model's provenance, the data, ROC,\nconfusion, worst errors, saliency examples) and predictions.json beside it",
+  },
+  { name: 'saliency', value: 'N', help: 'with --report: saliency examples for N images (default 4; 0: none)', parse: wholeNumber(0) },
   {
     name: 'specificity',
     value: 'A,B',
@@ -93,6 +105,8 @@ export interface EvaluateOptions {
   nodes: string[] | null;
   /** Also write the self-contained HTML report here. */
   report: string | null;
+  /** With --report: images explained by saliency maps (0: none). */
+  saliency: number;
   /** Per-image records (.jsonl or .csv), written as each batch completes. */
   results: string | null;
   progress: ProgressMode;
@@ -119,9 +133,11 @@ export function parseEvaluateArgs(argv: string[]): EvaluateOptions | null {
     level: v.level ?? null,
     nodes: v.nodes ?? null,
     report: v.report ?? null,
+    saliency: v.saliency ?? 4,
     results: v.results ?? null,
     progress: v.progress ?? 'auto',
   };
+  if (v.saliency !== undefined && !o.report) throw new UsageError('evaluate: --saliency applies with --report (the maps go into the HTML report)');
   if ((o.level !== null || o.nodes !== null) && !o.taxonomy) throw new UsageError('evaluate: --level and --nodes need --taxonomy');
   if (o.taxonomy && (o.level === null) === (o.nodes === null)) throw new UsageError('evaluate: --taxonomy needs one of --level N or --nodes A,B');
   const missing = ['data', 'model'].filter((k) => !o[k as 'data' | 'model']);
@@ -159,8 +175,11 @@ export interface EvaluationResult {
   binary: BinaryResult | null;
   /** With --taxonomy: the model's training classes, summed up to `classes`. */
   trainingClasses: string[] | null;
-  /** With --report: where the HTML report was written. */
+  /** With --report: what the data is (the run's held-out test split, its validation split, user-supplied...). */
+  evaluated?: string;
+  /** With --report: where the HTML report was written, and predictions.json. */
   report?: string;
+  predictions?: string;
 }
 
 const reason = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -336,22 +355,77 @@ function score(o: EvaluateOptions, s: Scored, trainingClasses: string[] | null):
   return { result, labels, ovr };
 }
 
-/** --report: the HTML page; --out: confusion.png and roc.png. */
-function writeFigures(o: EvaluateOptions, r: EvaluationResult, probs: ArrayLike<number>, labels: Int32Array, ovr: ReturnType<typeof oneVsRestRoc>): void {
+/** Every image's prediction goes beside the report. */
+const predictionsPath = (report: string) => join(dirname(resolve(report)), 'predictions.json');
+
+/** The table of the most confident mistakes, each with a thumbnail of its source image. */
+function worstErrorsTable(records: PredictionRecord[], predictionsFile: string): WorstErrorsSection {
+  const rows = worstErrors(records, 12).map((i) => {
+    const r = records[i];
+    let thumbnail: Buffer | undefined;
+    try {
+      thumbnail = thumbnailPng(r.file);
+    } catch {
+      thumbnail = undefined; // the image was read for the prediction; a thumbnail is not worth failing for
+    }
+    return { file: r.file, thumbnail, trueLabel: r.trueLabel, predictedLabel: r.predictedLabel, probability: r.probability, trueProbability: r.probabilities[r.trueLabel], runSplit: r.runSplit };
+  });
+  return { rows, wrong: records.filter((r) => !r.correct).length, total: records.length, predictionsFile };
+}
+
+/** --report: the HTML page, predictions.json beside it, and the saliency examples (the model is still loaded). */
+async function writeHtmlReport(o: EvaluateOptions, m: LoadedModel, s: Scored, r: EvaluationResult, labels: Int32Array, taxonomy: boolean): Promise<void> {
   const { classes, binary } = r;
-  if (o.report) {
-    const data = buildEvaluationReport({
-      probs,
-      labels,
-      classNames: classes,
-      positiveClass: binary ? classes.indexOf(binary.positive) : undefined,
-      specificities: o.specificities,
-      title: `incept evaluate: ${basename(o.model)}`,
-      subtitle: `${o.data}${o.split !== 'all' ? ` (split ${o.split})` : ''}`,
-      summary: { model: o.model, dataset: o.data, imageCounts: { test: labels.length } },
-    });
-    r.report = writeReport(o.report, data);
+  const files = s.ds.samples.map((smp) => smp.path);
+  const prov = readProvenance(o.model, typeof m.meta.source === 'string' ? m.meta.source : undefined);
+  const evaluated = describeEvaluatedData(files, o.data, o.split, prov);
+  const dataLabel = evaluatedLabel(evaluated.kind);
+  const records = predictionRecords(files, labels, s.probs, classes);
+  if (prov.splits) for (const rec of records) rec.runSplit = runSplitOf(rec.file, prov.splits)!;
+  const predictionsFile = predictionsPath(o.report!);
+  mkdirSync(dirname(predictionsFile), { recursive: true });
+  writePredictions(predictionsFile, { model: o.model, data: o.data, split: o.split, evaluated: evaluated.kind, classes }, records);
+  r.predictions = predictionsFile;
+  const notes: Note[] = evaluated.warning ? [{ level: 'warning', text: evaluated.warning }] : [];
+  let saliencyCards: Awaited<ReturnType<typeof saliencyExamples>> = { cards: [], notes: [] };
+  if (o.saliency > 0 && taxonomy) notes.push({ level: 'info', text: 'Saliency examples left out: with --taxonomy the classes are coarse nodes, not the model\'s outputs.' });
+  else if (o.saliency > 0 && m.preprocessing) {
+    // Minutes on a full-size model without a GPU: say what the wait is.
+    const shown = o.progress === 'bar' || o.progress === 'plain' || (o.progress === 'auto' && process.stderr.isTTY);
+    if (shown) process.stderr.write(`incept: saliency examples for ${Math.min(o.saliency, labels.length)} images (Grad-CAM and the loss gradient, a gradient pass each)\n`);
+    saliencyCards = await saliencyExamples({ model: m.model, preprocessing: m.preprocessing, files, labels, probs: s.probs, classes, count: o.saliency });
   }
+  const data = buildEvaluationReport({
+    probs: s.probs,
+    labels,
+    classNames: classes,
+    positiveClass: binary ? classes.indexOf(binary.positive) : undefined,
+    specificities: o.specificities,
+    title: `incept evaluate: ${basename(o.model)}`,
+    subtitle: `${evaluated.kind}: ${o.data}${o.split !== 'all' ? ` (split ${o.split})` : ''}`,
+    dataLabel,
+    notes: [...notes, ...saliencyCards.notes.map((text) => ({ level: 'info' as const, text }))],
+  });
+  // One "Model and data" block: the demo's run summary would repeat it.
+  data.provenance = [...prov.rows, { label: 'Classes', value: `${classes.length}: ${classes.join(', ')}` }];
+  data.evaluated = evaluated.text;
+  data.summary = undefined;
+  r.evaluated = evaluated.kind;
+  data.worstErrors = worstErrorsTable(records, predictionsFile);
+  if (saliencyCards.cards.length) {
+    data.saliency = {
+      items: saliencyCards.cards,
+      intro:
+        `${saliencyCards.cards.length} images (the most confident mistakes first, then confident correct cases of each class), each explained for the class the model predicted: ` +
+        'Grad-CAM (which regions of the last feature maps raise that class) and the gradient of the loss (which pixels change it most). Brighter = more important; each map is scaled to its own 99th percentile.',
+    };
+  }
+  r.report = writeReport(o.report!, data);
+}
+
+/** --out: confusion.png and roc.png. */
+function writeFigures(o: EvaluateOptions, r: EvaluationResult, labels: Int32Array, ovr: ReturnType<typeof oneVsRestRoc>): void {
+  const { classes, binary } = r;
   if (!o.out) return;
   mkdirSync(o.out, { recursive: true });
   writeFileAtomic(join(o.out, 'confusion.png'), [confusionMatrixPng(r.confusion, classes, { title: `Confusion matrix (${labels.length} images)` })]);
@@ -367,7 +441,10 @@ function writeFigures(o: EvaluateOptions, r: EvaluationResult, probs: ArrayLike<
 /** Every output path is checked before the work: a typo costs a second, not the run. */
 function checkOutputs(o: EvaluateOptions): void {
   if (o.json) checkOutputFile('--json', o.json);
-  if (o.report) checkOutputFile('--report', o.report);
+  if (o.report) {
+    checkOutputFile('--report', o.report);
+    checkOutputFile('--report (predictions.json beside it)', predictionsPath(o.report));
+  }
   if (o.out) checkOutputFolder('--out', o.out);
   if (o.results) ResultsFile.check(o.results);
 }
@@ -384,7 +461,8 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
     const trainingClasses = o.taxonomy ? scored.classes : null;
     if (o.taxonomy) scored = coarsen(o, scored);
     const { result, labels, ovr } = score(o, scored, trainingClasses);
-    writeFigures(o, result, scored.probs, labels, ovr);
+    if (o.report) await writeHtmlReport(o, m, scored, result, labels, o.taxonomy !== null);
+    writeFigures(o, result, labels, ovr);
     return result;
   } finally {
     m.model.dispose();

@@ -186,3 +186,43 @@ export function float32Bytes(map: Float32Array): Buffer {
   for (let i = 0; i < map.length; i++) b.writeFloatLE(map[i], i * 4);
   return b;
 }
+
+/** True when no value of the map is above zero: nothing to draw (a vanished gradient, a dead layer). */
+export function isAllZero(map: ArrayLike<number>): boolean {
+  for (let i = 0; i < map.length; i++) if (map[i] > 0) return false;
+  return true;
+}
+
+/**
+ * Bilinear resize of an h x w array of `channels` values per pixel to H x W (pixel centres
+ * aligned, edges clamped): maps and pictures enlarged for display.
+ */
+export function resizeBilinear(values: ArrayLike<number>, h: number, w: number, channels: number, H: number, W: number): Float32Array {
+  if (values.length !== h * w * channels) throw new Error(`heatmap: a ${h}x${w}x${channels} array needs ${h * w * channels} values, got ${values.length}`);
+  const out = new Float32Array(H * W * channels);
+  const axis = (i: number, n: number, N: number) => {
+    const f = Math.min(n - 1, Math.max(0, ((i + 0.5) * n) / N - 0.5));
+    const i0 = Math.floor(f);
+    return [i0, Math.min(n - 1, i0 + 1), f - i0] as const;
+  };
+  for (let y = 0; y < H; y++) {
+    const [y0, y1, ay] = axis(y, h, H);
+    for (let x = 0; x < W; x++) {
+      const [x0, x1, ax] = axis(x, w, W);
+      for (let c = 0; c < channels; c++) {
+        const at = (yy: number, xx: number) => values[(yy * w + xx) * channels + c];
+        const top = at(y0, x0) * (1 - ax) + at(y0, x1) * ax;
+        const bottom = at(y1, x0) * (1 - ax) + at(y1, x1) * ax;
+        out[(y * W + x) * channels + c] = top * (1 - ay) + bottom * ay;
+      }
+    }
+  }
+  return out;
+}
+
+/** A picture enlarged to W x H (bilinear). */
+export function resizeImage(image: RgbImage, width: number, height: number): RgbImage {
+  if (width === image.width && height === image.height) return image;
+  const v = resizeBilinear(image.data, image.height, image.width, 3, height, width);
+  return { width, height, data: Uint8Array.from(v, (x) => Math.round(x)) };
+}

@@ -41,6 +41,8 @@ export interface EvaluationInput {
   summary?: RunSummary;
   training?: TrainingSection;
   notes?: Note[];
+  /** The word for the evaluated images ('test' by default; evaluate says what its data is). */
+  dataLabel?: string;
 }
 
 export const DEFAULT_SPECIFICITIES = [0.9, 0.95, 0.98];
@@ -59,7 +61,7 @@ export function buildEvaluationReport(input: EvaluationInput): ReportData {
 
   const empty = rates.flatMap((r, c) => (r.support === 0 ? [classNames[c]] : []));
   if (n === 0) notes.push({ level: 'warning', text: 'There are no predictions to evaluate.' });
-  else if (empty.length) notes.push({ level: 'warning', text: `No test cases of ${empty.join(', ')}: rates and AUCs involving them are undefined.` });
+  else if (empty.length) notes.push({ level: 'warning', text: `No ${input.dataLabel ?? 'test'} cases of ${empty.join(', ')}: rates and AUCs involving them are undefined.` });
 
   const positive = input.positiveClass ?? (k === 2 ? 1 : undefined);
   if (positive !== undefined && !(Number.isInteger(positive) && positive >= 0 && positive < k)) {
@@ -70,7 +72,8 @@ export function buildEvaluationReport(input: EvaluationInput): ReportData {
     title: input.title ?? 'incept evaluation',
     subtitle: input.subtitle,
     notes,
-    summary: { classNames, imageCounts: { test: n }, ...input.summary },
+    summary: { classNames, imageCounts: { [input.dataLabel ?? 'test']: n }, ...input.summary },
+    dataLabel: input.dataLabel,
     accuracy: n === 0 ? NaN : correct / n,
     training: input.training,
     roc: n > 0 && ovr ? rocFor(input, ovr, positive) : undefined,

@@ -95,6 +95,57 @@ export interface ExamplesSection {
 
 export type Note = string | { level?: 'warning' | 'info'; text: string };
 
+export interface WorstErrorRow {
+  file: string;
+  /** A small picture of the source image (PNG or JPEG). */
+  thumbnail?: ImageBytes;
+  trueLabel: string;
+  predictedLabel: string;
+  /** The predicted class's probability. */
+  probability: number;
+  /** The true class's probability. */
+  trueProbability: number;
+  /** Its split in the model's training run, when known. */
+  runSplit?: string;
+}
+
+export interface WorstErrorsSection {
+  /** The most confident wrong predictions, most confident first. */
+  rows: WorstErrorRow[];
+  /** Wrong predictions in all, and images in all. */
+  wrong: number;
+  total: number;
+  /** Where every image's prediction is (predictions.json). */
+  predictionsFile?: string;
+}
+
+export interface SaliencyMap {
+  /** 'Grad-CAM at Mixed_7c', 'gradient of the loss'. */
+  method: string;
+  /** The figure (saliencyFigure): the map over the image with its colour bar. */
+  png?: ImageBytes;
+  /** Shown instead of a figure: 'map is all zeros (...)', or why the map could not be made. */
+  note?: string;
+}
+
+export interface SaliencyCard {
+  name: string;
+  /** The image as the model saw it. */
+  image?: ImageBytes;
+  trueLabel?: string;
+  predictedLabel: string;
+  /** The class the maps explain and its probability. */
+  explained: string;
+  probability: number;
+  maps: SaliencyMap[];
+}
+
+export interface SaliencySection {
+  items: SaliencyCard[];
+  /** A sentence on how the examples were chosen and what the maps show. */
+  intro?: string;
+}
+
 export interface ReportData {
   /** Page title; default 'incept report'. */
   title?: string;
@@ -109,6 +160,14 @@ export interface ReportData {
   confusion?: ConfusionSection;
   perClass?: ClassRow[];
   examples?: ExamplesSection;
+  /** Where the model came from (its run directory), label / value rows. */
+  provenance?: { label: string; value: string }[];
+  /** What the evaluated data is (test split, validation split, user-supplied...), one sentence. */
+  evaluated?: string;
+  /** The word for the evaluated images in headings and notes (default 'test'). */
+  dataLabel?: string;
+  worstErrors?: WorstErrorsSection;
+  saliency?: SaliencySection;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,6 +279,20 @@ thead th { border-bottom: 2px solid #bbb; }
 .card p { margin: 6px 0 0; font-size: 13px; }
 .card .verdict { font-weight: bold; color: var(--good); }
 .card.wrong .verdict { color: var(--bad); }
+p.evaluated { font-weight: bold; margin: 0 0 10px; }
+dl.summary dt.sub { padding-left: 16px; }
+table.errors td { vertical-align: middle; }
+table.errors td.file { text-align: left; overflow-wrap: anywhere; max-width: 420px; font-size: 13px; }
+table.errors img.thumb { display: block; border: 1px solid var(--line); }
+.saliency-card { border: 1px solid var(--line); border-left: 5px solid var(--good); border-radius: 4px; padding: 10px 14px; margin: 14px 0; }
+.saliency-card.wrong { border-left-color: var(--bad); }
+.saliency-card p { margin: 2px 0; }
+.saliency-card .verdict { font-weight: bold; color: var(--good); }
+.saliency-card.wrong .verdict { color: var(--bad); }
+.saliency-card .maps { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; margin-top: 8px; }
+.saliency-card .maps img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+.saliency-card .maps img.seen { image-rendering: pixelated; }
+.saliency-card p.zero { width: 256px; min-height: 120px; margin: 0; padding: 24px 14px; background: var(--warn-bg); color: var(--warn); border: 1px dashed var(--warn); font-weight: bold; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 `;
 
@@ -354,10 +427,10 @@ function confusionSection(c: ConfusionSection | undefined, perClass: ClassRow[] 
   return `<section id="confusion"><h2>Confusion matrix</h2><div class="figures">${body.join('')}</div></section>`;
 }
 
-function examplesSection(e: ExamplesSection): string {
+function examplesSection(e: ExamplesSection, dataLabel: string): string {
   if (e.items.length === 0) return '';
   const cards = e.items.map((x, i) => {
-    const what = x.name ?? `test image ${i + 1}`;
+    const what = x.name ?? `${dataLabel} image ${i + 1}`;
     const wrong = x.trueClass !== undefined && x.trueClass !== x.predictedClass;
     const pics = img(x.image, what) + (x.saliency ? img(x.saliency, `saliency of ${what}`) : '');
     const verdict = x.trueClass === undefined ? '' : wrong ? 'wrong' : 'right';
@@ -372,7 +445,54 @@ function examplesSection(e: ExamplesSection): string {
   const intro = withSaliency
     ? `<p class="subtitle">Each image with its saliency overlay${e.saliencyMethod ? ` (${escapeHtml(e.saliencyMethod)})` : ''}: where the prediction is most sensitive to the pixels.</p>`
     : '';
-  return `<section id="examples"><h2>Test images</h2>${intro}<div class="grid">${cards.join('')}</div></section>`;
+  const heading = `${dataLabel[0].toUpperCase()}${dataLabel.slice(1)} images`;
+  return `<section id="examples"><h2>${escapeHtml(heading)}</h2>${intro}<div class="grid">${cards.join('')}</div></section>`;
+}
+
+function provenanceSection(rows: { label: string; value: string }[], evaluated: string | undefined): string {
+  const body = [
+    evaluated ? `<p class="evaluated">${escapeHtml(evaluated)}</p>` : '',
+    rows.length ? `<dl class="summary">${rows.map((r) => `<dt${r.label.startsWith(' ') ? ' class="sub"' : ''}>${escapeHtml(r.label.trim())}</dt><dd>${escapeHtml(r.value)}</dd>`).join('')}</dl>` : '',
+  ].join('');
+  return body ? `<section id="provenance"><h2>Model and data</h2>${body}</section>` : '';
+}
+
+function worstErrorsSection(w: WorstErrorsSection): string {
+  const where = w.predictionsFile ? ` Every image's prediction: <code>${escapeHtml(w.predictionsFile)}</code>.` : '';
+  const head = `<p class="subtitle">${w.wrong} of ${w.total} images are misclassified; the ${w.rows.length} most confident mistakes, most confident first.${where}</p>`;
+  if (w.rows.length === 0) return `<section id="worst-errors"><h2>Worst errors</h2><p>No image is misclassified.${where}</p></section>`;
+  // The run's split of each image: shown when the images come from more than one.
+  const withSplit = new Set(w.rows.map((r) => r.runSplit)).size > 1;
+  const rows = w.rows.map((r, i) => {
+    const thumb = r.thumbnail ? img(r.thumbnail, `thumbnail of ${r.file}`, 'thumb') : '';
+    const split = withSplit ? `<td>${escapeHtml(r.runSplit ?? DASH)}</td>` : '';
+    return `<tr><td>${i + 1}</td><td>${thumb}</td><td class="file">${escapeHtml(r.file)}</td>${split}<td>${escapeHtml(r.trueLabel)}</td><td>${escapeHtml(r.predictedLabel)}</td><td>${formatNumber(r.probability)}</td><td>${formatNumber(r.trueProbability)}</td></tr>`;
+  });
+  const splitHead = withSplit ? '<th>Run split</th>' : '';
+  const table = `<table class="errors"><thead><tr><th>#</th><th>Image</th><th>File</th>${splitHead}<th>True</th><th>Predicted</th><th>p(predicted)</th><th>p(true)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<section id="worst-errors"><h2>Worst errors</h2>${head}${table}</section>`;
+}
+
+function saliencyCard(x: SaliencyCard): string {
+  const wrong = x.trueLabel !== undefined && x.trueLabel !== x.predictedLabel;
+  const verdict = x.trueLabel === undefined ? '' : ` <span class="verdict">${wrong ? 'wrong' : 'right'}</span>`;
+  const facts = [
+    `<p>explains <b>${escapeHtml(x.explained)}</b>, p = ${formatNumber(x.probability)}</p>`,
+    `<p>true: <b>${escapeHtml(x.trueLabel ?? 'unknown')}</b>; predicted: <b>${escapeHtml(x.predictedLabel)}</b>${verdict}</p>`,
+    `<p class="subtitle">${escapeHtml(x.name)}</p>`,
+  ];
+  const maps = x.maps.map((m) => {
+    const body = m.png ? img(m.png, `${m.method} of ${x.name}`) : `<p class="zero">${escapeHtml(m.note ?? 'no map')}</p>`;
+    return `<figure>${body}<figcaption>${escapeHtml(m.method)}</figcaption></figure>`;
+  });
+  const source = x.image ? `<figure>${img(x.image, x.name, 'seen')}<figcaption>as the model saw it</figcaption></figure>` : '';
+  return `<div class="saliency-card${wrong ? ' wrong' : ''}">${facts.join('')}<div class="maps">${source}${maps.join('')}</div></div>`;
+}
+
+function saliencySection(sec: SaliencySection): string {
+  if (sec.items.length === 0) return '';
+  const intro = sec.intro ? `<p class="subtitle">${escapeHtml(sec.intro)}</p>` : '';
+  return `<section id="saliency"><h2>Saliency examples</h2>${intro}${sec.items.map(saliencyCard).join('')}</section>`;
 }
 
 /** The whole report as one HTML document. */
@@ -381,11 +501,14 @@ export function renderReport(data: ReportData): string {
   const sections = [
     data.notes?.length ? notesSection(data.notes) : '',
     headline(data),
+    data.provenance || data.evaluated ? provenanceSection(data.provenance ?? [], data.evaluated) : '',
     data.summary ? wrap('summary', 'Run summary', summarySection(data.summary)) : '',
     data.training ? trainingSection(data.training) : '',
     data.roc ? rocSection(data.roc) : '',
     confusionSection(data.confusion, data.perClass, data.accuracy),
-    data.examples ? examplesSection(data.examples) : '',
+    data.worstErrors ? worstErrorsSection(data.worstErrors) : '',
+    data.saliency ? saliencySection(data.saliency) : '',
+    data.examples ? examplesSection(data.examples, data.dataLabel ?? 'test') : '',
   ].filter(Boolean);
   if (sections.length === 0) sections.push('<p>Nothing to report.</p>');
   return `<!DOCTYPE html>
