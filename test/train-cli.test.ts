@@ -74,7 +74,7 @@ describe('incept train -> evaluate -> classify', () => {
     const json = join(dir, 'eval.json');
     const out = join(dir, 'eval');
     const html = join(dir, 'eval', 'report.html');
-    expect(await quiet(() => evaluateMain(['--data', manifest, '--model', join(run(), 'model.safetensors'), '--json', json, '--out', out, '--specificity', '0.5,0.9', '--report', html]))).toBe(0);
+    expect(await quiet(() => evaluateMain(['--data', manifest, '--model', join(run(), 'model.safetensors'), '--json', json, '--out', out, '--specificity', '0.5,0.9', '--report', html, '--saliency', '0']))).toBe(0);
     const r = JSON.parse(readFileSync(json, 'utf8')) as EvaluationResult;
     const page = readFileSync(html, 'utf8');
     expect(page).toContain('ROC');
