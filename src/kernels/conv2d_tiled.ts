@@ -85,15 +85,15 @@ export function loadQuadBody(name: string, vec: boolean, c: string, limit: strin
 }
 
 /**
- * WGSL body gathering 4 reduction indices k..k+3 through `index(k)` (an i32 element index, -1
- * for zero): one vec4 load when the 4 are contiguous and aligned, else 4 scalar loads.
+ * WGSL body gathering 4 reduction indices first..first+3 through `index(k)` (an i32 element
+ * index, -1 for zero): one vec4 load when the 4 are contiguous and aligned, else 4 scalar loads.
  */
-export function gatherQuadBody(name: string, vec: boolean, index: (k: string) => string): string {
-  if (vec) return [`let i = ${index('k')};`, '  if (i < 0) { return vec4<f32>(); }', `  return ${name}[u32(i) / 4u];`].join('\n');
+export function gatherQuadBody(name: string, vec: boolean, index: (k: string) => string, first = 'k'): string {
+  if (vec) return [`let i = ${index(first)};`, '  if (i < 0) { return vec4<f32>(); }', `  return ${name}[u32(i) / 4u];`].join('\n');
   return [
     'var v = vec4<f32>();',
     '  for (var j = 0u; j < 4u; j++) {',
-    `    let i = ${index('k + j')};`,
+    `    let i = ${index(`${first} + j`)};`,
     `    if (i >= 0) { v[j] = ${name}[u32(i)]; }`,
     '  }',
     '  return v;',
