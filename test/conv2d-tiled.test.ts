@@ -39,7 +39,7 @@ interface Case {
   splits?: number;
   /** Splits the shape-based policy must choose by itself (Inception-sized cases). */
   policySplits?: number;
-  /** Forward activation (default relu6). */
+  /** Forward activation (default relu). */
   act?: Activation;
   /** Forward: no epilogue. Gradients: accumulate into a random output. */
   plain?: boolean;
@@ -53,8 +53,9 @@ async function up(rt: Runtime, shape: Shape, seed: number, lo = -1, hi = 1): Pro
   return [upload(rt, data, shape), data];
 }
 
-// Cases that share a pipeline share its flags (epilogue on, accumulate on): lavapipe compiles each
-// pipeline for seconds, so the flags' other settings ride on the cases that need a pipeline of their own.
+// Cases that would share a pipeline share its flags (forward: epilogue with relu; input gradient:
+// accumulate; filter gradient: overwrite): lavapipe compiles each pipeline for seconds, so the
+// flags' other settings ride on the cases that need a pipeline of their own anyway.
 const FORWARD: Case[] = [
   { name: '1x1, M 70 (not a multiple of the tile), Co 72 (two column tiles)', x: [1, 7, 10, 16], w: [1, 1, 16, 72], attrs: {} },
   { name: '3x3 SAME, batch 2', x: [2, 5, 6, 8], w: [3, 3, 8, 12], attrs: { padding: 'SAME' }, only64: true },
@@ -64,7 +65,7 @@ const FORWARD: Case[] = [
   { name: '3x3 dilation 2 SAME', x: [1, 9, 8, 4], w: [3, 3, 4, 8], attrs: { padding: 'SAME', dilations: [2, 2] }, only64: true },
   { name: 'into channels 8..20 of 28', x: [1, 6, 6, 8], w: [3, 3, 8, 12], attrs: { padding: 'SAME' }, slice: [28, 8], only64: true },
   { name: 'C 3, Co 6 (scalar loads and stores), stride 2 SAME, no epilogue', x: [2, 7, 6, 3], w: [3, 3, 3, 6], attrs: { strides: [2, 2], padding: 'SAME' }, plain: true, only64: true },
-  { name: 'Co 6 into channels 3..9 of 11 (scalar filter loads, masked epilogue, scalar stores)', x: [1, 5, 6, 8], w: [3, 3, 8, 6], attrs: { padding: 'SAME' }, slice: [11, 3], only64: true },
+  { name: 'Co 6 into channels 3..9 of 11 (scalar filter loads, masked epilogue, scalar stores)', x: [1, 5, 6, 8], w: [3, 3, 8, 6], attrs: { padding: 'SAME' }, slice: [11, 3], act: 'relu6', only64: true },
   { name: 'split-K: 3 splits of K 144, epilogue in the sum pass, into channels 4..12 of 16', x: [1, 5, 5, 16], w: [3, 3, 16, 8], attrs: { padding: 'SAME' }, splits: 3, slice: [16, 4] },
 ];
 
@@ -81,7 +82,7 @@ async function checkForward(variantIndex: number, c: Case): Promise<void> {
   const [bias, bd] = await up(rt, [co], 5);
   const yShape = [ys[0], ys[1], ys[2], ctot];
   const [y, prior] = await up(rt, yShape, 6);
-  const activation: Activation = c.act ?? 'relu6';
+  const activation: Activation = c.act ?? 'relu';
   const epilogue = c.plain ? {} : { scale, shift, bias, activation };
   tiledTuning.splits = c.splits ?? 0;
   const bytes = variant.scratchBytes!(rt, c.x, c.w, c.attrs);
@@ -130,13 +131,13 @@ async function checkGradInput(variantIndex: number, c: Case): Promise<void> {
 }
 
 const GRAD_FILTER: Case[] = [
-  { name: '1x1, batch 2', x: [2, 5, 7, 12], w: [1, 1, 12, 8], attrs: {}, accumulate: true, only64: true },
-  { name: '3x3 SAME, Co 72 (two column tiles)', x: [1, 7, 9, 8], w: [3, 3, 8, 72], attrs: { padding: 'SAME' }, accumulate: true, only64: true },
-  { name: '1x7 SAME, rows 7*12 = 84 (two row tiles of 64)', x: [1, 7, 9, 12], w: [1, 7, 12, 8], attrs: { padding: 'SAME' }, accumulate: true, only64: true },
-  { name: '7x1 SAME', x: [1, 9, 7, 8], w: [7, 1, 8, 12], attrs: { padding: 'SAME' }, accumulate: true, only64: true },
-  { name: '3x3 dilation 2 SAME', x: [1, 9, 10, 4], w: [3, 3, 4, 8], attrs: { padding: 'SAME', dilations: [2, 2] }, accumulate: true, only64: true },
+  { name: '1x1, batch 2', x: [2, 5, 7, 12], w: [1, 1, 12, 8], attrs: {}, only64: true },
+  { name: '3x3 SAME, Co 72 (two column tiles)', x: [1, 7, 9, 8], w: [3, 3, 8, 72], attrs: { padding: 'SAME' }, only64: true },
+  { name: '1x7 SAME, rows 7*12 = 84 (two row tiles of 64)', x: [1, 7, 9, 12], w: [1, 7, 12, 8], attrs: { padding: 'SAME' }, only64: true },
+  { name: '7x1 SAME', x: [1, 9, 7, 8], w: [7, 1, 8, 12], attrs: { padding: 'SAME' }, only64: true },
+  { name: '3x3 dilation 2 SAME', x: [1, 9, 10, 4], w: [3, 3, 4, 8], attrs: { padding: 'SAME', dilations: [2, 2] }, only64: true },
   { name: '3x3 stride 2 VALID, C 3 (stem: scalar x loads), rows 27, overwriting', x: [2, 13, 11, 3], w: [3, 3, 3, 32], attrs: { strides: [2, 2] }, only64: true },
-  { name: 'C 6, Co 5 (scalar loads and stores), explicit pads, dilation (2,1), overwriting', x: [1, 8, 8, 6], w: [3, 2, 6, 5], attrs: { padding: [1, 0, 2, 1], dilations: [2, 1] }, only64: true },
+  { name: 'C 6, Co 5 (scalar loads and stores), explicit pads, dilation (2,1), accumulate', x: [1, 8, 8, 6], w: [3, 2, 6, 5], attrs: { padding: [1, 0, 2, 1], dilations: [2, 1] }, accumulate: true, only64: true },
   { name: 'split-K: 4 splits of the pixels, accumulate, Co 72, dy channels 4..76 of 80', x: [2, 8, 8, 8], w: [3, 3, 8, 72], attrs: { padding: 'SAME' }, splits: 4, accumulate: true, slice: [80, 4] },
 ];
 
