@@ -77,8 +77,17 @@ fn xIndex(n: u32, ih0: i32, iw0: i32, k: u32, kEnd: u32) -> i32 {
   return i32(((n * p.H + u32(ih)) * p.W + u32(iw)) * p.C + k % p.C);
 }
 
-// The 4 x values at reduction indices k..k+3 (k a multiple of 4).
-fn loadA(n: u32, ih0: i32, iw0: i32, k: u32, kEnd: u32) -> vec4<f32> {
+// Element index in x of channel ci at tap (kh, kw) for that pixel; -1 in the padding.
+fn xAt(n: u32, ih0: i32, iw0: i32, kh: u32, kw: u32, ci: u32) -> i32 {
+  let ih = ih0 + i32(kh * p.DH);
+  let iw = iw0 + i32(kw * p.DW);
+  if (ih < 0 || iw < 0 || u32(ih) >= p.H || u32(iw) >= p.W) { return -1; }
+  return i32(((n * p.H + u32(ih)) * p.W + u32(iw)) * p.C + ci);
+}
+
+// The 4 x values at reduction indices k..k+3 (k a multiple of 4), which is tap (kh, kw) and
+// channel ci when C % 4 == 0 (the vec4 path uses those; the scalar path decomposes each index).
+fn loadA(n: u32, ih0: i32, iw0: i32, k: u32, kEnd: u32, kh: u32, kw: u32, ci: u32) -> vec4<f32> {
   {{LOAD_A}}
 }
 
@@ -146,12 +155,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   let tx = li % TXN;
   let ty = li / TXN;
+  // Every A quad of this invocation is at reduction index k0 + kq*4 (NT is a multiple of KQ);
+  // its tap and channel advance by BK per step without integer divisions.
+  let kq = li % KQ;
+  var ci = (kBegin + kq * 4u) % p.C;
+  var kw = ((kBegin + kq * 4u) / p.C) % p.KW;
+  var kh = ((kBegin + kq * 4u) / p.C) / p.KW;
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
     for (var s = 0u; s < A_LOADS; s++) {
-      let idx = li + s * NT;
-      let row = idx / KQ;
-      let kq = idx % KQ;
-      let v = loadA(an[s], aih[s], aiw[s], k0 + kq * 4u, kEnd);
+      let row = (li + s * NT) / KQ;
+      let v = loadA(an[s], aih[s], aiw[s], k0 + kq * 4u, kEnd, kh, kw, ci);
       // Transposed into As[k][m]: 4 scalar stores.
       for (var j = 0u; j < 4u; j++) { As[(kq * 4u + j) * AS_ROW + row / 4u][row % 4u] = v[j]; }
     }
@@ -166,6 +179,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     workgroupBarrier();
     multiplyStaged(tx, ty);
     workgroupBarrier();
+    ci += BK;
+    while (ci >= p.C) {
+      ci -= p.C;
+      kw += 1u;
+      if (kw == p.KW) { kw = 0u; kh += 1u; }
+    }
   }
 
   for (var r = 0u; r < TM; r++) {

@@ -41,20 +41,24 @@ var<workgroup> As: array<vec4<f32>, BK * AS_ROW>;
 var<workgroup> Bs: array<vec4<f32>, BK * BS_ROW>;
 var<private> acc: array<vec4<f32>, TM * TN / 4u>;
 
-// Element index in x of filter row r = (kh, kw, ci) at output pixel q; -1 in the padding, past
-// the filter rows or past the split's pixels.
-fn xIndex(q: u32, r: u32, qEnd: u32) -> i32 {
-  if (q >= qEnd || r >= p.KR) { return -1; }
-  let tap = r / p.C;
-  let t = q / p.OW;
-  let ih = i32((t % p.OH) * p.SH + (tap / p.KW) * p.DH) - i32(p.PT);
-  let iw = i32((q % p.OW) * p.SW + (tap % p.KW) * p.DW) - i32(p.PL);
+// Element index in x of tap (kh, kw), channel ci at output pixel pix = (n, oh, ow); -1 in the padding.
+fn xAt(pix: vec3u, kh: u32, kw: u32, ci: u32) -> i32 {
+  let ih = i32(pix.y * p.SH + kh * p.DH) - i32(p.PT);
+  let iw = i32(pix.z * p.SW + kw * p.DW) - i32(p.PL);
   if (ih < 0 || iw < 0 || u32(ih) >= p.H || u32(iw) >= p.W) { return -1; }
-  return i32((((t / p.OH) * p.H + u32(ih)) * p.W + u32(iw)) * p.C + r % p.C);
+  return i32(((pix.x * p.H + u32(ih)) * p.W + u32(iw)) * p.C + ci);
 }
 
-// x of filter rows r..r+3 at pixel q.
-fn loadA(q: u32, r: u32, qEnd: u32) -> vec4<f32> {
+// Filter row r decomposed (the scalar path's per-element form); -1 past the filter rows.
+fn xIndex(pix: vec3u, r: u32) -> i32 {
+  if (r >= p.KR) { return -1; }
+  let tap = r / p.C;
+  return xAt(pix, tap / p.KW, tap % p.KW, r % p.C);
+}
+
+// x of filter rows r..r+3 at pixel pix (zeros unless inRange); when C % 4 == 0 these are tap
+// (kh, kw) and channels ci..ci+3 (the vec4 path uses those).
+fn loadA(pix: vec3u, inRange: bool, r: u32, kh: u32, kw: u32, ci: u32) -> vec4<f32> {
   {{LOAD_A}}
 }
 
@@ -95,10 +99,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let qEnd = min(p.P, qBegin + p.KCHUNK);
   let tx = li % TXN;
   let ty = li / TXN;
+  // Every A quad of this invocation covers filter rows r..r+3 (NT is a multiple of AS_ROW), so
+  // its tap is fixed; its pixels advance by BK per step without integer divisions.
+  let r = m0 + (li % AS_ROW) * 4u;
+  let rtap = (min(r, p.KR - 1u)) / p.C;
+  let kh = rtap / p.KW;
+  let kw = rtap % p.KW;
+  let ci = r % p.C;
+  var apix: array<vec3u, A_LOADS>; // (n, oh, ow) of each A slot's pixel
+  for (var s = 0u; s < A_LOADS; s++) {
+    let q = qBegin + (li + s * NT) / AS_ROW;
+    apix[s] = vec3u(q / p.OW / p.OH, (q / p.OW) % p.OH, q % p.OW);
+  }
   for (var q0 = qBegin; q0 < qEnd; q0 += BK) {
     for (var s = 0u; s < A_LOADS; s++) {
       let idx = li + s * NT;
-      As[idx] = loadA(q0 + idx / AS_ROW, m0 + (idx % AS_ROW) * 4u, qEnd);
+      As[idx] = loadA(apix[s], q0 + idx / AS_ROW < qEnd, r, kh, kw, ci);
+      apix[s].z += BK;
+      while (apix[s].z >= p.OW) {
+        apix[s].z -= p.OW;
+        apix[s].y += 1u;
+        if (apix[s].y == p.OH) { apix[s].y = 0u; apix[s].x += 1u; }
+      }
     }
     for (var s = 0u; s < B_LOADS; s++) {
       let idx = li + s * NT;

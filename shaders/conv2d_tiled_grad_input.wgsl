@@ -58,36 +58,50 @@ fn phaseTaps(ph: u32, pad: u32, k: u32, d: u32, s: u32, st: u32) -> Taps {
 // The phase's geometry, the same for every invocation of a workgroup.
 struct Phase { ph: u32, pw: u32, hq: u32, wq: u32, th: Taps, tw: Taps }
 
-// Element index in dy of reduction index k = (tap j, channel co) for dx pixel (n, ih, iw);
-// -1 where the tap's output row/column is outside dy or k is past the reduction.
-fn dyIndex(ph: Phase, n: u32, ih: u32, iw: u32, k: u32, kEnd: u32) -> i32 {
-  if (k >= kEnd) { return -1; }
-  let j = k / p.CO;
-  let kh = ph.th.first + (j / ph.tw.count) * ph.th.step;
-  let kw = ph.tw.first + (j % ph.tw.count) * ph.tw.step;
+// Element index in dy of channel co at tap (kh, kw) for dx pixel (n, ih, iw); -1 where the tap's
+// output row or column is outside dy.
+fn dyAt(n: u32, ih: u32, iw: u32, kh: u32, kw: u32, co: u32) -> i32 {
   let th = i32(ih + p.PT) - i32(kh * p.DH);
   let tw = i32(iw + p.PL) - i32(kw * p.DW);
   if (th < 0 || tw < 0) { return -1; }
   let oh = u32(th) / p.SH;
   let ow = u32(tw) / p.SW;
   if (oh >= p.OH || ow >= p.OW) { return -1; }
-  return i32(((n * p.OH + oh) * p.OW + ow) * p.DYS + p.DYOFF + k % p.CO);
+  return i32(((n * p.OH + oh) * p.OW + ow) * p.DYS + p.DYOFF + co);
 }
 
-// Element index in w of reduction index k = (tap j, channel co) and input channel ci.
+// Element index in w of input channel ci, output channel co at tap (kh, kw); -1 past C.
+fn wAt(kh: u32, kw: u32, ci: u32, co: u32) -> i32 {
+  if (ci >= p.C) { return -1; }
+  return i32(((kh * p.KW + kw) * p.C + ci) * p.CO + co);
+}
+
+// The tap (kh, kw) of the phase's j-th tap pair.
+fn phaseTap(ph: Phase, j: u32) -> vec2u {
+  return vec2u(ph.th.first + (j / ph.tw.count) * ph.th.step, ph.tw.first + (j % ph.tw.count) * ph.tw.step);
+}
+
+// Reduction index k = (tap pair j, channel co), decomposed (the scalar paths' per-element form).
+fn dyIndex(ph: Phase, n: u32, ih: u32, iw: u32, k: u32, kEnd: u32) -> i32 {
+  if (k >= kEnd) { return -1; }
+  let t = phaseTap(ph, k / p.CO);
+  return dyAt(n, ih, iw, t.x, t.y, k % p.CO);
+}
+
 fn wIndex(ph: Phase, ci: u32, k: u32, kEnd: u32) -> i32 {
-  if (k >= kEnd || ci >= p.C) { return -1; }
-  let j = k / p.CO;
-  let kh = ph.th.first + (j / ph.tw.count) * ph.th.step;
-  let kw = ph.tw.first + (j % ph.tw.count) * ph.tw.step;
-  return i32(((kh * p.KW + kw) * p.C + ci) * p.CO + k % p.CO);
+  if (k >= kEnd) { return -1; }
+  let t = phaseTap(ph, k / p.CO);
+  return wAt(t.x, t.y, ci, k % p.CO);
 }
 
-fn loadA(ph: Phase, n: u32, ih: u32, iw: u32, k: u32, kEnd: u32) -> vec4<f32> {
+// dy at reduction indices k..k+3 for dx pixel (n, ih, iw); when Co % 4 == 0 these are tap
+// (kh, kw) and channels co..co+3 (the vec4 path uses those).
+fn loadA(ph: Phase, n: u32, ih: u32, iw: u32, k: u32, kEnd: u32, kh: u32, kw: u32, co: u32) -> vec4<f32> {
   {{LOAD_A}}
 }
 
-fn loadB(ph: Phase, ci: u32, k: u32, kEnd: u32) -> vec4<f32> {
+// w transposed: input channel ci at reduction indices k..k+3 (tap (kh, kw), co..co+3 as above).
+fn loadB(ph: Phase, ci: u32, k: u32, kEnd: u32, kh: u32, kw: u32, co: u32) -> vec4<f32> {
   {{LOAD_B}}
 }
 
@@ -140,24 +154,34 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var s = 0u; s < A_LOADS; s++) { apix[s] = phasePixel(ph, min(m0 + (li + s * NT) / KQ, mp - 1u)); }
   let tx = li % TXN;
   let ty = li / TXN;
+  // Every A and B quad of this invocation is at reduction index k0 + kq*4 (NT is a multiple of
+  // KQ); its tap pair and channel advance by BK per step without integer divisions.
+  let kq = li % KQ;
+  var co = (kq * 4u) % p.CO;
+  var jw = ((kq * 4u) / p.CO) % max(ph.tw.count, 1u);
+  var jh = ((kq * 4u) / p.CO) / max(ph.tw.count, 1u);
   for (var k0 = 0u; k0 < kEnd; k0 += BK) {
+    let kh = ph.th.first + jh * ph.th.step;
+    let kw = ph.tw.first + jw * ph.tw.step;
     for (var s = 0u; s < A_LOADS; s++) {
-      let idx = li + s * NT;
-      let row = idx / KQ;
-      let kq = idx % KQ;
-      let v = loadA(ph, apix[s].x, apix[s].y, apix[s].z, k0 + kq * 4u, kEnd);
+      let row = (li + s * NT) / KQ;
+      let v = loadA(ph, apix[s].x, apix[s].y, apix[s].z, k0 + kq * 4u, kEnd, kh, kw, co);
       for (var j = 0u; j < 4u; j++) { As[(kq * 4u + j) * AS_ROW + row / 4u][row % 4u] = v[j]; }
     }
     for (var s = 0u; s < B_LOADS; s++) {
-      let idx = li + s * NT;
-      let col = idx / KQ;
-      let kq = idx % KQ;
-      let v = loadB(ph, n0 + col, k0 + kq * 4u, kEnd);
+      let col = (li + s * NT) / KQ;
+      let v = loadB(ph, n0 + col, k0 + kq * 4u, kEnd, kh, kw, co);
       for (var j = 0u; j < 4u; j++) { Bs[(kq * 4u + j) * BS_ROW + col / 4u][col % 4u] = v[j]; }
     }
     workgroupBarrier();
     multiplyStaged(tx, ty);
     workgroupBarrier();
+    co += BK;
+    while (co >= p.CO) {
+      co -= p.CO;
+      jw += 1u;
+      if (jw == ph.tw.count) { jw = 0u; jh += 1u; }
+    }
   }
 
   for (var r = 0u; r < TM; r++) {

@@ -100,6 +100,11 @@ export function gatherQuadBody(name: string, vec: boolean, index: (k: string) =>
   ].join('\n');
 }
 
+/** WGSL body of a vec4 load at the i32 element index `index` (-1: zeros), taken when `inRange`. */
+export function quadAtBody(name: string, inRange: string, index: string): string {
+  return [`if (!(${inRange})) { return vec4<f32>(); }`, `  let i = ${index};`, '  if (i < 0) { return vec4<f32>(); }', `  return ${name}[u32(i) / 4u];`].join('\n');
+}
+
 /** The checked geometry of a groups == 1 convolution (the tiled kernels do not take groups). */
 export function tiledGeometry(op: string, x: Shape, w: Shape, attrs: Conv2dAttrs): ConvGeometry {
   const g = conv2dGeometry(x, w, attrs, op);
@@ -201,7 +206,10 @@ export function conv2dTiledDispatch(
         X_T: g.c % 4 === 0 ? 'vec4<f32>' : 'f32',
         W_T: g.co % 4 === 0 ? 'vec4<f32>' : 'f32',
         Y_T: vecY ? 'vec4<f32>' : 'f32',
-        LOAD_A: gatherQuadBody('x', g.c % 4 === 0, (k) => `xIndex(n, ih0, iw0, ${k}, kEnd)`),
+        LOAD_A:
+          g.c % 4 === 0
+            ? quadAtBody('x', 'k < kEnd', 'xAt(n, ih0, iw0, kh, kw, ci)')
+            : gatherQuadBody('x', false, (k) => `xIndex(n, ih0, iw0, ${k}, kEnd)`),
         LOAD_B: loadQuadBody('w', g.co % 4 === 0, 'co', 'p.CO'),
         STORE: storeBody('y', vecY, false),
       },
