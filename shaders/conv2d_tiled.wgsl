@@ -16,10 +16,14 @@
 //   WebGPU's default 16 KiB, so no device needs raised limits; the tuner may pick per shape.
 // - Global loads are vec4s along the contiguous axis: x along ci (C % 4 == 0), w along co
 //   (Co % 4 == 0); consecutive invocations load consecutive vec4s, so a warp reads whole
-//   cache lines. Scalar loads (masked per component) otherwise.
-// - Rows of As are padded by one vec4: the transposing stores of A (4 scalars per loaded vec4)
-//   then fall on different banks; reads of As are broadcasts (a warp spans 2 row groups), reads
-//   of Bs are 16 consecutive vec4s (conflict-free).
+//   cache lines. Scalar loads (masked per component) otherwise. On the vec4 path each
+//   invocation's (kh, kw, ci) advances by BK per step with compares, not integer divisions
+//   (a division by a runtime value costs ~20 instructions on a GPU, per staged quad).
+// - Rows of As are padded by one vec4: a warp's transposing stores of A (4 scalars per loaded
+//   vec4; 8 pixels x 4 k quads per warp) then conflict 2-way instead of 4-way (with vec4 rows
+//   no padding makes them conflict-free, and they are 4 stores per step against TM x TN x BK
+//   FMAs); reads of As are broadcasts (a warp spans 2 row groups of TM), reads of Bs are 16
+//   consecutive vec4s (conflict-free).
 // - No subgroup operations: their speed and even their width vary across GPU drivers, and
 //   workgroup memory does the sharing.
 // - Split-K (small spatial maps with a long reduction, e.g. Mixed_7c's 8x8 at batch 1, which
