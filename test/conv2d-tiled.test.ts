@@ -37,6 +37,8 @@ interface Case {
   slice?: [number, number];
   /** Forced split-K splits. */
   splits?: number;
+  /** Forward: give no scratch (Conv2dArgs carries none), so a shape the policy splits runs unsplit. */
+  noScratch?: boolean;
   /** Splits the shape-based policy must choose by itself (Inception-sized cases). */
   policySplits?: number;
   /** Forward activation (default relu). */
@@ -66,6 +68,7 @@ const FORWARD: Case[] = [
   { name: 'into channels 8..20 of 28', x: [1, 6, 6, 8], w: [3, 3, 8, 12], attrs: { padding: 'SAME' }, slice: [28, 8], only64: true },
   { name: 'C 3, Co 6 (scalar loads and stores), stride 2 SAME, no epilogue', x: [2, 7, 6, 3], w: [3, 3, 3, 6], attrs: { strides: [2, 2], padding: 'SAME' }, plain: true, only64: true },
   { name: 'Co 6 into channels 3..9 of 11 (scalar filter loads, masked epilogue, scalar stores)', x: [1, 5, 6, 8], w: [3, 3, 8, 6], attrs: { padding: 'SAME' }, slice: [11, 3], act: 'relu6', only64: true },
+  { name: 'the policy splits K 512 in 2 but no scratch is given: runs unsplit', x: [1, 4, 4, 512], w: [1, 1, 512, 8], attrs: {}, policySplits: 2, noScratch: true, only64: true },
   { name: 'split-K: 3 splits of K 144, epilogue in the sum pass, into channels 4..12 of 16', x: [1, 5, 5, 16], w: [3, 3, 16, 8], attrs: { padding: 'SAME' }, splits: 3, slice: [16, 4] },
 ];
 
@@ -88,11 +91,11 @@ async function checkForward(variantIndex: number, c: Case): Promise<void> {
   const bytes = variant.scratchBytes!(rt, c.x, c.w, c.attrs);
   const splits = c.splits ?? c.policySplits ?? 1;
   expect(bytes, 'split-K scratch bytes').toBe(splits > 1 ? splits * size(ys) * 4 : 0);
-  const scratch = bytes > 0 ? empty(rt, [bytes / 4]) : null;
+  const scratch = bytes > 0 && !c.noScratch ? empty(rt, [bytes / 4]) : null;
   const args = { x, w, y, attrs: c.attrs, epilogue, channelOffset: off, scratch };
   expect(variant.supports(rt, args)).toBe(true);
   const dispatches = variant.dispatch(args)!;
-  expect(dispatches.length, 'dispatches (split-K adds a sum pass)').toBe(splits > 1 ? 2 : 1);
+  expect(dispatches.length, 'dispatches (split-K adds a sum pass)').toBe(splits > 1 && !c.noScratch ? 2 : 1);
   run(rt, dispatches);
   const ref = conv2dRef(xd, c.x, wd, c.w, c.attrs, c.plain ? {} : { scale: sd, shift: hd, bias: bd, activation });
   const want = Float64Array.from(prior);
@@ -109,7 +112,7 @@ const GRAD_INPUT: Case[] = [
   { name: '7x1 SAME', x: [1, 9, 5, 8], w: [7, 1, 8, 12], attrs: { padding: 'SAME' }, accumulate: true, only64: true },
   { name: '3x3 dilation 2 VALID', x: [1, 9, 10, 4], w: [3, 3, 4, 8], attrs: { dilations: [2, 2] }, accumulate: true, only64: true },
   { name: '3x3 stride (3,2) dilation (1,2), explicit pads', x: [1, 11, 10, 4], w: [3, 3, 4, 8], attrs: { strides: [3, 2], dilations: [1, 2], padding: [2, 1, 0, 3] }, accumulate: true, only64: true },
-  { name: 'dy channels 4..16 of 20, M 130 (three row tiles of 64)', x: [1, 10, 13, 8], w: [3, 3, 8, 12], attrs: { padding: 'SAME' }, slice: [20, 4], accumulate: true },
+  { name: 'stride 2 SAME, dy channels 4..16 of 20, phase 0 has 130 rows (three row tiles of 64)', x: [1, 20, 26, 8], w: [3, 3, 8, 12], attrs: { strides: [2, 2], padding: 'SAME' }, slice: [20, 4], accumulate: true },
   { name: 'C 3, Co 6 (scalar loads and stores), stride 2, overwriting', x: [2, 7, 6, 3], w: [3, 3, 3, 6], attrs: { strides: [2, 2] }, only64: true },
 ];
 
@@ -222,6 +225,15 @@ describe('tiled variants: what they refuse', () => {
     expect(tileFits(small, TILE_64X64)).toBe(false);
     const few = { limits: { ...rt.limits, maxComputeInvocationsPerWorkgroup: 128 } } as unknown as Runtime;
     expect(tileFits(few, TILE_64X64)).toBe(false);
+  });
+
+  it('forward split-K with a scratch too short: one error naming the bytes it needs', async () => {
+    const rt = await getRuntime();
+    const x = empty(rt, [1, 4, 4, 512]);
+    const w = empty(rt, [1, 1, 512, 8]);
+    const y = empty(rt, [1, 4, 4, 8]);
+    const args = { x, w, y, attrs: {}, epilogue: {}, channelOffset: 0, scratch: empty(rt, [8]) };
+    expect(() => tiledConv2dVariants[0].dispatch(args)).toThrow(/conv2d \(tiled-64x64-4x4\).*scratch must hold 1024 bytes/);
   });
 
   it('a split filter gradient without its scratch: one error naming the bytes it needs', async () => {
