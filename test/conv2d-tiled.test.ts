@@ -215,6 +215,7 @@ describe('tiled variants: what they refuse', () => {
     for (const v of tiledConv2dVariants) {
       expect(v.supports(rt, args), v.name).toBe(false);
       expect(v.dispatch(args), v.name).toBeNull();
+      expect(v.scratchBytes!(rt, x.shape, w.shape, { groups: 2 }), v.name).toBe(0);
     }
   });
 

@@ -21,24 +21,34 @@ export type TiledConv2dArgs = Conv2dArgs & { scratch?: Tensor | null };
 export const TILED_TILES: Tile[] = [TILE_64X64, TILE_128X64];
 
 /** Whether a tiled kernel can take this convolution: groups 1, the tile fits, every buffer binds. */
-function fits(rt: Runtime, tile: Tile, x: Shape, w: Shape, attrs: Conv2dAttrs, tensors: (Tensor | null | undefined)[], scratchBytes = 0): boolean {
+function fits(rt: Runtime, tile: Tile, x: Shape, w: Shape, attrs: Conv2dAttrs, tensors: Tensor[]): boolean {
   try {
     tiledGeometry('tiled', x, w, attrs);
   } catch {
     return false;
   }
   const max = rt.limits.maxStorageBufferBindingSize;
-  return tileFits(rt, tile) && tensors.every((t) => !t || t.bytes <= max) && scratchBytes <= max;
+  return tileFits(rt, tile) && tensors.every((t) => t.bytes <= max);
+}
+
+/** Scratch bytes, or 0 for a call the variant does not take (grouped, malformed): it never runs it. */
+function orZero(bytes: () => number): number {
+  try {
+    return bytes();
+  } catch {
+    return 0;
+  }
 }
 
 function forwardVariant(tile: Tile): KernelVariant<'conv2d'> {
-  const supports = (rt: Runtime, a: TiledConv2dArgs) => fits(rt, tile, a.x.shape, a.w.shape, a.attrs, [a.x, a.w, a.y, a.scratch]);
+  // The scratch binds only the bytes it needs (at most MAX_SCRATCH_FLOATS), whatever its size.
+  const supports = (rt: Runtime, a: TiledConv2dArgs) => fits(rt, tile, a.x.shape, a.w.shape, a.attrs, [a.x, a.w, a.y]);
   return {
     family: 'conv2d',
     name: tileName(tile),
     target: 'gpu',
     supports,
-    scratchBytes: (_rt, x, w, attrs) => conv2dTiledScratchBytes(x, w, attrs, tile),
+    scratchBytes: (_rt, x, w, attrs) => orZero(() => conv2dTiledScratchBytes(x, w, attrs, tile)),
     dispatch(a: TiledConv2dArgs) {
       if (!supports(a.x.rt, a)) return null;
       return conv2dTiledDispatch(a.x, a.w, a.y, a.attrs, a.epilogue, a.channelOffset, tile, a.scratch ?? null);
@@ -61,7 +71,7 @@ function gradInputVariant(tile: Tile): KernelVariant<'conv2dGradInput'> {
 }
 
 function gradFilterVariant(tile: Tile): KernelVariant<'conv2dGradFilter'> {
-  const scratchBytes = (_rt: Runtime, x: Shape, w: Shape, attrs: Conv2dAttrs) => conv2dGradFilterTiledScratchBytes(x, w, attrs, tile);
+  const scratchBytes = (_rt: Runtime, x: Shape, w: Shape, attrs: Conv2dAttrs) => orZero(() => conv2dGradFilterTiledScratchBytes(x, w, attrs, tile));
   const supports = (rt: Runtime, a: Conv2dGradFilterArgs) =>
     fits(rt, tile, a.x.shape, a.dw.shape, a.attrs, [a.x, a.dy, a.dw]) && scratchBytes(rt, a.x.shape, a.dw.shape, a.attrs) <= rt.limits.maxStorageBufferBindingSize;
   return {
