@@ -85,11 +85,10 @@ export function loadQuadBody(name: string, vec: boolean, c: string, limit: strin
 }
 
 /**
- * WGSL body gathering 4 reduction indices first..first+3 through `index(k)` (an i32 element
- * index, -1 for zero): one vec4 load when the 4 are contiguous and aligned, else 4 scalar loads.
+ * WGSL body gathering the 4 reduction indices first..first+3 one by one through `index(k)` (an
+ * i32 element index, -1 for zero): the scalar path, where the 4 may lie in different taps.
  */
-export function gatherQuadBody(name: string, vec: boolean, index: (k: string) => string, first = 'k'): string {
-  if (vec) return [`let i = ${index(first)};`, '  if (i < 0) { return vec4<f32>(); }', `  return ${name}[u32(i) / 4u];`].join('\n');
+export function gatherQuadBody(name: string, index: (k: string) => string, first = 'k'): string {
   return [
     'var v = vec4<f32>();',
     '  for (var j = 0u; j < 4u; j++) {',
@@ -209,7 +208,7 @@ export function conv2dTiledDispatch(
         LOAD_A:
           g.c % 4 === 0
             ? quadAtBody('x', 'k < kEnd', 'xAt(n, ih0, iw0, kh, kw, ci)')
-            : gatherQuadBody('x', false, (k) => `xIndex(n, ih0, iw0, ${k}, kEnd)`),
+            : gatherQuadBody('x', (k) => `xIndex(n, ih0, iw0, ${k}, kEnd)`),
         LOAD_B: loadQuadBody('w', g.co % 4 === 0, 'co', 'p.CO'),
         STORE: storeBody('y', vecY, false),
       },

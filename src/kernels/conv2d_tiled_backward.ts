@@ -55,8 +55,8 @@ export function conv2dGradInputTiledDispatch(dy: Tensor, w: Tensor, dx: Tensor, 
         DY_T: vecDy ? 'vec4<f32>' : 'f32',
         W_T: g.co % 4 === 0 ? 'vec4<f32>' : 'f32',
         OUT_T: g.c % 4 === 0 ? 'vec4<f32>' : 'f32',
-        LOAD_A: vecDy ? quadAtBody('dy', 'k < kEnd', 'dyAt(n, ih, iw, kh, kw, co)') : gatherQuadBody('dy', false, (k) => `dyIndex(ph, n, ih, iw, ${k}, kEnd)`),
-        LOAD_B: g.co % 4 === 0 ? quadAtBody('w', 'k < kEnd', 'wAt(kh, kw, ci, co)') : gatherQuadBody('w', false, (k) => `wIndex(ph, ci, ${k}, kEnd)`),
+        LOAD_A: vecDy ? quadAtBody('dy', 'k < kEnd', 'dyAt(n, ih, iw, kh, kw, co)') : gatherQuadBody('dy', (k) => `dyIndex(ph, n, ih, iw, ${k}, kEnd)`),
+        LOAD_B: g.co % 4 === 0 ? quadAtBody('w', 'k < kEnd', 'wAt(kh, kw, ci, co)') : gatherQuadBody('w', (k) => `wIndex(ph, ci, ${k}, kEnd)`),
         STORE: storeBody('dx', g.c % 4 === 0, true),
       },
       constants: { ACCUM: opts.accumulate ? 1 : 0 },
@@ -130,7 +130,7 @@ export function conv2dGradFilterTiledDispatch(
         LOAD_A:
           g.c % 4 === 0
             ? quadAtBody('x', 'inRange && r < p.KR', 'xAt(pix, kh, kw, ci)')
-            : gatherQuadBody('x', false, (k) => `select(-1, xIndex(pix, ${k}), inRange)`, 'r'),
+            : gatherQuadBody('x', (k) => `select(-1, xIndex(pix, ${k}), inRange)`, 'r'),
         LOAD_B: loadQuadBody('dy', vecDy, 'co', 'p.CO'),
         STORE: storeBody('out', g.co % 4 === 0, true),
       },
