@@ -1,0 +1,251 @@
+// The tiled GPU kernels (src/kernels/conv2d_tiled*.ts), through their KernelVariant objects,
+// against the float64 CPU references of conv2d.ts / conv2d_backward.ts (conv2dRef,
+// conv2dGradInputRef, conv2dGradFilterRef), which are written from the definition and share no
+// code with the shaders. Each case exercises one thing the kernels special-case: 1x1, 3x3
+// SAME/VALID, stride 2 (and stride phases without taps), 1x7 / 7x1, dilation, channel counts off
+// the vec4 paths, rows and columns that do not fill a tile, the fused epilogue into a channel
+// slice, accumulation, dy slices and split-K. Lavapipe compiles every pipeline (seconds each), so
+// the 128x64 variant runs a subset that still covers each of its pipelines.
+// Tolerance: float32 sums of up to ~3500 products of values in [-1, 1] (scales up to 3):
+// |gpu - ref| <= 1e-4 + 1e-4 |ref|, as test/conv2d_backward.test.ts.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { run } from '../src/gpu/recorder.ts';
+import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
+import { type Shape, type Tensor, empty, upload } from '../src/gpu/tensor.ts';
+import type { Activation, Conv2dAttrs } from '../src/kernels/conv2d.ts';
+import { conv2dRef, conv2dShape } from '../src/kernels/conv2d.ts';
+import { conv2dGradFilterRef, conv2dGradInputRef } from '../src/kernels/conv2d_backward.ts';
+import { TILE_64X64, tileFits, tiledTuning } from '../src/kernels/conv2d_tiled.ts';
+import { tiledConv2dGradFilterVariants, tiledConv2dGradInputVariants, tiledConv2dVariants } from '../src/kernels/conv2d_tiled_variants.ts';
+import type { Runtime } from '../src/gpu/runtime.ts';
+import { expectClose, randomArray } from './helpers.ts';
+
+afterAll(closeRuntime);
+afterEach(() => {
+  tiledTuning.splits = 0;
+});
+
+const TOL = { rtol: 1e-4, atol: 1e-4 };
+const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
+
+interface Case {
+  name: string;
+  x: Shape;
+  w: Shape;
+  attrs: Conv2dAttrs;
+  /** Output channels of the wider tensor the op writes (forward) or reads dy from (gradients), and the op's offset. */
+  slice?: [number, number];
+  /** Forced split-K splits. */
+  splits?: number;
+  /** Forward: give no scratch (Conv2dArgs carries none), so a shape the policy splits runs unsplit. */
+  noScratch?: boolean;
+  /** Splits the shape-based policy must choose by itself (Inception-sized cases). */
+  policySplits?: number;
+  /** Forward activation (default relu). */
+  act?: Activation;
+  /** Forward: no epilogue. Gradients: accumulate into a random output. */
+  plain?: boolean;
+  accumulate?: boolean;
+  /** Only the 64x64 variant runs it (each 128x64 pipeline is still covered). */
+  only64?: boolean;
+}
+
+async function up(rt: Runtime, shape: Shape, seed: number, lo = -1, hi = 1): Promise<[Tensor, Float32Array]> {
+  const data = randomArray(size(shape), seed, lo, hi);
+  return [upload(rt, data, shape), data];
+}
+
+// Cases that would share a pipeline share its flags (forward: epilogue with relu; input gradient:
+// accumulate; filter gradient: overwrite): lavapipe compiles each pipeline for seconds, so the
+// flags' other settings ride on the cases that need a pipeline of their own anyway.
+const FORWARD: Case[] = [
+  { name: '1x1, M 70 (not a multiple of the tile), Co 72 (two column tiles)', x: [1, 7, 10, 16], w: [1, 1, 16, 72], attrs: {} },
+  { name: '3x3 SAME, batch 2', x: [2, 5, 6, 8], w: [3, 3, 8, 12], attrs: { padding: 'SAME' }, only64: true },
+  { name: '3x3 VALID stride 2', x: [1, 9, 11, 4], w: [3, 3, 4, 8], attrs: { strides: [2, 2] }, only64: true },
+  { name: '1x7 SAME', x: [1, 6, 9, 8], w: [1, 7, 8, 8], attrs: { padding: 'SAME' }, only64: true },
+  { name: '7x1 SAME', x: [1, 9, 6, 8], w: [7, 1, 8, 8], attrs: { padding: 'SAME' }, only64: true },
+  { name: '3x3 dilation 2 SAME', x: [1, 9, 8, 4], w: [3, 3, 4, 8], attrs: { padding: 'SAME', dilations: [2, 2] }, only64: true },
+  { name: 'into channels 8..20 of 28', x: [1, 6, 6, 8], w: [3, 3, 8, 12], attrs: { padding: 'SAME' }, slice: [28, 8], only64: true },
+  { name: 'C 3, Co 6 (scalar loads and stores), stride 2 SAME, no epilogue', x: [2, 7, 6, 3], w: [3, 3, 3, 6], attrs: { strides: [2, 2], padding: 'SAME' }, plain: true, only64: true },
+  { name: 'Co 6 into channels 3..9 of 11 (scalar filter loads, masked epilogue, scalar stores)', x: [1, 5, 6, 8], w: [3, 3, 8, 6], attrs: { padding: 'SAME' }, slice: [11, 3], act: 'relu6', only64: true },
+  { name: 'the policy splits K 512 in 2 but no scratch is given: runs unsplit', x: [1, 4, 4, 512], w: [1, 1, 512, 8], attrs: {}, policySplits: 2, noScratch: true, only64: true },
+  { name: 'split-K: 3 splits of K 144, epilogue in the sum pass, into channels 4..12 of 16', x: [1, 5, 5, 16], w: [3, 3, 16, 8], attrs: { padding: 'SAME' }, splits: 3, slice: [16, 4] },
+];
+
+async function checkForward(variantIndex: number, c: Case): Promise<void> {
+  const rt = await getRuntime();
+  const variant = tiledConv2dVariants[variantIndex];
+  const ys = conv2dShape(c.x, c.w, c.attrs);
+  const co = c.w[3];
+  const [ctot, off] = c.slice ?? [co, 0];
+  const [x, xd] = await up(rt, c.x, 1);
+  const [w, wd] = await up(rt, c.w, 2);
+  const [scale, sd] = await up(rt, [co], 3, 1, 3);
+  const [shift, hd] = await up(rt, [co], 4);
+  const [bias, bd] = await up(rt, [co], 5);
+  const yShape = [ys[0], ys[1], ys[2], ctot];
+  const [y, prior] = await up(rt, yShape, 6);
+  const activation: Activation = c.act ?? 'relu';
+  const epilogue = c.plain ? {} : { scale, shift, bias, activation };
+  tiledTuning.splits = c.splits ?? 0;
+  const bytes = variant.scratchBytes!(rt, c.x, c.w, c.attrs);
+  const splits = c.splits ?? c.policySplits ?? 1;
+  expect(bytes, 'split-K scratch bytes').toBe(splits > 1 ? splits * size(ys) * 4 : 0);
+  const scratch = bytes > 0 && !c.noScratch ? empty(rt, [bytes / 4]) : null;
+  const args = { x, w, y, attrs: c.attrs, epilogue, channelOffset: off, scratch };
+  expect(variant.supports(rt, args)).toBe(true);
+  const dispatches = variant.dispatch(args)!;
+  expect(dispatches.length, 'dispatches (split-K adds a sum pass)').toBe(splits > 1 && !c.noScratch ? 2 : 1);
+  run(rt, dispatches);
+  const ref = conv2dRef(xd, c.x, wd, c.w, c.attrs, c.plain ? {} : { scale: sd, shift: hd, bias: bd, activation });
+  const want = Float64Array.from(prior);
+  for (let r = 0; r < size(ys) / co; r++) for (let k = 0; k < co; k++) want[r * ctot + off + k] = ref[r * co + k];
+  expectClose(await y.read(), want, TOL, `${variant.name} ${c.name}`);
+  scratch?.dispose();
+}
+
+const GRAD_INPUT: Case[] = [
+  { name: '1x1 stride 2 (odd pixels get no taps: empty reduction)', x: [1, 9, 7, 8], w: [1, 1, 8, 4], attrs: { strides: [2, 2] }, accumulate: true, only64: true },
+  { name: '3x3 SAME, batch 2, M 70', x: [2, 5, 7, 8], w: [3, 3, 8, 12], attrs: { padding: 'SAME' }, accumulate: true, only64: true },
+  { name: '3x3 stride 2 SAME, odd input', x: [1, 10, 9, 4], w: [3, 3, 4, 8], attrs: { strides: [2, 2], padding: 'SAME' }, accumulate: true, only64: true },
+  { name: '1x7 SAME, C 72 (two column tiles)', x: [1, 5, 9, 72], w: [1, 7, 72, 8], attrs: { padding: 'SAME' }, accumulate: true },
+  { name: '7x1 SAME', x: [1, 9, 5, 8], w: [7, 1, 8, 12], attrs: { padding: 'SAME' }, accumulate: true, only64: true },
+  { name: '3x3 dilation 2 VALID', x: [1, 9, 10, 4], w: [3, 3, 4, 8], attrs: { dilations: [2, 2] }, accumulate: true, only64: true },
+  { name: '3x3 stride (3,2) dilation (1,2), explicit pads', x: [1, 11, 10, 4], w: [3, 3, 4, 8], attrs: { strides: [3, 2], dilations: [1, 2], padding: [2, 1, 0, 3] }, accumulate: true, only64: true },
+  { name: 'stride 2 SAME, dy channels 4..16 of 20, phase 0 has 130 rows (three row tiles of 64)', x: [1, 20, 26, 8], w: [3, 3, 8, 12], attrs: { strides: [2, 2], padding: 'SAME' }, slice: [20, 4], accumulate: true },
+  { name: 'C 3, Co 6 (scalar loads and stores), stride 2, overwriting', x: [2, 7, 6, 3], w: [3, 3, 3, 6], attrs: { strides: [2, 2] }, only64: true },
+];
+
+async function checkGradInput(variantIndex: number, c: Case): Promise<void> {
+  const rt = await getRuntime();
+  const variant = tiledConv2dGradInputVariants[variantIndex];
+  const ys = conv2dShape(c.x, c.w, c.attrs);
+  const [dyc, off] = c.slice ?? [c.w[3], 0];
+  const dyShape = [ys[0], ys[1], ys[2], dyc];
+  const [dy, dyd] = await up(rt, dyShape, 7);
+  const [w, wd] = await up(rt, c.w, 8);
+  const [dx, prior] = await up(rt, c.x, 9);
+  const args = { dy, w, dx, attrs: c.attrs, accumulate: !!c.accumulate, dyChannelOffset: off };
+  expect(variant.supports(rt, args)).toBe(true);
+  run(rt, variant.dispatch(args)!);
+  const ref = conv2dGradInputRef(dyd, dyShape, wd, c.w, c.x, c.attrs, off);
+  if (c.accumulate) for (let i = 0; i < ref.length; i++) ref[i] += prior[i];
+  expectClose(await dx.read(), ref, TOL, `${variant.name} ${c.name}`);
+}
+
+const GRAD_FILTER: Case[] = [
+  { name: '1x1, batch 2', x: [2, 5, 7, 12], w: [1, 1, 12, 8], attrs: {}, only64: true },
+  { name: '3x3 SAME, Co 72 (two column tiles)', x: [1, 7, 9, 8], w: [3, 3, 8, 72], attrs: { padding: 'SAME' }, only64: true },
+  { name: '1x7 SAME, rows 7*12 = 84 (two row tiles of 64)', x: [1, 7, 9, 12], w: [1, 7, 12, 8], attrs: { padding: 'SAME' }, only64: true },
+  { name: '7x1 SAME', x: [1, 9, 7, 8], w: [7, 1, 8, 12], attrs: { padding: 'SAME' }, only64: true },
+  { name: '3x3 dilation 2 SAME', x: [1, 9, 10, 4], w: [3, 3, 4, 8], attrs: { padding: 'SAME', dilations: [2, 2] }, only64: true },
+  { name: '3x3 stride 2 VALID, C 3 (stem: scalar x loads), rows 27, overwriting', x: [2, 13, 11, 3], w: [3, 3, 3, 32], attrs: { strides: [2, 2] }, only64: true },
+  { name: 'C 6, Co 5 (scalar loads and stores), explicit pads, dilation (2,1), accumulate', x: [1, 8, 8, 6], w: [3, 2, 6, 5], attrs: { padding: [1, 0, 2, 1], dilations: [2, 1] }, accumulate: true, only64: true },
+  { name: 'split-K: 4 splits of the pixels, accumulate, Co 72, dy channels 4..76 of 80', x: [2, 8, 8, 8], w: [3, 3, 8, 72], attrs: { padding: 'SAME' }, splits: 4, accumulate: true, slice: [80, 4] },
+];
+
+async function checkGradFilter(variantIndex: number, c: Case): Promise<void> {
+  const rt = await getRuntime();
+  const variant = tiledConv2dGradFilterVariants[variantIndex];
+  const ys = conv2dShape(c.x, c.w, c.attrs);
+  const [dyc, off] = c.slice ?? [c.w[3], 0];
+  const dyShape = [ys[0], ys[1], ys[2], dyc];
+  const [x, xd] = await up(rt, c.x, 10);
+  const [dy, dyd] = await up(rt, dyShape, 11);
+  const [dw, prior] = await up(rt, c.w, 12);
+  tiledTuning.splits = c.splits ?? 0;
+  const bytes = variant.scratchBytes!(rt, c.x, c.w, c.attrs);
+  const splits = c.splits ?? c.policySplits ?? 1;
+  expect(bytes, 'split-K scratch bytes').toBe(splits > 1 ? splits * size(c.w) * 4 : 0);
+  const scratch = bytes > 0 ? empty(rt, [bytes / 4]) : null;
+  const args = { x, dy, dw, attrs: c.attrs, scratch, accumulate: !!c.accumulate, dyChannelOffset: off };
+  expect(variant.supports(rt, args)).toBe(true);
+  run(rt, variant.dispatch(args)!);
+  const ref = conv2dGradFilterRef(xd, c.x, dyd, dyShape, c.w, c.attrs, off);
+  if (c.accumulate) for (let i = 0; i < ref.length; i++) ref[i] += prior[i];
+  expectClose(await dw.read(), ref, TOL, `${variant.name} ${c.name}`);
+  scratch?.dispose();
+}
+
+// One Inception v3 layer per family at batch 1 (64x64 tiles), with the split the policy picks.
+const INCEPTION = {
+  forward: {
+    name: 'Mixed_7c Branch_0 1x1 (8x8x2048 -> 320, folded batchnorm + relu into channels 0..320 of 2048): policy splits K 8 ways',
+    x: [1, 8, 8, 2048], w: [1, 1, 2048, 320], attrs: {}, slice: [2048, 0], act: 'relu', policySplits: 8,
+  } as Case,
+  gradInput: {
+    name: 'Mixed_6b Branch_1 7x1 (17x17, 128 -> 192, dy channels 192..384 of 768), accumulate',
+    x: [1, 17, 17, 128], w: [7, 1, 128, 192], attrs: { padding: 'SAME' }, slice: [768, 192], accumulate: true,
+  } as Case,
+  gradFilter: {
+    name: 'Conv2d_1a_3x3 (299x299x3 -> 32, stride 2 VALID): policy splits 22201 pixels 155 ways, accumulate',
+    x: [1, 299, 299, 3], w: [3, 3, 3, 32], attrs: { strides: [2, 2] }, accumulate: true, policySplits: 155,
+  } as Case,
+};
+
+describe('Inception v3 shapes, tiled-64x64-4x4', () => {
+  it(INCEPTION.forward.name, () => checkForward(0, INCEPTION.forward), 120_000);
+  it(INCEPTION.gradInput.name, () => checkGradInput(0, INCEPTION.gradInput), 120_000);
+  it(INCEPTION.gradFilter.name, () => checkGradFilter(0, INCEPTION.gradFilter), 120_000);
+});
+
+for (const [vi, v] of tiledConv2dVariants.entries()) {
+  describe(`conv2d forward, ${v.name}`, () => {
+    for (const c of FORWARD.filter((c) => vi === 0 || !c.only64)) it(c.name, () => checkForward(vi, c), 120_000);
+  });
+}
+for (const [vi, v] of tiledConv2dGradInputVariants.entries()) {
+  describe(`conv2d input gradient, ${v.name}`, () => {
+    for (const c of GRAD_INPUT.filter((c) => vi === 0 || !c.only64)) it(c.name, () => checkGradInput(vi, c), 120_000);
+  });
+}
+for (const [vi, v] of tiledConv2dGradFilterVariants.entries()) {
+  describe(`conv2d filter gradient, ${v.name}`, () => {
+    for (const c of GRAD_FILTER.filter((c) => vi === 0 || !c.only64)) it(c.name, () => checkGradFilter(vi, c), 120_000);
+  });
+}
+
+describe('tiled variants: what they refuse', () => {
+  it('grouped convolutions: supports() is false and dispatch() gives null', async () => {
+    const rt = await getRuntime();
+    const x = empty(rt, [1, 4, 4, 8]);
+    const w = empty(rt, [3, 3, 4, 8]);
+    const y = empty(rt, [1, 2, 2, 8]);
+    const args = { x, w, y, attrs: { groups: 2 }, epilogue: {}, channelOffset: 0 };
+    for (const v of tiledConv2dVariants) {
+      expect(v.supports(rt, args), v.name).toBe(false);
+      expect(v.dispatch(args), v.name).toBeNull();
+      expect(v.scratchBytes!(rt, x.shape, w.shape, { groups: 2 }), v.name).toBe(0);
+    }
+  });
+
+  it('a workgroup-memory or invocation limit below the tile: supports() is false', async () => {
+    const rt = await getRuntime();
+    const small = { limits: { ...rt.limits, maxComputeWorkgroupStorageSize: 8192 } } as unknown as Runtime;
+    expect(tileFits(rt, TILE_64X64)).toBe(true);
+    expect(tileFits(small, TILE_64X64)).toBe(false);
+    const few = { limits: { ...rt.limits, maxComputeInvocationsPerWorkgroup: 128 } } as unknown as Runtime;
+    expect(tileFits(few, TILE_64X64)).toBe(false);
+  });
+
+  it('forward split-K with a scratch too short: one error naming the bytes it needs', async () => {
+    const rt = await getRuntime();
+    const x = empty(rt, [1, 4, 4, 512]);
+    const w = empty(rt, [1, 1, 512, 8]);
+    const y = empty(rt, [1, 4, 4, 8]);
+    const args = { x, w, y, attrs: {}, epilogue: {}, channelOffset: 0, scratch: empty(rt, [8]) };
+    expect(() => tiledConv2dVariants[0].dispatch(args)).toThrow(/conv2d \(tiled-64x64-4x4\).*scratch must hold 1024 bytes/);
+  });
+
+  it('a split filter gradient without its scratch: one error naming the bytes it needs', async () => {
+    const rt = await getRuntime();
+    tiledTuning.splits = 2;
+    const x = empty(rt, [1, 6, 6, 4]);
+    const dy = empty(rt, [1, 6, 6, 4]);
+    const dw = empty(rt, [1, 1, 4, 4]);
+    const v = tiledConv2dGradFilterVariants[0];
+    expect(() => v.dispatch({ x, dy, dw, attrs: {}, scratch: null, accumulate: false, dyChannelOffset: 0 })).toThrow(
+      /conv2dGradFilter \(tiled-64x64-4x4\).*scratch must hold 128 bytes/,
+    );
+  });
+});
