@@ -192,6 +192,21 @@ async function plannedStep(rt: Runtime, size: number, batch: number): Promise<{ 
   }
 }
 
+/** The planned step as a case, its figures for the JSON, and a failure when it is above the baseline. */
+async function reportPlannedStep(rt: Runtime, size: number, batch: number): Promise<{ case: CaseResult; figure: Record<string, unknown>; failures: string[] }> {
+  const label = `inception_v3 ${size} training step batch ${batch}, all layers: planned`;
+  say(`${label} ...`);
+  const p = await plannedStep(rt, size, batch);
+  const isBaseline = size === PEAK_BASELINE.size && batch === PEAK_BASELINE.batch;
+  const failures = isBaseline ? judgePeak(p.peakBytes) : [];
+  say(
+    `  planned peak ${p.peakBytes} bytes (${mib(p.peakBytes)}, ${p.microBatches} micro-batch(es)), built in ${(p.buildMs / 1000).toFixed(1)} s` +
+      (isBaseline ? `; baseline ${PEAK_BASELINE_BYTES} bytes (${mib(PEAK_BASELINE_BYTES)}): ${failures.length ? 'ABOVE' : 'not above'}` : ' (no baseline at this size and batch)'),
+  );
+  const figure = { size, batch, peak_bytes: p.peakBytes, micro_batches: p.microBatches, baseline_bytes: isBaseline ? PEAK_BASELINE_BYTES : null, build_ms: p.buildMs };
+  return { case: result(label, null, null, null, p.peakBytes), figure, failures };
+}
+
 export async function run(argv: string[]): Promise<Report> {
   const o = parse(argv);
   const rt = await getRuntime();
@@ -243,20 +258,10 @@ export async function run(argv: string[]): Promise<Report> {
   const failures = judgeFlat(samples);
   for (const f of failures) say(`soak: NOT FLAT: ${f}`);
 
-  let planned: Record<string, unknown> | null = null;
-  if (o.planSize > 0) {
-    const label = `inception_v3 ${o.planSize} training step batch ${o.planBatch}, all layers: planned`;
-    say(`${label} ...`);
-    const p = await plannedStep(rt, o.planSize, o.planBatch);
-    const isBaseline = o.planSize === PEAK_BASELINE.size && o.planBatch === PEAK_BASELINE.batch;
-    const verdict = isBaseline ? judgePeak(p.peakBytes) : [];
-    say(
-      `  planned peak ${p.peakBytes} bytes (${mib(p.peakBytes)}, ${p.microBatches} micro-batch(es)), built in ${(p.buildMs / 1000).toFixed(1)} s` +
-        (isBaseline ? `; baseline ${PEAK_BASELINE_BYTES} bytes (${mib(PEAK_BASELINE_BYTES)}): ${verdict.length ? 'ABOVE' : 'not above'}` : ' (no baseline at this size and batch)'),
-    );
-    failures.push(...verdict);
-    cases.push(result(label, null, null, null, p.peakBytes));
-    planned = { size: o.planSize, batch: o.planBatch, peak_bytes: p.peakBytes, micro_batches: p.microBatches, baseline_bytes: isBaseline ? PEAK_BASELINE_BYTES : null, build_ms: p.buildMs };
+  const planned = o.planSize > 0 ? await reportPlannedStep(rt, o.planSize, o.planBatch) : null;
+  if (planned) {
+    cases.push(planned.case);
+    failures.push(...planned.failures);
   }
   return {
     suite: 'soak',
@@ -268,6 +273,6 @@ export async function run(argv: string[]): Promise<Report> {
     cases,
     samples,
     failures,
-    figures: { planned_step: planned },
+    figures: { planned_step: planned?.figure ?? null },
   } as Report;
 }

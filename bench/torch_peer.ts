@@ -61,7 +61,8 @@ export function torchPeer(graph: Graph): NetworkPeer | { reason: string } {
       if (r.status !== 0) throw new Error(`pytorch peer (${found.python} ${SCRIPT}) failed: ${r.error?.message ?? r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       const t = JSON.parse(readFileSync(join(dir, 'timings.json'), 'utf8')) as { threads: number; setup_ms: number; first_ms: number; samples_ms: number[]; output_sizes: number[] };
       threads = t.threads;
-      const raw = new Float32Array(readFileSync(join(dir, 'outputs.f32')).buffer.slice(0));
+      const bytes = readFileSync(join(dir, 'outputs.f32')); // a small file's Buffer is a view into a shared pool
+      const raw = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
       const out: Outputs = {};
       let at = 0;
       graph.outputs.forEach((name, i) => {
