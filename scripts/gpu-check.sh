@@ -13,6 +13,9 @@
 #
 # Assumes a checkout with node_modules in place (the GPU machine may have no network: nothing is
 # installed here; npm's prebench set-up is skipped by calling the bench entry point directly).
+# Needed: webgpu, tsx, vitest and the engine's dependencies; @tensorflow/tfjs-backend-webgpu and
+# onnxruntime-node are optional (without them the benches run without those peers).
+# The timeouts add up to 7.5 minutes (60 + 180 + 100 + 150 s).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -55,6 +58,17 @@ step() {
 
 BENCH=(node scripts/quiet-dawn.mjs --import tsx bench/main.ts)
 
+# The peers need their packages; a trimmed node_modules (the device's carry limit) may lack them.
+KERNEL_PEER=()
+NETWORK_PEERS=()
+[ -e node_modules/@tensorflow/tfjs-backend-webgpu ] && NETWORK_PEERS+=(tfjs) || KERNEL_PEER=(--no-peer)
+[ -e node_modules/onnxruntime-node ] && NETWORK_PEERS+=(ort-node)
+if [ ${#NETWORK_PEERS[@]} -gt 0 ]; then
+  PEERS=(--peers "$(IFS=,; echo "${NETWORK_PEERS[*]}")")
+else
+  PEERS=(--no-peer)
+fi
+
 # The machine: what ran where, for the figures' sake.
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -80,22 +94,22 @@ else
   # A real GPU takes several test files at once (the config runs one at a time for lavapipe).
   TEST_ARGS=(--fileParallelism --maxWorkers 8)
 fi
-step tests "$([ $QUICK -eq 1 ] && echo 600 || echo 200)" npx vitest run "${TEST_ARGS[@]}" --reporter=default --reporter=json --outputFile.json="$OUT/tests.json" "${TESTS[@]}"
+step tests "$([ $QUICK -eq 1 ] && echo 600 || echo 180)" npx vitest run "${TEST_ARGS[@]}" --reporter=default --reporter=json --outputFile.json="$OUT/tests.json" "${TESTS[@]}"
 
 # 3. The kernel bench (GPU timestamps where the adapter has them), vs tfjs-webgpu.
 if [ $QUICK -eq 1 ]; then
-  step kernels 300 "${BENCH[@]}" kernels --case Mixed_5b --runs 3 --json "$OUT/kernels.json"
+  step kernels 300 "${BENCH[@]}" kernels --case Mixed_5b --runs 3 "${KERNEL_PEER[@]}" --json "$OUT/kernels.json"
 else
-  step kernels 120 "${BENCH[@]}" kernels --json "$OUT/kernels.json"
+  step kernels 100 "${BENCH[@]}" kernels "${KERNEL_PEER[@]}" --json "$OUT/kernels.json"
 fi
 
 # 4. The network bench: Inception v3 forward, incept vs tfjs-webgpu on the same adapter and ONNX
-#    Runtime's native CPU build on the same graph (the web/wasm and PyTorch peers are CPU-only figures,
-#    left to `npm run bench -- network` on a CPU machine).
+#    Runtime's native CPU build on the same graph, where their packages are present (the web/wasm
+#    and PyTorch peers are CPU-only figures, left to `npm run bench -- network` on a CPU machine).
 if [ $QUICK -eq 1 ]; then
-  step network 600 "${BENCH[@]}" network --size 75 --batches 1 --runs 2 --peers tfjs,ort-node --json "$OUT/network.json"
+  step network 600 "${BENCH[@]}" network --size 75 --batches 1 --runs 2 "${PEERS[@]}" --json "$OUT/network.json"
 else
-  step network 160 "${BENCH[@]}" network --batches 1,8 --runs 5 --peers tfjs,ort-node --json "$OUT/network.json"
+  step network 150 "${BENCH[@]}" network --batches 1,8 --runs 5 "${PEERS[@]}" --json "$OUT/network.json"
 fi
 
 echo "== $FAILED step(s) failed; everything is in $OUT" | tee -a "$SUMMARY"
