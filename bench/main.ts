@@ -6,9 +6,9 @@ import { type Report, UsageError, formatTable, parseBenchArgs, writeJson } from 
 
 const SUITES: Record<string, { about: string; load: () => Promise<{ run(argv: string[]): Promise<Report> }> }> = {
   kernels: { about: "Inception v3 convolutions and a 1024^3 matmul, vs TensorFlow.js's WebGPU backend", load: () => import('./kernels.ts') },
-  network: { about: "Inception v3 forward at 299x299, batch 1 and 8, vs TensorFlow.js's WebGPU backend", load: () => import('./network.ts') },
+  network: { about: "Inception v3 forward at 299x299, batch 1 and 8, vs TensorFlow.js's WebGPU backend, ONNX Runtime (node CPU, web wasm) and PyTorch CPU on the same graph", load: () => import('./network.ts') },
   train: { about: "Inception v3 training step at 299x299 (batch 8, all layers / Mixed_7+Logits; batch 32 planned), vs TensorFlow.js's WebGPU backend", load: () => import('./train.ts') },
-  soak: { about: '1,000 predicts, 200 training steps and 100 saliency maps on a small Inception v3; GPU pool and host memory must stay flat', load: () => import('./soak.ts') },
+  soak: { about: '1,000 predicts, 200 training steps and 100 saliency maps on a small Inception v3 (GPU and host memory must stay flat); the planned peak of a batch-8 299x299 training step vs its baseline', load: () => import('./soak.ts') },
   queue: { about: "images per second of 'incept submit classify' with 1, 2 and 3 'incept worker' processes (BullMQ on a private redis-server)", load: () => import('./queue.ts') },
   browser: { about: 'Inception v3 forward and a head fine-tuning step in headless Chromium (the page bundle) beside Node', load: () => import('./browser.ts') },
   transfer: { about: 'real transfer learning: ImageNet Inception v3 layers on ISIC skin lesions (Esteva) and RetinaMNIST (Gulshan), vs a TF.js logistic-regression peer', load: () => import('./transfer.ts') },

@@ -4,8 +4,11 @@ import { OPTIONAL_FEATURES, getRuntime } from '../gpu/runtime.ts';
 import { UsageError } from './errors.ts';
 import { type OptionSpec, helpText, parseOptions } from './options.ts';
 
-const USAGE = 'incept info [--json]';
-const OPTIONS: OptionSpec[] = [{ name: 'json', help: 'print the adapter, limits and features as JSON' }];
+const USAGE = 'incept info [--json] [--adapters]';
+const OPTIONS: OptionSpec[] = [
+  { name: 'json', help: 'print the adapter, limits and features as JSON' },
+  { name: 'adapters', help: "the GPU check's adapter report: every feature (Dawn's experimental ones too), key limits, subgroup sizes, subgroup-matrix configurations" },
+];
 
 export async function infoMain(argv: string[]): Promise<number> {
   const p = parseOptions('info', USAGE, OPTIONS, argv);
@@ -15,6 +18,12 @@ export async function infoMain(argv: string[]): Promise<number> {
   }
   if (p.positionals.length) throw new UsageError(`info: unexpected argument '${p.positionals[0]}' (usage: ${USAGE})`);
   const json = p.values.json === true;
+  if (p.values.adapters === true) {
+    const { adapterReport, formatAdapterReport } = await import('../gpu/adapter-report.ts');
+    const report = await adapterReport();
+    console.log(json ? JSON.stringify(report, null, 2) : formatAdapterReport(report));
+    return report.adapter ? 0 : 1;
+  }
 
   const rt = await getRuntime();
   const adapter = { ...rt.adapterInfo };
