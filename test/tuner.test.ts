@@ -3,7 +3,7 @@
 // wrong candidate is rejected; the cache file survives concurrent writers and corrupt content.
 // Tuning runs only on tiny shapes with a temporary cache file (INCEPT_TUNING_CACHE).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { run } from '../src/gpu/recorder.ts';
 import { type Runtime, closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Shape, type Tensor, empty, upload } from '../src/gpu/tensor.ts';
 import { compile } from '../src/graph/executor.ts';
+import { Model } from '../src/graph/model.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { CONV2D_VARIANTS, type Conv2dAttrs, conv2dRef, conv2dShape } from '../src/kernels/conv2d.ts';
 import { conv2dGradFilterRef, conv2dGradInputRef } from '../src/kernels/conv2d_backward.ts';
@@ -267,6 +268,37 @@ describe('tuner', () => {
     } finally {
       stderr.mockRestore();
       remove();
+    }
+  });
+
+  it('Model.predict tunes on first use where autotuning is on, and the plan then takes the choices', async () => {
+    const rt = await getRuntime();
+    const build = (batch: number) => {
+      const b = new GraphBuilder('Net', { seed: 2 });
+      const x = b.input('input', [batch, 7, 7, 8]);
+      b.output(b.convBnRelu('Conv2d_1a_1x1', x, 8, 1));
+      return b.graph;
+    };
+    const images = randomArray(7 * 7 * 8, 5);
+    process.env.INCEPT_AUTOTUNE = '0';
+    const off = new Model(rt, build);
+    await off.predict(images);
+    expect(off.plan(1).variants()[0].source).toBe('default');
+    off.dispose();
+    expect(existsSync(process.env.INCEPT_TUNING_CACHE!)).toBe(false);
+
+    process.env.INCEPT_AUTOTUNE = '1';
+    const model = new Model(rt, build);
+    try {
+      const y = (await model.predict(images))['Net/Conv2d_1a_1x1/Relu'];
+      expect(model.plan(1).variants()[0].source).toBe('tuned');
+      const [used] = model.plan(1).variants();
+      const stored = readTuningEntries(process.env.INCEPT_TUNING_CACHE!, Object.keys(JSON.parse(readFileSync(process.env.INCEPT_TUNING_CACHE!, 'utf8')).adapters)[0]);
+      expect(stored[used.key].variant).toBe(used.variant);
+      // The tuned plan computes what the default one did, to float32 summation order.
+      expect(withinReorder(y, (await new Model(rt, build).predict(images))['Net/Conv2d_1a_1x1/Relu']).ok).toBe(true);
+    } finally {
+      model.dispose();
     }
   });
 
