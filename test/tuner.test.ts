@@ -2,7 +2,7 @@
 // float64 CPU references; default choices; tuning keeps a checked candidate and persists it; a
 // wrong candidate is rejected; the cache file survives concurrent writers and corrupt content.
 // Tuning runs only on tiny shapes with a temporary cache file (INCEPT_TUNING_CACHE).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -307,6 +307,19 @@ describe('tuner', () => {
     expect(withinReorder(Float32Array.from([100.005, -50, 3]), want).ok).toBe(true);
     expect(withinReorder(Float32Array.from([100.02, -50, 3]), want).ok).toBe(false);
     expect(withinReorder(Float32Array.from([100, -50, Number.NaN]), want).ok).toBe(false);
+  });
+});
+
+describe('incept tune', () => {
+  it('--help says what it does; a missing model is a usage error', () => {
+    const bin = join(root, 'bin/incept.js');
+    const help = spawnSync(process.execPath, [bin, 'tune', '--help'], { encoding: 'utf8', timeout: 60_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/usage: incept tune MODEL \[--batch N\] \[--train\]/);
+    expect(help.stdout).toMatch(/tuning cache/);
+    const bad = spawnSync(process.execPath, [bin, 'tune'], { encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^incept: error: tune: give exactly one model/);
   });
 });
 
