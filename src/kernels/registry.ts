@@ -6,7 +6,11 @@ import * as conv2dModule from './conv2d.ts';
 import * as conv2dBackwardModule from './conv2d_backward.ts';
 import type { KernelFamily, KernelVariant } from './variants.ts';
 
-/** The variant modules, today's kernels first (their reference variants are the fallback). */
+/**
+ * The variant modules, today's kernels first (their reference variants are the fallback). A new
+ * variant module is one `import * as m from './file.ts'` above and its name in this list (e.g. the
+ * lavapipe broadcast GEMM, conv2d_bcast.ts, and the GPU tiles, conv2d_tiled.ts).
+ */
 const MODULES = (): Record<string, unknown>[] => [conv2dModule, conv2dBackwardModule];
 
 let builtIn: KernelVariant[] | null = null;
