@@ -90,17 +90,16 @@ export class Model {
   /**
    * The plan, with its conv calls tuned first where autotuning is on (autotuneEnabled: GPUs by
    * default): the first plan of a shape times the kernel variants of its untuned shape classes
-   * and is compiled again if a choice changed. Later plans and processes read the choices.
+   * and is compiled again. Later plans and processes read the choices.
    */
   async tunedPlan(batch: number, outputs?: string[]): Promise<Plan> {
     const plan = this.plan(batch, outputs);
     if (!autotuneEnabled(this.rt)) return plan;
-    const used = plan.variants();
-    const calls = untunedCalls(used);
+    const calls = untunedCalls(plan.variants());
     if (calls.length === 0) return plan;
-    const results = await tuneCalls(this.rt, calls);
-    const before = new Map(used.map((u) => [u.key, u.variant]));
-    if (results.every((r) => before.get(r.key) === r.chosen)) return plan;
+    await tuneCalls(this.rt, calls);
+    // Compiled again even when every choice stayed: the new plan's variants() say 'tuned', so
+    // later predicts find nothing to tune (pipelines and the parameters are reused).
     const key = `${batch}|${(outputs ?? []).join(',')}`;
     this.plans.get(key)?.destroy();
     this.plans.delete(key);

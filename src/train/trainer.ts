@@ -108,18 +108,15 @@ export class Trainer {
 
   /**
    * Before the first step where autotuning is on (GPUs by default): tunes the conv calls whose
-   * variant came from the default rules and compiles the program again if a choice changed. The
+   * variant came from the default rules and compiles the program again with the choices. The
    * split-K scratch was planned for the first choice; a new one that needs more falls back.
    */
   private async tuneOnce(): Promise<void> {
     this.tuned = true;
     if (!autotuneEnabled(this.model.rt)) return;
-    const used = this.program.variants();
-    const calls = untunedCalls(used);
+    const calls = untunedCalls(this.program.variants());
     if (calls.length === 0) return;
-    const results = await tuneCalls(this.model.rt, calls);
-    const before = new Map(used.map((u) => [u.key, u.variant]));
-    if (results.every((r) => before.get(r.key) === r.chosen)) return;
+    await tuneCalls(this.model.rt, calls);
     const old = this.program;
     this.program = this.training.compile();
     old.destroy();
