@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 export interface TuningEntry {
   /** The variant chosen (the fastest whose output matched the reference). */
   variant: string;
-  /** Median milliseconds per candidate that ran and matched. */
+  /** Fastest milliseconds per candidate that ran and matched. */
   ms: Record<string, number>;
   /** Candidates whose output differed from the reference variant's (never chosen). */
   rejected: string[];
