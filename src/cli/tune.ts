@@ -74,7 +74,7 @@ function table(list: Row[]): string[] {
         .map(([n, ms]) => `${n} ${ms.toFixed(3)}`),
       ...r.rejected.map((x) => `${x.name} rejected`),
     ].join(', ') || '-',
-    `${r.chosen}${r.cached ? ' (cached)' : ''}`,
+    `${r.chosen}${r.cached ? ' (cached)' : ''}${r.unconfirmed ? ` (${r.unconfirmed}: not faster when alternated)` : ''}`,
   ]);
   const header = ['layer', 'shape', 'candidates (ms)', 'chosen'];
   const w = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));

@@ -54,6 +54,8 @@ export interface TuneResult {
   method: string;
   /** The choice came from the cache: nothing was timed. */
   cached: boolean;
+  /** The fastest candidate by its best pass that did not beat the reference when timed alternately (kept: the reference). */
+  unconfirmed?: string;
 }
 
 /** Largest |a - b| allowed: float32 summation order moves results by far less than this. */
@@ -94,7 +96,8 @@ export async function tuneCalls(rt: Runtime, calls: KernelCall[], opts: TuneOpti
     const r = usable && !opts.force ? fromEntry(rt, key, call, known) : await tuneOne(rt, key, call, opts);
     results.push(r);
     if (r.cached) continue;
-    opts.log?.(`${describe(call)}: ${r.chosen} (${Object.entries(r.ms).map(([n, ms]) => `${n} ${ms.toFixed(3)}`).join(', ')} ms)`);
+    const unconfirmed = r.unconfirmed ? `; ${r.unconfirmed} not faster when alternated` : '';
+    opts.log?.(`${describe(call)}: ${r.chosen} (${Object.entries(r.ms).map(([n, ms]) => `${n} ${ms.toFixed(3)}`).join(', ')} ms${unconfirmed})`);
     if (Object.keys(r.ms).length + r.rejected.length < 2) continue; // one candidate: nothing was chosen
     const entry: TuningEntry = { variant: r.chosen, ms: r.ms, rejected: r.rejected.map((x) => x.name), method: r.method, at: new Date().toISOString() };
     rememberChoice(rt, key, entry);
@@ -180,6 +183,7 @@ async function tuneOne(rt: Runtime, key: string, call: KernelCall, opts: TuneOpt
   // Candidates that build the very same dispatches (e.g. 'subgroup' choosing 32 rows and
   // 'subgroup-r32') share one timing, so noise cannot tell them apart; ties keep the earlier one.
   const timed = new Map<string, number>();
+  const built = new Map<string, Dispatch[]>();
   try {
     let want: Float32Array | null = null;
     for (const v of candidates) {
@@ -194,12 +198,41 @@ async function tuneOne(rt: Runtime, key: string, call: KernelCall, opts: TuneOpt
       want ??= outcome.output;
       result.ms[v.name] = outcome.ms;
       result.method = outcome.method;
+      built.set(v.name, outcome.dispatches);
+    }
+    const fastest = Object.entries(result.ms).sort((a, b) => a[1] - b[1])[0]?.[0] ?? reference.name;
+    result.chosen = fastest;
+    if (fastest !== reference.name && !(await confirmFaster(rt, built.get(reference.name)!, built.get(fastest)!, result.ms[fastest]))) {
+      result.chosen = reference.name;
+      result.unconfirmed = fastest;
     }
   } finally {
     t.dispose();
   }
-  result.chosen = Object.entries(result.ms).sort((a, b) => a[1] - b[1])[0]?.[0] ?? reference.name;
   return result;
+}
+
+/** Rounds of the confirmation: the challenger must win CONFIRM_WINS of them. */
+const CONFIRM_ROUNDS = 5;
+const CONFIRM_WINS = 4;
+
+/**
+ * Times the reference and the fastest other candidate in alternation: it replaces the reference
+ * only when it is faster in most rounds. On a loaded machine a single lucky pass can make a slow
+ * kernel look fast (seen on lavapipe at load 20: a 7x1 conv tuned to 2.1 ms that runs at 40 ms).
+ */
+async function confirmFaster(rt: Runtime, reference: Dispatch[], challenger: Dispatch[], ms: number): Promise<boolean> {
+  const repeat = Math.max(1, Math.min(1000, Math.ceil(2 / Math.max(ms, 0.002)))); // passes of ~2 ms
+  const a = new PassTimer(rt, reference, 'tune: confirm reference', { repeat });
+  const b = new PassTimer(rt, challenger, 'tune: confirm challenger', { repeat });
+  try {
+    let wins = 0;
+    for (let i = 0; i < CONFIRM_ROUNDS; i++) if ((await b.time()) < (await a.time())) wins++;
+    return wins >= CONFIRM_WINS;
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
 }
 
 /** x (or the dx/dw-bearing shapes) and the filter shape, as scratchBytes takes them. */
@@ -209,7 +242,7 @@ function filterShapes(call: KernelCall): [Shape, Shape, KernelCall['attrs']] {
   return [call.x, call.dw, call.attrs];
 }
 
-type Outcome = { output: Float32Array; ms: number; method: string } | { reason: string };
+type Outcome = { output: Float32Array; ms: number; method: string; dispatches: Dispatch[] } | { reason: string };
 
 /** Runs one candidate: its output (checked against `want` when given), then its fastest time. */
 /** A candidate whose single pass takes this many times the best so far is not timed further. */
@@ -250,7 +283,7 @@ async function tryCandidate(rt: Runtime, v: KernelVariant, t: CallTensors, o: Tr
   }
   const sig = signature(ds);
   const same = o.timed.get(sig);
-  if (same !== undefined) return { output, ms: same, method: rt.hasTimestamps ? 'gpu-timestamp' : 'wall-clock' };
+  if (same !== undefined) return { output, ms: same, method: rt.hasTimestamps ? 'gpu-timestamp' : 'wall-clock', dispatches: ds };
   try {
     const label = `tune ${v.family}/${v.name}`;
     // One timed pass first: a candidate several times slower than the best so far needs no more passes
@@ -262,13 +295,13 @@ async function tryCandidate(rt: Runtime, v: KernelVariant, t: CallTensors, o: Tr
     } finally {
       probe.dispose();
     }
-    if (bestMs !== null && once > SLOWER * bestMs && once > 1) return { output, ms: once, method: probe.method };
+    if (bestMs !== null && once > SLOWER * bestMs && once > 1) return { output, ms: once, method: probe.method, dispatches: ds };
     const m = await measure(rt, ds, label, { warmup: 1, runs, budgetMs: 3000, minPassMs: 1 });
     // The fastest pass, not the median: on a shared machine (lavapipe's cores busy with other
     // work) passes are slowed by up to 10x at random, and only the minimum reflects the kernel.
     const ms = Math.min(...m.samples);
     o.timed.set(sig, ms);
-    return { output, ms, method: m.method };
+    return { output, ms, method: m.method, dispatches: ds };
   } catch (e) {
     return { reason: `failed while timed: ${(e as Error).message.split('\n')[0]}` };
   }
