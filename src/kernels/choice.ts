@@ -100,6 +100,8 @@ export interface ChooseOptions<F extends KernelFamily> {
   pinned?: boolean;
   /** A chosen variant that fails this (e.g. needs more scratch than was planned) gives way to the reference. */
   fits?: (v: KernelVariant<F>) => boolean;
+  /** The caller takes one dispatch: a variant that needs more (a sum pass) gives way to the reference. */
+  single?: boolean;
 }
 
 /** The variant for a call (see the header for the order). */
@@ -128,13 +130,14 @@ function defaultVariant<F extends KernelFamily>(rt: Runtime, reference: KernelVa
 }
 
 /**
- * The dispatches of a call from its chosen variant (the reference's when the chosen one declines),
+ * The dispatches of a call from its chosen variant (the reference's when the chosen one declines
+ * or, with `single`, needs more than one dispatch),
  * each label naming the variant: "conv2d x [...] w [...] -> [...] [subgroup-r32]".
  */
 export function dispatchChosen<F extends KernelFamily>(family: F, rt: Runtime, args: FamilyArgs[F], opts: ChooseOptions<F> = {}): Dispatch[] {
   let choice = chooseVariant(family, rt, args, opts);
   let ds = choice.variant.dispatch(args);
-  if (!ds) {
+  if (!ds || (opts.single && ds.length !== 1 && choice.variant !== choice.reference)) {
     choice = { ...choice, variant: choice.reference, source: 'fallback' };
     ds = choice.reference.dispatch(args);
     if (!ds) throw new Error(`${family}: the reference variant '${choice.reference.name}' declined ${describe(callOf(family, args))}`);

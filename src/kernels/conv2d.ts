@@ -4,7 +4,7 @@
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { chooseVariant, dispatchChosen } from './choice.ts';
+import { dispatchChosen } from './choice.ts';
 import { type Padding, type Resolved2d, resolveWindow } from './padding.ts';
 import type { Conv2dArgs, KernelVariant } from './variants.ts';
 
@@ -139,7 +139,7 @@ const convLabel = (a: Conv2dArgs) => `conv2d x ${shapeString(a.x.shape)} w ${sha
 export function conv2dDispatches(x: Tensor, w: Tensor, y: Tensor, attrs: Conv2dAttrs = {}, epilogue: ConvEpilogue = {}, channelOffset = 0): Dispatch[] {
   const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset };
   checkConv2dArgs(args);
-  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dTuning.rows !== 0 || conv2dTuning.workgroup !== 0 });
+  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned() });
 }
 
 /**
@@ -154,12 +154,13 @@ export function conv2dDispatch(
   epilogue: ConvEpilogue = {},
   channelOffset = 0,
 ): Dispatch {
-  const ds = conv2dDispatches(x, w, y, attrs, epilogue, channelOffset);
-  if (ds.length === 1) return ds[0];
   const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset };
-  const ref = chooseVariant('conv2d', x.rt, args, { pinned: true }).variant;
-  return { ...ref.dispatch(args)![0], label: `${convLabel(args)} [${ref.name}]` };
+  checkConv2dArgs(args);
+  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned(), single: true })[0];
 }
+
+/** Tuning overrides are set: today's path only. */
+const conv2dPinned = () => conv2dTuning.rows !== 0 || conv2dTuning.workgroup !== 0;
 
 const epilogueConstants = (e: ConvEpilogue) => ({
   WG,

@@ -139,11 +139,9 @@ export function conv2dGradInputDispatch(
   attrs: Conv2dAttrs = {},
   opts: GradOptions = {},
 ): Dispatch {
-  const ds = conv2dGradInputDispatches(dy, w, dx, attrs, opts);
-  if (ds.length === 1) return ds[0];
   const args = gradInputArgs(dy, w, dx, attrs, opts);
-  const ref = chooseVariant('conv2dGradInput', dy.rt, args, { pinned: true }).variant;
-  return { ...ref.dispatch(args)![0], label: `${gradInputLabel(args)} [${ref.name}]` };
+  checkGradInput(args);
+  return dispatchChosen('conv2dGradInput', dy.rt, args, { pinned: backwardPinned(), single: true })[0];
 }
 
 /** The subgroup GEMM of shaders/conv2d_grad_input.wgsl; `rowsWanted` 0 = chosen per shape. */
