@@ -13,6 +13,7 @@ import { type Runtime, closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Shape, type Tensor, empty, upload } from '../src/gpu/tensor.ts';
 import { compile } from '../src/graph/executor.ts';
 import { Model } from '../src/graph/model.ts';
+import { Trainer } from '../src/train/trainer.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { CONV2D_VARIANTS, type Conv2dAttrs, conv2dRef, conv2dShape } from '../src/kernels/conv2d.ts';
 import { conv2dGradFilterRef, conv2dGradInputRef } from '../src/kernels/conv2d_backward.ts';
@@ -298,6 +299,31 @@ describe('tuner', () => {
       // The tuned plan computes what the default one did, to float32 summation order.
       expect(withinReorder(y, (await new Model(rt, build).predict(images))['Net/Conv2d_1a_1x1/Relu']).ok).toBe(true);
     } finally {
+      model.dispose();
+    }
+  });
+
+  it("the Trainer tunes before its first step where autotuning is on; its program then takes the choices", async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_AUTOTUNE = '1';
+    const model = new Model(rt, (batch) => {
+      const b = new GraphBuilder('Net', { seed: 4 });
+      const x = b.input('input', [batch, 5, 5, 8]);
+      const y = b.convBnRelu('Conv2d_1a_3x3', x, 8, 3, { padding: 'SAME' });
+      const logits = b.conv2d('Logits', y, 3, 5, { padding: 'VALID', batchNorm: false, activation: 'none' });
+      b.output(b.endPoint('Logits', b.squeeze('SpatialSqueeze', logits, [1, 2])));
+      return b.graph;
+    });
+    const trainer = new Trainer(model, { batch: 2, optimizer: { kind: 'sgd' }, learningRate: 0.1 });
+    try {
+      expect(trainer.program.variants().some((u) => u.source === 'default')).toBe(true);
+      const { loss } = await trainer.trainStep(randomArray(2 * 5 * 5 * 8, 6), Int32Array.from([0, 2]));
+      expect(Number.isFinite(loss)).toBe(true);
+      const used = trainer.program.variants();
+      expect(used.filter((u) => u.source === 'default')).toEqual([]);
+      expect(used.some((u) => u.family === 'conv2dGradFilter' && u.source === 'tuned')).toBe(true);
+    } finally {
+      trainer.dispose();
       model.dispose();
     }
   });
