@@ -7,12 +7,14 @@
 // (incept: one compute pass; tfjs: tf.time()'s kernelMs, the sum over the kernels the op issues);
 // otherwise (or with --wall) wall clock from submit until the queue reports the work done, for both.
 // GFLOP/s = 2 * multiply-adds / time. Both sides get the same input data and their outputs are
-// compared, so a wrong kernel cannot post a good time.
+// compared, so a wrong kernel cannot post a good time. The 'variant' column names the kernel variant
+// each case took and why (tuned: from the tuning cache; default: the adapter's default rule).
 import { type Dispatch } from '../src/gpu/recorder.ts';
 import { type Runtime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Tensor, empty, upload } from '../src/gpu/tensor.ts';
 import { type TimingMethod, measure } from '../src/gpu/timing.ts';
-import { conv2dDispatch } from '../src/kernels/conv2d.ts';
+import { recordChoices } from '../src/kernels/choice.ts';
+import { conv2dDispatches } from '../src/kernels/conv2d.ts';
 import { matmulDispatch } from '../src/kernels/matmul.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
 import { type TfPeer, type TfTensor, loadTfjs } from './tfjs.ts';
@@ -82,7 +84,9 @@ function data(n: number, seed: number): Float32Array {
 // ---- incept's side ------------------------------------------------------------------------
 
 interface Ours {
-  dispatch: Dispatch;
+  dispatches: Dispatch[];
+  /** The kernel variant the chooser took (tuned, or the adapter's default). */
+  variant: string;
   y: Tensor;
   inputs: Tensor[];
 }
@@ -92,21 +96,29 @@ function oursFor(rt: Runtime, c: Case, xData: Float32Array, wData: Float32Array)
     const x = upload(rt, xData, c.x, 'x');
     const w = upload(rt, wData, c.w, 'w');
     const y = empty(rt, outShape(c), 'float32', 'y');
-    const dispatch = conv2dDispatch(x, w, y, { strides: [c.stride, c.stride], padding: c.padding });
-    return { dispatch, y, inputs: [x, w] };
+    const { result, choices } = recordChoices(() => conv2dDispatches(x, w, y, { strides: [c.stride, c.stride], padding: c.padding }));
+    return { dispatches: result, variant: variantOf(choices), y, inputs: [x, w] };
   }
   const a = upload(rt, xData, [c.m, c.k], 'a');
   const b = upload(rt, wData, [c.k, c.n], 'b');
   const y = empty(rt, [c.m, c.n], 'float32', 'y');
-  return { dispatch: matmulDispatch(a, b, y), y, inputs: [a, b] };
+  const { result, choices } = recordChoices(() => matmulDispatch(a, b, y));
+  return { dispatches: [result], variant: variantOf(choices), y, inputs: [a, b] };
 }
 
-/** GPU memory the case holds while running: every distinct buffer range its dispatch binds. */
-function boundBytes(d: Dispatch): number {
+/** 'name (source)' of the one choice a case made; '-' when the kernel has no variants. */
+function variantOf(choices: { variant: string; source: string }[]): string {
+  const c = choices.at(-1);
+  return c ? `${c.variant} (${c.source})` : '-';
+}
+
+/** GPU memory the case holds while running: every distinct buffer range its dispatches bind. */
+function boundBytes(ds: Dispatch[]): number {
   const seen = new Set<string>();
   const ids = new Map<GPUBuffer, number>();
-  let bytes = d.params.byteLength;
-  for (const b of d.buffers) {
+  let bytes = 0;
+  for (const d of ds) bytes += d.params.byteLength;
+  for (const b of ds.flatMap((d) => d.buffers)) {
     const buf = 'buffer' in b ? b.buffer : b;
     const offset = 'buffer' in b ? (b.offset ?? 0) : 0;
     const size = 'buffer' in b && b.size !== undefined ? b.size : buf.size - offset;
@@ -172,12 +184,12 @@ export async function run(argv: string[]): Promise<Report> {
     process.stderr.write(`  ${c.name} ...`);
 
     const ours = oursFor(rt, c, xData, wData);
-    const m = await measure(rt, [ours.dispatch], c.name, opts);
-    const peak = boundBytes(ours.dispatch);
+    const m = await measure(rt, ours.dispatches, c.name, opts);
+    const peak = boundBytes(ours.dispatches);
     const ourY = await ours.y.read();
     ours.y.dispose();
     for (const t of ours.inputs) t.dispose();
-    process.stderr.write(` incept ${m.ms.toFixed(3)} ms${m.repeat > 1 ? ` (x${m.repeat} per pass)` : ''}`);
+    process.stderr.write(` incept ${m.ms.toFixed(3)} ms [${ours.variant}]${m.repeat > 1 ? ` (x${m.repeat} per pass)` : ''}`);
 
     let peerMs: number | null = null;
     if (peer) {
@@ -193,7 +205,7 @@ export async function run(argv: string[]): Promise<Report> {
       process.stderr.write(`, tfjs ${peerMs.toFixed(3)} ms`);
     }
     process.stderr.write('\n');
-    results.push(result(c.name, flops(c), m.ms, peer ? { name: peer.name, ms: peerMs } : null, peak));
+    results.push({ ...result(c.name, flops(c), m.ms, peer ? { name: peer.name, ms: peerMs } : null, peak), variant: ours.variant });
   }
 
   const timing = [

@@ -22,6 +22,8 @@ export interface CaseResult {
   speedup: number | null;
   /** GPU memory the case holds while it runs (our side). */
   peak_bytes: number | null;
+  /** The kernel variant the case ran (and why: tuned, default), where the kernel has variants. */
+  variant?: string;
 }
 
 export interface Report {
@@ -72,8 +74,13 @@ export function formatTable(report: Report): string {
     c.speedup === null ? '-' : `${c.speedup.toFixed(2)}x`,
     mib(c.peak_bytes),
   ]);
+  // A 'variant' column when any case names the kernel variant it ran.
+  if (report.cases.some((c) => c.variant !== undefined)) {
+    header.push('variant');
+    report.cases.forEach((c, i) => rows[i].push(c.variant ?? '-'));
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
+  const line = (r: string[]) => r.map((v, i) => (i === 0 || header[i] === 'variant' ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ').trimEnd();
   return [
     `suite ${report.suite} on ${report.adapter}`,
     `timing: ${report.timing}`,

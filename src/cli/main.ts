@@ -52,6 +52,12 @@ export const COMMANDS: Record<string, Command> = {
   evaluate: { summary: 'evaluate a model on labelled images: accuracy, top-k, confusion matrix, sensitivity/specificity, ROC/AUC', usage: 'incept evaluate --data DIR|CSV --model FILE [--json FILE] [--out DIR]', ownHelp: true, run: async (argv) => (await import('./evaluate.ts')).evaluateMain(argv) },
   worker: { summary: 'take jobs (image shards, training runs) from a Redis job queue and run them on this GPU', usage: 'incept worker --queue redis://HOST:PORT [--queue-name NAME] [--lock-seconds S]', ownHelp: true, run: async (argv) => (await import('./worker.ts')).workerMain(argv) },
   submit: { summary: 'split classify / saliency / evaluate over many images, or a fine-tuning sweep, into queue jobs; follow them and merge the results', usage: 'incept submit classify|saliency|evaluate|train --queue redis://HOST:PORT --out DIR ...', ownHelp: true, run: async (argv) => (await import('./submit.ts')).submitMain(argv) },
+  tune: {
+    summary: 'choose the fastest checked kernel variant for each conv layer of a model on this GPU ahead of time (tuning cache)',
+    usage: 'incept tune MODEL [--batch N] [--train] [--force] [--json FILE]',
+    ownHelp: true,
+    run: async (argv) => (await import('./tune.ts')).tuneMain(argv),
+  },
   demo: {
     summary: 'transfer learning from ImageNet on real medical images (RetinaMNIST, or --data DIR|CSV): fine-tuning, evaluation, saliency, HTML report',
     usage: 'incept demo [--data DIR|CSV] [--out DIR] [--size N] [--train-images N] [--head-epochs N] [--top-epochs N] [--no-scratch]',

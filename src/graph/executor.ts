@@ -8,7 +8,7 @@ import { type Lowered, lowerGraph } from './compiler.ts';
 import type { Graph } from './ir.ts';
 import { ParamStore } from './param_store.ts';
 import type { MemoryPlan } from './planner.ts';
-import type { Program } from './program.ts';
+import type { Program, StepVariant } from './program.ts';
 
 export { ParamStore };
 
@@ -52,6 +52,11 @@ export class Plan {
 
   get peakBytes(): number {
     return this.program.peakBytes;
+  }
+
+  /** Which kernel variant each conv step took (Program.variants()). */
+  variants(): StepVariant[] {
+    return this.program.variants();
   }
 
   /**

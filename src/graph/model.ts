@@ -5,6 +5,7 @@
 // the next predict() sees, with batchnorm refolded on the GPU (param_store.ts).
 import { type Runtime, getRuntime } from '../gpu/runtime.ts';
 import { type Shape, shapeString, sizeOf } from '../gpu/tensor.ts';
+import { autotuneEnabled, tuneCalls, untunedCalls } from '../kernels/tuner.ts';
 import { type Plan, ParamStore, compile } from './executor.ts';
 
 /** Compiled plans kept per model (batch size x outputs); the least recently used goes first. */
@@ -87,6 +88,25 @@ export class Model {
   }
 
   /**
+   * The plan, with its conv calls tuned first where autotuning is on (autotuneEnabled: GPUs by
+   * default): the first plan of a shape times the kernel variants of its untuned shape classes
+   * and is compiled again. Later plans and processes read the choices.
+   */
+  async tunedPlan(batch: number, outputs?: string[]): Promise<Plan> {
+    const plan = this.plan(batch, outputs);
+    if (!autotuneEnabled(this.rt)) return plan;
+    const calls = untunedCalls(plan.variants());
+    if (calls.length === 0) return plan;
+    await tuneCalls(this.rt, calls);
+    // Compiled again even when every choice stayed: the new plan's variants() say 'tuned', so
+    // later predicts find nothing to tune (pipelines and the parameters are reused).
+    const key = `${batch}|${(outputs ?? []).join(',')}`;
+    this.plans.get(key)?.destroy();
+    this.plans.delete(key);
+    return this.plan(batch, outputs);
+  }
+
+  /**
    * Runs N images (NHWC, N * H * W * C values, already preprocessed) and returns each output for
    * all N, concatenated along the batch. Batches above maxMicroBatch run in micro-batches.
    */
@@ -99,7 +119,7 @@ export class Model {
     const chunks: Record<string, Float32Array>[] = [];
     for (let start = 0; start < n; start += this.maxMicroBatch) {
       const b = Math.min(this.maxMicroBatch, n - start);
-      const plan = this.plan(b, opts.outputs);
+      const plan = await this.tunedPlan(b, opts.outputs);
       chunks.push(await plan.runToHost(images.subarray(start * per, (start + b) * per)));
     }
     const names = opts.outputs ?? this.graph.outputs;

@@ -5,7 +5,14 @@
 import { type Dispatch, type PreparedDispatch, encodePass, prepare } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, Tensor, shapeString, sizeOf } from '../gpu/tensor.ts';
+import { type ChoiceRecord, recordChoices } from '../kernels/choice.ts';
 import { type MemoryPlan, planMemory } from './planner.ts';
+
+/** A kernel variant a step took (Program.variants()). */
+export interface StepVariant extends ChoiceRecord {
+  /** The program step, e.g. 'InceptionV3/Mixed_5b/Branch_0/Conv2d_0a_1x1 (forward)'. */
+  step: string;
+}
 
 export interface ValueDecl {
   shape: Shape;
@@ -72,6 +79,8 @@ export class Program {
     readonly memory: MemoryPlan,
     readonly stepDispatches: { name: string; dispatches: number }[],
     private readonly prepared: PreparedDispatch[],
+    /** The kernel variant each tunable call of each step took, in step order. */
+    private readonly choices: StepVariant[],
     private readonly buffers: GPUBuffer[],
     private readonly tensorOf: (name: string) => Tensor,
     /** Encoded before the program's pass: refolds constants whose parameters changed (ParamStore.refresh). */
@@ -82,6 +91,11 @@ export class Program {
 
   get peakBytes(): number {
     return this.memory.peakBytes;
+  }
+
+  /** Which kernel variant each conv step uses (and why: tuned, default, ...), in step order. */
+  variants(): StepVariant[] {
+    return this.choices.map((c) => ({ ...c }));
   }
 
   /** The tensor of a value (inputs to fill, outputs to read; valid between runs). */
@@ -131,8 +145,8 @@ export function compileProgram(
     const id = ids.get(root);
     return id === undefined ? undefined : buffers[memory.placements[id].buffer];
   });
-  const { prepared, stepDispatches } = prepareSteps(rt, b, { t: tensorOf, offset: (v) => rootOf(v).channelOffset });
-  return new Program(rt, memory, stepDispatches, prepared, buffers, tensorOf, before);
+  const { prepared, stepDispatches, choices } = prepareSteps(rt, b, { t: tensorOf, offset: (v) => rootOf(v).channelOffset });
+  return new Program(rt, memory, stepDispatches, prepared, choices, buffers, tensorOf, before);
 }
 
 /** The value owning `v`'s bytes (through slices and aliases), and `v`'s channel offset in it. */
@@ -195,18 +209,25 @@ function tensorResolver(rt: Runtime, b: ProgramBuilder, label: string, rootOf: (
 }
 
 /** Every step's dispatches, built and prepared once; an error names the step. */
-function prepareSteps(rt: Runtime, b: ProgramBuilder, ctx: ProgramContext): { prepared: PreparedDispatch[]; stepDispatches: { name: string; dispatches: number }[] } {
+function prepareSteps(
+  rt: Runtime,
+  b: ProgramBuilder,
+  ctx: ProgramContext,
+): { prepared: PreparedDispatch[]; stepDispatches: { name: string; dispatches: number }[]; choices: StepVariant[] } {
   const prepared: PreparedDispatch[] = [];
   const stepDispatches: { name: string; dispatches: number }[] = [];
+  const choices: StepVariant[] = [];
   for (const s of b.steps) {
     let ds: Dispatch[];
     try {
-      ds = s.build(ctx);
+      const built = recordChoices(() => s.build(ctx));
+      ds = built.result;
+      choices.push(...built.choices.map((c) => ({ step: s.name, ...c })));
     } catch (e) {
       throw new Error(`${s.name}: ${(e as Error).message}`);
     }
     stepDispatches.push({ name: s.name, dispatches: ds.length });
     for (const d of ds) prepared.push(prepare(rt, { ...d, label: `${s.name}: ${d.label}` }));
   }
-  return { prepared, stepDispatches };
+  return { prepared, stepDispatches, choices };
 }

@@ -4,7 +4,9 @@
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
+import { dispatchChosen } from './choice.ts';
 import { type Padding, type Resolved2d, resolveWindow } from './padding.ts';
+import type { Conv2dArgs, KernelVariant } from './variants.ts';
 
 export interface Conv2dAttrs {
   strides?: [number, number];
@@ -101,7 +103,7 @@ export function conv2dShape(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): number
 export function conv2dPath(x: Shape, w: Shape, attrs: Conv2dAttrs = {}): 'gemm' | 'depthwise' | 'general' {
   const g = conv2dGeometry(x, w, attrs);
   if (g.groups === 1 && g.co % 4 === 0) return 'gemm';
-  if (g.groups === g.c && g.co === g.c && g.c % 4 === 0) return 'depthwise';
+  if (g.groups > 1 && g.groups === g.c && g.co === g.c && g.c % 4 === 0) return 'depthwise';
   return 'general';
 }
 
@@ -112,6 +114,38 @@ function checkEpilogue(where: string, co: number, e: ConvEpilogue): void {
   }
 }
 
+/** Checks the output and epilogue of a conv call before any variant sees it; returns its geometry. */
+function checkConv2dArgs(a: Conv2dArgs): ConvGeometry {
+  const { x, w, y, epilogue, channelOffset } = a;
+  const g = conv2dGeometry(x.shape, w.shape, a.attrs);
+  const label = convLabel(a);
+  checkEpilogue(label, g.co, epilogue);
+  const [yn, yh, yw, ctot] = y.shape;
+  if (y.rank !== 4 || yn !== g.n || yh !== g.outH || yw !== g.outW || channelOffset + g.co > ctot || channelOffset < 0) {
+    throw new Error(
+      `${label}: output must be [${g.n},${g.outH},${g.outW},>=${channelOffset + g.co}] to take channels ${channelOffset}..${channelOffset + g.co}`,
+    );
+  }
+  for (const [t, what] of [[x, 'input'], [w, 'filter'], [y, 'output']] as const) x.rt.checkBindingSize(t.bytes, `${label}: ${what}`);
+  return g;
+}
+
+const convLabel = (a: Conv2dArgs) => `conv2d x ${shapeString(a.x.shape)} w ${shapeString(a.w.shape)} -> ${shapeString(a.y.shape)}`;
+
+/**
+ * The dispatches of y[..., off:off+Co] = epilogue(conv2d(x, w)): the variant chosen for this
+ * adapter and shape class (choice.ts), whose labels end with its name.
+ */
+export function conv2dDispatches(x: Tensor, w: Tensor, y: Tensor, attrs: Conv2dAttrs = {}, epilogue: ConvEpilogue = {}, channelOffset = 0): Dispatch[] {
+  const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset };
+  checkConv2dArgs(args);
+  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned() });
+}
+
+/**
+ * One dispatch of the call: the chosen variant's when it takes a single dispatch, else the
+ * reference's (a variant with a separate sum pass is reached through conv2dDispatches).
+ */
 export function conv2dDispatch(
   x: Tensor,
   w: Tensor,
@@ -120,68 +154,123 @@ export function conv2dDispatch(
   epilogue: ConvEpilogue = {},
   channelOffset = 0,
 ): Dispatch {
+  const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset };
+  checkConv2dArgs(args);
+  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned(), single: true })[0];
+}
+
+/** Tuning overrides are set: today's path only. */
+const conv2dPinned = () => conv2dTuning.rows !== 0 || conv2dTuning.workgroup !== 0;
+
+const epilogueConstants = (e: ConvEpilogue) => ({
+  WG,
+  ACT: ACT_CODE[e.activation ?? 'none'],
+  HAS_SCALE: e.scale ? 1 : 0,
+  HAS_SHIFT: e.shift ? 1 : 0,
+  HAS_BIAS: e.bias ? 1 : 0,
+});
+const windowOf = (g: ConvGeometry) => [g.kh, g.kw, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft];
+const epilogueBuffers = (rt: Runtime, e: ConvEpilogue) => [e.scale, e.shift, e.bias].map((t) => t?.binding ?? rt.absent());
+
+/** The implicit GEMM of shaders/conv2d.wgsl; `rows` per subgroup, 0 = chosen per shape (fastTiling). */
+function gemmDispatch(a: Conv2dArgs, rowsWanted: number): Dispatch {
+  const { x, w, y, epilogue, channelOffset } = a;
   const rt = x.rt;
-  const g = conv2dGeometry(x.shape, w.shape, attrs);
-  const label = `conv2d x ${shapeString(x.shape)} w ${shapeString(w.shape)} -> ${shapeString(y.shape)}`;
-  checkEpilogue(label, g.co, epilogue);
-  const [yn, yh, yw, ctot] = y.shape;
-  if (y.rank !== 4 || yn !== g.n || yh !== g.outH || yw !== g.outW || channelOffset + g.co > ctot || channelOffset < 0) {
-    throw new Error(
-      `${label}: output must be [${g.n},${g.outH},${g.outW},>=${channelOffset + g.co}] to take channels ${channelOffset}..${channelOffset + g.co}`,
-    );
-  }
-  for (const [t, what] of [[x, 'input'], [w, 'filter'], [y, 'output']] as const) rt.checkBindingSize(t.bytes, `${label}: ${what}`);
+  const g = conv2dGeometry(x.shape, w.shape, a.attrs);
+  const ctot = y.shape[3];
   const m = g.n * g.outH * g.outW;
-  const constants = {
-    WG,
-    ACT: ACT_CODE[epilogue.activation ?? 'none'],
-    HAS_SCALE: epilogue.scale ? 1 : 0,
-    HAS_SHIFT: epilogue.shift ? 1 : 0,
-    HAS_BIAS: epilogue.bias ? 1 : 0,
-  };
-  const common = [g.n, g.h, g.w, g.c, g.outH, g.outW, g.co];
-  const window = [g.kh, g.kw, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft];
-  const epi = [epilogue.scale, epilogue.shift, epilogue.bias].map((t) => t?.binding ?? rt.absent());
-  if (g.groups === 1 && g.co % 4 === 0) {
-    const sg = rt.subgroupSize;
-    const colGroups = Math.ceil(g.co / 4 / sg);
-    const { rows, workgroup: wgSize } = fastTiling(sg, m, colGroups);
-    const params = new Params().u32(...common, m, ...window, ctot, channelOffset, 0, 0).build();
-    const rowGroups = Math.ceil(m / ((wgSize / sg) * rows));
-    const [gy, gz] = fold(rt, rowGroups);
-    return {
-      label,
-      pipeline: { shader: 'conv2d', template: fastTemplate(sg, rows, g.c % 4 === 0, ctot % 4 === 0 && channelOffset % 4 === 0), constants: { ...constants, WG: wgSize } },
-      params,
-      buffers: [x.binding, w.binding, y.binding, ...epi],
-      workgroups: [colGroups, gy, gz],
-    };
-  }
-  if (g.groups === g.c && g.co === g.c && g.c % 4 === 0) {
-    // Depthwise with channel multiplier 1 (MobileNet): vec4 over channels, 4 pixels per invocation.
-    const owb = Math.ceil(g.outW / 4);
-    const total = g.n * g.outH * owb * (g.c / 4);
-    const params = new Params().u32(...common.slice(0, 6), owb, total, ...window, ctot, channelOffset, 0, 0).build();
-    return {
-      label,
-      pipeline: { shader: 'conv2d_depthwise', constants },
-      params,
-      buffers: [x.binding, w.binding, y.binding, ...epi],
-      workgroups: grid(rt, Math.ceil(total / WG)),
-    };
-  }
-  const total = m * g.co;
-  const params = new Params()
-    .u32(...common, total, ...window, ctot, channelOffset, g.c / g.groups, g.co / g.groups)
-    .build();
+  const sg = rt.subgroupSize;
+  const colGroups = Math.ceil(g.co / 4 / sg);
+  const tiling = fastTiling(sg, m, colGroups);
+  const rows = rowsWanted || tiling.rows;
+  const wgSize = tiling.workgroup;
+  const params = new Params().u32(g.n, g.h, g.w, g.c, g.outH, g.outW, g.co, m, ...windowOf(g), ctot, channelOffset, 0, 0).build();
+  const rowGroups = Math.ceil(m / ((wgSize / sg) * rows));
+  const [gy, gz] = fold(rt, rowGroups);
   return {
-    label,
-    pipeline: { shader: 'conv2d_general', constants },
+    label: convLabel(a),
+    pipeline: {
+      shader: 'conv2d',
+      template: fastTemplate(sg, rows, g.c % 4 === 0, ctot % 4 === 0 && channelOffset % 4 === 0),
+      constants: { ...epilogueConstants(epilogue), WG: wgSize },
+    },
     params,
-    buffers: [x.binding, w.binding, y.binding, ...epi],
+    buffers: [x.binding, w.binding, y.binding, ...epilogueBuffers(rt, epilogue)],
+    workgroups: [colGroups, gy, gz],
+  };
+}
+
+/** Depthwise with channel multiplier 1 (MobileNet): vec4 over channels, 4 pixels per invocation. */
+function depthwiseDispatch(a: Conv2dArgs): Dispatch {
+  const { x, w, y, epilogue, channelOffset } = a;
+  const rt = x.rt;
+  const g = conv2dGeometry(x.shape, w.shape, a.attrs);
+  const owb = Math.ceil(g.outW / 4);
+  const total = g.n * g.outH * owb * (g.c / 4);
+  const params = new Params().u32(g.n, g.h, g.w, g.c, g.outH, g.outW, owb, total, ...windowOf(g), y.shape[3], channelOffset, 0, 0).build();
+  return {
+    label: convLabel(a),
+    pipeline: { shader: 'conv2d_depthwise', constants: epilogueConstants(epilogue) },
+    params,
+    buffers: [x.binding, w.binding, y.binding, ...epilogueBuffers(rt, epilogue)],
     workgroups: grid(rt, Math.ceil(total / WG)),
   };
 }
+
+/** One output per invocation: any groups, any channel counts. */
+function generalDispatch(a: Conv2dArgs): Dispatch {
+  const { x, w, y, epilogue, channelOffset } = a;
+  const rt = x.rt;
+  const g = conv2dGeometry(x.shape, w.shape, a.attrs);
+  const total = g.n * g.outH * g.outW * g.co;
+  const params = new Params()
+    .u32(g.n, g.h, g.w, g.c, g.outH, g.outW, g.co, total, ...windowOf(g), y.shape[3], channelOffset, g.c / g.groups, g.co / g.groups)
+    .build();
+  return {
+    label: convLabel(a),
+    pipeline: { shader: 'conv2d_general', constants: epilogueConstants(epilogue) },
+    params,
+    buffers: [x.binding, w.binding, y.binding, ...epilogueBuffers(rt, epilogue)],
+    workgroups: grid(rt, Math.ceil(total / WG)),
+  };
+}
+
+const geometryOf = (a: Conv2dArgs) => conv2dGeometry(a.x.shape, a.w.shape, a.attrs);
+const gemmFits = (a: Conv2dArgs) => {
+  const g = geometryOf(a);
+  return g.groups === 1 && g.co % 4 === 0;
+};
+
+/**
+ * Today's conv2d kernels as variants. The reference for a call is today's rule (conv2dPath):
+ * 'subgroup' (the implicit GEMM, rows chosen per shape), 'depthwise', else 'general'. The fixed
+ * row counts are candidates for the tuner: 32 rows load weights least often, 8 rows give small
+ * maps more workgroups.
+ */
+export const CONV2D_VARIANTS: KernelVariant<'conv2d'>[] = [
+  { family: 'conv2d', name: 'subgroup', target: 'cpu', reference: true, supports: (_rt, a) => gemmFits(a), dispatch: (a) => [gemmDispatch(a, 0)] },
+  ...[8, 16, 32].map(
+    (rows): KernelVariant<'conv2d'> => ({
+      family: 'conv2d',
+      name: `subgroup-r${rows}`,
+      target: 'cpu',
+      supports: (rt, a) => rt.subgroupSize > 1 && gemmFits(a),
+      dispatch: (a) => [gemmDispatch(a, rows)],
+    }),
+  ),
+  {
+    family: 'conv2d',
+    name: 'depthwise',
+    target: 'any',
+    reference: true,
+    supports: (_rt, a) => {
+      const g = geometryOf(a);
+      return g.groups > 1 && g.groups === g.c && g.co === g.c && g.c % 4 === 0;
+    },
+    dispatch: (a) => [depthwiseDispatch(a)],
+  },
+  { family: 'conv2d', name: 'general', target: 'any', reference: true, supports: () => true, dispatch: (a) => [generalDispatch(a)] },
+];
 
 /** Splits a row-block count over y and z within the per-dimension limit. */
 function fold(rt: Runtime, groups: number): [number, number] {
@@ -221,7 +310,7 @@ export function conv2d(
   into?: ConvInto,
 ): Tensor {
   const y = into?.tensor ?? empty(x.rt, conv2dShape(x.shape, w.shape, attrs), 'float32', 'conv2d');
-  run(x.rt, [conv2dDispatch(x, w, y, attrs, epilogue, into?.channelOffset ?? 0)]);
+  run(x.rt, conv2dDispatches(x, w, y, attrs, epilogue, into?.channelOffset ?? 0));
   return y;
 }
 

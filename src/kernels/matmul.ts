@@ -64,8 +64,9 @@ export function matmulDispatch(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAtt
     const x4 = a.reshape([1, 1, g.m, g.k]);
     const w4 = b.reshape([1, 1, g.k, g.n]);
     const y4 = y.reshape([1, 1, g.m, g.n]);
+    // The conv's own label ends with the variant chosen: keep that part.
     const d = conv2dDispatch(x4, w4, y4, {}, c ? { bias: c } : {});
-    return { ...d, label };
+    return { ...d, label: `${label}${d.label.slice(d.label.lastIndexOf(' ['))}` };
   }
   const total = g.batch * g.m * g.n;
   return {

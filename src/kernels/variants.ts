@@ -2,12 +2,18 @@
 // filter gradient), each suited to a class of adapter. CPU drivers (lavapipe, SwiftShader) reward
 // subgroup shuffles and register blocking without workgroup memory; real GPUs reward
 // workgroup-memory tiles. A variant says whether it can run a given call; the choice among those
-// that can is made per (adapter, driver, family, shape) by src/kernels/tuner.ts.
-// (Interface sketch for this round's parallel work: the tuner's author may reshape it.)
+// that can is made per (adapter, driver, family, shape class) by src/kernels/choice.ts (cached,
+// default rules) and src/kernels/tuner.ts (timed on the real shape, checked against the reference).
+//
+// A variant module exports KernelVariant objects (or arrays of them); src/kernels/registry.ts
+// lists the modules. Everything here is about shapes: a KernelCall describes one call without its
+// tensors, so the tuner can rebuild it on tensors of its own and the compiler can ask which
+// variant (and how much scratch) a call will take before any tensor exists.
 import type { Dispatch } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
-import type { Shape, Tensor } from '../gpu/tensor.ts';
-import type { Conv2dAttrs, ConvEpilogue } from './conv2d.ts';
+import { type Shape, Tensor, shapeString } from '../gpu/tensor.ts';
+import { hostEnv } from '../platform/host.ts';
+import type { Activation, Conv2dAttrs, ConvEpilogue } from './conv2d.ts';
 
 /** Arguments of conv2dDispatch: y (or a channel slice of it) = epilogue(x * w). */
 export interface Conv2dArgs {
@@ -47,6 +53,7 @@ export interface FamilyArgs {
   conv2dGradFilter: Conv2dGradFilterArgs;
 }
 export type KernelFamily = keyof FamilyArgs;
+export const KERNEL_FAMILIES: readonly KernelFamily[] = ['conv2d', 'conv2dGradInput', 'conv2dGradFilter'];
 
 /** What a variant is written for: 'cpu' drivers, 'gpu' adapters, or 'any'. */
 export type AdapterClass = 'cpu' | 'gpu' | 'any';
@@ -61,6 +68,135 @@ export interface KernelVariant<F extends KernelFamily = KernelFamily> {
   dispatch(args: FamilyArgs[F]): Dispatch[] | null;
   /** Scratch bytes a filter-gradient call needs (split-K partial sums); 0 or absent when none. */
   scratchBytes?(rt: Runtime, x: Shape, w: Shape, attrs: Conv2dAttrs): number;
-  /** Whether this variant can run these shapes on this runtime, without building dispatches. */
+  /**
+   * Whether this variant can run these shapes on this runtime, without building dispatches. It
+   * may read the tensors' shapes only: the compiler asks with shape-only tensors (no buffer).
+   */
   supports(rt: Runtime, args: FamilyArgs[F]): boolean;
+  /**
+   * Today's path for the calls it supports: the first reference variant (in registration order)
+   * that supports a call is what tuned candidates are checked against, and the fallback.
+   */
+  reference?: boolean;
+  /** Order among the variants of the adapter's class when nothing is tuned: higher first (default 0). */
+  rank?: number;
+}
+
+// ---- calls: one kernel invocation described by shapes -------------------------------------
+
+export interface Conv2dCall {
+  family: 'conv2d';
+  x: Shape;
+  w: Shape;
+  /** The whole output tensor (channels [channelOffset, channelOffset + Co) are written). */
+  y: Shape;
+  attrs: Conv2dAttrs;
+  epilogue: { scale: boolean; shift: boolean; bias: boolean; activation: Activation };
+  channelOffset: number;
+}
+export interface Conv2dGradInputCall {
+  family: 'conv2dGradInput';
+  dy: Shape;
+  w: Shape;
+  dx: Shape;
+  attrs: Conv2dAttrs;
+  accumulate: boolean;
+  dyChannelOffset: number;
+}
+export interface Conv2dGradFilterCall {
+  family: 'conv2dGradFilter';
+  x: Shape;
+  dy: Shape;
+  dw: Shape;
+  attrs: Conv2dAttrs;
+  accumulate: boolean;
+  dyChannelOffset: number;
+}
+export type KernelCall = Conv2dCall | Conv2dGradInputCall | Conv2dGradFilterCall;
+export type CallOf<F extends KernelFamily> = Extract<KernelCall, { family: F }>;
+
+/** The shapes and flags of a call (what the tuner needs to rebuild it). */
+export function callOf<F extends KernelFamily>(family: F, args: FamilyArgs[F]): CallOf<F> {
+  if (family === 'conv2d') {
+    const a = args as Conv2dArgs;
+    const e = a.epilogue;
+    const call: Conv2dCall = {
+      family: 'conv2d',
+      x: a.x.shape,
+      w: a.w.shape,
+      y: a.y.shape,
+      attrs: a.attrs,
+      epilogue: { scale: !!e.scale, shift: !!e.shift, bias: !!e.bias, activation: e.activation ?? 'none' },
+      channelOffset: a.channelOffset,
+    };
+    return call as CallOf<F>;
+  }
+  if (family === 'conv2dGradInput') {
+    const a = args as Conv2dGradInputArgs;
+    const call: Conv2dGradInputCall = { family, dy: a.dy.shape, w: a.w.shape, dx: a.dx.shape, attrs: a.attrs, accumulate: a.accumulate, dyChannelOffset: a.dyChannelOffset };
+    return call as CallOf<F>;
+  }
+  const a = args as Conv2dGradFilterArgs;
+  const call: Conv2dGradFilterCall = { family: 'conv2dGradFilter', x: a.x.shape, dy: a.dy.shape, dw: a.dw.shape, attrs: a.attrs, accumulate: a.accumulate, dyChannelOffset: a.dyChannelOffset };
+  return call as CallOf<F>;
+}
+
+/**
+ * The shape class of a call, the key its tuned choice is stored under: the family, the input and
+ * filter shapes and the window. Epilogues, channel slices and accumulation are left out: they
+ * change a few loads and stores, not which tiling suits the GEMM.
+ */
+export function shapeClass(call: KernelCall): string {
+  const [x, w] = call.family === 'conv2d' ? [call.x, call.w] : call.family === 'conv2dGradInput' ? [call.dx, call.w] : [call.x, call.dw];
+  const a = call.attrs;
+  const pad = Array.isArray(a.padding) ? `[${a.padding.join(',')}]` : (a.padding ?? 'VALID');
+  const s = a.strides ?? [1, 1];
+  const d = a.dilations ?? [1, 1];
+  return `${call.family} x${shapeString(x)} w${shapeString(w)} s${s.join(',')} d${d.join(',')} ${pad} g${a.groups ?? 1}`;
+}
+
+/** A tensor with a shape and no buffer: what `supports` and the compiler's questions need. */
+export function shapeOnly(rt: Runtime, shape: Shape): Tensor {
+  return new Tensor(rt, null as unknown as GPUBuffer, shape, 'float32', false);
+}
+
+/** Arguments for a call on shape-only tensors (no dispatch may be built from them). */
+export function shapeArgs<F extends KernelFamily>(rt: Runtime, call: CallOf<F>): FamilyArgs[F] {
+  const t = (s: Shape) => shapeOnly(rt, s);
+  return argsOn(call, t, () => t([1]), null) as FamilyArgs[F];
+}
+
+/**
+ * Arguments for a call on tensors made by `tensor` (shape -> tensor); `channel` makes the
+ * epilogue's per-channel tensors; `scratch` is the filter gradient's split-K buffer.
+ */
+export function argsOn(call: KernelCall, tensor: (s: Shape) => Tensor, channel: (n: number) => Tensor, scratch: Tensor | null): FamilyArgs[KernelFamily] {
+  if (call.family === 'conv2d') {
+    const co = call.w[3];
+    const e = call.epilogue;
+    const epilogue: ConvEpilogue = { activation: e.activation };
+    if (e.scale) epilogue.scale = channel(co);
+    if (e.shift) epilogue.shift = channel(co);
+    if (e.bias) epilogue.bias = channel(co);
+    return { x: tensor(call.x), w: tensor(call.w), y: tensor(call.y), attrs: call.attrs, epilogue, channelOffset: call.channelOffset };
+  }
+  if (call.family === 'conv2dGradInput') {
+    return { dy: tensor(call.dy), w: tensor(call.w), dx: tensor(call.dx), attrs: call.attrs, accumulate: call.accumulate, dyChannelOffset: call.dyChannelOffset };
+  }
+  return { x: tensor(call.x), dy: tensor(call.dy), dw: tensor(call.dw), attrs: call.attrs, scratch, accumulate: call.accumulate, dyChannelOffset: call.dyChannelOffset };
+}
+
+// ---- adapters -------------------------------------------------------------------------------
+
+/**
+ * 'cpu' for software drivers (Mesa's lavapipe/llvmpipe, SwiftShader, anything Dawn calls a
+ * fallback adapter), 'gpu' otherwise. INCEPT_ADAPTER_CLASS=cpu|gpu overrides (tests, odd drivers).
+ */
+export function adapterClass(rt: Runtime, env: Record<string, string | undefined> = hostEnv()): 'cpu' | 'gpu' {
+  const forced = env.INCEPT_ADAPTER_CLASS;
+  if (forced === 'cpu' || forced === 'gpu') return forced;
+  const i = rt.adapterInfo;
+  const text = `${i.vendor} ${i.architecture} ${i.device} ${i.description}`.toLowerCase();
+  if (i.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|softpipe|software/.test(text)) return 'cpu';
+  return 'gpu';
 }

@@ -41,6 +41,15 @@ export function encodeRgbaPng(_width: number, _height: number, _rgba: Uint8Array
   throw new Error('PNG encoding is not in the browser bundle: draw the RGBA pixels into a <canvas> (ImageData) instead');
 }
 
+/** A page keeps its tuning choices in memory: no cache file. */
+export type { TuningEntry } from './tuning-file.ts';
+export function tuningCachePath(_env?: Record<string, string | undefined>): string | null {
+  return null;
+}
+export function readTuningEntries(_path: string, _adapterKey: string): Record<string, never> {
+  return {};
+}
+export async function mergeTuningEntries(_path: string, _adapterKey: string, _adapter: Record<string, string>, _entries: Record<string, unknown>): Promise<void> {}
 
 // SHA-256 (FIPS 180-4), synchronous: WebCrypto's digest is asynchronous and the safetensors reader is not.
 const K = new Uint32Array([
@@ -89,4 +98,4 @@ export function sha256Hex(parts: Iterable<Uint8Array>): string {
 }
 
 // The compiler checks that this module can stand in for host.ts.
-({ HOST, assetText, acquireGpu, warn, LITTLE_ENDIAN, readFileBytes, encodeRgbaPng, sha256Hex, hostEnv }) satisfies Omit<typeof import('./host.ts'), 'HOST'> & { HOST: 'browser' };
+({ HOST, assetText, acquireGpu, warn, LITTLE_ENDIAN, readFileBytes, encodeRgbaPng, sha256Hex, hostEnv, tuningCachePath, readTuningEntries, mergeTuningEntries }) satisfies Omit<typeof import('./host.ts'), 'HOST'> & { HOST: 'browser' };

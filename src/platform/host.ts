@@ -64,6 +64,9 @@ export function readFileBytes(path: string): Uint8Array {
   }
 }
 
+/** The kernel tuning cache on disk (src/platform/tuning-file.ts). */
+export { type TuningEntry, mergeTuningEntries, readTuningEntries, tuningCachePath } from './tuning-file.ts';
+
 /** 8-bit RGBA pixels (row-major) as PNG file bytes. */
 export function encodeRgbaPng(width: number, height: number, rgba: Uint8Array): Uint8Array {
   const png = new PNG({ width, height });

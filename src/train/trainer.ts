@@ -7,6 +7,7 @@ import { type PreparedDispatch, encodePass, prepare } from '../gpu/recorder.ts';
 import { type Tensor, empty } from '../gpu/tensor.ts';
 import type { Model } from '../graph/model.ts';
 import type { Program } from '../graph/program.ts';
+import { autotuneEnabled, tuneCalls, untunedCalls } from '../kernels/tuner.ts';
 import { type TrainingConfig, type TrainingProgram, buildTraining } from '../graph/training.ts';
 import { HYPER, type OptimizerConfig, Optimizer, type ParamGroup } from './optimizers.ts';
 
@@ -38,7 +39,10 @@ export interface StepResult {
 
 export class Trainer {
   readonly training: TrainingProgram;
-  readonly program: Program;
+  /** The step's program (compiled again once, after autotuning changed a kernel choice). */
+  program: Program;
+  /** Whether the first step looked for untuned kernel calls (autotuneEnabled). */
+  private tuned = false;
   readonly optimizer: Optimizer;
   /** Updates done so far (the optimizer's global step). */
   step = 0;
@@ -102,8 +106,25 @@ export class Trainer {
     return typeof lr === 'number' ? lr : lr(this.step);
   }
 
+  /**
+   * Before the first step where autotuning is on (GPUs by default): tunes the conv calls whose
+   * variant came from the default rules and compiles the program again with the choices. The
+   * split-K scratch was planned for the first choice; a new one that needs more falls back.
+   */
+  private async tuneOnce(): Promise<void> {
+    this.tuned = true;
+    if (!autotuneEnabled(this.model.rt)) return;
+    const calls = untunedCalls(this.program.variants());
+    if (calls.length === 0) return;
+    await tuneCalls(this.model.rt, calls);
+    const old = this.program;
+    this.program = this.training.compile();
+    old.destroy();
+  }
+
   /** One step on a batch (preprocessed NHWC images, integer labels); returns the loss before the update. */
   async trainStep(images: Float32Array, labels: Int32Array): Promise<StepResult> {
+    if (!this.tuned) await this.tuneOnce();
     const rt = this.model.rt;
     const t = this.training;
     const input = this.program.tensor(t.input);

@@ -3,8 +3,8 @@
 //   training batchnorm: the raw conv output z, then one fused batchnorm(batch statistics)+activation step.
 // The backward undoes the epilogue (or the training batchnorm), then the filter, bias and input gradients.
 import { batchnormTrainBackwardDispatch, batchnormTrainForwardDispatch, batchnormTrainWorkspaceShape } from '../../kernels/batchnorm_train.ts';
-import { type ConvEpilogue, conv2dDispatch, conv2dRef, conv2dShape } from '../../kernels/conv2d.ts';
-import { biasGradDispatch, conv2dGradFilterDispatch, conv2dGradFilterScratchBytes, conv2dGradInputDispatch } from '../../kernels/conv2d_backward.ts';
+import { type ConvEpilogue, conv2dDispatches, conv2dRef, conv2dShape } from '../../kernels/conv2d.ts';
+import { biasGradDispatch, conv2dGradFilterDispatch, conv2dGradFilterScratchBytes, conv2dGradInputDispatches } from '../../kernels/conv2d_backward.ts';
 import { epilogueBackwardDispatch } from '../../kernels/conv_epilogue_backward.ts';
 import { gradName } from '../autodiff.ts';
 import { batchnormInputs } from '../ir.ts';
@@ -36,7 +36,7 @@ export const conv2d: OpRule<'conv2d'> = {
     c.step(`${node.name} (forward)`, [x, w, ...(g.bias ? [g.bias] : [])], [g.out], (ctx) => {
       const epi: ConvEpilogue = { activation: g.act, scale: folded?.scale, shift: folded?.shift };
       if (g.bias) epi.bias = ctx.t(g.bias);
-      return [conv2dDispatch(ctx.t(x), ctx.t(w), ctx.t(g.out), node.attrs, epi, ctx.offset(g.out))];
+      return conv2dDispatches(ctx.t(x), ctx.t(w), ctx.t(g.out), node.attrs, epi, ctx.offset(g.out));
     });
   },
   backward(c, g, dy) {
@@ -51,7 +51,8 @@ export const conv2d: OpRule<'conv2d'> = {
     }
     if (c.wants(w)) {
       const dw = c.gradTarget(w);
-      const scratchBytes = conv2dGradFilterScratchBytes(c.graph.shapeOf(x), c.graph.shapeOf(w), node.attrs);
+      // Sized for the variant chosen on this adapter (a later, different choice that needs more falls back).
+      const scratchBytes = conv2dGradFilterScratchBytes(c.graph.shapeOf(x), c.graph.shapeOf(w), node.attrs, c.rt);
       const scratch = scratchBytes > 0 ? c.b.declare(`scratch:${node.name}`, { shape: [Math.ceil(scratchBytes / 4)] }) : undefined;
       c.step(`${node.name} (filter gradient)`, [x, dz], [dw.name, ...(scratch ? [scratch] : [])], (ctx) =>
         conv2dGradFilterDispatch(ctx.t(x), ctx.t(dz), ctx.t(dw.name), node.attrs, scratch ? ctx.t(scratch) : null, {
@@ -62,9 +63,9 @@ export const conv2d: OpRule<'conv2d'> = {
     }
     if (c.wants(x)) {
       const dx = c.gradTarget(x);
-      c.step(`${node.name} (input gradient)`, [dz, w], [dx.name], (ctx) => [
-        conv2dGradInputDispatch(ctx.t(dz), ctx.t(w), ctx.t(dx.name), node.attrs, { accumulate: dx.accumulate, dyChannelOffset: ctx.offset(dz) }),
-      ]);
+      c.step(`${node.name} (input gradient)`, [dz, w], [dx.name], (ctx) =>
+        conv2dGradInputDispatches(ctx.t(dz), ctx.t(w), ctx.t(dx.name), node.attrs, { accumulate: dx.accumulate, dyChannelOffset: ctx.offset(dz) }),
+      );
     }
   },
 };
@@ -81,7 +82,7 @@ function forwardTrainingBatchnorm(c: LowerContext, g: Group): void {
   const mean = c.b.declare(statName(bnNode.name, 'mean'), { shape: [ch] });
   const rstd = c.b.declare(statName(bnNode.name, 'rstd'), { shape: [ch] });
   const ws = c.b.declare(`workspace:${bnNode.name}`, { shape: batchnormTrainWorkspaceShape(node.shape) });
-  c.step(`${node.name} (forward)`, [x, w], [z], (ctx) => [conv2dDispatch(ctx.t(x), ctx.t(w), ctx.t(z), node.attrs)]);
+  c.step(`${node.name} (forward)`, [x, w], [z], (ctx) => conv2dDispatches(ctx.t(x), ctx.t(w), ctx.t(z), node.attrs));
   const reads = [z, bn.beta, bn.mean, bn.variance, ...(bn.gamma ? [bn.gamma] : [])];
   c.step(`${bnNode.name} (training forward)`, reads, [g.out, mean, rstd, ws], (ctx) =>
     batchnormTrainForwardDispatch(
