@@ -4,6 +4,7 @@
 // their exports may not exist yet while the import cycle is being evaluated.
 import * as conv2dModule from './conv2d.ts';
 import * as conv2dBackwardModule from './conv2d_backward.ts';
+import * as conv2dTiledModule from './conv2d_tiled_variants.ts';
 import type { KernelFamily, KernelVariant } from './variants.ts';
 
 /**
@@ -11,7 +12,7 @@ import type { KernelFamily, KernelVariant } from './variants.ts';
  * variant module is one `import * as m from './file.ts'` above and its name in this list (e.g. the
  * lavapipe broadcast GEMM, conv2d_bcast.ts, and the GPU tiles, conv2d_tiled.ts).
  */
-const MODULES = (): Record<string, unknown>[] => [conv2dModule, conv2dBackwardModule];
+const MODULES = (): Record<string, unknown>[] => [conv2dModule, conv2dBackwardModule, conv2dTiledModule];
 
 let builtIn: KernelVariant[] | null = null;
 /** Variants added at run time (tests' deliberately wrong variants, experiments). */

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type Dataset, readDataset, splitDataset } from '../train/dataset.ts';
-import { RUN_DIR_FILES } from '../train/run-dir.ts';
+import { RUN_FILES } from '../train/run-dir.ts';
 
 export const UNKNOWN_RUN = 'unknown (model file given without its run directory)';
 
@@ -104,7 +104,7 @@ const when = (file: string) => (existsSync(file) ? statSync(file).mtime.toISOStr
 /** The run directory holding `modelFile` (it has run.json), or null. */
 export function findRunDir(modelFile: string): string | null {
   const dir = dirname(resolve(modelFile));
-  return existsSync(join(dir, RUN_DIR_FILES.run)) ? dir : null;
+  return existsSync(join(dir, RUN_FILES.run)) ? dir : null;
 }
 
 /** The rows that describe one split's counts: 'benign 6, malignant 6'. */
@@ -114,7 +114,7 @@ export function countsText(classes: string[], counts: number[]): string {
 }
 
 function runRows(runDir: string, o: RunOptions, splits: RunSplits | null, splitsNote: string | undefined): { label: string; value: string }[] {
-  const epochs = epochLines(join(runDir, RUN_DIR_FILES.metrics));
+  const epochs = epochLines(join(runDir, RUN_FILES.metrics));
   const last = epochs.at(-1);
   const lastVal = last && Number.isFinite(last.valAccuracy) ? `; last validation accuracy ${(100 * last.valAccuracy!).toFixed(1)}%, loss ${last.valLoss?.toFixed(3)}` : '';
   const rows = [
@@ -132,8 +132,8 @@ function runRows(runDir: string, o: RunOptions, splits: RunSplits | null, splits
       if (n > 0 || split !== 'test') rows.push({ label: `  ${split} split`, value: countsText(splits.classes, splits.counts[split]) });
     }
   } else rows.push({ label: '  splits', value: splitsNote ?? 'unknown' });
-  const started = when(join(runDir, RUN_DIR_FILES.run));
-  const finished = when(join(runDir, RUN_DIR_FILES.model));
+  const started = when(join(runDir, RUN_FILES.run));
+  const finished = when(join(runDir, RUN_FILES.model));
   rows.push({ label: 'Run directory', value: runDir });
   rows.push({ label: 'Run date', value: `started ${started ?? 'unknown'}${finished ? `, model written ${finished}` : ', no final model (stopped early)'}` });
   return rows;
@@ -149,17 +149,17 @@ export function readProvenance(modelFile: string, source?: string): Provenance {
   if (!runDir) {
     // fineTune called from code writes metrics.jsonl but no run.json: its options are not on disk.
     const dir = dirname(resolve(modelFile));
-    const metrics = join(dir, RUN_DIR_FILES.metrics);
-    const unknown = existsSync(metrics) ? `unknown (${dir} has ${RUN_DIR_FILES.metrics} but no ${RUN_DIR_FILES.run}: the run was not started by 'incept train')` : UNKNOWN_RUN;
-    const epochs = existsSync(metrics) ? [{ label: 'Epochs', value: `${epochLines(metrics).length} done (from ${RUN_DIR_FILES.metrics})` }] : [];
+    const metrics = join(dir, RUN_FILES.metrics);
+    const unknown = existsSync(metrics) ? `unknown (${dir} has ${RUN_FILES.metrics} but no ${RUN_FILES.run}: the run was not started by 'incept train')` : UNKNOWN_RUN;
+    const epochs = existsSync(metrics) ? [{ label: 'Epochs', value: `${epochLines(metrics).length} done (from ${RUN_FILES.metrics})` }] : [];
     const labels = ['Base model', 'Trained layers', 'Epochs', 'Learning rate', 'Training data'].filter((l) => !(epochs.length && l === 'Epochs'));
     return { runDir: null, splits: null, rows: [fileRow, ...labels.map((label) => ({ label, value: unknown })), ...epochs] };
   }
   let options: RunOptions;
   try {
-    options = JSON.parse(readFileSync(join(runDir, RUN_DIR_FILES.run), 'utf8')).options ?? {};
+    options = JSON.parse(readFileSync(join(runDir, RUN_FILES.run), 'utf8')).options ?? {};
   } catch (e) {
-    const value = `${join(runDir, RUN_DIR_FILES.run)} is not readable (${(e as Error).message})`;
+    const value = `${join(runDir, RUN_FILES.run)} is not readable (${(e as Error).message})`;
     return { runDir, splits: null, rows: [fileRow, { label: 'Run', value }] };
   }
   let splits: RunSplits | null = null;
