@@ -1,0 +1,78 @@
+{{ENABLE}}
+// 2-D convolution, NHWC x HWIO, as a "broadcast" implicit GEMM for CPU drivers (lavapipe):
+// rows = output pixels (n, oh, ow), columns = output channels, reduction k = (kh, kw, ci).
+// (Measured figures and the reasoning: NOTES.md, "Lavapipe kernels: what limits them".)
+//
+// {{HEADER}}
+//
+// One workgroup = one 8-lane SIMD register. Lanes run over output channels (COLS columns each,
+// LANES apart, so one weight load per column is 8 contiguous floats); the workgroup keeps R
+// output pixels. The pixel addresses depend only on workgroup_id and loop counters, so NIR's
+// divergence analysis marks the input loads uniform and llvmpipe emits one scalar load and a
+// broadcast; per reduction step there are COLS lane-varying weight loads for R * COLS 8-wide
+// multiply-adds, and every accumulator is one ymm register (R * COLS of them, no spills).
+const R: u32 = {{ROWS}}u;       // output pixels per workgroup
+const COLS: u32 = {{COLS}}u;    // output channels per lane
+const LANES: u32 = {{LANES}}u;  // invocations per workgroup (the SIMD width)
+const KV: u32 = {{KV}}u;        // input channels per step: 4 (x read as vec4) or 1
+const CV: u32 = {{CV}}u;        // output channels per column: 4 (w read as vec4) or 1
+override ACT: u32 = 0u;         // src/kernels/activation.ts: 0 none, 1 relu, 2 relu6
+override HAS_SCALE: bool = false;
+override HAS_SHIFT: bool = false;
+override HAS_BIAS: bool = false;
+override ACCUMULATE: bool = false; // y += result (the input gradient accumulating into dx)
+
+struct Params {
+  N: u32, H: u32, W: u32, C: u32,      // input NHWC
+  OH: u32, OW: u32, CO: u32, M: u32,   // output spatial size, channels, M = N * OH * OW
+  KH: u32, KW: u32, SH: u32, SW: u32,
+  DH: u32, DW: u32, PT: u32, PL: u32,  // dilations, top/left padding
+  CTOT: u32, COFF: u32, _a: u32, _b: u32, // output row stride (channels) and channel offset
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<{{X_T}}>;
+@group(0) @binding(2) var<storage, read> w: array<{{W_T}}>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> scale: array<f32>;
+@group(0) @binding(5) var<storage, read> shift: array<f32>;
+@group(0) @binding(6) var<storage, read> bias: array<f32>;
+
+@compute @workgroup_size(LANES)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let mb = (wg.y + wg.z * nwg.y) * R;
+  let c0 = wg.x * (LANES * COLS) + lane; // in columns of CV channels
+  let NCOL = p.CO / CV;
+  // Every per-row value below is a separate variable (the template unrolls rows and columns):
+  // a private array indexed in a loop that the compiler does not unroll lives in memory, and in
+  // llvmpipe's SoA model each access then becomes a per-lane gather/scatter.
+  // Each row's pixel is uniform across the workgroup (rows past M repeat the last one); columns
+  // past CO read column CO - 1 (a valid address) and are not stored.
+  {{SETUP}}
+  for (var kh = 0u; kh < p.KH; kh++) {
+    for (var kw = 0u; kw < p.KW; kw++) {
+      // Hoisted out of the channel loop: each row's input pixel for this tap, and whether it
+      // lies inside the image (outside: padding, read as zeros).
+      {{TAP}}
+      var wi = (kh * p.KW + kw) * p.C * NCOL;
+      for (var ci = 0u; ci < p.C; ci += KV) {
+        {{STEP}}
+      }
+    }
+  }
+  {{STORE}}
+}
+
+// The epilogue of one output value at row m, column co: y = act(acc * scale + shift + bias) (+ y).
+fn store(m: u32, co: u32, acc: f32) {
+  if (m >= p.M || co >= p.CO) { return; }
+  var v = acc;
+  if (HAS_SCALE) { v *= scale[co]; }
+  if (HAS_SHIFT) { v += shift[co]; }
+  if (HAS_BIAS) { v += bias[co]; }
+  if (ACT == 1u) { v = max(v, 0.0); }
+  if (ACT == 2u) { v = clamp(v, 0.0, 6.0); }
+  let o = m * p.CTOT + p.COFF + co;
+  if (ACCUMULATE) { v += y[o]; }
+  y[o] = v;
+}

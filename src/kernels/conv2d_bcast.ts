@@ -1,0 +1,204 @@
+// The "broadcast" implicit-GEMM convolution for CPU drivers (shaders/conv2d_bcast.wgsl): lanes
+// over output channels, a block of output pixels per workgroup whose input loads are uniform
+// (one scalar load + broadcast on lavapipe). Exposed as KernelVariants (src/kernels/variants.ts).
+import { type Dispatch, Params } from '../gpu/recorder.ts';
+import type { Runtime } from '../gpu/runtime.ts';
+import { type Tensor, shapeString } from '../gpu/tensor.ts';
+import { ACTIVATION_CODE } from './activation.ts';
+import { type Conv2dAttrs, type ConvEpilogue, type ConvGeometry, conv2dGeometry } from './conv2d.ts';
+import type { Conv2dArgs, KernelVariant } from './variants.ts';
+
+/** The SIMD width the shader is written for: one 8-lane (256-bit) register per workgroup. */
+export const BCAST_LANES = 8;
+
+/** Tiling of one broadcast-GEMM pipeline. */
+export interface BcastTiling {
+  /** Output pixels per workgroup (accumulator registers per column). */
+  rows: number;
+  /** Output channels per lane. */
+  cols: number;
+  /** 'fma' uses WGSL fma(); 'mad' a separate multiply and add. */
+  mad: 'fma' | 'mad';
+  /**
+   * How a row's input reaches the lanes: 'uniform' = every lane loads the same address (the
+   * address depends only on the workgroup and loop counters); 'lane' = lane l loads rows l, l + 8,
+   * ... and subgroupBroadcast hands each row to all lanes (needs 8-lane subgroups).
+   */
+  load: 'uniform' | 'lane';
+  /** Output channels per column: 1, or 4 held as a vec4 (needs Co % 4 == 0). */
+  vec: 1 | 4;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const joinLines = (lines: string[], indent: string) => lines.join(`\n${indent}`);
+
+/** Per-row pixel origins, clamped columns and zeroed accumulators (the shader's {{SETUP}}). */
+function setupCode(t: BcastTiling): string {
+  const lines: string[] = [];
+  for (const j of range(t.cols)) lines.push(`let wc${j} = min(c0 + ${j}u * LANES, NCOL - 1u);`);
+  // The pixels this invocation loads: every row ('uniform') or rows lane + 8i ('lane').
+  for (const r of range(loadedRows(t))) {
+    lines.push(`let m${r} = min(mb + ${t.load === 'lane' ? `lane + ${r * BCAST_LANES}u` : `${r}u`}, p.M - 1u);`);
+    lines.push(`let t${r} = m${r} / p.OW;`);
+    lines.push(`let nb${r} = (t${r} / p.OH) * p.H;`);
+    lines.push(`let ih${r} = i32((t${r} % p.OH) * p.SH) - i32(p.PT);`);
+    lines.push(`let iw${r} = i32((m${r} % p.OW) * p.SW) - i32(p.PL);`);
+    lines.push(`var ok${r} = false;`, `var xb${r} = 0u;`);
+  }
+  const accT = t.vec === 4 ? 'vec4<f32>' : 'f32';
+  for (const r of range(t.rows)) for (const j of range(t.cols)) lines.push(`var acc${r}_${j} = ${accT}();`);
+  return joinLines(lines, '  ');
+}
+
+/** Each row's input pixel for tap (kh, kw) and whether it is inside the image ({{TAP}}). */
+function tapCode(t: BcastTiling): string {
+  const lines: string[] = [];
+  for (const r of range(loadedRows(t))) {
+    lines.push(`{ let ih = ih${r} + i32(kh * p.DH); let iw = iw${r} + i32(kw * p.DW);`);
+    lines.push(`  ok${r} = ih >= 0 && iw >= 0 && u32(ih) < p.H && u32(iw) < p.W;`);
+    lines.push(`  xb${r} = select(0u, ((nb${r} + u32(ih)) * p.W + u32(iw)) * p.C, ok${r}) / KV; }`);
+  }
+  return joinLines(lines, '      ');
+}
+
+/** One reduction step over KV input channels ({{STEP}}). */
+function stepCode(t: BcastTiling, kv: number): string {
+  const splat = (a: string) => (t.vec === 4 ? `vec4<f32>(${a})` : a);
+  const upd = (acc: string, a: string, b: string) => (t.mad === 'fma' ? `${acc} = fma(${splat(a)}, ${b}, ${acc});` : `${acc} += ${a} * ${b};`);
+  const lines: string[] = [];
+  // The weights of this step: KV rows of w, COLS columns per lane (lane-varying loads).
+  for (const e of range(kv)) {
+    for (const j of range(t.cols)) lines.push(`let w${e}_${j} = w[wi + ${e === 0 ? '' : `${e}u * NCOL + `}wc${j}];`);
+  }
+  lines.push(`wi += ${kv}u * NCOL;`);
+  const comp = kv === 4 ? ['.x', '.y', '.z', '.w'] : [''];
+  const load = (r: number) => (kv === 4 ? `select(vec4<f32>(), x[xb${r} + ci / 4u], ok${r})` : `select(0.0, x[xb${r} + ci], ok${r})`);
+  if (t.load === 'lane') for (const i of range(loadedRows(t))) lines.push(`let xl${i} = ${load(i)};`);
+  for (const r of range(t.rows)) {
+    lines.push(t.load === 'lane' ? `let a${r} = subgroupBroadcast(xl${Math.floor(r / BCAST_LANES)}, ${r % BCAST_LANES}u);` : `let a${r} = ${load(r)};`);
+    for (const j of range(t.cols)) for (const e of range(kv)) lines.push(upd(`acc${r}_${j}`, `a${r}${comp[e]}`, `w${e}_${j}`));
+  }
+  return joinLines(lines, '        ');
+}
+
+/** The epilogue stores ({{STORE}}). */
+function storeCode(t: BcastTiling): string {
+  const lines: string[] = [];
+  const comp = t.vec === 4 ? ['.x', '.y', '.z', '.w'] : [''];
+  for (const j of range(t.cols)) {
+    for (const r of range(t.rows)) {
+      for (const [k, c] of comp.entries()) lines.push(`store(mb + ${r}u, (c0 + ${j}u * LANES) * CV + ${k}u, acc${r}_${j}${c});`);
+    }
+  }
+  return joinLines(lines, '  ');
+}
+
+/** Rows whose input each invocation loads itself. */
+const loadedRows = (t: BcastTiling) => (t.load === 'lane' ? Math.ceil(t.rows / BCAST_LANES) : t.rows);
+
+export function bcastTemplate(t: BcastTiling, kv: number) {
+  return {
+    ENABLE: t.load === 'lane' ? 'enable subgroups;' : '',
+    HEADER: `rows ${t.rows}, cols ${t.cols} x ${t.vec} channels, ${t.mad}, ${t.load} loads`,
+    ROWS: t.rows,
+    COLS: t.cols,
+    LANES: BCAST_LANES,
+    KV: kv,
+    CV: t.vec,
+    W_T: t.vec === 4 ? 'vec4<f32>' : 'f32',
+    X_T: kv === 4 ? 'vec4<f32>' : 'f32',
+    SETUP: setupCode(t),
+    TAP: tapCode(t),
+    STEP: stepCode(t, kv),
+    STORE: storeCode(t),
+  };
+}
+
+function fold(rt: Runtime, groups: number): [number, number] {
+  const max = rt.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [groups, 1];
+  const z = Math.ceil(groups / max);
+  return [Math.ceil(groups / z), z];
+}
+
+function checkEpilogue(where: string, co: number, e: ConvEpilogue): void {
+  for (const key of ['bias', 'scale', 'shift'] as const) {
+    const t = e[key];
+    if (t && t.size !== co) throw new Error(`${where}: ${key} ${shapeString(t.shape)} must have ${co} values`);
+  }
+}
+
+/**
+ * The forward dispatch with an explicit tiling: y[:, :, :, off:off+Co] = epilogue(x * w).
+ * `accumulate` adds into y instead (used by the input gradient).
+ */
+export function bcastConvDispatch(
+  x: Tensor,
+  w: Tensor,
+  y: Tensor,
+  attrs: Conv2dAttrs,
+  epilogue: ConvEpilogue,
+  channelOffset: number,
+  tiling: BcastTiling,
+  accumulate = false,
+  op = 'conv2d',
+): Dispatch {
+  const rt = x.rt;
+  const g = conv2dGeometry(x.shape, w.shape, attrs, op);
+  const label = `${op} (bcast) x ${shapeString(x.shape)} w ${shapeString(w.shape)} -> ${shapeString(y.shape)}`;
+  if (g.groups !== 1) throw new Error(`${label}: the broadcast kernel takes groups = 1 only (got ${g.groups})`);
+  checkEpilogue(label, g.co, epilogue);
+  checkOutput(label, g, y, channelOffset);
+  for (const [t, what] of [[x, 'input'], [w, 'filter'], [y, 'output']] as const) rt.checkBindingSize(t.bytes, `${label}: ${what}`);
+  const m = g.n * g.outH * g.outW;
+  const kv = g.c % 4 === 0 ? 4 : 1;
+  const params = new Params()
+    .u32(g.n, g.h, g.w, g.c, g.outH, g.outW, g.co, m)
+    .u32(g.kh, g.kw, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft)
+    .u32(y.shape[3], channelOffset, 0, 0)
+    .build();
+  const constants = {
+    ACT: ACTIVATION_CODE[epilogue.activation ?? 'none'],
+    HAS_SCALE: epilogue.scale ? 1 : 0,
+    HAS_SHIFT: epilogue.shift ? 1 : 0,
+    HAS_BIAS: epilogue.bias ? 1 : 0,
+    ACCUMULATE: accumulate ? 1 : 0,
+  };
+  const epi = [epilogue.scale, epilogue.shift, epilogue.bias].map((t) => t?.binding ?? rt.absent());
+  const [gy, gz] = fold(rt, Math.ceil(m / tiling.rows));
+  return {
+    label,
+    pipeline: { shader: 'conv2d_bcast', template: bcastTemplate(tiling, kv), constants },
+    params,
+    buffers: [x.binding, w.binding, y.binding, ...epi],
+    workgroups: [Math.ceil(g.co / tiling.vec / (BCAST_LANES * tiling.cols)), gy, gz],
+  };
+}
+
+function checkOutput(label: string, g: ConvGeometry, y: Tensor, off: number): void {
+  const [yn, yh, yw, ctot] = y.shape;
+  if (y.rank !== 4 || yn !== g.n || yh !== g.outH || yw !== g.outW || off < 0 || off + g.co > ctot) {
+    throw new Error(`${label}: output must be [${g.n},${g.outH},${g.outW},>=${off + g.co}] to take channels ${off}..${off + g.co}`);
+  }
+}
+
+/** Whether the runtime's subgroups (when it has them) are the 8 lanes the shader assumes. */
+export function bcastFits(rt: Runtime): boolean {
+  const sg = rt.subgroupSize;
+  return sg === 1 || sg === BCAST_LANES;
+}
+
+function forwardVariant(tiling: BcastTiling): KernelVariant<'conv2d'> {
+  return {
+    family: 'conv2d',
+    name: `bcast-r${tiling.rows}-c${tiling.cols}`,
+    target: 'cpu',
+    supports: (rt: Runtime, a: Conv2dArgs) => (a.attrs.groups ?? 1) === 1 && bcastFits(rt) && a.x.rt === rt,
+    dispatch: (a: Conv2dArgs) => [bcastConvDispatch(a.x, a.w, a.y, a.attrs, a.epilogue, a.channelOffset, tiling)],
+  };
+}
+
+export const bcastConvVariants: KernelVariant<'conv2d'>[] = [
+  forwardVariant({ rows: 16, cols: 1, mad: 'mad', load: 'uniform', vec: 1 }),
+  forwardVariant({ rows: 8, cols: 2, mad: 'mad', load: 'uniform', vec: 1 }),
+];
