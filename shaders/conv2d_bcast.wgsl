@@ -60,19 +60,29 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
       }
     }
   }
+  // The epilogue, rolled up: the accumulators go to one array so that the stores are one loop
+  // (unrolled, R * COLS * CV inlined epilogues made LLVM take minutes per pipeline).
+  var res: array<{{ACC_T}}, R * COLS>;
   {{STORE}}
-}
-
-// The epilogue of one output value at row m, column co: y = act(acc * scale + shift + bias) (+ y).
-fn store(m: u32, co: u32, acc: f32) {
-  if (m >= p.M || co >= p.CO) { return; }
-  var v = acc;
-  if (HAS_SCALE) { v *= scale[co]; }
-  if (HAS_SHIFT) { v += shift[co]; }
-  if (HAS_BIAS) { v += bias[co]; }
-  if (ACT == 1u) { v = max(v, 0.0); }
-  if (ACT == 2u) { v = clamp(v, 0.0, 6.0); }
-  let o = m * p.CTOT + p.COFF + co;
-  if (ACCUMULATE) { v += y[o]; }
-  y[o] = v;
+  for (var j = 0u; j < COLS; j++) {
+    for (var k = 0u; k < CV; k++) {
+      let co = (c0 + j * LANES) * CV + k;
+      if (co >= p.CO) { break; }
+      var s = 1.0;
+      var b = 0.0;
+      if (HAS_SCALE) { s = scale[co]; }
+      if (HAS_SHIFT) { b = shift[co]; }
+      if (HAS_BIAS) { b += bias[co]; }
+      for (var r = 0u; r < R; r++) {
+        let m = mb + r;
+        if (m >= p.M) { break; }
+        var v = {{RES_K}} * s + b;
+        if (ACT == 1u) { v = max(v, 0.0); }
+        if (ACT == 2u) { v = clamp(v, 0.0, 6.0); }
+        let o = m * p.CTOT + p.COFF + co;
+        if (ACCUMULATE) { v += y[o]; }
+        y[o] = v;
+      }
+    }
+  }
 }

@@ -81,15 +81,10 @@ function stepCode(t: BcastTiling, kv: number): string {
   return joinLines(lines, '        ');
 }
 
-/** The epilogue stores ({{STORE}}). */
+/** The accumulators into the epilogue's array ({{STORE}}). */
 function storeCode(t: BcastTiling): string {
   const lines: string[] = [];
-  const comp = t.vec === 4 ? ['.x', '.y', '.z', '.w'] : [''];
-  for (const j of range(t.cols)) {
-    for (const r of range(t.rows)) {
-      for (const [k, c] of comp.entries()) lines.push(`store(mb + ${r}u, (c0 + ${j}u * LANES) * CV + ${k}u, acc${r}_${j}${c});`);
-    }
-  }
+  for (const r of range(t.rows)) for (const j of range(t.cols)) lines.push(`res[${r * t.cols + j}] = acc${r}_${j};`);
   return joinLines(lines, '  ');
 }
 
@@ -111,6 +106,8 @@ export function bcastTemplate(t: BcastTiling, kv: number) {
     TAP: tapCode(t),
     STEP: stepCode(t, kv),
     STORE: storeCode(t),
+    ACC_T: t.vec === 4 ? 'vec4<f32>' : 'f32',
+    RES_K: t.vec === 4 ? 'res[r * COLS + j][k]' : 'res[r * COLS + j]',
   };
 }
 
@@ -146,7 +143,8 @@ export function bcastConvDispatch(
   const rt = x.rt;
   const g = conv2dGeometry(x.shape, w.shape, attrs, op);
   const label = `${op} (bcast) x ${shapeString(x.shape)} w ${shapeString(w.shape)} -> ${shapeString(y.shape)}`;
-  if (g.groups !== 1) throw new Error(`${label}: the broadcast kernel takes groups = 1 only (got ${g.groups})`);
+  const why = bcastUnsupported(rt, tiling, g.co, g.groups);
+  if (why) throw new Error(`${label}: ${why}`);
   checkEpilogue(label, g.co, epilogue);
   checkOutput(label, g, y, channelOffset);
   for (const [t, what] of [[x, 'input'], [w, 'filter'], [y, 'output']] as const) rt.checkBindingSize(t.bytes, `${label}: ${what}`);
@@ -182,23 +180,45 @@ function checkOutput(label: string, g: ConvGeometry, y: Tensor, off: number): vo
   }
 }
 
-/** Whether the runtime's subgroups (when it has them) are the 8 lanes the shader assumes. */
-export function bcastFits(rt: Runtime): boolean {
-  const sg = rt.subgroupSize;
-  return sg === 1 || sg === BCAST_LANES;
+/** Why this tiling cannot run a conv with `co` output channels on `rt`, or null when it can. */
+export function bcastUnsupported(rt: Runtime, tiling: BcastTiling, co: number, groups: number): string | null {
+  if (groups !== 1) return `the broadcast kernel takes groups = 1 only (got ${groups})`;
+  if (tiling.vec === 4 && co % 4 !== 0) return `vec4 columns need output channels divisible by 4 (got ${co})`;
+  if (tiling.load === 'lane' && rt.subgroupSize !== BCAST_LANES) {
+    return `subgroup-broadcast loads need subgroups of ${BCAST_LANES} lanes (this adapter: ${rt.subgroupSize === 1 ? 'none of a fixed size' : rt.subgroupSize})`;
+  }
+  if (tiling.load === 'lane' && tiling.rows % BCAST_LANES !== 0) return `subgroup-broadcast loads need rows divisible by ${BCAST_LANES} (got ${tiling.rows})`;
+  return null;
+}
+
+/** A variant's stable name, e.g. bcast-lane-r16-c2x4 (16 rows, 2 vec4 columns per lane). */
+export function bcastName(t: BcastTiling): string {
+  return `bcast-${t.load}-r${t.rows}-c${t.cols}${t.vec === 4 ? 'x4' : ''}${t.mad === 'fma' ? '-fma' : ''}`;
 }
 
 function forwardVariant(tiling: BcastTiling): KernelVariant<'conv2d'> {
   return {
     family: 'conv2d',
-    name: `bcast-r${tiling.rows}-c${tiling.cols}`,
+    name: bcastName(tiling),
     target: 'cpu',
-    supports: (rt: Runtime, a: Conv2dArgs) => (a.attrs.groups ?? 1) === 1 && bcastFits(rt) && a.x.rt === rt,
+    supports: (rt: Runtime, a: Conv2dArgs) => a.x.rt === rt && bcastUnsupported(rt, tiling, a.w.shape[3], a.attrs.groups ?? 1) === null,
     dispatch: (a: Conv2dArgs) => [bcastConvDispatch(a.x, a.w, a.y, a.attrs, a.epilogue, a.channelOffset, tiling)],
   };
 }
 
+/**
+ * The variants worth a tuner's time on lavapipe (Mesa 25.0): subgroup-broadcast row loads and
+ * vec4 columns; on the A/B runs in NOTES.md they sit level with conv2d.wgsl, ahead on some shapes.
+ */
 export const bcastConvVariants: KernelVariant<'conv2d'>[] = [
-  forwardVariant({ rows: 16, cols: 1, mad: 'mad', load: 'uniform', vec: 1 }),
-  forwardVariant({ rows: 8, cols: 2, mad: 'mad', load: 'uniform', vec: 1 }),
+  forwardVariant({ rows: 16, cols: 2, mad: 'mad', load: 'lane', vec: 4 }),
+  forwardVariant({ rows: 32, cols: 1, mad: 'mad', load: 'lane', vec: 4 }),
 ];
+
+/**
+ * The design with uniform row loads (every lane loads the same address). On Mesa 25.0's llvmpipe
+ * it runs 5-50x slower than conv2d.wgsl (NOTES.md: a uniform address inside a loop takes a slower
+ * path than a per-lane gather), so it is kept out of bcastConvVariants; it is the one to retry on a
+ * driver that turns uniform loads into one scalar load.
+ */
+export const bcastUniformConvVariant: KernelVariant<'conv2d'> = forwardVariant({ rows: 8, cols: 2, mad: 'mad', load: 'uniform', vec: 1 });
