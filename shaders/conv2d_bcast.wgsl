@@ -1,16 +1,25 @@
 {{ENABLE}}
-// 2-D convolution, NHWC x HWIO, as a "broadcast" implicit GEMM for CPU drivers (lavapipe):
-// rows = output pixels (n, oh, ow), columns = output channels, reduction k = (kh, kw, ci).
-// (Measured figures and the reasoning: NOTES.md, "Lavapipe kernels: what limits them".)
+// 2-D convolution, NHWC x HWIO, as an implicit GEMM for CPU drivers (lavapipe), with rows and
+// columns fully unrolled by the template: rows = output pixels (n, oh, ow), columns = output
+// channels, reduction k = (kh, kw, ci). One workgroup = one 8-lane SIMD register (LANES); lanes run
+// over output-channel columns (COLS per lane, LANES apart; CV = 1 channel or a vec4 of 4), the
+// workgroup keeps R output pixels, and every accumulator is its own variable.
 //
 // {{HEADER}}
 //
-// One workgroup = one 8-lane SIMD register. Lanes run over output channels (COLS columns each,
-// LANES apart, so one weight load per column is 8 contiguous floats); the workgroup keeps R
-// output pixels. The pixel addresses depend only on workgroup_id and loop counters, so NIR's
-// divergence analysis marks the input loads uniform and llvmpipe emits one scalar load and a
-// broadcast; per reduction step there are COLS lane-varying weight loads for R * COLS 8-wide
-// multiply-adds, and every accumulator is one ymm register (R * COLS of them, no spills).
+// Two ways for a row's input to reach the lanes (src/kernels/conv2d_bcast.ts, BcastTiling.load):
+// - 'uniform': every lane loads the same address (it depends only on workgroup_id and loop
+//   counters). The hope was one scalar load + broadcast. Measured on Mesa 25.0.7's llvmpipe it is
+//   the slowest load there is: the same kernel ran 1.4-2.4x FASTER once the address was made
+//   lane-dependent in the compiler's eyes (+ lane * 0 from a uniform), and 2-14x slower than
+//   conv2d.wgsl overall (8 rows x 2 columns). llvmpipe of this age scalarises only addresses built
+//   from constants and push constants; a uniform address inside a loop takes a per-lane path.
+// - 'lane': lane l loads rows l, l + 8, ... (one gather per 8 rows) and subgroupBroadcast with a
+//   constant lane hands each row to all lanes (an extract + splat: measured free).
+// What limits it then (NOTES.md, "Lavapipe kernels: what limits them"): per-lane loads cost per
+// load instruction, so vec4 loads of weights (CV = 4) beat 4 scalar ones; the multiply-adds
+// themselves, with R * COLS * CV accumulators past the 32 ymm registers spilled. With 'lane' and
+// vec4 columns this is conv2d.wgsl's design made explicit; it sits level with it per shape.
 const R: u32 = {{ROWS}}u;       // output pixels per workgroup
 const COLS: u32 = {{COLS}}u;    // output channels per lane
 const LANES: u32 = {{LANES}}u;  // invocations per workgroup (the SIMD width)

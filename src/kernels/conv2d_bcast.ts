@@ -1,6 +1,8 @@
 // The "broadcast" implicit-GEMM convolution for CPU drivers (shaders/conv2d_bcast.wgsl): lanes
-// over output channels, a block of output pixels per workgroup whose input loads are uniform
-// (one scalar load + broadcast on lavapipe). Exposed as KernelVariants (src/kernels/variants.ts).
+// over output channels, a block of output pixels per workgroup handed to every lane, either by
+// uniform loads or by subgroupBroadcast; rows and columns unrolled by the template. Exposed as
+// KernelVariants (src/kernels/variants.ts). NOTES.md "Lavapipe kernels: what limits them" has
+// the measurements behind the choices.
 import { type Dispatch, Params } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Tensor, shapeString } from '../gpu/tensor.ts';
@@ -202,13 +204,17 @@ function forwardVariant(tiling: BcastTiling): KernelVariant<'conv2d'> {
     name: bcastName(tiling),
     target: 'cpu',
     supports: (rt: Runtime, a: Conv2dArgs) => a.x.rt === rt && bcastUnsupported(rt, tiling, a.w.shape[3], a.attrs.groups ?? 1) === null,
-    dispatch: (a: Conv2dArgs) => [bcastConvDispatch(a.x, a.w, a.y, a.attrs, a.epilogue, a.channelOffset, tiling)],
+    dispatch: (a: Conv2dArgs) =>
+      bcastUnsupported(a.x.rt, tiling, a.w.shape[3], a.attrs.groups ?? 1) === null
+        ? [bcastConvDispatch(a.x, a.w, a.y, a.attrs, a.epilogue, a.channelOffset, tiling)]
+        : null,
   };
 }
 
 /**
  * The variants worth a tuner's time on lavapipe (Mesa 25.0): subgroup-broadcast row loads and
- * vec4 columns; on the A/B runs in NOTES.md they sit level with conv2d.wgsl, ahead on some shapes.
+ * vec4 columns. On the A/B runs in NOTES.md (a loaded machine) they sit level with conv2d.wgsl
+ * within the noise, ahead on some shapes and behind on others by up to 2x.
  */
 export const bcastConvVariants: KernelVariant<'conv2d'>[] = [
   forwardVariant({ rows: 16, cols: 2, mad: 'mad', load: 'lane', vec: 4 }),
@@ -217,7 +223,7 @@ export const bcastConvVariants: KernelVariant<'conv2d'>[] = [
 
 /**
  * The design with uniform row loads (every lane loads the same address). On Mesa 25.0's llvmpipe
- * it runs 5-50x slower than conv2d.wgsl (NOTES.md: a uniform address inside a loop takes a slower
+ * it runs 2-14x slower than conv2d.wgsl (NOTES.md: a uniform address inside a loop takes a slower
  * path than a per-lane gather), so it is kept out of bcastConvVariants; it is the one to retry on a
  * driver that turns uniform loads into one scalar load.
  */
