@@ -213,8 +213,8 @@ function forwardVariant(tiling: BcastTiling): KernelVariant<'conv2d'> {
 
 /**
  * The variants worth a tuner's time on lavapipe (Mesa 25.0): subgroup-broadcast row loads and
- * vec4 columns. On the A/B runs in NOTES.md (a loaded machine) they sit level with conv2d.wgsl
- * within the noise, ahead on some shapes and behind on others by up to 2x.
+ * vec4 columns. In the two A/B runs in NOTES.md (a loaded machine) the 32-row one was at or above
+ * conv2d.wgsl in 6 and 7 of 9 cases, but single cases swung 2-3x between runs: no proven win.
  */
 export const bcastConvVariants: KernelVariant<'conv2d'>[] = [
   forwardVariant({ rows: 16, cols: 2, mad: 'mad', load: 'lane', vec: 4 }),
