@@ -5,6 +5,7 @@
 import * as conv2dModule from './conv2d.ts';
 import * as conv2dBackwardModule from './conv2d_backward.ts';
 import * as conv2dTiledModule from './conv2d_tiled_variants.ts';
+import { bcastConvVariants } from './conv2d_bcast.ts';
 import type { KernelFamily, KernelVariant } from './variants.ts';
 
 /**
@@ -12,7 +13,9 @@ import type { KernelFamily, KernelVariant } from './variants.ts';
  * variant module is one `import * as m from './file.ts'` above and its name in this list (e.g. the
  * lavapipe broadcast GEMM, conv2d_bcast.ts, and the GPU tiles, conv2d_tiled.ts).
  */
-const MODULES = (): Record<string, unknown>[] => [conv2dModule, conv2dBackwardModule, conv2dTiledModule];
+// The lavapipe broadcast GEMM joins as tuning candidates only (rank 0: never a default); its
+// uniform-load design (bcastUniformConvVariant) is left out: slower on every case measured.
+const MODULES = (): Record<string, unknown>[] => [conv2dModule, conv2dBackwardModule, conv2dTiledModule, { bcastConvVariants }];
 
 let builtIn: KernelVariant[] | null = null;
 /** Variants added at run time (tests' deliberately wrong variants, experiments). */
