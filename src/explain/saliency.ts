@@ -4,7 +4,11 @@
 //   smoothgrad  the mean gradient over noisy copies of the image (Smilkov et al. 2017)
 //   ig          integrated gradients from a baseline (Sundararajan et al. 2017), midpoint Riemann sum
 //   gradcam     ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of d score / d A_k at a layer
+//               (default: the last spatial feature map before the logits)
 // Maps over pixels reduce the colour channels by the largest absolute gradient (Simonyan et al.).
+// Cost: every method runs its rows (the image, and SmoothGrad's copies or IG's path) through ONE
+// gradient program in ceil(rows / 8) passes; the class and the score come from the image row's
+// forward in the first pass, so vanilla and Grad-CAM cost one pass (SaliencyResult.passes).
 import { type Tensor, upload } from '../gpu/tensor.ts';
 import type { Graph } from '../graph/ir.ts';
 import type { Model } from '../graph/model.ts';
@@ -84,6 +88,7 @@ export class GradientProgram {
       inputGrad: true,
       dropout: false,
       loss: objective === 'score' ? 'class_score' : 'softmax_cross_entropy',
+      logits: logitsValue(graph),
       keep: layerValue ? [layerValue, `grad:${layerValue}`] : [],
     });
     // Dropout is off, so nothing reads the step counter; the program still needs one bound.
@@ -220,10 +225,11 @@ export async function saliency(model: Model, image: Float32Array, opts: Saliency
   const [H, W, C] = model.inputShape;
   if (image.length !== H * W * C) throw new Error(`saliency: the image has ${image.length} values; the model takes ${H}x${W}x${C}`);
   for (let i = 0; i < image.length; i++) if (!Number.isFinite(image[i])) throw new Error(`saliency: image value ${i} is ${image[i]}`);
-  const K = model.shapeOf('Logits')[1] ?? 1;
+  const K = model.graph.shapeOf(logitsValue(model.graph))[1] ?? 1;
   if (opts.target !== undefined && !(Number.isInteger(opts.target) && opts.target >= 0 && opts.target < K)) throw new Error(`saliency: class ${opts.target} is not in 0..${K - 1}`);
   const layer = method === 'gradcam' ? (opts.layer ?? gradCamLayer(model.graph)) : undefined;
-  if (layer !== undefined) checkLayer(model.graph, layer);
+  const problem = layer === undefined ? undefined : layerProblem(model.graph, layer);
+  if (problem) throw new Error(`saliency: ${problem}`);
   const objective = method === 'ig' || method === 'gradcam' ? 'score' : (opts.objective ?? 'loss');
   const { rows, gradFrom, baseline } = gradientRows(image, method, opts);
   const { batch } = batchPlan(rows.length, Math.min(opts.maxBatch ?? MAX_BATCH, model.maxMicroBatch));
@@ -348,22 +354,28 @@ function layerValue(graph: Graph, name: string): string | undefined {
 }
 
 /**
- * The spatial feature maps the logits depend on, in graph order: values of rank 4 (NHWC) with
- * H and W above 1, named by their end point where one names them. Layout ops (transpose,
- * reshape) are left out: their rank-4 outputs need not be NHWC maps.
+ * The spatial feature maps every path from the image to the logits passes through, in graph
+ * order: values of rank 4 (NHWC) with H and W above 1 that no edge jumps over (a whole block's
+ * output such as Mixed_6e, not a branch inside one), named by their end point where one names
+ * them. Layout ops (transpose, reshape) are left out: their rank-4 outputs need not be NHWC maps.
  */
-export function spatialLayers(graph: Graph, logits = 'Logits'): string[] {
-  const live = new Set<string>();
-  const stack = [layerValue(graph, logits) ?? fail(`saliency: ${graph.name} has no '${logits}' value or end point`)];
-  while (stack.length) {
-    const node = graph.producer(stack.pop()!);
-    if (!node || live.has(node.output)) continue;
-    live.add(node.output);
-    stack.push(...node.inputs);
+export function spatialLayers(graph: Graph): string[] {
+  const logits = logitsValue(graph);
+  const live = new Set<string>([logits]);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i];
+    if (live.has(n.output)) for (const v of n.inputs) live.add(v);
   }
+  // Positions in graph order (the nodes are topologically ordered; the image is position 0).
+  const order = graph.nodes.filter((n) => live.has(n.output));
+  const pos = new Map<string, number>([[graph.inputs[0].name, 0], ...order.map((n, i): [string, number] => [n.output, i + 1])]);
+  // reach[i]: the furthest position an edge from a value before i goes to. A value at i is a cut when reach[i] <= i.
+  const reach = new Array<number>(order.length + 2).fill(0);
+  for (const n of order) for (const v of n.inputs) if (pos.has(v)) reach[pos.get(v)! + 1] = Math.max(reach[pos.get(v)! + 1], pos.get(n.output)!);
+  for (let i = 1; i < reach.length; i++) reach[i] = Math.max(reach[i], reach[i - 1]);
   const names = new Map([...graph.endPoints].map(([name, value]) => [value, name]));
-  return graph.nodes
-    .filter((n) => live.has(n.output) && n.op !== 'transpose' && n.op !== 'reshape' && n.shape.length === 4 && n.shape[1] > 1 && n.shape[2] > 1)
+  return order
+    .filter((n, i) => reach[i + 1] <= i + 1 && n.op !== 'transpose' && n.op !== 'reshape' && n.shape.length === 4 && n.shape[1] > 1 && n.shape[2] > 1)
     .map((n) => names.get(n.output) ?? n.output);
 }
 
@@ -374,20 +386,35 @@ export function gradCamLayer(graph: Graph): string {
   return layers[layers.length - 1];
 }
 
-/** An unknown layer, or one that is not a feature map, is one error naming a few layers that are. */
-export function checkLayer(graph: Graph, layer: string): void {
+/**
+ * Why `layer` cannot be Grad-CAM's layer (unknown, or not a feature map [N, H, W, C]), naming a
+ * few layers that can; undefined when it can.
+ */
+export function layerProblem(graph: Graph, layer: string): string | undefined {
   const value = layerValue(graph, layer);
   const shape = value === undefined ? undefined : graph.shapeOf(value);
-  if (shape?.length === 4) return;
+  if (shape?.length === 4) return undefined;
   const some = spatialLayers(graph).slice(-6).reverse();
-  const known = some.length ? `; spatial layers nearest the logits: ${some.join(', ')}` : '';
-  const what = shape ? `'${layer}' is [${shape}], not a feature map [N, H, W, C]` : `no layer '${layer}'`;
-  throw new Error(`saliency: ${graph.name} has ${what}${known}`);
+  const known = some.length ? ` (spatial layers nearest the logits: ${some.join(', ')}; or any value name)` : '';
+  const what = shape ? `Grad-CAM needs a spatial layer ([N, H, W, C]); '${layer}' is [${shape}]` : `the model has no layer '${layer}'`;
+  return `${what}${known}`;
 }
 
-const fail = (message: string): never => {
-  throw new Error(message);
-};
+/**
+ * The class scores saliency differentiates: the 'Logits' end point (TF-Slim and Keras models),
+ * else the graph's first output (an imported classifier's scores, e.g. torchvision's), or the
+ * input of the softmax that output is (through reshapes), as in TF's frozen MobileNet graphs.
+ */
+export function logitsValue(graph: Graph): string {
+  const out = graph.endPoints.get('Logits') ?? graph.outputs[0];
+  if (out === undefined) throw new Error(`saliency: ${graph.name} has no 'Logits' end point and no output`);
+  for (let v = out, n = graph.producer(v); n; n = graph.producer(v)) {
+    if (n.op === 'softmax') return n.inputs[0];
+    if (n.op !== 'reshape' && n.op !== 'squeeze') break;
+    v = n.inputs[0];
+  }
+  return out;
+}
 
 /** Gradient programs kept per model ((batch, objective, layer) combinations); the least recently used goes. */
 const MAX_GRADIENT_PROGRAMS = 6;
