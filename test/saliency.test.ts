@@ -241,7 +241,7 @@ describe('saliency on a tiny CNN (cost and float64 checks)', () => {
     await expect(saliency(model, image, { method: 'gradcam', layer: 'Mixed_9z' })).rejects.toThrow(
       `saliency: the model has no layer 'Mixed_9z' (spatial layers nearest the logits: ${[mixed, ...stem.reverse()].join(', ')}; or any value name)`,
     );
-    await expect(saliency(model, image, { method: 'gradcam', layer: 'Logits' })).rejects.toThrow(/Grad-CAM needs a spatial layer \(\[N, H, W, C\]\); 'Logits' is \[1,5\]/);
+    await expect(saliency(model, image, { method: 'gradcam', layer: 'Logits' })).rejects.toThrow(/Grad-CAM needs a spatial layer \(\[N, H, W, C\]\) larger than 1x1; 'Logits' is \[1,5\]/);
     disposeSaliency(model);
     model.dispose();
   }, 120_000);

@@ -387,16 +387,16 @@ export function gradCamLayer(graph: Graph): string {
 }
 
 /**
- * Why `layer` cannot be Grad-CAM's layer (unknown, or not a feature map [N, H, W, C]), naming a
+ * Why `layer` cannot be Grad-CAM's layer (unknown, or not a feature map [N, H, W, C] above 1x1), naming a
  * few layers that can; undefined when it can.
  */
 export function layerProblem(graph: Graph, layer: string): string | undefined {
   const value = layerValue(graph, layer);
   const shape = value === undefined ? undefined : graph.shapeOf(value);
-  if (shape?.length === 4) return undefined;
+  if (shape?.length === 4 && shape[1] * shape[2] > 1) return undefined;
   const some = spatialLayers(graph).slice(-6).reverse();
   const known = some.length ? ` (spatial layers nearest the logits: ${some.join(', ')}; or any value name)` : '';
-  const what = shape ? `Grad-CAM needs a spatial layer ([N, H, W, C]); '${layer}' is [${shape}]` : `the model has no layer '${layer}'`;
+  const what = shape ? `Grad-CAM needs a spatial layer ([N, H, W, C]) larger than 1x1; '${layer}' is [${shape}]` : `the model has no layer '${layer}'`;
   return `${what}${known}`;
 }
 
