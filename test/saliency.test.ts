@@ -1,5 +1,6 @@
 // Saliency through the GPU autodiff, checked against float64 CPU computations on a thin network
 // and a tiny one; what each method costs (gradient passes); Grad-CAM's default layer.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
@@ -9,7 +10,8 @@ import type { Graph } from '../src/graph/ir.ts';
 import { Model } from '../src/graph/model.ts';
 import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { evaluateReference } from '../src/graph/reference.ts';
-import { openModel } from '../src/import/load-model.ts';
+import { loadModel, openModel } from '../src/import/load-model.ts';
+import { nchwToNhwcHost } from '../src/kernels/transpose.ts';
 import { Rng } from '../src/train/rng.ts';
 import { SHARED_DIR, fixturesPresent, needsTitle, randomArray, rng } from './helpers.ts';
 
@@ -263,4 +265,23 @@ describe("Grad-CAM's default layer on other models", () => {
     expect(squeezenet.shapeOf(layer)).toEqual([1, 13, 13, 1000]); // relu(conv10), before the global pool
     expect(squeezenet.producer(layer)!.op).toBe('relu');
   });
+
+  const squeezenet = join(SHARED_DIR, 'conformance/torchvision-onnx/squeezenet1_1');
+  it.skipIf(!fixturesPresent([squeezenet]))(needsTitle("SqueezeNet (ONNX) runs Grad-CAM at its default layer in one pass; class and score are PyTorch's", [squeezenet]), async () => {
+    const f32 = (file: string) => new Float32Array(Uint8Array.from(readFileSync(join(squeezenet, file))).buffer);
+    const pytorch = f32('logits.f32').subarray(0, 1000); // PyTorch's logits of the first image
+    const { model } = await loadModel(join(squeezenet, 'model.onnx'));
+    try {
+      const x = nchwToNhwcHost(f32('input.f32').subarray(0, 3 * 224 * 224), [1, 3, 224, 224]).data;
+      const s = await saliency(model, x, { method: 'gradcam' });
+      const top = pytorch.indexOf(Math.max(...pytorch));
+      expect([s.target, s.passes, s.layer]).toEqual([top, 1, gradCamLayer(model.graph)]);
+      expect(Math.abs(s.score - pytorch[top])).toBeLessThan(1e-4 * Math.abs(pytorch[top]) + 1e-5);
+      expect(s.allZero).toBe(false);
+      expect(s.map.length).toBe(224 * 224);
+    } finally {
+      disposeSaliency(model);
+      model.dispose();
+    }
+  }, 180_000);
 });

@@ -3,9 +3,10 @@
 //   DIR/<image>.<method>.png   the map coloured and blended over the image as the model saw it
 //                              (cropped and resized by the model's preprocessing, mapped back to 0..255);
 //   DIR/<image>.<method>.f32   the map itself, H * W little-endian float32, row-major, >= 0;
-//   DIR/<image>.<method>.json  what was explained: class, label, score, method options, the files.
+//   DIR/<image>.<method>.json  what was explained: class, label, score, method options, the gradient
+//                              passes it took, whether the map is all zeros (and why: warnings), the files.
 // Models load as in classify: random:inception_v3 (seeded random weights, options below) or any
-// file src/import/load-model.ts reads. Everything that can be checked on the host (options, the
+// file src/import/load-model.ts reads (class scores: the Logits end point, else the first output or its softmax's input). Everything that can be checked on the host (options, the
 // images' first bytes, the class or label, the layer) is checked before the GPU starts, each as a one-line error;
 // each image is then decoded just before it runs, its files written and its line printed as it is done.
 import { mkdirSync, writeFileSync } from 'node:fs';
