@@ -18,7 +18,7 @@ import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { readImage } from '../src/image/decode.ts';
 import { inceptionEvalPreprocessing, preprocessImage } from '../src/image/preprocess.ts';
 import { saveModel } from '../src/import/safetensors.ts';
-import { rng } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, needsTitle, rng } from './helpers.ts';
 
 const SIZE = 75;
 const CLASSES = 10;
@@ -225,6 +225,14 @@ describe('incept saliency', () => {
     expect(s.warnings).toEqual([expect.stringMatching(/^the Grad-CAM map is all zeros at layer Mixed_6e: /)]);
     expect(stderr).toContain(`incept: warning: ${files.png}: ${s.warnings[0]}\n`);
     expect(readF32(s.raw).every((v) => v === 0)).toBe(true);
+  }, 300_000);
+
+  const onnx = join(SHARED_DIR, 'conformance/torchvision-onnx/squeezenet1_1/model.onnx');
+  it.skipIf(!fixturesPresent([onnx]))(needsTitle('an ONNX model without a Logits end point: its output is the scores; Grad-CAM at its last feature map', [onnx]), async () => {
+    const [s] = JSON.parse(await run([files.jpg, '--model', onnx, '--method', 'gradcam', '--out', join(dir, 'onnx'), '--json'])) as SaliencySummary[];
+    expect(stderr).toContain("incept: note: the model has no 'Logits' end point: explaining the scores 'logits'");
+    expect(s).toMatchObject({ layer: '/classifier/classifier.2/Relu_output_0', passes: 1, height: 224, width: 224, allZero: false });
+    expect(readF32(s.raw).length).toBe(224 * 224);
   }, 300_000);
 
   it('findLabel: exact, case-insensitive, synonyms; ambiguity is an error', () => {
