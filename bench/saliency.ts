@@ -3,16 +3,20 @@
 //
 //   npm run bench -- saliency [--json FILE] [--size N] [--runs N] [--batched-runs N] [--samples N]
 //                             [--steps N] [--methods vanilla,smoothgrad,ig,gradcam] [--depth-multiplier X]
+//                             [--top-class]
 //
 // Each case is one saliency() call, timed on the wall clock: uploads, every forward + backward
-// pass, readbacks and the host-side reduction. The target class is given, so no extra pass looks
-// for the top prediction. ms is the median of --runs runs (default 2; SmoothGrad and IG, dozens of
-// passes each, --batched-runs, default 1) after the first run, which is reported apart: it compiles the gradient programs the method needs (batch 1 class score, shared
-// by every method after the first; batch 1 loss for vanilla; batches of up to 8 for SmoothGrad
-// (loss) and IG (class score); batch 1 with the layer kept for Grad-CAM) and is the warm-up.
-// Gradient passes per call: vanilla 2 (score probe + loss gradient), SmoothGrad 1 + 25 rounded up
-// to batches of 8, IG 1 + 50 rounded up, plus 1 for the baseline's score, Grad-CAM 1.
-import { type SaliencyMethod, type SaliencyOptions, disposeSaliency, gradientProgram, saliency } from '../src/explain/saliency.ts';
+// pass, readbacks and the host-side reduction. The target class is given (class 1), or with
+// --top-class left to saliency(), which reads it from the first pass's forward (the CLI's
+// default; the same passes either way). ms is the median of --runs runs (default 2; SmoothGrad
+// and IG, dozens of rows each, --batched-runs, default 1) after the first run, which is reported
+// apart: it compiles the one gradient program the method needs (batch 1, loss, for vanilla;
+// batch 1 with the default layer (Mixed_7c at 299) kept for Grad-CAM; one batch of at most 8 for SmoothGrad (loss) and IG
+// (class score), see batchPlan) and is the warm-up.
+// Gradient passes per call (SaliencyResult.passes): vanilla 1, Grad-CAM 1, SmoothGrad 25 + 1 rows
+// (the image gives the score) in 4 passes of 7, IG 50 + 2 rows (the path's ends give the scores)
+// in 7 passes of 8.
+import { type SaliencyMethod, type SaliencyOptions, disposeSaliency, gradCamLayer, gradientProgram, saliency } from '../src/explain/saliency.ts';
 import { getRuntime } from '../src/gpu/runtime.ts';
 import { median } from '../src/gpu/timing.ts';
 import { Model } from '../src/graph/model.ts';
@@ -30,10 +34,11 @@ interface Options {
   steps: number;
   methods: SaliencyMethod[];
   depthMultiplier: number;
+  topClass: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { size: 299, runs: 2, batchedRuns: 1, samples: 25, steps: 50, methods: METHODS, depthMultiplier: 1 };
+  const o: Options = { size: 299, runs: 2, batchedRuns: 1, samples: 25, steps: 50, methods: METHODS, depthMultiplier: 1, topClass: false };
   const int = (flag: string, v: string | undefined, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new UsageError(`bench saliency: ${flag} needs an integer >= ${min}`);
@@ -46,6 +51,7 @@ function parse(argv: string[]): Options {
     else if (a === '--batched-runs') o.batchedRuns = int(a, argv[++i], 1);
     else if (a === '--samples') o.samples = int(a, argv[++i], 1);
     else if (a === '--steps') o.steps = int(a, argv[++i], 1);
+    else if (a === '--top-class') o.topClass = true;
     else if (a === '--depth-multiplier') {
       o.depthMultiplier = Number(argv[++i]);
       if (!(o.depthMultiplier > 0 && o.depthMultiplier <= 4)) throw new UsageError('bench saliency: --depth-multiplier needs a number in (0, 4]');
@@ -55,7 +61,7 @@ function parse(argv: string[]): Options {
       o.methods = list as SaliencyMethod[];
     } else {
       throw new UsageError(
-        `bench saliency: unknown option '${a}' (options: --json FILE, --size N, --runs N, --batched-runs N, --samples N, --steps N, --methods ${METHODS.join(',')}, --depth-multiplier X)`,
+        `bench saliency: unknown option '${a}' (options: --json FILE, --size N, --runs N, --batched-runs N, --samples N, --steps N, --methods ${METHODS.join(',')}, --depth-multiplier X, --top-class)`,
       );
     }
   }
@@ -84,36 +90,26 @@ export async function run(argv: string[]): Promise<Report> {
   for (const p of model.graph.params.values()) void p.data; // random weights made now, not counted
   const image = inputData(o.size * o.size * 3, 7);
   const base = `inception_v3 ${o.size}${o.depthMultiplier === 1 ? '' : ` x${o.depthMultiplier}`}`;
-  const batch = (n: number) => Math.min(8, n);
-  const cases: Record<SaliencyMethod, { label: string; opts: SaliencyOptions; images: number; programs: [number, 'loss' | 'score', string?][] }> = {
-    vanilla: { label: 'vanilla gradient', opts: { method: 'vanilla' }, images: 2, programs: [[1, 'score'], [1, 'loss']] },
-    smoothgrad: {
-      label: `SmoothGrad ${o.samples} samples`,
-      opts: { method: 'smoothgrad', samples: o.samples },
-      images: 1 + Math.ceil(o.samples / batch(o.samples)) * batch(o.samples),
-      programs: [[1, 'score'], [batch(o.samples), 'loss']],
-    },
-    ig: {
-      label: `integrated gradients ${o.steps} steps`,
-      opts: { method: 'ig', steps: o.steps },
-      images: 2 + Math.ceil(o.steps / batch(o.steps)) * batch(o.steps),
-      programs: [[1, 'score'], [batch(o.steps), 'score']],
-    },
-    gradcam: { label: 'Grad-CAM Mixed_7c', opts: { method: 'gradcam', layer: 'Mixed_7c' }, images: 1, programs: [[1, 'score', 'Mixed_7c']] },
+  const cases: Record<SaliencyMethod, { label: string; opts: SaliencyOptions; objective: 'loss' | 'score' }> = {
+    vanilla: { label: 'vanilla gradient', opts: { method: 'vanilla' }, objective: 'loss' },
+    smoothgrad: { label: `SmoothGrad ${o.samples} samples`, opts: { method: 'smoothgrad', samples: o.samples }, objective: 'loss' },
+    ig: { label: `integrated gradients ${o.steps} steps`, opts: { method: 'ig', steps: o.steps }, objective: 'score' },
+    gradcam: { label: `Grad-CAM ${gradCamLayer(model.graph)}`, opts: { method: 'gradcam' }, objective: 'score' }, // the default layer
   };
 
   const results: (CaseResult & Record<string, unknown>)[] = [];
   try {
     for (const method of o.methods) {
       const c = cases[method];
-      const label = `${base} ${c.label}`;
-      const opts = { ...c.opts, target: TARGET };
+      const label = `${base} ${c.label}${o.topClass ? ' (top class)' : ''}`;
+      const opts = { ...c.opts, target: o.topClass ? undefined : TARGET };
       say(`${label}: first run (compiles what it needs) ...`);
       let t = performance.now();
-      await saliency(model, image, opts);
+      const first = await saliency(model, image, opts);
       const firstMs = performance.now() - t;
-      const peak = Math.max(...c.programs.map(([b, obj, layer]) => gradientProgram(model, b, obj, layer).program.peakBytes));
-      say(`  first run ${fmt(firstMs)}; ${c.images} image gradients per call; largest program's planned peak ${mib(peak)}`);
+      const peak = gradientProgram(model, first.batch, c.objective, first.layer).program.peakBytes;
+      const images = first.passes * first.batch; // rows through the program, padding included
+      say(`  first run ${fmt(firstMs)}; ${first.passes} passes of ${first.batch} per call; the program's planned peak ${mib(peak)}`);
       const runs = method === 'smoothgrad' || method === 'ig' ? o.batchedRuns : o.runs;
       const samples: number[] = [];
       for (let i = 0; i < runs; i++) {
@@ -122,8 +118,8 @@ export async function run(argv: string[]): Promise<Report> {
         samples.push(performance.now() - t);
       }
       const ms = median(samples);
-      say(`  ${samples.map(fmt).join(', ')} -> median ${fmt(ms)} (${fmt(ms / c.images)} per image gradient)`);
-      results.push({ ...result(label, null, ms, null, peak), method, runs, samples_ms: samples, image_gradients: c.images });
+      say(`  ${samples.map(fmt).join(', ')} -> median ${fmt(ms)} (${fmt(ms / images)} per image gradient)`);
+      results.push({ ...result(label, null, ms, null, peak), method, runs, samples_ms: samples, image_gradients: images, passes: first.passes, batch: first.batch });
       results.push({ ...result(`${label} first run`, null, firstMs, null, peak), method });
     }
   } finally {
@@ -133,7 +129,7 @@ export async function run(argv: string[]): Promise<Report> {
   const timing = [
     'wall clock per saliency() call for one image (uploads, forward + backward passes, readbacks, host reduction)',
     `median of ${o.runs} run${o.runs === 1 ? '' : 's'} (SmoothGrad, IG: ${o.batchedRuns}) after the first run, which compiles the method's gradient programs and is reported apart`,
-    `target class given; random weights, seed ${SEED}, no aux head; peak = the largest gradient program's planned memory (parameters on top)`,
+    `${o.topClass ? 'top class chosen by saliency()' : 'target class given'}; random weights, seed ${SEED}, no aux head; peak = the gradient program's planned memory (parameters on top)`,
   ].join('; ');
   return { suite: 'saliency', adapter: rt.adapterName, timing, cases: results };
 }

@@ -18,7 +18,7 @@ import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { readImage } from '../src/image/decode.ts';
 import { inceptionEvalPreprocessing, preprocessImage } from '../src/image/preprocess.ts';
 import { saveModel } from '../src/import/safetensors.ts';
-import { rng } from './helpers.ts';
+import { SHARED_DIR, fixturesPresent, needsTitle, rng } from './helpers.ts';
 
 const SIZE = 75;
 const CLASSES = 10;
@@ -62,11 +62,18 @@ afterAll(async () => {
   await closeRuntime();
 });
 
+/** What the last run() wrote to stderr. */
+let stderr = '';
+
 /** Runs saliencyMain and returns what it printed to stdout. */
 async function run(argv: string[]): Promise<string> {
   const out: string[] = [];
+  stderr = '';
   const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
   try {
     expect(await saliencyMain(argv)).toBe(0);
   } finally {
@@ -124,12 +131,13 @@ describe('incept saliency', () => {
     }
   }, 300_000);
 
-  it('the default class is the top prediction; gradcam at a layer, side by side, text output', async () => {
+  it('the default class is the top prediction; gradcam at its default layer, side by side, text output', async () => {
     const out = join(dir, 'gradcam');
-    const text = await run([files.png, ...THIN, '--method', 'gradcam', '--layer', 'Mixed_6e', '--side-by-side', '--out', out]);
+    const text = await run([files.png, ...THIN, '--method', 'gradcam', '--side-by-side', '--out', out]);
     const s = JSON.parse(readFileSync(join(out, 'lesion.gradcam.json'), 'utf8')) as SaliencySummary;
     expect(text).toBe(`${files.png}: gradcam for class ${s.target}, logit ${s.score.toFixed(4)} -> ${s.png}, ${s.raw}`);
-    expect(s.layer).toBe('Mixed_6e');
+    // The last spatial map at 75x75 (Mixed_7 is 1x1 there); one pass, class chosen inside it.
+    expect(s).toMatchObject({ layer: 'Mixed_6e', passes: 1, batch: 1 });
     expect(s.label).toBeNull();
 
     const model = await Model.inceptionV3({ inputSize: SIZE, depthMultiplier: 0.1, numClasses: CLASSES, auxLogits: false, seed: 0 });
@@ -154,10 +162,10 @@ describe('incept saliency', () => {
   it('smoothgrad and integrated gradients with few samples / steps; --class', async () => {
     const out = join(dir, 'more');
     const sg = JSON.parse(await run([files.jpg, ...THIN, '--class', '3', '--method', 'smoothgrad', '--samples', '3', '--out', out, '--json'])) as SaliencySummary[];
-    expect(sg[0]).toMatchObject({ method: 'smoothgrad', target: 3, samples: 3 });
+    expect(sg[0]).toMatchObject({ method: 'smoothgrad', target: 3, samples: 3, passes: 1, batch: 4, allZero: false, warnings: [] });
     expect(existsSync(join(out, 'mole.smoothgrad.png'))).toBe(true);
     const ig = JSON.parse(await run([files.jpg, ...THIN, '--class', '3', '--method', 'ig', '--steps', '4', '--baseline', 'black', '--out', out, '--json'])) as SaliencySummary[];
-    expect(ig[0]).toMatchObject({ method: 'ig', target: 3, steps: 4 });
+    expect(ig[0]).toMatchObject({ method: 'ig', target: 3, steps: 4, passes: 1, batch: 6 });
     expect(Number.isFinite(ig[0].completeness!.sum) && Number.isFinite(ig[0].completeness!.expected)).toBe(true);
     expect(readF32(ig[0].raw).length).toBe(SIZE * SIZE);
   }, 300_000);
@@ -188,7 +196,10 @@ describe('incept saliency', () => {
     await expect(fails([files.png, ...THIN, '--labels', files.labels, '--label', 'nevus'])).rejects.toThrow(/^saliency: no class is labelled 'nevus'$/);
     await expect(fails([files.png, ...THIN, '--labels', files.labels, '--label', 'class'])).rejects.toThrow(/no class is labelled 'class' \(did you mean 'class 0', 'class 1', 'class 2'\?\)/);
     await expect(fails([files.png, ...THIN, '--label', 'melanoma'])).rejects.toThrow(/--label 'melanoma' needs class names: the model has none/);
-    await expect(fails([files.png, ...THIN, '--method', 'gradcam', '--layer', 'Mixed_9z'])).rejects.toThrow(/the model has no layer 'Mixed_9z' \(end points: Conv2d_1a_3x3, /);
+    await expect(fails([files.png, ...THIN, '--method', 'gradcam', '--layer', 'Mixed_9z'])).rejects.toThrow(
+      /^saliency: the model has no layer 'Mixed_9z' \(spatial layers nearest the logits: Mixed_6e, Mixed_6d, Mixed_6c, /,
+    );
+    await expect(fails([files.png, ...THIN, '--method', 'gradcam', '--layer', 'PreLogits'])).rejects.toThrow(/Grad-CAM needs a spatial layer \(\[N, H, W, C\]\) larger than 1x1; 'PreLogits' is \[1,1,1,\d+\]/);
     await expect(fails([files.png, ...THIN, '--class', '10'])).rejects.toThrow(/--class 10 is not a class of the model \(0\.\.9\)/);
     await expect(fails([files.png, ...THIN, '--class', '1', '--label', 'x'])).rejects.toThrow(/give --class or --label, not both/);
     await expect(fails([files.png, ...THIN, '--layer', 'Mixed_6e'])).rejects.toThrow(/--layer applies to --method gradcam, not vanilla/);
@@ -200,6 +211,29 @@ describe('incept saliency', () => {
     await expect(saliencyMain([files.png, ...THIN])).rejects.toThrow(/--out DIR is required/);
     expect(existsSync(out)).toBe(false); // nothing was written
   });
+
+  it('an all-zero Grad-CAM map is reported: allZero and a warning on stderr and in the JSON', async () => {
+    // Every head weight of class 3 negative: ReLU(negative weights x ReLU activations) is 0 everywhere.
+    const opts = { depthMultiplier: 0.1, inputSize: SIZE, numClasses: 4, auxLogits: false, seed: 5 };
+    const g = inceptionV3(opts);
+    const w = g.param('InceptionV3/Logits/Conv2d_1c_1x1/weights'); // [1, 1, C, 4]
+    w.data = Float32Array.from(w.data, (v, i) => (i % 4 === 3 ? -Math.abs(v) - 0.01 : v));
+    const file = join(dir, 'negative.safetensors');
+    saveModel(file, g, { architecture: 'inception_v3', options: opts, preprocessing: { kind: 'inception', centralFraction: 0.875 } });
+    const [s] = JSON.parse(await run([files.png, '--model', file, '--method', 'gradcam', '--class', '3', '--out', join(dir, 'zero'), '--json'])) as SaliencySummary[];
+    expect(s).toMatchObject({ layer: 'Mixed_6e', allZero: true });
+    expect(s.warnings).toEqual([expect.stringMatching(/^the Grad-CAM map is all zeros at layer Mixed_6e: /)]);
+    expect(stderr).toContain(`incept: warning: ${files.png}: ${s.warnings[0]}\n`);
+    expect(readF32(s.raw).every((v) => v === 0)).toBe(true);
+  }, 300_000);
+
+  const onnx = join(SHARED_DIR, 'conformance/torchvision-onnx/squeezenet1_1/model.onnx');
+  it.skipIf(!fixturesPresent([onnx]))(needsTitle('an ONNX model without a Logits end point: its output is the scores; Grad-CAM at its last feature map', [onnx]), async () => {
+    const [s] = JSON.parse(await run([files.jpg, '--model', onnx, '--method', 'gradcam', '--out', join(dir, 'onnx'), '--json'])) as SaliencySummary[];
+    expect(stderr).toContain("incept: note: the model has no 'Logits' end point: explaining the scores 'logits'");
+    expect(s).toMatchObject({ layer: '/classifier/classifier.2/Relu_output_0', passes: 1, height: 224, width: 224, allZero: false });
+    expect(readF32(s.raw).length).toBe(224 * 224);
+  }, 300_000);
 
   it('findLabel: exact, case-insensitive, synonyms; ambiguity is an error', () => {
     const classes = ['background', 'tench, Tinca tinca', 'crane', 'Crane', 'goldfish'];

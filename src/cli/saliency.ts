@@ -3,15 +3,16 @@
 //   DIR/<image>.<method>.png   the map coloured and blended over the image as the model saw it
 //                              (cropped and resized by the model's preprocessing, mapped back to 0..255);
 //   DIR/<image>.<method>.f32   the map itself, H * W little-endian float32, row-major, >= 0;
-//   DIR/<image>.<method>.json  what was explained: class, label, score, method options, the files.
+//   DIR/<image>.<method>.json  what was explained: class, label, score, method options, the gradient
+//                              passes it took, whether the map is all zeros (and why: warnings), the files.
 // Models load as in classify: random:inception_v3 (seeded random weights, options below) or any
-// file src/import/load-model.ts reads. Everything that can be checked on the host (options, the
+// file src/import/load-model.ts reads (class scores: the Logits end point, else the first output or its softmax's input). Everything that can be checked on the host (options, the
 // images' first bytes, the class or label, the layer) is checked before the GPU starts, each as a one-line error;
 // each image is then decoded just before it runs, its files written and its line printed as it is done.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { type ColorMap, float32Bytes, overlay, sideBySide, toDisplayImage, writePng } from '../explain/heatmap.ts';
-import { type SaliencyMethod, type SaliencyOptions, type SaliencyResult, disposeSaliency, saliency } from '../explain/saliency.ts';
+import { type SaliencyMethod, type SaliencyOptions, type SaliencyResult, MAX_BATCH, batchPlan, disposeSaliency, gradCamLayer, layerProblem, logitsValue, saliency, saliencyRows } from '../explain/saliency.ts';
 import { getRuntime } from '../gpu/runtime.ts';
 import type { Graph } from '../graph/ir.ts';
 import { Model } from '../graph/model.ts';
@@ -42,9 +43,9 @@ const OPTIONS: OptionSpec[] = [
     name: 'method',
     value: 'M',
     parse: choice(METHODS),
-    help: 'vanilla (default): the gradient of the loss (or --objective score: the logit)\nsmoothgrad: the mean gradient over --samples noisy copies (25, --noise 0.15)\nig: integrated gradients over --steps (50) from --baseline (zeros = mid-grey, or black)\ngradcam: Grad-CAM at --layer (default Mixed_7c; any value or end point)',
+    help: 'vanilla (default): the gradient of the loss (or --objective score: the logit)\nsmoothgrad: the mean gradient over --samples noisy copies (25, --noise 0.15)\nig: integrated gradients over --steps (50) from --baseline (zeros = mid-grey, or black)\ngradcam: Grad-CAM at --layer (default: the last spatial feature map,\nMixed_7c in Inception v3; any value or end point)',
   },
-  { name: 'layer', value: 'NAME', needs: 'a layer (a value or end point of the model, e.g. Mixed_7c)', help: 'gradcam: the layer (default Mixed_7c)' },
+  { name: 'layer', value: 'NAME', needs: 'a layer (a value or end point of the model, e.g. Mixed_7c)', help: 'gradcam: the layer (default: the last spatial feature map)' },
   { name: 'samples', value: 'N', help: 'smoothgrad: noisy copies (default 25)', parse: wholeNumber(1) },
   { name: 'noise', value: 'X', help: 'smoothgrad: noise sd as a fraction of the input range (default 0.15)', parse: number('a number in [0, 10] (noise sd as a fraction of the input range)', (v) => v >= 0 && v <= 10) },
   { name: 'steps', value: 'N', help: 'ig: steps (default 50)', parse: wholeNumber(1) },
@@ -100,6 +101,12 @@ export interface SaliencySummary {
   steps?: number;
   /** ig: sum of attributions vs f(x) - f(baseline). */
   completeness?: { sum: number; expected: number };
+  /** Gradient passes (forward + backward of `batch` images) it took. */
+  passes: number;
+  batch: number;
+  /** The map is zero everywhere (warnings says why it may be); nothing in the PNG but the image. */
+  allZero: boolean;
+  warnings: string[];
   png: string;
   raw: string;
   json: string;
@@ -181,27 +188,32 @@ function stems(images: string[]): string[] {
 }
 
 /** Checks on the host what the model must have (logits, the layer, the class, the batch); the layer and class. */
-function plan(o: SaliencyCliOptions, spec: ResolvedModel): { layer: string | undefined; target: number | undefined } {
+function plan(o: SaliencyCliOptions, spec: ResolvedModel): { layer: string | undefined; target: number | undefined; maxBatch: number } {
   const g = spec.graph();
-  if (!hasValue(g, 'Logits')) throw usage(`${o.model}: the model has no 'Logits' end point (saliency needs the class scores before the softmax)`);
-  const classes = g.shapeOf(g.has('Logits') ? 'Logits' : g.endPoint('Logits'))[1];
-  const layer = o.method === 'gradcam' ? (o.layer ?? 'Mixed_7c') : undefined;
-  if (layer !== undefined && !hasValue(g, layer)) {
-    const known = [...g.endPoints.keys()];
-    throw usage(`the model has no layer '${layer}' (end points: ${known.slice(0, 30).join(', ')}${known.length > 30 ? ', ...' : ''}; or any value name)`);
-  }
-  if (layer !== undefined) {
-    const shape = g.shapeOf(g.has(layer) ? layer : g.endPoint(layer));
-    if (shape.length !== 4) throw usage(`Grad-CAM needs a spatial layer ([N, H, W, C]); '${layer}' is [${shape}]`);
+  // The class scores: the Logits end point, else the first output (or the input of its softmax).
+  const logits = hasValue(g, 'Logits') ? (g.endPoints.get('Logits') ?? 'Logits') : logitsValue(g);
+  const classes = g.shapeOf(logits)[1];
+  if (g.shapeOf(logits).length !== 2) throw usage(`${o.model}: the class scores '${logits}' are [${g.shapeOf(logits)}], not [N, classes]`);
+  if (!hasValue(g, 'Logits')) spec.notes.push(`the model has no 'Logits' end point: explaining the scores '${logits}'`);
+  let layer: string | undefined;
+  if (o.method === 'gradcam') {
+    try {
+      layer = o.layer ?? gradCamLayer(g);
+    } catch (e) {
+      throw usage(`${o.model}: ${(e as Error).message.replace(/^saliency: /, '')}; name one with --layer`);
+    }
+    const problem = layerProblem(g, layer);
+    if (problem) throw usage(problem);
   }
   if (o.target !== null && o.target >= classes) throw usage(`--class ${o.target} is not a class of the model (0..${classes - 1})`);
   const target = o.target ?? (o.label !== null ? findLabel(spec.classes, o.label) : undefined);
-  // saliency() differentiates one image at a time, and SmoothGrad / IG in batches of up to 8.
-  const batches = o.method === 'smoothgrad' ? [1, Math.min(8, o.samples ?? 25)] : o.method === 'ig' ? [1, Math.min(8, o.steps ?? 50)] : [1];
-  if (spec.fixedBatch !== undefined && batches.some((b) => b !== spec.fixedBatch)) {
-    throw usage(`${o.model}: the model only runs batches of ${spec.fixedBatch}; --method ${o.method} needs batches of ${[...new Set(batches)].join(' and ')}`);
+  // saliency() runs one batch size per image (batchPlan); a model fixed at batch 1 runs it one row at a time.
+  const maxBatch = spec.fixedBatch === 1 ? 1 : MAX_BATCH;
+  const { batch } = batchPlan(saliencyRows(o.method, { samples: o.samples ?? undefined, steps: o.steps ?? undefined }), maxBatch);
+  if (spec.fixedBatch !== undefined && batch !== spec.fixedBatch) {
+    throw usage(`${o.model}: the model only runs batches of ${spec.fixedBatch}; --method ${o.method} needs batches of ${batch}`);
   }
-  return { layer, target };
+  return { layer, target, maxBatch };
 }
 
 /** Writes one image's PNG, raw map and JSON summary; returns the summary. */
@@ -225,6 +237,10 @@ function writeMaps(o: SaliencyCliOptions, spec: ResolvedModel, image: string, st
     ...(o.method === 'smoothgrad' ? { samples: o.samples ?? 25 } : {}),
     ...(o.method === 'ig' ? { steps: o.steps ?? 50 } : {}),
     ...(r.completeness ? { completeness: r.completeness } : {}),
+    passes: r.passes,
+    batch: r.batch,
+    allZero: r.allZero,
+    warnings: r.warnings,
     ...files,
   };
   writeFileSync(files.json, `${JSON.stringify(s, null, 2)}\n`);
@@ -238,7 +254,7 @@ function writeMaps(o: SaliencyCliOptions, spec: ResolvedModel, image: string, st
  */
 export async function runSaliency(o: SaliencyCliOptions, onImage?: (s: SaliencySummary) => void): Promise<SaliencySummary[]> {
   const spec = resolveModel('saliency', o, 'its saliency maps mean nothing', { extraOutputs: o.layer ? [o.layer] : undefined });
-  const { layer, target } = plan(o, spec);
+  const { layer, target, maxBatch } = plan(o, spec);
   const names = stems(o.images);
   checkImages(o.images);
   try {
@@ -257,6 +273,7 @@ export async function runSaliency(o: SaliencyCliOptions, onImage?: (s: SaliencyS
     steps: o.steps ?? undefined,
     baseline: o.baseline ?? undefined,
     layer,
+    maxBatch,
   };
   const summaries: SaliencySummary[] = [];
   const progress = new ImageProgress(o.images.length, o.progress);
@@ -265,6 +282,7 @@ export async function runSaliency(o: SaliencyCliOptions, onImage?: (s: SaliencyS
       const s = writeMaps(o, spec, paths[0], names[start], x, await saliency(model, x, opts), layer);
       summaries.push(s);
       progress.clear();
+      for (const w of s.warnings) process.stderr.write(`incept: warning: ${s.image}: ${w}\n`);
       onImage?.(s);
       progress.add(1);
     }

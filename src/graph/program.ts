@@ -109,6 +109,17 @@ export class Program {
     encodePass(enc, this.prepared);
   }
 
+  /**
+   * Records steps [from, to) (indices into stepDispatches) as one compute pass, so a caller can
+   * submit a program in parts and read a value in between (saliency picks its class from the
+   * logits before the backward). Parts must be submitted in order; constants refold before step 0.
+   */
+  encodeSteps(enc: GPUCommandEncoder, from: number, to: number): void {
+    const start = (step: number) => this.stepDispatches.slice(0, step).reduce((n, s) => n + s.dispatches, 0);
+    if (from === 0) this.before?.(enc);
+    encodePass(enc, this.prepared.slice(start(from), start(to)));
+  }
+
   destroy(): void {
     for (const d of this.prepared) d.uniform.destroy();
     for (const b of this.buffers) b.destroy();
