@@ -3,6 +3,7 @@
 import { shapeString } from '../../gpu/tensor.ts';
 import { type ActivationGrad, activationBackwardDispatch } from '../../kernels/activation_backward.ts';
 import { type BinaryOp, binaryDispatch, binaryRef, binaryShape } from '../../kernels/binary.ts';
+import { binaryBackwardDispatch } from '../../kernels/elementwise_backward.ts';
 import { type UnaryAttrs, type UnaryOp, unaryDispatch, unaryRef } from '../../kernels/unary.ts';
 import type { Op } from '../ir.ts';
 import { type OpRule, arity } from './rule.ts';
@@ -55,6 +56,20 @@ function binary<K extends 'add' | 'mul' | 'bias_add'>(op: K, kernel: BinaryOp): 
     forward(c, g) {
       const [a, b] = g.nodes[0].inputs;
       c.step(`${g.nodes[0].name} (forward)`, [a, b], [g.out], (ctx) => [binaryDispatch(kernel, ctx.t(a), ctx.t(b), ctx.t(g.out))]);
+    },
+    // d(a + b) = dy, d(a * b) = dy * b (and * a), each summed back over the axes its operand was
+    // broadcast along: imported residual adds, scalings and rank-2 heads (MatMul + BiasAdd).
+    backward(c, g, dy) {
+      const node = g.nodes[0];
+      const [a, b] = node.inputs;
+      for (const [which, v] of [['a', a], ['b', b]] as const) {
+        if (!c.wants(v)) continue;
+        const d = c.gradTarget(v);
+        c.step(`${node.name} (backward ${which})`, [dy, a, b], [d.name], (ctx) => {
+          if (ctx.offset(dy) !== 0) throw new Error(`${node.name}: the backward of ${op} reads its gradient whole, not as a channel slice of a concat`);
+          return [binaryBackwardDispatch(kernel, which, ctx.t(dy), ctx.t(a), ctx.t(b), ctx.t(d.name), { accumulate: d.accumulate })];
+        });
+      }
     },
   };
 }

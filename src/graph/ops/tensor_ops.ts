@@ -1,10 +1,11 @@
 // Ops that move or combine whole tensors: concat (free when its inputs write their slices in
 // place), matmul, softmax / log-softmax, and the views (reshape, squeeze, dropout at inference)
 // whose outputs share their input's bytes.
-import { Tensor } from '../../gpu/tensor.ts';
+import { Tensor, shapeString } from '../../gpu/tensor.ts';
 import { concatDispatch, concatRef, concatShape } from '../../kernels/concat.ts';
 import { dropoutBackwardDispatch, dropoutForwardDispatch } from '../../kernels/dropout.ts';
 import { matmulDispatch, matmulRef, matmulShape } from '../../kernels/matmul.ts';
+import { conv2dGradFilterDispatch, conv2dGradFilterScratchBytes, conv2dGradInputDispatches } from '../../kernels/conv2d_backward.ts';
 import { reshapeShape, squeezeShape } from '../../kernels/shape.ts';
 import { softmaxDispatch, softmaxRef, softmaxShape } from '../../kernels/softmax.ts';
 import { type LowerContext, type OpRule, arity, only } from './rule.ts';
@@ -52,6 +53,35 @@ export const matmul: OpRule<'matmul'> = {
     const node = only(g, 'matmul');
     const [a, b] = node.inputs;
     c.step(`${node.name} (forward)`, [a, b], [g.out], (ctx) => [matmulDispatch(ctx.t(a), ctx.t(b), ctx.t(g.out), node.attrs)]);
+  },
+  // Y = A B ([M,K] x [K,N]) is a 1x1 convolution of A as a [1,1,M,K] map with B as a [1,1,K,N]
+  // filter, so its gradients are that convolution's input and filter gradients: the same tuned
+  // kernels, and they add into a gradient that several consumers (or micro-batches) share.
+  backward(c, g, dy) {
+    const node = only(g, 'matmul');
+    const [a, b] = node.inputs;
+    const [sa, sb] = [c.graph.shapeOf(a), c.graph.shapeOf(b)];
+    if (sa.length !== 2 || sb.length !== 2 || node.attrs.transA || node.attrs.transB) {
+      throw new Error(`${node.name}: the backward of matmul is planned for rank-2 operands without transposes only (A ${shapeString(sa)}, B ${shapeString(sb)})`);
+    }
+    const [m, k] = sa;
+    const n = sb[1];
+    const map = (t: Tensor, ch: number) => t.reshape([1, 1, m, ch]);
+    const filter = (t: Tensor) => t.reshape([1, 1, k, n]);
+    if (c.wants(b)) {
+      const db = c.gradTarget(b);
+      const bytes = conv2dGradFilterScratchBytes([1, 1, m, k], [1, 1, k, n], {}, c.rt);
+      const scratch = bytes > 0 ? c.b.declare(`scratch:${node.name}`, { shape: [Math.ceil(bytes / 4)] }) : undefined;
+      c.step(`${node.name} (backward b)`, [a, dy], [db.name, ...(scratch ? [scratch] : [])], (ctx) =>
+        conv2dGradFilterDispatch(map(ctx.t(a), k), map(ctx.t(dy), n), filter(ctx.t(db.name)), {}, scratch ? ctx.t(scratch) : null, { accumulate: db.accumulate }),
+      );
+    }
+    if (c.wants(a)) {
+      const da = c.gradTarget(a);
+      c.step(`${node.name} (backward a)`, [dy, b], [da.name], (ctx) =>
+        conv2dGradInputDispatches(map(ctx.t(dy), n), filter(ctx.t(b)), map(ctx.t(da.name), k), {}, { accumulate: da.accumulate }),
+      );
+    }
   },
 };
 
