@@ -2,7 +2,7 @@
 // the package's own files (the independent reference), the Keras -> TF-Slim mapping's refusals,
 // quantized model tensors, the range options of the Inception v3 builder, the data sets' readers
 // and splits, half-precision feature caching, and the evaluation figures.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { KERAS_IMAGENET_FILE, backboneFeatures, backboneModel, openBackbone } fr
 import { cachedFeatures, fromHalf, toHalf } from '../src/train/feature-cache.ts';
 import { ISIC_MALIGNANT, isicSplit, readRetinaMnist } from '../src/train/medical-data.ts';
 import { operatingPoint, sanityWarnings } from '../src/train/transfer-eval.ts';
+import { weightsIdentity } from '../src/train/transfer-features.ts';
 import { SHARED_DIR, fixturesPresent } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -166,6 +167,22 @@ describe('feature cache and figures', () => {
       expect(calls).toBe(3);
       expect(again.a).toEqual(first.a);
       expect(first.a[9]).toBe(9.25);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a cache key names the weights by content, not by path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'incept-wid-'));
+    try {
+      const moved = join(dir, 'elsewhere.safetensors');
+      copyFileSync(KERAS_IMAGENET_FILE, moved);
+      const here = weightsIdentity(KERAS_IMAGENET_FILE);
+      expect(weightsIdentity(moved)).toEqual(here);
+      expect(here.sha256).toMatch(/^[0-9a-f]{64}$/);
+      const other = join(dir, 'other.safetensors');
+      writeFileSync(other, 'not the same bytes');
+      expect(weightsIdentity(other).sha256).not.toBe(here.sha256);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
