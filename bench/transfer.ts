@@ -39,7 +39,7 @@ function parse(argv: string[]): Args {
     isicSize: 180,
     retinaSize: 75,
     only: null,
-    isicSettings: 'head:80,top:1:4,scratch',
+    isicSettings: 'head:80:multi:wd=0.06,top:1:4,scratch',
     retinaSettings: 'head:80,top:1:6,scratch',
     cache: '.cache/features',
     peer: true,
@@ -177,18 +177,18 @@ export async function run(argv: string[]): Promise<Report> {
   if (a.only !== 'gulshan') {
     const e = await esteva(a);
     figures.esteva = e;
-    for (const s of e.settings) cases.push(result(`esteva ${s.setting} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
+    for (const s of e.settings) cases.push(result(`esteva ${s.name} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
     cases.push(result('esteva backbone features (ms per image)', null, 1000 / e.featureImagesPerSecond, null, null));
-    for (const s of e.settings) log(`esteva ${s.setting}: held-out AUC ${fmt(s.heldout.benignMalignant as never)}, 9-class accuracy ${(s.heldout.fineAccuracy as number).toFixed(3)}`);
+    for (const s of e.settings) log(`esteva ${s.name}: held-out AUC ${fmt(s.heldout.benignMalignant as never)}, 9-class accuracy ${(s.heldout.fineAccuracy as number).toFixed(3)}`);
     if (e.peer) log(`esteva peer (d): held-out AUC ${fmt(e.peer.heldout.benignMalignant as never)}`);
     if (e.peerMultiLayer) log(`esteva peer (d) on the multi-layer features: held-out AUC ${fmt(e.peerMultiLayer.heldout.benignMalignant as never)}`);
   }
   if (a.only !== 'esteva') {
     const g = await gulshan(a);
     figures.gulshan = g;
-    for (const s of g.settings) cases.push(result(`gulshan ${s.setting} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
+    for (const s of g.settings) cases.push(result(`gulshan ${s.name} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
     cases.push(result('gulshan backbone features (ms per image)', null, 1000 / g.featureImagesPerSecond, null, null));
-    for (const s of g.settings) log(`gulshan ${s.setting}: test accuracy ${(s.test.accuracy as number).toFixed(3)}, mean AUC ${(s.test.meanAuc as number).toFixed(3)}, referable AUC ${fmt(s.test.referable as never)}`);
+    for (const s of g.settings) log(`gulshan ${s.name}: test accuracy ${(s.test.accuracy as number).toFixed(3)}, mean AUC ${(s.test.meanAuc as number).toFixed(3)}, referable AUC ${fmt(s.test.referable as never)}`);
     log(`gulshan peer (d): accuracy ${(g.peer.test.accuracy as number).toFixed(3)}, mean AUC ${(g.peer.test.meanAuc as number).toFixed(3)}`);
     if (g.peerMultiLayer) log(`gulshan peer (d) on the multi-layer features: accuracy ${(g.peerMultiLayer.test.accuracy as number).toFixed(3)}, mean AUC ${(g.peerMultiLayer.test.meanAuc as number).toFixed(3)}`);
   }

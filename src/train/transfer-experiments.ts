@@ -37,6 +37,11 @@ export interface ExperimentOptions {
 
 export interface SettingSummary {
   setting: string;
+  /** The setting with its options, as the bench spells it (head:multi:wd=0.06). */
+  name: string;
+  /** The cached feature it trained on. */
+  input: string;
+  weightDecay?: number;
   trained: string[];
   epochs: number;
   bestEpoch: number;
@@ -47,9 +52,13 @@ export interface SettingSummary {
   history: FeatureEpoch[];
 }
 
-function summary(run: SettingRun): SettingSummary {
+function summary(run: SettingRun, cfg: { input?: string; weightDecay?: number }): SettingSummary {
+  const name = [run.setting, ...(cfg.input === MULTI_LAYER ? ['multi'] : []), ...(cfg.weightDecay ? [`wd=${cfg.weightDecay}`] : [])].join(':');
   return {
     setting: run.setting,
+    name,
+    input: run.input,
+    weightDecay: cfg.weightDecay,
     trained: run.trained,
     epochs: run.history.length,
     bestEpoch: run.bestEpoch,
@@ -87,7 +96,7 @@ async function runSettings(
   const out: { summary: SettingSummary; figures: unknown; run: SettingRun }[] = [];
   for (const s of o.settings) {
     const budget = s.setting === 'scratch' && s.maxSeconds === undefined ? Math.max(...out.map((r) => r.summary.trainSeconds)) : s.maxSeconds;
-    o.log?.(`setting ${s.setting}: training${budget ? ` (budget ${budget.toFixed(0)} s)` : ''}`);
+    o.log?.(`setting ${s.setting}${s.input ? ` on ${s.input}` : ''}${s.weightDecay ? `, weight decay ${s.weightDecay}` : ''}: training${budget ? ` (budget ${budget.toFixed(0)} s)` : ''}`);
     const run = await runSetting(o.rt, o.backbone, data, {
       ...s,
       maxSeconds: budget,
@@ -96,7 +105,7 @@ async function runSettings(
       seed: o.seed,
       onEpoch: (e) => o.log?.(`  ${s.setting} epoch ${e.epoch}: loss ${e.loss.toFixed(3)}, validation ${e.validationScore?.toFixed(3)} (${e.seconds.toFixed(0)} s)`),
     });
-    out.push({ summary: summary(run), figures: await evaluate(run), run });
+    out.push({ summary: summary(run, s), figures: await evaluate(run), run });
   }
   return out;
 }
