@@ -40,7 +40,7 @@ function parse(argv: string[]): Args {
     retinaSize: 75,
     only: null,
     isicSettings: 'head:80:multi:wd=0.06,top:1:4,scratch',
-    retinaSettings: 'head:80,top:1:6,scratch',
+    retinaSettings: 'head:80:wd=0.06,top:1:6,scratch',
     cache: '.cache/features',
     peer: true,
     retinaAugment: [],
@@ -145,9 +145,13 @@ async function gulshan(a: Args) {
   const bb = openBackbone('keras-inception-v3');
   const r = await runGulshan({ rt, backbone: bb, inputSize: a.retinaSize, settings: parseSettings(a.retinaSettings), cacheDir: a.cache, npz: a.npz, limit: a.limit, augment: a.retinaAugment, log });
   const meanAuc = (p: Float32Array, l: Int32Array) => oneVsRestRoc(p, l, 5).macroAuc;
+  // The peer as defined: fitted on the images themselves (the first block of rows when dihedral
+  // variants' rows follow), without augmentation or test-time averaging.
+  const n = r.labels.length;
   const peerOn = async (feature: string) => {
-    const rows = (ix: Int32Array) => ({ x: gather(r.features[feature], ix, r.labels.length), labels: Int32Array.from(ix, (i) => r.labels[i]) });
-    const c = r.features[feature].length / r.labels.length;
+    const own = r.features[feature].subarray(0, r.features[feature].length / r.augment.length);
+    const rows = (ix: Int32Array) => ({ x: gather(own, ix, n), labels: Int32Array.from(ix, (i) => r.labels[i]) });
+    const c = own.length / n;
     const val = rows(r.index.validation);
     const fit = await logisticRegressionPeer({ train: rows(r.index.train), validation: val, evaluate: new Float32Array([...rows(r.index.test).x, ...val.x]), channels: c, classes: 5 }, meanAuc, { l2s: PEER_L2S });
     const nt = r.index.test.length;
@@ -160,6 +164,7 @@ async function gulshan(a: Args) {
     inputSize: r.inputSize,
     featureSeconds: r.featureSeconds,
     featureImagesPerSecond: r.featureImagesPerSecond,
+    augment: r.augment,
     settings: r.results.map((s) => ({ ...s.summary, test: strip(s.figures as Record<string, unknown>) })),
     peer: { method: 'multinomial logistic regression on pooled Mixed_6c features, standardised', ...peerSummary(peer.fit), validationMeanAuc: peer.fit.validationScore, test: strip(peer.figures as never) },
     peerMultiLayer: peerMulti && { method: 'the same peer on the multi-layer features (pooled Mixed_6a + 6b + 6c, standardised)', ...peerSummary(peerMulti.fit), validationMeanAuc: peerMulti.fit.validationScore, test: strip(peerMulti.figures as never) },

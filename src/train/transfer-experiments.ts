@@ -212,7 +212,9 @@ export async function runGulshan(o: ExperimentOptions & { npz: string }) {
     featureSeconds,
     featureImagesPerSecond: labels.length / Math.max(1e-9, featureSeconds),
     results,
+    /** Rows of every variant in `augment`, in that order (variant v's rows at v * labels.length). */
     features,
+    /** Rows of the images themselves (variant 0). */
     index: { train, validation, test },
     labels,
     images,
