@@ -2,7 +2,7 @@
 // the package's own files (the independent reference), the Keras -> TF-Slim mapping's refusals,
 // quantized model tensors, the range options of the Inception v3 builder, the data sets' readers
 // and splits, half-precision feature caching, and the evaluation figures.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,8 +15,10 @@ import { dequantize, mapKerasInceptionV3, readTfjsLayersModel } from '../src/imp
 import { openModel } from '../src/import/load-model.ts';
 import { KERAS_IMAGENET_FILE, backboneFeatures, backboneModel, openBackbone } from '../src/train/backbones.ts';
 import { cachedFeatures, fromHalf, toHalf } from '../src/train/feature-cache.ts';
-import { ISIC_MALIGNANT, isicSplit, readRetinaMnist } from '../src/train/medical-data.ts';
+import { DIHEDRAL, ISIC_MALIGNANT, dihedral, isicSplit, readRetinaMnist } from '../src/train/medical-data.ts';
+import { averagePool, concatRows, standardise } from '../src/train/feature-training.ts';
 import { operatingPoint, sanityWarnings } from '../src/train/transfer-eval.ts';
+import { weightsIdentity } from '../src/train/transfer-features.ts';
 import { SHARED_DIR, fixturesPresent } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -169,6 +171,45 @@ describe('feature cache and figures', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a cache key names the weights by content, not by path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'incept-wid-'));
+    try {
+      const moved = join(dir, 'elsewhere.safetensors');
+      copyFileSync(KERAS_IMAGENET_FILE, moved);
+      const here = weightsIdentity(KERAS_IMAGENET_FILE);
+      expect(weightsIdentity(moved)).toEqual(here);
+      expect(here.sha256).toMatch(/^[0-9a-f]{64}$/);
+      const other = join(dir, 'other.safetensors');
+      writeFileSync(other, 'not the same bytes');
+      expect(weightsIdentity(other).sha256).not.toBe(here.sha256);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('dihedral variants: quarter turns clockwise, flips, 8 distinct permutations', () => {
+    // Two 3x3 images whose red channel numbers the pixels (second image offset by 9).
+    const img = new Uint8Array(2 * 27);
+    for (let i = 0; i < 18; i++) img[i * 3] = i;
+    const red = (out: Uint8Array, image: number) => Array.from({ length: 9 }, (_, p) => out[image * 27 + p * 3]);
+    expect(red(dihedral(img, 3, 1), 0)).toEqual([6, 3, 0, 7, 4, 1, 8, 5, 2]);
+    expect(red(dihedral(img, 3, 2), 1)).toEqual([17, 16, 15, 14, 13, 12, 11, 10, 9]);
+    expect(red(dihedral(img, 3, 4), 0)).toEqual([2, 1, 0, 5, 4, 3, 8, 7, 6]);
+    const all = DIHEDRAL.map((_, k) => red(dihedral(img, 3, k), 0).join(','));
+    expect(new Set(all).size).toBe(8);
+    expect(() => dihedral(img, 4, 1)).toThrow(/dihedral/);
+  });
+
+  it('multi-layer features: average pool, rows side by side, standardised on the training rows only', () => {
+    // 2 maps of 2x1 pixels, 2 channels.
+    const maps = Float32Array.from([1, 10, 3, 20, 5, 30, 7, 40]);
+    expect(Array.from(averagePool(maps, 2, 2))).toEqual([2, 15, 6, 35]);
+    expect(Array.from(concatRows([Float32Array.from([1, 2]), Float32Array.from([3, 4, 5, 6])], 2))).toEqual([1, 3, 4, 2, 5, 6]);
+    const z = standardise(Float32Array.from([0, 5, 2, 5, 100, 7]), 3, Int32Array.from([0, 1]));
+    expect(Array.from(z.subarray(0, 4)).map((v) => Math.round(v * 1e3) / 1e3)).toEqual([-1, 0, 1, 0]);
+    expect(z[4]).toBeCloseTo(99, 3); // row 2 is not a training row: scaled by the training rows' sd, not its own
   });
 
   it('operating point chosen on validation, measured on test', () => {

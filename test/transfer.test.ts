@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { RETINAMNIST_FILE } from '../src/demo/run.ts';
 import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import { openBackbone } from '../src/train/backbones.ts';
-import { runEsteva, runGulshan } from '../src/train/transfer-experiments.ts';
+import { MULTI_LAYER, runEsteva, runGulshan } from '../src/train/transfer-experiments.ts';
 import { SHARED_DIR, fixturesPresent, needsTitle } from './helpers.ts';
 
 const cache = mkdtempSync(join(tmpdir(), 'incept-transfer-'));
@@ -29,6 +29,26 @@ describe('transfer learning on real images (small subsets)', () => {
     expect(fig.referable.auc).toBeGreaterThan(0.65);
     expect(fig.meanAuc).toBeGreaterThan(0.6);
     expect(fig.referable.operatingPoint.test.sensitivity).toBeGreaterThan(0.6);
+  }, 600_000);
+
+  it('RetinaMNIST, 20 images per grade: a head on the multi-layer features, trained on two dihedral variants, test-time averaged', async () => {
+    const r = await runGulshan({
+      rt: await getRuntime(),
+      backbone: openBackbone(),
+      inputSize: 75,
+      settings: [{ setting: 'head', epochs: 60, learningRate: 1e-3, input: MULTI_LAYER, weightDecay: 0.06 }],
+      cacheDir: cache,
+      npz: RETINAMNIST_FILE,
+      limit: 20,
+      augment: [2],
+    });
+    const s = r.results[0];
+    const fig = s.figures as { referable: { auc: number }; meanAuc: number };
+    expect(r.augment).toEqual(['identity', 'rot180']);
+    expect(s.summary.name).toBe('head:multi:wd=0.06');
+    expect(r.features[MULTI_LAYER].length).toBe(2 * r.labels.length * 3 * 768); // 2 variants x the images x 3 layers of 768
+    expect(fig.referable.auc).toBeGreaterThan(0.65); // measured 0.737
+    expect(fig.meanAuc).toBeGreaterThan(0.58); // measured 0.649
   }, 600_000);
 
   // Under CI a missing ISIC fixture fails the run (fixturesPresent); elsewhere the title says it skipped.

@@ -171,3 +171,51 @@ export async function trainOnFeatures(model: Model, x: Float32Array, labels: Int
   }
   return { history, bestEpoch: best?.epoch ?? opts.epochs, bestScore: best?.score, seconds: (performance.now() - t0) / 1000, imagesSeen: seen };
 }
+
+// ---- features derived from the cached maps (for heads on more than the last pooled layer) ----
+
+/** Global average pooling of cached NHWC maps [count, h, w, channels] -> [count, channels]. */
+export function averagePool(maps: Float32Array, count: number, channels: number): Float32Array {
+  const hw = maps.length / (count * channels);
+  if (!Number.isInteger(hw)) throw new Error(`averagePool: ${maps.length} values are not ${count} maps of ${channels} channels`);
+  const out = new Float32Array(count * channels);
+  for (let i = 0; i < count; i++) {
+    const dst = out.subarray(i * channels, (i + 1) * channels);
+    for (let p = 0; p < hw; p++) {
+      const base = (i * hw + p) * channels;
+      for (let c = 0; c < channels; c++) dst[c] += maps[base + c];
+    }
+    for (let c = 0; c < channels; c++) dst[c] /= hw;
+  }
+  return out;
+}
+
+/** Rows of several feature arrays side by side: [count, d1] + [count, d2] -> [count, d1 + d2]. */
+export function concatRows(parts: Float32Array[], count: number): Float32Array {
+  const widths = parts.map((p) => p.length / count);
+  const d = widths.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(count * d);
+  for (let i = 0; i < count; i++) {
+    let off = i * d;
+    parts.forEach((p, j) => {
+      out.set(p.subarray(i * widths[j], (i + 1) * widths[j]), off);
+      off += widths[j];
+    });
+  }
+  return out;
+}
+
+/**
+ * Each column shifted and scaled to mean 0, sd 1 over `fitRows` only (the training rows, so nothing
+ * is learnt from validation or held-out images). Layers' activations differ in scale by up to 10x;
+ * without this a head's L2 / dropout would act mostly on the largest layer.
+ */
+export function standardise(x: Float32Array, count: number, fitRows: Int32Array): Float32Array {
+  const d = x.length / count;
+  const mean = new Float64Array(d);
+  const sq = new Float64Array(d);
+  for (const r of fitRows) for (let j = 0; j < d; j++) mean[j] += x[r * d + j] / fitRows.length;
+  for (const r of fitRows) for (let j = 0; j < d; j++) sq[j] += (x[r * d + j] - mean[j]) ** 2 / fitRows.length;
+  const inv = Float64Array.from(sq, (v) => 1 / Math.sqrt(v + 1e-8));
+  return Float32Array.from(x, (v, i) => (v - mean[i % d]) * inv[i % d]);
+}

@@ -197,3 +197,34 @@ export function readRetinaMnist(path: string): RetinaMnist {
 export function referable(labels: ArrayLike<number>): Uint8Array {
   return Uint8Array.from(labels, (g) => (g >= 2 ? 1 : 0));
 }
+
+/** The 8 symmetries of the square, by name (index k: k % 4 quarter turns clockwise, then a horizontal flip if k >= 4). */
+export const DIHEDRAL = ['identity', 'rot90', 'rot180', 'rot270', 'hflip', 'rot90+hflip', 'rot180+hflip', 'rot270+hflip'];
+
+/**
+ * Square RGB images (n x size x size x 3) turned by one of the 8 symmetries of the square: real
+ * image augmentations (fundus photographs have no preferred orientation), exact pixel permutations.
+ */
+export function dihedral(images: Uint8Array, size: number, k: number): Uint8Array {
+  if (!(Number.isInteger(k) && k >= 0 && k < 8)) throw new Error(`dihedral: k = ${k} is not 0..7`);
+  const px = size * size * 3;
+  if (images.length % px !== 0) throw new Error(`dihedral: ${images.length} bytes are not whole ${size}x${size}x3 images`);
+  const out = new Uint8Array(images.length);
+  const last = size - 1;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      // Where output pixel (y, x) comes from: undo the flip, then the turns.
+      let sy = y;
+      let sx = k >= 4 ? last - x : x;
+      for (let t = 0; t < k % 4; t++) [sy, sx] = [last - sx, sy];
+      const from = (sy * size + sx) * 3;
+      const to = (y * size + x) * 3;
+      for (let i = 0; i < images.length; i += px) {
+        out[i + to] = images[i + from];
+        out[i + to + 1] = images[i + from + 1];
+        out[i + to + 2] = images[i + from + 2];
+      }
+    }
+  }
+  return out;
+}

@@ -1,5 +1,6 @@
 // Features of a frozen backbone for a list of images, through the disk cache (feature-cache.ts).
-import { statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { Model } from '../graph/model.ts';
 import { readImage } from '../image/decode.ts';
@@ -33,6 +34,23 @@ async function runBatches(run: FeatureRun, image: (i: number) => Float32Array, s
   return out;
 }
 
+const weightsIds = new Map<string, { bytes: number; sha256: string }>();
+
+/**
+ * What identifies the weights in a cache key: the file's size and SHA-256, not its path, so a cache
+ * stays valid when the checkout moves (and a changed file under the same path is not mistaken for it).
+ */
+export function weightsIdentity(file: string): { bytes: number; sha256: string } {
+  const st = statSync(file);
+  const memo = `${file}\0${st.size}\0${st.mtimeMs}`;
+  let id = weightsIds.get(memo);
+  if (!id) {
+    id = { bytes: st.size, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
+    weightsIds.set(memo, id);
+  }
+  return id;
+}
+
 const sizeOf = (shape: readonly number[]) => shape.slice(1).reduce((a, b) => a * b, 1);
 
 function progress(run: FeatureRun, what: string): (done: number, count: number, computed: boolean) => void {
@@ -49,8 +67,7 @@ function progress(run: FeatureRun, what: string): (done: number, count: number, 
 /** Features of image files (decoded and preprocessed as the backbone expects). */
 export async function fileFeatures(run: FeatureRun, files: string[], root: string): Promise<Features> {
   const identity = {
-    weights: run.weights,
-    weightsBytes: statSync(run.weights).size,
+    weights: weightsIdentity(run.weights),
     preprocessing: run.preprocessing,
     files: files.map((f) => relative(root, f)),
   };
@@ -67,7 +84,7 @@ export async function fileFeatures(run: FeatureRun, files: string[], root: strin
 /** Features of in-memory RGB images (n x size x size x 3 uint8), upsampled to the backbone's input. */
 export async function arrayFeatures(run: FeatureRun, images: Uint8Array, size: number, name: string): Promise<Features> {
   const count = images.length / (size * size * 3);
-  const identity = { weights: run.weights, weightsBytes: statSync(run.weights).size, preprocessing: run.preprocessing, images: name, count };
+  const identity = { weights: weightsIdentity(run.weights), preprocessing: run.preprocessing, images: name, count };
   const image = (i: number) =>
     preprocessImage({ width: size, height: size, data: Float32Array.from(images.subarray(i * size * size * 3, (i + 1) * size * size * 3)) }, run.preprocessing);
   return cachedFeatures(run.cacheDir, spec(run, identity, count), (s, n) => runBatches(run, image, s, n), progress(run, name));

@@ -33,6 +33,10 @@ export interface SettingConfig {
   onEpoch?: (e: FeatureEpoch) => void;
   /** Training time budget in seconds (the from-scratch control gets the pretrained run's). */
   maxSeconds?: number;
+  /** 'head' only: the cached feature it trains on (default global_pool, the pooled last block). */
+  input?: string;
+  /** L2 added to every trained parameter's gradient (wd * w; default 0). */
+  weightDecay?: number;
 }
 
 export interface SettingData {
@@ -84,7 +88,8 @@ export async function runSetting(rt: Runtime, bb: Backbone, data: SettingData, c
   let trainable: ((p: string) => boolean) | undefined;
   const lr = cfg.learningRate ?? 1e-3;
   if (cfg.setting === 'head') {
-    input = 'global_pool';
+    input = cfg.input ?? 'global_pool';
+    if (!data.features[input]) throw new Error(`setting head: no cached features of ${input}`);
     const c = data.features[input].length / rowCount;
     model = new Model(rt, (batch) => pooledHeadGraph(c, k, { batch, dropoutKeepProb: cfg.dropoutKeepProb ?? 0.8, seed }));
     trained = ['InceptionV3/Logits'];
@@ -115,6 +120,7 @@ export async function runSetting(rt: Runtime, bb: Backbone, data: SettingData, c
     maxSeconds: cfg.maxSeconds,
     lrMultipliers: cfg.setting.startsWith('top:') ? [{ scope: 'InceptionV3/Logits', multiplier: 1 }, { scope: 'InceptionV3/Mixed', multiplier: cfg.blockLrMultiplier ?? 0.1 }] : undefined,
     batchnormDecay: cfg.batchnormDecay ?? 0.9,
+    weightDecay: cfg.weightDecay,
     balanced: cfg.balanced,
     seed,
     validation: { x: gather(x, data.validation, rowCount), labels: Int32Array.from(data.validation, (r) => data.labels[r]), score: data.score },
@@ -125,6 +131,7 @@ export async function runSetting(rt: Runtime, bb: Backbone, data: SettingData, c
 
 /** The whole model (image input) with a setting's trained values: for saliency maps and saving. */
 export async function wholeModel(rt: Runtime, bb: Backbone, run: SettingRun, cfg: Pick<SettingConfig, 'classes' | 'inputSize' | 'dropoutKeepProb'>): Promise<TransferModel> {
+  if (run.setting === 'head' && run.input !== 'global_pool') throw new Error(`wholeModel: a head trained on ${run.input} has no place in the image-input model (its input is pooled Mixed_6c)`);
   const tm = await backboneModel(bb, { head: cfg.classes.length, classes: cfg.classes, inputSize: cfg.inputSize, dropoutKeepProb: cfg.dropoutKeepProb ?? 0.8, rt });
   for (const p of tm.model.graph.params.values()) {
     const trained = run.model.graph.params.get(p.name);
