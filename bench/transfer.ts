@@ -4,13 +4,15 @@
 // --retina-size N (default 75), --only esteva|gulshan, --isic-settings / --retina-settings
 // 'head:60,top:1:4,scratch' (a head may add ':multi' = train on pooled Mixed_6a + 6b + 6c, and
 // ':wd=X' = weight decay X), --retina-augment 'rot90,rot180,hflip' (dihedral variants' features: extra
-// training rows and test-time averaging), --limit N (first N images per class: a quick run), --cache DIR, --no-peer.
-import { join } from 'node:path';
+// training rows and test-time averaging), --limit N (first N images per class: a quick run), --cache DIR, --no-peer,
+// --report FILE.html (default out/transfer-report.html: tables, ROC curves, confusion matrices; --no-report: none).
+import { join, resolve } from 'node:path';
 import { getRuntime } from '../src/gpu/runtime.ts';
 import { openBackbone } from '../src/train/backbones.ts';
 import { DIHEDRAL, isicMalignant } from '../src/train/medical-data.ts';
 import { oneVsRestRoc, rocAuc } from '../src/train/roc.ts';
-import { binaryFigures, estevaFigures, gradeFigures, malignantScores } from '../src/train/transfer-eval.ts';
+import { type TransferExperimentResult, type TransferSettingResult, writeTransferReport } from '../src/report/transfer-report.ts';
+import { binaryFigures, estevaFigures, gradeFigures, malignantScores, rocBand } from '../src/train/transfer-eval.ts';
 import { MULTI_LAYER, runEsteva, runGulshan } from '../src/train/transfer-experiments.ts';
 import { gather } from '../src/train/transfer-settings.ts';
 import { type Report, UsageError, result } from './report.ts';
@@ -30,6 +32,8 @@ interface Args {
   cache: string;
   peer: boolean;
   retinaAugment: number[];
+  /** The HTML report's path (null: none). */
+  report: string | null;
 }
 
 function parse(argv: string[]): Args {
@@ -44,6 +48,7 @@ function parse(argv: string[]): Args {
     cache: '.cache/features',
     peer: true,
     retinaAugment: [],
+    report: 'out/transfer-report.html',
   };
   for (let i = 0; i < argv.length; i++) {
     const v = () => argv[++i] ?? (() => { throw new UsageError(`${argv[i - 1]} needs a value`); })();
@@ -59,6 +64,8 @@ function parse(argv: string[]): Args {
       case '--cache': a.cache = v(); break;
       case '--no-peer': a.peer = false; break;
       case '--retina-augment': a.retinaAugment = parseVariants(v()); break;
+      case '--report': a.report = v(); break;
+      case '--no-report': a.report = null; break;
       default: throw new UsageError(`bench transfer: unknown option ${argv[i]}`);
     }
   }
@@ -103,6 +110,23 @@ const peerSummary = (f: { backend: string; l2: number; seconds: number }) => ({ 
 const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const strip = ({ probs, curve, scores, ...rest }: Record<string, unknown>) => rest;
 
+type ViewFigures = Pick<TransferSettingResult, 'binary' | 'accuracy' | 'meanAuc' | 'operatingPoint' | 'confusion'> & { curve: { fpr: Float64Array; tpr: Float64Array }; scores: Float64Array };
+
+/** A setting's row of the HTML report from the figures the bench computed, with a 95% bootstrap band of its ROC (trained settings only). */
+function viewRow(name: string, peer: boolean, run: { validationScore?: number; trainSeconds?: number; imagesPerSecond?: number }, f: ViewFigures, positives: Uint8Array): TransferSettingResult {
+  const { curve, scores, ...figures } = f;
+  return { name, peer, ...run, ...figures, curve, band: peer ? undefined : rocBand(scores, positives) };
+}
+
+const estevaView = (f: unknown): ViewFigures => {
+  const e = f as ReturnType<typeof estevaFigures>;
+  return { binary: e.benignMalignant, accuracy: e.fineAccuracy, confusion: e.confusion, curve: e.curve, scores: e.scores };
+};
+const gulshanView = (f: unknown): ViewFigures => {
+  const g = f as ReturnType<typeof gradeFigures>;
+  return { binary: g.referable, accuracy: g.accuracy, meanAuc: g.meanAuc, operatingPoint: g.referable.operatingPoint, confusion: g.confusion, curve: g.curve, scores: g.scores };
+};
+
 async function esteva(a: Args) {
   const rt = await getRuntime();
   const bb = openBackbone('keras-inception-v3');
@@ -137,6 +161,19 @@ async function esteva(a: Args) {
     peer: peer && { method: 'multinomial logistic regression on pooled Mixed_6c (= Keras mixed5) features, standardised', ...peerSummary(peer.fit), validationAuc: peer.fit.validationScore, heldout: strip(peer.figures as never), testFolderAuc: testOnly(peer.fit.probs) },
     peerMultiLayer: peerMulti && { method: 'the same peer on the multi-layer features (pooled Mixed_6a + 6b + 6c, standardised)', ...peerSummary(peerMulti.fit), validationAuc: peerMulti.fit.validationScore, heldout: strip(peerMulti.figures as never), testFolderAuc: testOnly(peerMulti.fit.probs) },
     seconds: r.seconds,
+    view: ((): TransferExperimentResult => {
+      const positives = isicMalignant(r.split.classes, held);
+      const peers = [[peer, 'peer (d)'], [peerMulti, 'peer (d), multi-layer features']] as const;
+      return {
+        kind: 'esteva',
+        classes: r.split.classes,
+        settings: [
+          ...r.results.map((s) => viewRow(s.summary.name, false, s.summary, estevaView(s.figures), positives)),
+          ...peers.flatMap(([p, name]) => (p ? [viewRow(name, true, { validationScore: p.fit.validationScore, trainSeconds: p.fit.seconds }, estevaView(p.figures), positives)] : [])),
+        ],
+        run: { data: a.isic, split: { train: r.dataset.train, validation: r.dataset.validation, 'held out': r.dataset.heldout }, inputSize: r.inputSize, backbone: 'keras-inception-v3 (ImageNet)', seed: 0, seconds: r.seconds, featureSeconds: r.featureSeconds },
+      };
+    })(),
   };
 }
 
@@ -170,6 +207,19 @@ async function gulshan(a: Args) {
     peerMultiLayer: peerMulti && { method: 'the same peer on the multi-layer features (pooled Mixed_6a + 6b + 6c, standardised)', ...peerSummary(peerMulti.fit), validationMeanAuc: peerMulti.fit.validationScore, test: strip(peerMulti.figures as never) },
     published: { source: 'MedMNIST v2 (Yang et al. 2023), RetinaMNIST test split', accuracy: [0.493, 0.531], auc: [0.69, 0.75], best: { accuracy: 0.531, auc: 0.75 } },
     seconds: r.seconds,
+    view: ((): TransferExperimentResult => {
+      const positives = Uint8Array.from(r.index.test, (i) => (r.labels[i] >= 2 ? 1 : 0));
+      const peers = [[peer, 'peer (d)'], [peerMulti, 'peer (d), multi-layer features']] as const;
+      return {
+        kind: 'gulshan',
+        classes: ['0', '1', '2', '3', '4'].map((g) => `grade ${g}`),
+        settings: [
+          ...r.results.map((s) => viewRow(s.summary.name, false, s.summary, gulshanView(s.figures), positives)),
+          ...peers.flatMap(([p, name]) => (p ? [viewRow(name, true, { validationScore: p.fit.validationScore, trainSeconds: p.fit.seconds }, gulshanView(p.figures), positives)] : [])),
+        ],
+        run: { data: `${a.npz} (${r.dataset.imageSize} px${r.augment.length > 1 ? `; dihedral variants ${r.augment.join(', ')}` : ''})`, split: { train: r.dataset.train, validation: r.dataset.validation, test: r.dataset.test }, inputSize: r.inputSize, backbone: 'keras-inception-v3 (ImageNet)', seed: 0, seconds: r.seconds, featureSeconds: r.featureSeconds },
+      };
+    })(),
   };
 }
 
@@ -178,10 +228,12 @@ export async function run(argv: string[]): Promise<Report> {
   const rt = await getRuntime();
   const t0 = performance.now();
   const figures: Record<string, unknown> = {};
+  const views: TransferExperimentResult[] = [];
   const cases = [];
   if (a.only !== 'gulshan') {
-    const e = await esteva(a);
+    const { view, ...e } = await esteva(a);
     figures.esteva = e;
+    views.push(view);
     for (const s of e.settings) cases.push(result(`esteva ${s.name} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
     cases.push(result('esteva backbone features (ms per image)', null, 1000 / e.featureImagesPerSecond, null, null));
     for (const s of e.settings) log(`esteva ${s.name}: held-out AUC ${fmt(s.heldout.benignMalignant as never)}, 9-class accuracy ${(s.heldout.fineAccuracy as number).toFixed(3)}`);
@@ -189,8 +241,9 @@ export async function run(argv: string[]): Promise<Report> {
     if (e.peerMultiLayer) log(`esteva peer (d) on the multi-layer features: held-out AUC ${fmt(e.peerMultiLayer.heldout.benignMalignant as never)}`);
   }
   if (a.only !== 'esteva') {
-    const g = await gulshan(a);
+    const { view, ...g } = await gulshan(a);
     figures.gulshan = g;
+    views.push(view);
     for (const s of g.settings) cases.push(result(`gulshan ${s.name} (ms per training image)`, null, 1000 / s.imagesPerSecond, null, null));
     cases.push(result('gulshan backbone features (ms per image)', null, 1000 / g.featureImagesPerSecond, null, null));
     for (const s of g.settings) log(`gulshan ${s.name}: test accuracy ${(s.test.accuracy as number).toFixed(3)}, mean AUC ${(s.test.meanAuc as number).toFixed(3)}, referable AUC ${fmt(s.test.referable as never)}`);
@@ -198,6 +251,12 @@ export async function run(argv: string[]): Promise<Report> {
     if (g.peerMultiLayer) log(`gulshan peer (d) on the multi-layer features: accuracy ${(g.peerMultiLayer.test.accuracy as number).toFixed(3)}, mean AUC ${(g.peerMultiLayer.test.meanAuc as number).toFixed(3)}`);
   }
   figures.wallSeconds = (performance.now() - t0) / 1000;
+  if (a.report) {
+    // npm runs scripts from the package root; a relative path means the caller's directory (as --json).
+    const file = resolve(process.env.INIT_CWD ?? process.cwd(), a.report);
+    writeTransferReport(file, { date: new Date().toISOString(), wallSeconds: figures.wallSeconds as number, adapter: rt.adapterName, experiments: views });
+    log(`wrote ${file}`);
+  }
   return { suite: 'transfer', adapter: rt.adapterName, timing: 'wall clock of training and feature extraction (shared 2-core machine: varies with load)', cases, figures };
 }
 
