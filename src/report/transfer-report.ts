@@ -94,8 +94,8 @@ export function aims(e: TransferExperimentResult): Aim[] {
   const acc = best?.accuracy ?? NaN;
   const m = MEDMNIST_RETINA;
   return [
-    { text: `test accuracy within MedMNIST v2's published ${m.accuracy[0]}-${m.accuracy[1]} (best ${m.best.accuracy})`, value: f(acc), reached: known(acc, acc >= m.accuracy[0]) },
-    { text: `mean AUC within MedMNIST v2's published ${m.auc[0].toFixed(2)}-${m.auc[1].toFixed(2)} (best ${m.best.auc.toFixed(3)})`, value: f(auc), reached: known(auc, auc >= m.auc[0]) },
+    { text: `test accuracy in or above MedMNIST v2's published range ${m.accuracy[0]}-${m.accuracy[1]} (best ${m.best.accuracy})`, value: f(acc), reached: known(acc, acc >= m.accuracy[0]) },
+    { text: `mean AUC in or above MedMNIST v2's published range ${m.auc[0].toFixed(2)}-${m.auc[1].toFixed(2)} (best ${m.best.auc.toFixed(3)})`, value: f(auc), reached: known(auc, auc >= m.auc[0]) },
     { text: `aim: mean AUC > ${m.best.auc.toFixed(3)} (above the best published)`, value: f(auc), reached: known(auc, auc > m.best.auc) },
   ];
 }
@@ -155,7 +155,7 @@ function rocPng(e: TransferExperimentResult): Uint8Array | undefined {
   }));
   if (series.length === 0) return undefined;
   const point = best ? operatingPointOf(e, best) : undefined;
-  return rocCurvePng(series, { title: `ROC: ${TITLES[e.kind].binary}`, width: 720, height: 640, points: point ? [point] : [] });
+  return rocCurvePng(series, { title: `ROC: ${TITLES[e.kind].binary}`, width: 640, height: 600, points: point ? [point] : [] });
 }
 
 function runTable(e: TransferExperimentResult, input: TransferReportInput): string {
@@ -195,7 +195,7 @@ function experimentSection(e: TransferExperimentResult, input: TransferReportInp
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}tbody th,table.run th{text-align:left}tr.best{background:#eaf6ea}tr.peer{background:#f2f2fa}
+th{background:#f4f4f4}tbody th,table.run th,table.run td{text-align:left}tbody th{white-space:nowrap}tr.best{background:#eaf6ea}tr.peer{background:#f2f2fa}
 .tag{font-size:11px;font-weight:normal;border-radius:3px;padding:0 4px;margin-left:4px}.tag.best{background:#2a7a2a;color:#fff}
 .tag.peer{background:#556;color:#fff}.ci{color:#666}.ok{color:#1b6e1b;font-weight:bold}.no{color:#b22;font-weight:bold}.na{color:#777}
 .figures{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:100%;border:1px solid #ddd}`;
