@@ -163,7 +163,7 @@ async function esteva(a: Args) {
     seconds: r.seconds,
     view: ((): TransferExperimentResult => {
       const positives = isicMalignant(r.split.classes, held);
-      const peers = [[peer, 'peer (d)'], [peerMulti, 'peer (d), multi-layer features']] as const;
+      const peers = [[peer, 'peer (d)'], [peerMulti, 'peer (d) multi-layer']] as const;
       return {
         kind: 'esteva',
         classes: r.split.classes,
@@ -209,7 +209,7 @@ async function gulshan(a: Args) {
     seconds: r.seconds,
     view: ((): TransferExperimentResult => {
       const positives = Uint8Array.from(r.index.test, (i) => (r.labels[i] >= 2 ? 1 : 0));
-      const peers = [[peer, 'peer (d)'], [peerMulti, 'peer (d), multi-layer features']] as const;
+      const peers = [[peer, 'peer (d)'], [peerMulti, 'peer (d) multi-layer']] as const;
       return {
         kind: 'gulshan',
         classes: ['0', '1', '2', '3', '4'].map((g) => `grade ${g}`),

@@ -147,7 +147,7 @@ function operatingPointOf(e: TransferExperimentResult, s: TransferSettingResult)
 function rocPng(e: TransferExperimentResult): Uint8Array | undefined {
   const best = bestSetting(e.settings);
   const series: RocSeries[] = e.settings.filter((s) => s.curve).map((s) => ({
-    label: `${s.name}${s.peer ? ' (peer)' : ''}`,
+    label: s.peer && !s.name.includes('peer') ? `${s.name} (peer)` : s.name,
     fpr: s.curve!.fpr,
     tpr: s.curve!.tpr,
     auc: s.binary.auc,
@@ -155,7 +155,7 @@ function rocPng(e: TransferExperimentResult): Uint8Array | undefined {
   }));
   if (series.length === 0) return undefined;
   const point = best ? operatingPointOf(e, best) : undefined;
-  return rocCurvePng(series, { title: `ROC: ${TITLES[e.kind].binary}`, width: 640, height: 600, points: point ? [point] : [] });
+  return rocCurvePng(series, { title: `ROC: ${TITLES[e.kind].binary}`, width: 820, height: 760, points: point ? [point] : [] });
 }
 
 function runTable(e: TransferExperimentResult, input: TransferReportInput): string {
