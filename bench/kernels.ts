@@ -18,6 +18,7 @@ import { conv2dDispatches } from '../src/kernels/conv2d.ts';
 import { matmulDispatch } from '../src/kernels/matmul.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
 import { type TfPeer, type TfTensor, loadTfjs } from './tfjs.ts';
+import { seededUniform } from '../src/kernels/seeded.ts';
 
 interface ConvCase {
   kind: 'conv';
@@ -70,16 +71,7 @@ export function flops(c: Case): number {
   return 2 * n * oh * ow * co * c.w[0] * c.w[1] * c.w[2];
 }
 
-/** Deterministic inputs in [-1, 1), the same for both implementations. */
-function data(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const data = seededUniform;
 
 // ---- incept's side ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import { getRuntime } from '../src/gpu/runtime.ts';
 import { median } from '../src/gpu/timing.ts';
 import { type NetworkPeer, type Outputs, PEER_KINDS, type PeerKind, type UnavailablePeer, loadPeers } from './network_peers.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
+import { seededUniform } from '../src/kernels/seeded.ts';
 
 const SEED = 1;
 
@@ -42,16 +43,7 @@ export function graphFlops(g: Graph): number {
   return flops;
 }
 
-/** Deterministic inputs in [-1, 1), like preprocessed images. */
-function inputData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const inputData = seededUniform;
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;

@@ -21,6 +21,7 @@ import { getRuntime } from '../src/gpu/runtime.ts';
 import { median } from '../src/gpu/timing.ts';
 import { Model } from '../src/graph/model.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
+import { seededUniform } from '../src/kernels/seeded.ts';
 
 const SEED = 1;
 const TARGET = 1; // any class costs the same
@@ -68,16 +69,7 @@ function parse(argv: string[]): Options {
   return o;
 }
 
-/** Deterministic pixels in [-1, 1), like a preprocessed image. */
-function inputData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const inputData = seededUniform;
 
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 const fmt = (ms: number) => `${ms.toFixed(0)} ms`;

@@ -28,6 +28,7 @@ import { type Runtime, getRuntime } from '../src/gpu/runtime.ts';
 import { Model } from '../src/graph/model.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
+import { seededUniform } from '../src/kernels/seeded.ts';
 
 export interface MemorySample {
   phase: string;
@@ -161,16 +162,7 @@ function parse(argv: string[]): Options {
   return o;
 }
 
-/** Deterministic pixels in [-1, 1). */
-function pixels(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const pixels = seededUniform;
 
 /** A garbage collector to call before heap samples (the bench runs without --expose-gc). */
 function collector(): () => void {

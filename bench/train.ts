@@ -37,6 +37,7 @@ import { graphFlops } from './network.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
 import { loadTfjs } from './tfjs.ts';
 import { TfjsTrainer, registerTfjsGradients } from './tfjs_train.ts';
+import { seededUniform } from '../src/kernels/seeded.ts';
 
 const SEED = 1;
 const CLASSES = 1001;
@@ -94,16 +95,7 @@ const say = (msg: string) => process.stderr.write(`${msg}\n`);
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 
-/** Deterministic inputs in [-1, 1), like preprocessed images (the network bench's generator). */
-function inputData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const inputData = seededUniform;
 
 function labelData(n: number, classes: number, seed: number): Int32Array {
   let s = seed >>> 0;

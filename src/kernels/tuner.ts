@@ -14,6 +14,7 @@ import { type TuningEntry, hostEnv, mergeTuningEntries, tuningCachePath, warn } 
 import { type ChoiceRecord, adapterKey, adapterRecord, describe, rememberChoice, tunedEntry } from './choice.ts';
 import { variantsOf } from './registry.ts';
 import { type KernelCall, type KernelVariant, adapterClass, argsOn, shapeArgs, shapeClass } from './variants.ts';
+import { seededUniform } from './seeded.ts';
 
 /**
  * Whether the engine tunes on first use: INCEPT_AUTOTUNE=1/0, else on for GPU adapters and off
@@ -124,16 +125,7 @@ function candidatesFor(rt: Runtime, call: KernelCall): KernelVariant[] {
   return variantsOf(call.family).filter((v) => (v as KernelVariant).supports(rt, args as never));
 }
 
-/** Seeded values in [-1, 1): the same data for every candidate. */
-function seeded(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const seeded = seededUniform;
 
 /** Tensors for one call: every input and the output start from seeded data (outputs are reset per candidate). */
 class CallTensors {
