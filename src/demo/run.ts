@@ -9,14 +9,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodePng, overlay, toDisplayImage } from '../explain/heatmap.ts';
-import { disposeSaliency, saliency } from '../explain/saliency.ts';
+import { encodePng, toDisplayImage } from '../explain/heatmap.ts';
 import { getRuntime } from '../gpu/runtime.ts';
 import { readImage } from '../image/decode.ts';
 import { preprocessImage } from '../image/preprocess.ts';
 import { buildEvaluationReport, pickExamples } from '../report/evaluate-report.ts';
 import { rocCurvePng } from '../report/figures.ts';
 import { writeReport } from '../report/html.ts';
+import { explainExamples } from '../report/saliency-examples.ts';
 import { type Backbone, KERAS_IMAGENET_FILE, backboneFeatures, openBackbone } from '../train/backbones.ts';
 import { readDataset, splitDataset } from '../train/dataset.ts';
 import { readRetinaMnist } from '../train/medical-data.ts';
@@ -70,6 +70,8 @@ interface DemoData {
   features: Features;
   /** Preprocessed network input of row i (saliency). */
   input: (i: number) => Float32Array;
+  /** The source image's size (saliency figures are drawn at least that big). */
+  sourceSize: (i: number) => { width: number; height: number };
   name: (i: number) => string;
   description: string;
   /** Binary task scored by the ROC: positive-class score of probability rows. */
@@ -98,6 +100,7 @@ async function retinaData(o: DemoOptions, bb: Backbone, size: number, log: (l: s
     test: range(nt + r.val.count, labels.length),
     features,
     input,
+    sourceSize: () => ({ width: s, height: s }),
     name: (i) => `test image ${i - nt - r.val.count}`,
     description: 'RetinaMNIST (MedMNIST v2; DeepDRiD fundus photographs, CC BY 4.0), official train/val/test split, diabetic retinopathy grades 0-4',
     positive: { name: 'referable DR (grade >= 2)', score: (p) => referableScores(p, 5), label: (l) => (l >= 2 ? 1 : 0) },
@@ -125,6 +128,10 @@ async function folderData(o: DemoOptions, bb: Backbone, size: number, log: (l: s
     test: range(b, rows.length),
     features,
     input: (i) => preprocessImage(readImage(files[i]), pre),
+    sourceSize: (i) => {
+      const im = readImage(files[i]);
+      return { width: im.width, height: im.height };
+    },
     name: (i) => files[i].split(/[/\\]/).pop()!,
     description: `${ds.source} (stratified split: 70% train, 10% validation, 20% test)`,
     positive: { name: ds.classes[pos], score: (p) => Float64Array.from({ length: p.length / k }, (_, i) => p[i * k + pos]), label: (l) => (l === pos ? 1 : 0) },
@@ -207,16 +214,15 @@ async function report(
   ];
   const rocPng = rocCurvePng(series as never, { title: `ROC: ${d.positive.name}`, points, width: 1000, height: 700 });
 
-  log('incept demo: saliency maps (vanilla gradient of the loss) for test images');
+  log('incept demo: saliency maps (Grad-CAM and the gradient of the loss, Esteva et al.) for test images');
   const tm = await wholeModel(rt, bb, runs.best, { classes: d.classes, inputSize: size });
-  const images = [];
-  for (const j of pickExamples(probs, testLabels, k, 6)) {
+  const indices = pickExamples(probs, testLabels, k, 6);
+  const example = (j: number) => {
     const x = d.input(d.test[j]);
-    const s = await saliency(tm.model, x, { method: 'vanilla', target: testLabels[j] });
-    const display = toDisplayImage(x, size, size);
-    images.push({ index: j, image: encodePng(display), saliency: encodePng(overlay(display, s.map)), name: d.name(d.test[j]) });
-  }
-  disposeSaliency(tm.model);
+    return { name: d.name(d.test[j]), x, display: toDisplayImage(x, size, size), source: d.sourceSize(d.test[j]) };
+  };
+  const images = indices.map((j) => ({ index: j, image: encodePng(example(j).display), name: d.name(d.test[j]) }));
+  const explained = await explainExamples(tm.model, { indices, image: example }, { labels: testLabels, probs, classes: d.classes });
   const warnings = sanityWarnings(probs, testLabels.length, d.classes, d.validation.length, bin(valLabels).reduce((a, b) => a + b, 0));
   const seconds = (performance.now() - t0) / 1000;
   const base = buildEvaluationReport({
@@ -224,7 +230,6 @@ async function report(
     labels: testLabels,
     classNames: d.classes,
     images,
-    saliencyMethod: 'vanilla gradient of the loss (the fine-tuned model, whole network from pixels)',
     title: 'incept demo: transfer learning from ImageNet',
     subtitle: 'npm run demo',
     summary: {
@@ -247,6 +252,11 @@ async function report(
     training: { history: historyOf(runs.best), xLabel: 'epoch' },
     notes: warnings.map((text) => ({ level: 'warning' as const, text })),
   });
+  base.saliency = {
+    items: explained.cards,
+    intro: 'The most confident mistakes and confident correct cases, each explained for the predicted class by Grad-CAM (at the last spatial feature map) and by the gradient of the loss with respect to the pixels (the fine-tuned model, whole network from pixels).',
+  };
+  base.notes = [...(base.notes ?? []), ...explained.notes.map((text) => ({ level: 'warning' as const, text }))];
   base.roc = { png: rocPng, positiveClass: d.positive.name, auc: fig.auc, ci: { lower: fig.aucLower, upper: fig.aucUpper, level: 0.95, replicates: 1000 }, positives: curve.positives, negatives: curve.negatives, macroAuc: k > 2 ? oneVsRestRoc(probs, testLabels, k).macroAuc : undefined };
   const reportPath = writeReport(join(out, 'report.html'), base);
   return {

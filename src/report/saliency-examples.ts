@@ -55,33 +55,51 @@ async function oneMap(model: Model, x: Float32Array, display: ReturnType<typeof 
   return 'note' in fig ? { method: label, note: fig.note } : { method: label, png: fig.png };
 }
 
-/** The example cards (empty with a note when the model cannot be explained). */
-export async function saliencyExamples(input: SaliencyExamplesInput): Promise<{ cards: SaliencyCard[]; notes: string[] }> {
-  const { model, preprocessing: pre, files, labels, probs, classes, count } = input;
-  if (count <= 0) return { cards: [], notes: [] };
-  const k = classes.length;
+/** One image to explain: the network input, the image as the model saw it, the source's size. */
+export interface ExampleImage {
+  name: string;
+  x: Float32Array;
+  display: ReturnType<typeof toDisplayImage>;
+  source: { width: number; height: number };
+}
+
+/** How a model's classes are explained: null (and why) when its logits do not match its classes. */
+function explainer(model: Model, k: number): { sigmoid: boolean } | { note: string } {
   const logits = logitCount(model);
-  if (logits === null) return { cards: [], notes: ["Saliency examples left out: the model has no 'Logits' end point (class scores before the softmax)."] };
+  if (logits === null) return { note: "Saliency examples left out: the model has no 'Logits' end point (class scores before the softmax)." };
   const sigmoid = logits === 1 && k === 2;
-  if (!sigmoid && logits !== k) return { cards: [], notes: [`Saliency examples left out: the model has ${logits} logits for ${k} classes.`] };
+  if (!sigmoid && logits !== k) return { note: `Saliency examples left out: the model has ${logits} logits for ${k} classes.` };
+  return { sigmoid };
+}
+
+/**
+ * Cards for the chosen examples (`pick` gives their indices): Grad-CAM and the loss gradient for
+ * the predicted class, each at least the source image's size with its colour bar.
+ */
+export async function explainExamples(
+  model: Model,
+  examples: { indices: number[]; image: (i: number) => ExampleImage },
+  scored: { labels: ArrayLike<number>; probs: Scores; classes: string[] },
+): Promise<{ cards: SaliencyCard[]; notes: string[] }> {
+  const { labels, probs, classes } = scored;
+  const k = classes.length;
+  const how = explainer(model, k);
+  if ('note' in how) return { cards: [], notes: [how.note] };
   const predicted = argmaxRows(probs, k);
   const cards: SaliencyCard[] = [];
   try {
-    for (const i of pickExamples(probs, labels, k, count)) {
-      const im = readImage(files[i]);
-      const x = preprocessImage(im, pre);
-      const display = toDisplayImage(x, pre.size[0], pre.size[1], { mean: pre.mean, std: pre.std });
+    for (const i of examples.indices) {
+      const { name, x, display, source } = examples.image(i);
       // A sigmoid head has one logit, the second class's: its gradient explains that class.
-      const explained = sigmoid ? 1 : predicted[i];
-      const target = sigmoid ? 0 : explained;
-      const source = { width: im.width, height: im.height };
+      const explained = how.sigmoid ? 1 : predicted[i];
+      const target = how.sigmoid ? 0 : explained;
       const maps = [
         await oneMap(model, x, display, source, 'Grad-CAM', { method: 'gradcam', target }),
-        await oneMap(model, x, display, source, sigmoid ? 'gradient of the logit' : 'gradient of the loss', { method: 'vanilla', target, objective: sigmoid ? 'score' : 'loss' }),
+        await oneMap(model, x, display, source, how.sigmoid ? 'gradient of the logit' : 'gradient of the loss', { method: 'vanilla', target, objective: how.sigmoid ? 'score' : 'loss' }),
       ];
-      const size = figureSize(display.width, display.height, { sourceWidth: im.width, sourceHeight: im.height });
+      const size = figureSize(display.width, display.height, { sourceWidth: source.width, sourceHeight: source.height });
       cards.push({
-        name: files[i],
+        name,
         image: encodePng(resizeImage(display, size.width, size.height)),
         trueLabel: classes[labels[i]],
         predictedLabel: classes[predicted[i]],
@@ -94,4 +112,16 @@ export async function saliencyExamples(input: SaliencyExamplesInput): Promise<{ 
     disposeSaliency(model);
   }
   return { cards, notes: [] };
+}
+
+/** The example cards for image files (empty with a note when the model cannot be explained). */
+export async function saliencyExamples(input: SaliencyExamplesInput): Promise<{ cards: SaliencyCard[]; notes: string[] }> {
+  const { model, preprocessing: pre, files, labels, probs, classes, count } = input;
+  if (count <= 0) return { cards: [], notes: [] };
+  const image = (i: number): ExampleImage => {
+    const im = readImage(files[i]);
+    const x = preprocessImage(im, pre);
+    return { name: files[i], x, display: toDisplayImage(x, pre.size[0], pre.size[1], { mean: pre.mean, std: pre.std }), source: { width: im.width, height: im.height } };
+  };
+  return explainExamples(model, { indices: pickExamples(probs, labels, classes.length, count), image }, { labels, probs, classes });
 }
