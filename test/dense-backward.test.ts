@@ -1,5 +1,5 @@
 // Backward of the ops an imported classifier ends with: a residual add, a per-channel scaling
-// (mul), a dense head (MatMul, as TF's retrain graphs and ONNX's Gemm import) and a rank-2
+// (mul), a normalisation (ONNX's Sub and Div), a dense head (MatMul, as TF's retrain graphs and ONNX's Gemm import) and a rank-2
 // BiasAdd. Parameter gradients (Trainer) and the input gradient (saliency) are checked against
 // finite differences of the graph's float64 CPU reference.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,10 @@ function denseGraph(batch: number): Graph {
     const sum = b.node('add', 'Residual', [c1, c2], {});
     const scale = b.variable('Scale/gamma', [C], { kind: 'truncated_normal', stddev: 1, mean: 1 });
     const scaled = b.node('mul', 'Scaled', [sum, scale], {});
-    const pooled = b.squeeze('Pooled', b.node('mean', 'GlobalPool', [scaled], { axes: [1, 2], keepDims: true }), [1, 2]);
+    const offset = b.variable('Norm/offset', [C], { kind: 'truncated_normal', stddev: 0.3 });
+    const divisor = b.variable('Norm/divisor', [C], { kind: 'truncated_normal', stddev: 0.2, mean: 2 });
+    const normed = b.node('div', 'Normed', [b.node('sub', 'Shifted', [scaled, offset], {}), divisor], {});
+    const pooled = b.squeeze('Pooled', b.node('mean', 'GlobalPool', [normed], { axes: [1, 2], keepDims: true }), [1, 2]);
     const w = b.variable('Logits/weights', [C, CLASSES], { kind: 'truncated_normal', stddev: 0.5 });
     const bias = b.variable('Logits/biases', [CLASSES], { kind: 'truncated_normal', stddev: 0.1 });
     const mm = b.node('matmul', 'Logits/MatMul', [pooled, w], { transA: false, transB: false });
@@ -60,7 +63,7 @@ function checkDirectional(what: string, grad: ArrayLike<number>, base: Float64Ar
   expect(Math.abs(analytic - fd), `${what}: <grad, d> ${analytic} vs finite differences ${fd}`).toBeLessThan(1e-5 + 1e-3 * Math.abs(fd));
 }
 
-describe('add, mul, matmul and rank-2 bias_add backward', () => {
+describe('add, mul, sub, div, matmul and rank-2 bias_add backward', () => {
   it('parameter gradients and the input gradient agree with float64 finite differences', async () => {
     const model = new Model(await getRuntime(), denseGraph);
     const images = randomArray(N * SIZE * SIZE * 3, 31);
@@ -75,7 +78,7 @@ describe('add, mul, matmul and rank-2 bias_add backward', () => {
     const logits = graph.endPoint('Logits');
     const lossWith = (name: string) => (v: Float64Array) =>
       crossEntropy(evaluateReference(graph, { input: images }, [logits], { overrides: new Map([[name, v]]) })[logits], labels);
-    const names = ['Dense/Conv2d_1a_3x3/weights', 'Dense/Conv2d_2a_1x1/biases', 'Dense/Scale/gamma', 'Dense/Logits/weights', 'Dense/Logits/biases'];
+    const names = ['Dense/Conv2d_1a_3x3/weights', 'Dense/Conv2d_2a_1x1/biases', 'Dense/Scale/gamma', 'Dense/Norm/offset', 'Dense/Norm/divisor', 'Dense/Logits/weights', 'Dense/Logits/biases'];
     names.forEach((name, k) => {
       expect(grads.get(name), name).toBeDefined();
       checkDirectional(name, grads.get(name)!, Float64Array.from(model.graph.param(name).data), lossWith(name), 40 + k);

@@ -115,3 +115,15 @@ export function accuracyRef(probs: ArrayLike<number>, labels: ArrayLike<number>,
   }
   return hits / labels.length;
 }
+
+/** max |a - b| / max |b|: the relative error of a whole output (the lengths must match). */
+export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  expect(actual.length).toBe(expected.length);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}

@@ -10,7 +10,7 @@ import { findTorchPython } from '../bench/torch_peer.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { inceptionV3 } from '../src/graph/models/inception_v3.ts';
 import { evaluateReference } from '../src/graph/reference.ts';
-import { randomArray } from './helpers.ts';
+import { randomArray, relError } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -27,16 +27,6 @@ function thinInception(batch: number) {
   return g;
 }
 
-function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 describe('network bench peers', () => {
   it.skipIf('reason' in torch)(`pytorch and onnxruntime-node run the same graph as the float64 reference${'reason' in torch ? ` (skipped: ${torch.reason})` : ''}`, async () => {

@@ -30,7 +30,7 @@ import { readDataset, splitDataset } from '../src/train/dataset.ts';
 import type { AugmentOptions } from '../src/train/augment.ts';
 import { fineTune } from '../src/train/finetune.ts';
 import { randomInception, replaceHead } from '../src/train/head.ts';
-import { SHARED_DIR, fixturesPresent, needsTitle, randomArray } from './helpers.ts';
+import { fixturesPresent, needsTitle, randomArray, relError, SHARED_DIR } from './helpers.ts';
 
 afterAll(closeRuntime);
 
@@ -44,17 +44,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** max |a - b| / max |b|: the relative error of a whole output, reported and held under TOL. */
-function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 /** ORT's outputs for an NHWC batch, fed as the NCHW tensor the file declares. */
 async function runOrt(bytes: Uint8Array, inputName: string, nhwc: Float32Array, [n, h, w, c]: number[]): Promise<Record<string, Float32Array>> {

@@ -39,7 +39,8 @@ function activation<K extends ActivationOp>(op: K): OpRule<K> {
   };
 }
 
-function binary<K extends 'add' | 'mul' | 'bias_add'>(op: K, kernel: BinaryOp): OpRule<K> {
+/** A broadcast binary op (ONNX's Sub and Div use it too: onnx_ops.ts). */
+export function binary<K extends 'add' | 'mul' | 'bias_add' | 'sub' | 'div'>(op: K, kernel: BinaryOp): OpRule<K> {
   return {
     shape(inputs) {
       arity(op, inputs, 2);
@@ -57,8 +58,9 @@ function binary<K extends 'add' | 'mul' | 'bias_add'>(op: K, kernel: BinaryOp): 
       const [a, b] = g.nodes[0].inputs;
       c.step(`${g.nodes[0].name} (forward)`, [a, b], [g.out], (ctx) => [binaryDispatch(kernel, ctx.t(a), ctx.t(b), ctx.t(g.out))]);
     },
-    // d(a + b) = dy, d(a * b) = dy * b (and * a), each summed back over the axes its operand was
-    // broadcast along: imported residual adds, scalings and rank-2 heads (MatMul + BiasAdd).
+    // d(a + b) = dy, d(a * b) = dy * b, d(a / b) = dy / b and -dy a / b^2, each summed back over the
+    // axes its operand was broadcast along: imported residual adds, scalings, normalisations and
+    // rank-2 heads (MatMul + BiasAdd).
     backward(c, g, dy) {
       const node = g.nodes[0];
       const [a, b] = node.inputs;

@@ -2,13 +2,13 @@
 // (clip, sqrt, reciprocal, hard sigmoid, hard swish), sub/div with broadcasting in any layout,
 // transpose, pad (constant/reflect/edge; negative pads crop, which is how Slice and Split lower),
 // sum over axes and global max pooling. Forward only: these graphs are run, not trained.
-import { type BinaryOp, binaryDispatch, binaryRef, binaryShape } from '../../kernels/binary.ts';
 import { padDispatch, padRef, padShape } from '../../kernels/pad.ts';
 import { globalPoolAttrs, poolDispatch, poolRef, poolShape } from '../../kernels/pool.ts';
 import { reduceDispatch, reduceRef, reduceShape } from '../../kernels/reduce.ts';
 import { transposeDispatch, transposeRef, transposeShape } from '../../kernels/transpose.ts';
 import { type UnaryAttrs, type UnaryOp, unaryDispatch, unaryRef } from '../../kernels/unary.ts';
 import type { Op, OpAttrMap } from '../ir.ts';
+import { binary } from './elementwise.ts';
 import { type OpRule, arity, only } from './rule.ts';
 
 type UnaryIrOp = 'clip' | 'sqrt' | 'reciprocal' | 'hardsigmoid' | 'hardswish' | 'exp' | 'log' | 'neg' | 'tanh';
@@ -35,24 +35,6 @@ function unaryRule<K extends UnaryIrOp>(op: K): OpRule<K> {
       const node = g.nodes[0] as unknown as { name: string; inputs: string[]; attrs: OpAttrMap[K] };
       const [x] = node.inputs;
       c.step(`${node.name} (forward)`, [x], [g.out], (ctx) => [unaryDispatch(kernel, ctx.t(x), ctx.t(g.out), unaryAttrs(op, node.attrs))]);
-    },
-  };
-}
-
-function binaryRule<K extends 'sub' | 'div'>(op: K): OpRule<K> {
-  const kernel = op as BinaryOp;
-  return {
-    shape(inputs) {
-      arity(op, inputs, 2);
-      return binaryShape(kernel, inputs[0], inputs[1]);
-    },
-    reference(node, io) {
-      const [a, b] = node.inputs;
-      return binaryRef(kernel, io.get(a), io.shape(a), io.get(b), io.shape(b));
-    },
-    forward(c, g) {
-      const [a, b] = g.nodes[0].inputs;
-      c.step(`${g.nodes[0].name} (forward)`, [a, b], [g.out], (ctx) => [binaryDispatch(kernel, ctx.t(a), ctx.t(b), ctx.t(g.out))]);
     },
   };
 }
@@ -127,8 +109,8 @@ export const ONNX_OPS = {
   log: unaryRule('log'),
   neg: unaryRule('neg'),
   tanh: unaryRule('tanh'),
-  sub: binaryRule('sub'),
-  div: binaryRule('div'),
+  sub: binary('sub', 'sub'),
+  div: binary('div', 'div'),
   transpose,
   pad,
   sum: reduceRule('sum'),
