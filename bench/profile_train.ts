@@ -5,8 +5,9 @@
 // by kernel family (the first word of each dispatch's label) and by whether the step belongs to
 // the trained top (Mixed_7*, Logits, loss, update) or the frozen body, and the conv dispatches by
 // the kernel variant they took (src/kernels/choice.ts: the tuned or default choice).
+// `--case forward` profiles the inference plan (Model.predict's dispatches) the same way.
 //
-//   node scripts/quiet-dawn.mjs --import tsx bench/profile_train.ts [--batch 8] [--size 299] [--case a|b] [--top 15]
+//   node scripts/quiet-dawn.mjs --import tsx bench/profile_train.ts [--batch 8] [--size 299] [--case a|b|forward] [--top 15]
 import { type PreparedDispatch } from '../src/gpu/recorder.ts';
 import { closeRuntime, getRuntime, type Runtime } from '../src/gpu/runtime.ts';
 import { Model } from '../src/graph/model.ts';
@@ -90,9 +91,37 @@ async function main(argv: string[]): Promise<void> {
   const size = Number(opt('--size', '299'));
   const which = opt('--case', 'b');
   const top = Number(opt('--top', '15'));
+  if (!['a', 'b', 'forward'].includes(which)) throw new Error(`profile: --case must be a, b or forward, not '${which}'`);
   const rt = await getRuntime();
   if (!rt.hasTimestamps) throw new Error('profile: the adapter has no timestamp queries');
   const model = await Model.inceptionV3({ inputSize: size, numClasses: 1001, auxLogits: false, seed: 1 }, rt);
+  const per = model.inputShape.reduce((a, b) => a * b, 1);
+  const images = Float32Array.from({ length: batch * per }, (_, i) => Math.sin(i * 0.37));
+  const { wallMs, rows, profWall, dispose } = which === 'forward' ? await profileForward(rt, model, images, batch) : await profileStep(rt, model, images, batch, which);
+  const total = rows.reduce((a, r) => a + r.ms, 0);
+  const out: string[] = [];
+  out.push(`case (${which}) batch ${batch} ${size}x${size}: ${which === 'forward' ? 'predict' : 'step'} wall ${wallMs.toFixed(0)} ms; ${rows.length} dispatches, GPU sum ${total.toFixed(0)} ms (profiled replay wall ${profWall.toFixed(0)} ms)`);
+  out.push('', '| family | dispatches | ms | share |', '|---|---|---|---|');
+  out.push(...table(rows, (r) => family(r.label), total));
+  out.push('', '| region / family | dispatches | ms | share |', '|---|---|---|---|');
+  out.push(...table(rows, (r) => `${region(r.label, r.label.startsWith('update: '))} ${family(r.label)}`, total));
+  out.push('', '| family / kernel variant | dispatches | ms | share |', '|---|---|---|---|');
+  out.push(...table(rows.filter((r) => variant(r.label)), (r) => `${family(r.label)} ${variant(r.label)}`, total));
+  out.push('', `top ${top} dispatches (conv labels end with their kernel variant):`);
+  for (const r of [...rows].sort((a, b) => b.ms - a.ms).slice(0, top)) out.push(`  ${r.ms.toFixed(1)} ms  ${r.label}`);
+  console.log(out.join('\n'));
+  dispose();
+}
+
+interface Profile {
+  wallMs: number;
+  rows: Row[];
+  profWall: number;
+  dispose: () => void;
+}
+
+/** One training step (case a: all layers; b: Mixed_7* and Logits), warmed up, then replayed. */
+async function profileStep(rt: Runtime, model: Model, images: Float32Array, batch: number, which: string): Promise<Profile> {
   const g = model.graph;
   const trainable = (p: string) => g.param(p).trainable && (which === 'a' || p.includes('Mixed_7') || p.includes('Logits'));
   const trainer = new Trainer(model, {
@@ -102,8 +131,6 @@ async function main(argv: string[]): Promise<void> {
     training: { trainable },
   });
   if (trainer.microBatches !== 1) throw new Error('profile: the step runs as micro-batches; pick a smaller batch');
-  const per = model.inputShape.reduce((a, b) => a * b, 1);
-  const images = Float32Array.from({ length: batch * per }, (_, i) => Math.sin(i * 0.37));
   const labels = Int32Array.from({ length: batch }, (_, i) => (i * 97) % 1001);
   await trainer.trainStep(images, labels); // compiles pipelines, fills the buffers
   let t = performance.now();
@@ -114,20 +141,20 @@ async function main(argv: string[]): Promise<void> {
   const update = (trainer as unknown as { update: PreparedDispatch[] }).update;
   t = performance.now();
   const rows = [...(await timeEach(rt, program)), ...(await timeEach(rt, update)).map((r) => ({ ...r, label: `update: ${r.label}` }))];
-  const profWall = performance.now() - t;
-  const total = rows.reduce((a, r) => a + r.ms, 0);
-  const out: string[] = [];
-  out.push(`case (${which}) batch ${batch} ${size}x${size}: step wall ${wallMs.toFixed(0)} ms; ${rows.length} dispatches, GPU sum ${total.toFixed(0)} ms (profiled replay wall ${profWall.toFixed(0)} ms)`);
-  out.push('', '| family | dispatches | ms | share |', '|---|---|---|---|');
-  out.push(...table(rows, (r) => family(r.label), total));
-  out.push('', '| region / family | dispatches | ms | share |', '|---|---|---|---|');
-  out.push(...table(rows, (r) => `${region(r.label, r.label.startsWith('update: '))} ${family(r.label)}`, total));
-  out.push('', '| family / kernel variant | dispatches | ms | share |', '|---|---|---|---|');
-  out.push(...table(rows.filter((r) => variant(r.label)), (r) => `${family(r.label)} ${variant(r.label)}`, total));
-  out.push('', `top ${top} dispatches (conv labels end with their kernel variant):`);
-  for (const r of [...rows].sort((a, b) => b.ms - a.ms).slice(0, top)) out.push(`  ${r.ms.toFixed(1)} ms  ${r.label}`);
-  console.log(out.join('\n'));
-  trainer.dispose();
+  return { wallMs, rows, profWall: performance.now() - t, dispose: () => trainer.dispose() };
+}
+
+/** The inference plan of Model.predict at this batch, warmed up, then replayed. */
+async function profileForward(rt: Runtime, model: Model, images: Float32Array, batch: number): Promise<Profile> {
+  await model.predict(images); // compiles pipelines (and tunes, where autotuning is on)
+  let t = performance.now();
+  await model.predict(images);
+  const wallMs = performance.now() - t;
+  // The plan's prepared dispatches (private: a profile looks inside).
+  const program = (model.plan(batch) as unknown as { program: { prepared: PreparedDispatch[] } }).program.prepared;
+  t = performance.now();
+  const rows = await timeEach(rt, program);
+  return { wallMs, rows, profWall: performance.now() - t, dispose: () => model.dispose() };
 }
 
 try {
