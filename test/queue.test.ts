@@ -6,6 +6,7 @@
 // Skips, saying why, when there is no redis-server and it cannot be installed (scripts/redis.mjs).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +85,18 @@ async function stop(p: Proc): Promise<void> {
   clearTimeout(timer);
 }
 
+/** A loopback TCP port nothing listens on (bound, then released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
@@ -113,6 +126,24 @@ describe('queue pieces (no Redis)', () => {
       expect(globRegExp('/a/*/b?.png').test('/a/x/y/b1.png')).toBe(false);
       expect(() => expandImages([join(dir, 'none-*.png')])).toThrow(/none-\*\.png: the pattern matches no PNG or JPEG files/);
       expect(() => expandImages([join(dir, 'missing.png')])).toThrow(/missing\.png: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a worker told to stop while Redis does not answer ends, saying why, instead of waiting for Redis', async () => {
+    const port = await freePort(); // nothing listens there
+    const dir = mkdtempSync(join(tmpdir(), 'incept-queue-away-'));
+    try {
+      const w = incept(['worker', '--queue', `redis://127.0.0.1:${port}`], join(dir, 'worker.log'));
+      await until('the worker to meet the refused connection', () => /ECONNREFUSED/.test(readFileSync(w.log, 'utf8')), 60_000);
+      w.child.kill('SIGTERM');
+      const guard = setTimeout(() => w.child.kill('SIGKILL'), 60_000); // a hang fails below, not the suite
+      const code = await w.exited;
+      clearTimeout(guard);
+      expect(w.child.signalCode).toBeNull(); // ended by itself, not by the guard's SIGKILL
+      expect(code).toBe(0);
+      expect(readFileSync(w.log, 'utf8')).toMatch(/does not answer; stopping without it/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

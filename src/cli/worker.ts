@@ -48,13 +48,23 @@ export async function workerMain(argv: string[]): Promise<number> {
   } catch (e) {
     throw new UsageError(`worker: ${(e as Error).message}`);
   }
-  await new Promise<void>((resolve) => {
+  const status = await new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
-      process.stderr.write(`incept worker: ${signal}: finishing the current job, then stopping\n`);
-      worker.close().then(resolve, resolve);
+      if (stopping) {
+        // A second signal: the user will not wait for the current job.
+        process.stderr.write(`incept worker: ${signal} again: stopping now (the current job is redone by another worker once its lock expires)\n`);
+        resolve(130);
+        return;
+      }
+      stopping = true;
+      process.stderr.write(`incept worker: ${signal}: finishing the current job, then stopping (send it again to stop at once)\n`);
+      worker.close().then(() => resolve(0), () => resolve(0));
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
-  return 0;
+  // Sockets BullMQ or ioredis may still hold (Redis away) must not keep the process alive.
+  setTimeout(() => process.exit(status), 1000).unref();
+  return status;
 }

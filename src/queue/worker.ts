@@ -4,7 +4,7 @@
 // retry is idempotent (see shard.ts). Redis going away is waited out: BullMQ reconnects.
 import { hostname } from 'node:os';
 import { type Job, Worker } from 'bullmq';
-import { redisConnection } from './connection.ts';
+import { type QueueConnection, redisConnection } from './connection.ts';
 import { DEFAULT_QUEUE_NAME, type QueueJob, type ShardResult } from './jobs.ts';
 import { ModelCache, runShard } from './shard.ts';
 import { runTrainJob, type TrainResult } from './sweep.ts';
@@ -22,8 +22,29 @@ export interface WorkerOptions {
 
 export interface RunningWorker {
   name: string;
-  /** Finishes the current job, then stops. */
-  close(): Promise<void>;
+  /**
+   * Finishes the current job, then stops. While Redis does not answer, BullMQ's close waits for
+   * it without end; after `awayMs` (default 5 s) of Redis being away the worker stops without
+   * it: an unfinished job keeps its lock until the lock expires, then another worker redoes it
+   * (shards and training runs are idempotent).
+   */
+  close(opts?: { awayMs?: number }): Promise<void>;
+}
+
+/** Resolves once the connection has not been 'ready' for `ms` in a row (checked 4x a second). */
+function awayFor(connection: QueueConnection, ms: number, stopped: { done: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    let since = connection.status === 'ready' ? 0 : Date.now();
+    const timer = setInterval(() => {
+      if (stopped.done) return clearInterval(timer);
+      if (connection.status === 'ready') since = 0;
+      else if (since === 0) since = Date.now();
+      else if (Date.now() - since >= ms) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 250);
+  });
 }
 
 function describe(job: QueueJob, r: ShardResult | TrainResult): string {
@@ -72,10 +93,22 @@ export function startWorker(o: WorkerOptions): RunningWorker {
   log(`incept worker ${name}: taking jobs from ${o.url} (queue '${o.queueName ?? DEFAULT_QUEUE_NAME}')`);
   return {
     name,
-    close: async () => {
-      await worker.close();
+    close: async (opts = {}) => {
+      const graceful = { done: false };
+      const closed = worker.close().then(() => {
+        graceful.done = true;
+      });
+      await Promise.race([closed, awayFor(connection, opts.awayMs ?? 5000, graceful)]);
+      if (!graceful.done) {
+        log(`incept worker: Redis at ${o.url} does not answer; stopping without it (a job left unfinished is redone by another worker once its lock expires)`);
+        // Neither BullMQ's close nor ioredis' quit can finish without Redis: drop the sockets
+        // and stop reconnecting, so that nothing keeps the process alive.
+        void worker.close(true).catch(() => {});
+        void worker.disconnect().catch(() => {});
+        connection.disconnect();
+      }
       models.dispose();
-      await connection.quit().catch(() => {});
+      if (graceful.done) await connection.quit().catch(() => {});
     },
   };
 }
