@@ -5,7 +5,7 @@
 // in the middle of a shard, and with Redis restarted in the middle of the run.
 // Skips, saying why, when there is no redis-server and it cannot be installed (scripts/redis.mjs).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ import { configName, configurations, parseSweep, runTrainJob, type SweepRow } fr
 import { trainMain } from '../src/cli/train.ts';
 import { closeRuntime } from '../src/gpu/runtime.ts';
 import { readShardFile, type ShardRecord } from '../src/queue/shard.ts';
+import { type ShardJob, shardFile } from '../src/queue/jobs.ts';
+import { mergeShards } from '../src/queue/submit.ts';
 import { TINY_CLASSES, TINY_SIZE, writeImages, writeTinyModel } from './queue-fixtures.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -146,6 +148,33 @@ describe('queue pieces (no Redis)', () => {
       expect(readFileSync(w.log, 'utf8')).toMatch(/does not answer; stopping without it/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('merging saliency shards counts the blank maps; their records keep the warnings', () => {
+    const out = mkdtempSync(join(tmpdir(), 'incept-queue-merge-'));
+    try {
+      mkdirSync(join(out, 'shards'), { recursive: true });
+      const rec = (index: number, blank: boolean): ShardRecord => ({
+        index,
+        file: `/d/img-${index}.png`,
+        target: 1,
+        class: 'malignant',
+        score: 0.5,
+        png: `/o/${index}.png`,
+        raw: `/o/${index}.f32`,
+        ...(blank ? { allZero: true, warnings: ['the map is zero everywhere'] } : {}),
+      });
+      writeFileSync(shardFile(out, 0), [rec(0, false), rec(1, true)].map((r) => `${JSON.stringify(r)}\n`).join(''));
+      writeFileSync(shardFile(out, 1), [rec(2, true), { index: 3, file: '/d/bad.png', error: 'not an image' }].map((r) => `${JSON.stringify(r)}\n`).join(''));
+      const job = (shard: number) => ({ type: 'shard', kind: 'saliency', run: 'r', shard, shards: 2, model: '/m', out, images: [], batch: 1 }) as ShardJob;
+      const { summary } = mergeShards(out, [job(1), job(0)]);
+      expect(summary).toMatchObject({ images: 4, failed: 1, allZeroMaps: 2 });
+      const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ShardRecord);
+      expect(lines.map((l) => l.index)).toEqual([0, 1, 2, 3]);
+      expect(lines[1].warnings).toEqual(['the map is zero everywhere']);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
     }
   });
 
@@ -377,6 +406,8 @@ describe.skipIf(!redis.path)('incept worker / submit on BullMQ', () => {
     expect(await s.exited, readFileSync(s.log, 'utf8')).toBe(0);
     const records = readFileSync(join(sal, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ShardRecord);
     expect(records.map((r) => r.file)).toEqual(picked);
+    const salSummary = JSON.parse(readFileSync(join(sal, 'summary.json'), 'utf8'));
+    expect(salSummary.allZeroMaps).toBe(records.filter((r) => r.allZero).length);
     expect(records[2].error).toMatch(/img-00004\.png: not a PNG or JPEG image/);
     for (const r of records.slice(0, 2)) {
       const png = PNG.sync.read(readFileSync(r.png!));

@@ -3,7 +3,7 @@
 // job is done (see src/queue/submit.ts). Submitting the same command again adds nothing twice:
 // job ids come from the request, and finished shards are not redone.
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { writeFileAtomic } from '../import/atomic-write.ts';
@@ -268,6 +268,8 @@ export async function submitMain(argv: string[]): Promise<number> {
     }
     const { summary } = mergeShards(c.out, jobs.map((j) => j.data as ShardJob), { kind, run: jobs[0]?.data.run, out: c.out });
     console.log(JSON.stringify(summary, null, 2));
+    const blank = Number(summary.allZeroMaps ?? 0);
+    if (blank > 0) process.stderr.write(`incept: warning: ${blank} saliency map(s) are zero everywhere; their lines in ${join(c.out, 'results.jsonl')} say why\n`);
     return 0;
   } finally {
     await queue.close().catch(() => {});

@@ -29,6 +29,9 @@ export interface ShardRecord {
   score?: number;
   png?: string;
   raw?: string;
+  /** saliency: the map is zero everywhere (nothing drawn); `warnings` says why it may be. */
+  allZero?: boolean;
+  warnings?: string[];
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -147,7 +150,11 @@ async function explainImage(job: ShardJob, m: LoadedModel, image: ShardImage): P
   const picture = overlay(toDisplayImage(x, H, W, { mean: m.preprocessing!.mean, std: m.preprocessing!.std }), r.map);
   writeFileAtomic(`${stem}.png`, [encodePng(picture)]);
   writeFileAtomic(`${stem}.f32`, [float32Bytes(r.map)]);
-  return { index: image.index, file: image.path, target: r.target, class: m.classes?.[r.target] ?? null, score: r.score, png: `${stem}.png`, raw: `${stem}.f32` };
+  const record: ShardRecord = { index: image.index, file: image.path, target: r.target, class: m.classes?.[r.target] ?? null, score: r.score, png: `${stem}.png`, raw: `${stem}.f32` };
+  // What `incept saliency` prints as warnings goes into the record: a blank map must not pass unseen.
+  if (r.allZero) record.allZero = true;
+  if (r.warnings.length) record.warnings = r.warnings;
+  return record;
 }
 
 /**

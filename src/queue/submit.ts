@@ -146,6 +146,7 @@ async function reconcile(queue: Queue, jobs: PlannedJob[], retryFailed: boolean)
 export function mergeShards(out: string, jobs: ShardJob[], extra: Record<string, unknown> = {}): { summary: Record<string, unknown> } {
   let images = 0;
   let failed = 0;
+  let allZero = 0;
   const kept: ShardRecord[] = [];
   const evaluate = jobs[0]?.kind === 'evaluate';
   function* parts(): Generator<Uint8Array> {
@@ -153,6 +154,7 @@ export function mergeShards(out: string, jobs: ShardJob[], extra: Record<string,
       const records = readShardFile(shardFile(out, j.shard));
       images += records.length;
       failed += records.filter((r) => r.error).length;
+      allZero += records.filter((r) => r.allZero).length;
       if (evaluate) kept.push(...records);
       yield Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
     }
@@ -160,6 +162,7 @@ export function mergeShards(out: string, jobs: ShardJob[], extra: Record<string,
   writeFileAtomic(join(out, 'results.jsonl'), parts());
   const summary: Record<string, unknown> = { ...extra, images, failed, shards: jobs.length };
   if (evaluate) summary.metrics = evaluationMetrics(kept, jobs[0].classes ?? []);
+  if (jobs[0]?.kind === 'saliency') summary.allZeroMaps = allZero; // their records carry the warnings
   writeFileAtomic(join(out, 'summary.json'), [Buffer.from(`${JSON.stringify(summary, null, 2)}\n`)]);
   return { summary };
 }
