@@ -18,6 +18,12 @@ import { conv2dGradFilterRef, conv2dGradInputRef } from '../src/kernels/conv2d_b
 import { TILE_64X64, tileFits, tiledTuning } from '../src/kernels/conv2d_tiled.ts';
 import { tiledConv2dGradFilterVariants, tiledConv2dGradInputVariants, tiledConv2dVariants } from '../src/kernels/conv2d_tiled_variants.ts';
 import type { Runtime } from '../src/gpu/runtime.ts';
+import { GraphBuilder } from '../src/graph/builder.ts';
+import { compile } from '../src/graph/executor.ts';
+import { evaluateReference } from '../src/graph/reference.ts';
+import { forgetTuning } from '../src/kernels/choice.ts';
+import { conv2dScratchBytes } from '../src/kernels/conv2d.ts';
+import { matmulScratchBytes } from '../src/kernels/matmul.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -70,6 +76,10 @@ const FORWARD: Case[] = [
   { name: 'Co 6 into channels 3..9 of 11 (scalar filter loads, masked epilogue, scalar stores)', x: [1, 5, 6, 8], w: [3, 3, 8, 6], attrs: { padding: 'SAME' }, slice: [11, 3], act: 'relu6', only64: true },
   { name: 'the policy splits K 512 in 2 but no scratch is given: runs unsplit', x: [1, 4, 4, 512], w: [1, 1, 512, 8], attrs: {}, policySplits: 2, noScratch: true, only64: true },
   { name: 'split-K: 3 splits of K 144, epilogue in the sum pass, into channels 4..12 of 16', x: [1, 5, 5, 16], w: [3, 3, 16, 8], attrs: { padding: 'SAME' }, splits: 3, slice: [16, 4] },
+  // Other split counts on the same two pipelines (split GEMM, sum pass with the relu epilogue).
+  { name: 'split-K: 2 splits of K 512 (1x1), into channels 8..32 of 40', x: [1, 4, 4, 512], w: [1, 1, 512, 24], attrs: {}, splits: 2, slice: [40, 8] },
+  { name: 'split-K: 7 splits of K 100 (the last one 4 long), into channels 5..17 of 23 (odd offset and stride)', x: [1, 6, 6, 100], w: [1, 1, 100, 12], attrs: {}, splits: 7, slice: [23, 5] },
+  { name: 'split-K: 9 splits of K 144 (one BK step each), 3x3 stride 2, M 9 in one row tile', x: [1, 6, 6, 16], w: [3, 3, 16, 8], attrs: { strides: [2, 2], padding: 'SAME' }, splits: 9 },
 ];
 
 async function checkForward(variantIndex: number, c: Case): Promise<void> {
@@ -211,7 +221,7 @@ describe('tiled variants: what they refuse', () => {
     const x = empty(rt, [1, 4, 4, 8]);
     const w = empty(rt, [3, 3, 4, 8]);
     const y = empty(rt, [1, 2, 2, 8]);
-    const args = { x, w, y, attrs: { groups: 2 }, epilogue: {}, channelOffset: 0 };
+    const args = { x, w, y, attrs: { groups: 2 }, epilogue: {}, channelOffset: 0, scratch: null };
     for (const v of tiledConv2dVariants) {
       expect(v.supports(rt, args), v.name).toBe(false);
       expect(v.dispatch(args), v.name).toBeNull();
@@ -248,4 +258,62 @@ describe('tiled variants: what they refuse', () => {
       /conv2dGradFilter \(tiled-64x64-4x4\).*scratch must hold 128 bytes/,
     );
   });
+});
+
+// A compiled program on the GPU class's default choices (lavapipe posing as a GPU): a conv and a
+// matmul (run as a 1x1 conv) with one output tile each and K 1024 split 4 ways inside the
+// program, their partial sums in scratch the memory planner placed.
+describe('split-K inside a compiled program (INCEPT_ADAPTER_CLASS=gpu)', () => {
+  const saved = { cls: process.env.INCEPT_ADAPTER_CLASS, cache: process.env.INCEPT_TUNING_CACHE };
+  afterEach(() => {
+    for (const [k, v] of [['INCEPT_ADAPTER_CLASS', saved.cls], ['INCEPT_TUNING_CACHE', saved.cache]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    forgetTuning();
+  });
+
+  it('conv + folded batchnorm + relu and a matmul: tiled variant, sum pass, planned scratch, float64 reference', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_ADAPTER_CLASS = 'gpu';
+    process.env.INCEPT_TUNING_CACHE = 'off'; // the default choices, whatever a cache file holds
+    forgetTuning();
+    const b = new GraphBuilder('Net', { seed: 4 });
+    const x = b.input('input', [1, 8, 8, 1024]);
+    const conv = b.output(b.convBnRelu('Conv2d_0a_1x1', x, 24, 1));
+    const rows = b.node('reshape', 'Reshape', [x], { shape: [64, 1024] });
+    const wm = b.variable('Logits/weights', [1024, 8], { kind: 'truncated_normal', stddev: 0.05 });
+    const mm = b.output(b.node('matmul', 'MatMul', [rows, wm], { transA: false, transB: false }));
+    const bn = 'Net/Conv2d_0a_1x1/BatchNorm';
+    b.graph.param(`${bn}/beta`).data = randomArray(24, 20);
+    b.graph.param(`${bn}/moving_mean`).data = randomArray(24, 21, -0.2, 0.2);
+    b.graph.param(`${bn}/moving_variance`).data = randomArray(24, 22, 0.5, 2);
+    const input = randomArray(8 * 8 * 1024, 23);
+    const plan = compile(rt, b.graph);
+    try {
+      // (a) both steps took the tiled kernel by default, with a sum pass after the split GEMM.
+      const used = plan.variants();
+      expect(used.map((u) => [u.step, u.variant, u.source])).toEqual([
+        ['Net/Conv2d_0a_1x1/Conv2D (forward)', 'tiled-64x64-4x4', 'default'],
+        ['Net/MatMul (forward)', 'tiled-64x64-4x4', 'default'],
+      ]);
+      expect(plan.steps.filter((s) => s.op === 'conv2d' || s.op === 'matmul').map((s) => s.dispatches)).toEqual([2, 2]);
+      // (c) each scratch (4 splits x M 64 x Co floats) is a planned slot living one step only.
+      const convScratch = conv2dScratchBytes([1, 8, 8, 1024], [1, 1, 1024, 24], {}, rt);
+      const mmScratch = matmulScratchBytes([64, 1024], [1024, 8], {}, rt);
+      expect([convScratch, mmScratch]).toEqual([4 * 64 * 24 * 4, 4 * 64 * 8 * 4]);
+      for (const bytes of [convScratch, mmScratch]) {
+        const slots = plan.memory.placements.filter((p) => p.bytes === bytes);
+        expect(slots.length, `a planned slot of ${bytes} bytes`).toBe(1);
+        expect(slots[0].first).toBe(slots[0].last);
+      }
+      // (b) the outputs against the float64 graph reference (conv2dRef, batchnorm, relu, matmulRef).
+      const got = await plan.runToHost(input);
+      const want = evaluateReference(b.graph, { input }, [conv, mm]);
+      expectClose(got[conv], want[conv], TOL, 'conv + batchnorm + relu, split 4 ways');
+      expectClose(got[mm], want[mm], TOL, 'matmul, split 4 ways');
+    } finally {
+      plan.destroy();
+    }
+  }, 120_000);
 });
