@@ -5,7 +5,9 @@
 // SAME/VALID, stride 2 (and stride phases without taps), 1x7 / 7x1, dilation, channel counts off
 // the vec4 paths, rows and columns that do not fill a tile, the fused epilogue into a channel
 // slice, accumulation, dy slices and split-K. Lavapipe compiles every pipeline (seconds each), so
-// the 128x64 variant runs a subset that still covers each of its pipelines.
+// the 128x64 variant runs a subset that still covers each of its pipelines. The last block runs
+// the forward split-K where it is planned: a compiled program on the GPU class's default choices
+// (its scratch in the memory plan), conv2dDispatches' fallback, and the tuner's scratch.
 // Tolerance: float32 sums of up to ~3500 products of values in [-1, 1] (scales up to 3):
 // |gpu - ref| <= 1e-4 + 1e-4 |ref|, as test/conv2d_backward.test.ts.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -21,8 +23,11 @@ import type { Runtime } from '../src/gpu/runtime.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { compile } from '../src/graph/executor.ts';
 import { evaluateReference } from '../src/graph/reference.ts';
-import { forgetTuning } from '../src/kernels/choice.ts';
-import { conv2dScratchBytes } from '../src/kernels/conv2d.ts';
+import { chooseVariant, forgetTuning } from '../src/kernels/choice.ts';
+import { registerVariant } from '../src/kernels/registry.ts';
+import { tuneCalls } from '../src/kernels/tuner.ts';
+import type { Conv2dCall, KernelVariant } from '../src/kernels/variants.ts';
+import { conv2dDispatches, conv2dScratchBytes } from '../src/kernels/conv2d.ts';
 import { matmulScratchBytes } from '../src/kernels/matmul.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
@@ -43,7 +48,7 @@ interface Case {
   slice?: [number, number];
   /** Forced split-K splits. */
   splits?: number;
-  /** Forward: give no scratch (Conv2dArgs carries none), so a shape the policy splits runs unsplit. */
+  /** Forward: call the variant without a scratch, so a shape the policy splits runs unsplit. */
   noScratch?: boolean;
   /** Splits the shape-based policy must choose by itself (Inception-sized cases). */
   policySplits?: number;
@@ -314,6 +319,65 @@ describe('split-K inside a compiled program (INCEPT_ADAPTER_CLASS=gpu)', () => {
       expectClose(got[mm], want[mm], TOL, 'matmul, split 4 ways');
     } finally {
       plan.destroy();
+    }
+  }, 120_000);
+
+  it('conv2dDispatches: the tiled variant splits with its scratch; without one (or too short) the reference runs', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_ADAPTER_CLASS = 'gpu';
+    process.env.INCEPT_TUNING_CACHE = 'off';
+    forgetTuning();
+    const [xs, ws] = [[1, 4, 4, 512], [1, 1, 512, 8]];
+    const [x, xd] = await up(rt, xs, 30);
+    const [w, wd] = await up(rt, ws, 31);
+    const y = empty(rt, [1, 4, 4, 8]);
+    const bytes = conv2dScratchBytes(xs, ws, {}, rt);
+    expect(bytes).toBe(2 * 16 * 8 * 4);
+    const want = conv2dRef(xd, xs, wd, ws, {});
+    const scratch = empty(rt, [bytes / 4]);
+    const short = empty(rt, [bytes / 4 - 1]);
+    const ref = chooseVariant('conv2d', rt, { x, w, y, attrs: {}, epilogue: {}, channelOffset: 0, scratch: null }).reference.name;
+    try {
+      for (const [given, variant, count] of [[scratch, 'tiled-64x64-4x4', 2], [null, ref, 1], [short, ref, 1]] as const) {
+        const ds = conv2dDispatches(x, w, y, {}, {}, 0, given);
+        expect(ds.map((d) => d.label.slice(d.label.lastIndexOf('['))), `scratch ${given?.bytes ?? 'none'}`).toEqual(Array(count).fill(`[${variant}]`));
+        run(rt, ds);
+        expectClose(await y.read(), want, TOL, `conv2dDispatches via ${variant}`);
+      }
+    } finally {
+      scratch.dispose();
+      short.dispose();
+    }
+  }, 120_000);
+
+  it('the tuner gives a forward candidate the split-K scratch it reports, and checks its split output', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_TUNING_CACHE = 'off';
+    forgetTuning();
+    const tiled = tiledConv2dVariants[0];
+    const seen: { scratch: number; dispatches: number }[] = [];
+    // The 64x64 tiled variant under another name, recording what the tuner hands it.
+    const spy: KernelVariant<'conv2d'> = {
+      ...tiled,
+      name: 'test-tiled-spy',
+      dispatch(a) {
+        const ds = tiled.dispatch(a);
+        seen.push({ scratch: a.scratch?.bytes ?? 0, dispatches: ds?.length ?? 0 });
+        return ds;
+      },
+    };
+    const call: Conv2dCall = {
+      family: 'conv2d', x: [1, 4, 4, 512], w: [1, 1, 512, 8], y: [1, 4, 4, 8], attrs: {},
+      epilogue: { scale: true, shift: true, bias: true, activation: 'relu' }, channelOffset: 0,
+    };
+    const remove = registerVariant(spy);
+    try {
+      const [r] = await tuneCalls(rt, [call], { variants: ['test-tiled-spy'], runs: 1, persist: false });
+      expect(r.rejected).toEqual([]);
+      expect(Object.keys(r.ms)).toContain('test-tiled-spy');
+      expect(seen[0]).toEqual({ scratch: 2 * 16 * 8 * 4, dispatches: 2 }); // K 512: 2 splits of 16 x 8 outputs
+    } finally {
+      remove();
     }
   }, 120_000);
 });
