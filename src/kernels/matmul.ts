@@ -74,31 +74,33 @@ export function matmulScratchBytes(a: Shape, b: Shape, attrs: MatmulAttrs = {}, 
   return conv2dScratchBytes([1, 1, g.m, g.k], [1, 1, g.k, g.n], {}, rt);
 }
 
+/** The call's geometry and label, checking the output's size. */
+function checkCall(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs, c?: Tensor): { g: MatmulGeometry; label: string; conv: boolean } {
+  const g = geometry(a.shape, b.shape, attrs, c?.shape);
+  const label = `matmul a ${shapeString(a.shape)} b ${shapeString(b.shape)} -> ${shapeString(g.out)}`;
+  if (y.size !== g.out.reduce((p, q) => p * q, 1)) throw new Error(`${label}: output ${shapeString(y.shape)} has the wrong size`);
+  return { g, label, conv: onConvPath(g, a.rank, b.rank, attrs) };
+}
+
+/** A conv dispatch relabelled as this matmul's, keeping the variant the conv's label ends with. */
+const relabel = (d: Dispatch, label: string): Dispatch => ({ ...d, label: `${label}${d.label.slice(d.label.lastIndexOf(' ['))}` });
+
 /**
  * The dispatches of y = alpha op(a) op(b) + beta c: on the conv path the chosen conv variant's
  * (with a split-K sum pass when `scratch` of matmulScratchBytes is given), else one matmul.
  */
 export function matmulDispatches(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs = {}, c?: Tensor, scratch: Tensor | null = null): Dispatch[] {
-  const g = geometry(a.shape, b.shape, attrs, c?.shape);
-  const label = `matmul a ${shapeString(a.shape)} b ${shapeString(b.shape)} -> ${shapeString(g.out)}`;
-  if (y.size !== g.out.reduce((p, q) => p * q, 1)) throw new Error(`${label}: output ${shapeString(y.shape)} has the wrong size`);
-  if (!onConvPath(g, a.rank, b.rank, attrs)) return [generalMatmul(a, b, y, attrs, c, g, label)];
-  const x4 = a.reshape([1, 1, g.m, g.k]);
-  const w4 = b.reshape([1, 1, g.k, g.n]);
-  const y4 = y.reshape([1, 1, g.m, g.n]);
-  // The conv's own labels end with the variant chosen: keep that part.
-  const ds = conv2dDispatches(x4, w4, y4, {}, c ? { bias: c } : {}, 0, scratch);
-  return ds.map((d, i) => ({ ...d, label: `${label}${i > 0 ? ' (sum pass)' : ''}${d.label.slice(d.label.lastIndexOf(' ['))}` }));
+  const { g, label, conv } = checkCall(a, b, y, attrs, c);
+  if (!conv) return [generalMatmul(a, b, y, attrs, c, g, label)];
+  const ds = conv2dDispatches(a.reshape([1, 1, g.m, g.k]), b.reshape([1, 1, g.k, g.n]), y.reshape([1, 1, g.m, g.n]), {}, c ? { bias: c } : {}, 0, scratch);
+  return ds.map((d, i) => relabel(d, i > 0 ? `${label} (sum pass)` : label));
 }
 
 /** One dispatch of the call, without scratch (a conv variant that would split gives way to the reference). */
 export function matmulDispatch(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs = {}, c?: Tensor): Dispatch {
-  const g = geometry(a.shape, b.shape, attrs, c?.shape);
-  const label = `matmul a ${shapeString(a.shape)} b ${shapeString(b.shape)} -> ${shapeString(g.out)}`;
-  if (y.size !== g.out.reduce((p, q) => p * q, 1)) throw new Error(`${label}: output ${shapeString(y.shape)} has the wrong size`);
-  if (!onConvPath(g, a.rank, b.rank, attrs)) return generalMatmul(a, b, y, attrs, c, g, label);
-  const d = conv2dDispatch(a.reshape([1, 1, g.m, g.k]), b.reshape([1, 1, g.k, g.n]), y.reshape([1, 1, g.m, g.n]), {}, c ? { bias: c } : {});
-  return { ...d, label: `${label}${d.label.slice(d.label.lastIndexOf(' ['))}` };
+  const { g, label, conv } = checkCall(a, b, y, attrs, c);
+  if (!conv) return generalMatmul(a, b, y, attrs, c, g, label);
+  return relabel(conv2dDispatch(a.reshape([1, 1, g.m, g.k]), b.reshape([1, 1, g.k, g.n]), y.reshape([1, 1, g.m, g.n]), {}, c ? { bias: c } : {}), label);
 }
 
 /** shaders/matmul.wgsl: one output per invocation, any transposes, batches and broadcast C. */
