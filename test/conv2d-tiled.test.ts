@@ -7,7 +7,8 @@
 // slice, accumulation, dy slices and split-K. Lavapipe compiles every pipeline (seconds each), so
 // the 128x64 variant runs a subset that still covers each of its pipelines. The last block runs
 // the forward split-K where it is planned: a compiled program on the GPU class's default choices
-// (its scratch in the memory plan), conv2dDispatches' fallback, and the tuner's scratch.
+// (its scratch in the memory plan), a training step, conv2dDispatches' fallback to the
+// reference, and the scratch the tuner hands a candidate.
 // Tolerance: float32 sums of up to ~3500 products of values in [-1, 1] (scales up to 3):
 // |gpu - ref| <= 1e-4 + 1e-4 |ref|, as test/conv2d_backward.test.ts.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -22,6 +23,8 @@ import { tiledConv2dGradFilterVariants, tiledConv2dGradInputVariants, tiledConv2
 import type { Runtime } from '../src/gpu/runtime.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { compile } from '../src/graph/executor.ts';
+import { Model } from '../src/graph/model.ts';
+import { Trainer } from '../src/train/trainer.ts';
 import { evaluateReference } from '../src/graph/reference.ts';
 import { chooseVariant, forgetTuning } from '../src/kernels/choice.ts';
 import { registerVariant } from '../src/kernels/registry.ts';
@@ -269,9 +272,9 @@ describe('tiled variants: what they refuse', () => {
 // matmul (run as a 1x1 conv) with one output tile each and K 1024 split 4 ways inside the
 // program, their partial sums in scratch the memory planner placed.
 describe('split-K inside a compiled program (INCEPT_ADAPTER_CLASS=gpu)', () => {
-  const saved = { cls: process.env.INCEPT_ADAPTER_CLASS, cache: process.env.INCEPT_TUNING_CACHE };
+  const saved = { cls: process.env.INCEPT_ADAPTER_CLASS, cache: process.env.INCEPT_TUNING_CACHE, tune: process.env.INCEPT_AUTOTUNE };
   afterEach(() => {
-    for (const [k, v] of [['INCEPT_ADAPTER_CLASS', saved.cls], ['INCEPT_TUNING_CACHE', saved.cache]] as const) {
+    for (const [k, v] of [['INCEPT_ADAPTER_CLASS', saved.cls], ['INCEPT_TUNING_CACHE', saved.cache], ['INCEPT_AUTOTUNE', saved.tune]] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
@@ -319,6 +322,44 @@ describe('split-K inside a compiled program (INCEPT_ADAPTER_CLASS=gpu)', () => {
       expectClose(got[mm], want[mm], TOL, 'matmul, split 4 ways');
     } finally {
       plan.destroy();
+    }
+  }, 120_000);
+
+  it('a training step splits the conv before its training batchnorm; its loss matches the float64 reference', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_ADAPTER_CLASS = 'gpu';
+    process.env.INCEPT_TUNING_CACHE = 'off';
+    process.env.INCEPT_AUTOTUNE = '0';
+    forgetTuning();
+    const model = new Model(rt, (batch) => {
+      const b = new GraphBuilder('Net', { seed: 5 });
+      const x = b.input('input', [batch, 4, 4, 512]);
+      const y = b.convBnRelu('Conv2d_0a_1x1', x, 16, 1); // M 32, K 512: 2 splits
+      const logits = b.conv2d('Logits', y, 3, 4, { padding: 'VALID', batchNorm: false, activation: 'none' });
+      b.output(b.endPoint('Logits', b.squeeze('SpatialSqueeze', logits, [1, 2])));
+      return b.graph;
+    });
+    const trainer = new Trainer(model, { batch: 2, optimizer: { kind: 'sgd' }, learningRate: 0 });
+    try {
+      const step = 'Net/Conv2d_0a_1x1/Conv2D (forward)';
+      expect(trainer.program.variants().find((u) => u.step === step)?.variant).toBe('tiled-64x64-4x4');
+      expect(trainer.program.stepDispatches.find((s) => s.name === step)?.dispatches).toBe(2);
+      const images = randomArray(2 * 4 * 4 * 512, 40);
+      const labels = Int32Array.from([2, 0]);
+      const { loss } = await trainer.trainStep(images, labels);
+      const graph = model.build(2);
+      const logits = graph.endPoint('Logits');
+      const ref = evaluateReference(graph, { input: images }, [logits], { batchnorm: 'train' })[logits];
+      let want = 0;
+      for (let n = 0; n < 2; n++) {
+        const row = Array.from(ref.subarray(n * 3, n * 3 + 3));
+        const m = Math.max(...row);
+        want += (m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0)) - row[labels[n]]) / 2;
+      }
+      expect(Math.abs(loss - want), `loss ${loss} vs float64 ${want}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(want)));
+    } finally {
+      trainer.dispose();
+      model.dispose();
     }
   }, 120_000);
 
