@@ -14,8 +14,8 @@ import { type Runtime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Tensor, empty, upload } from '../src/gpu/tensor.ts';
 import { type TimingMethod, measure } from '../src/gpu/timing.ts';
 import { recordChoices } from '../src/kernels/choice.ts';
-import { conv2dDispatches } from '../src/kernels/conv2d.ts';
-import { matmulDispatch } from '../src/kernels/matmul.ts';
+import { type Conv2dAttrs, conv2dDispatches, conv2dScratchBytes } from '../src/kernels/conv2d.ts';
+import { matmulDispatches, matmulScratchBytes } from '../src/kernels/matmul.ts';
 import { type CaseResult, type Report, UsageError, result } from './report.ts';
 import { type TfPeer, type TfTensor, loadTfjs } from './tfjs.ts';
 import { seededUniform } from '../src/kernels/seeded.ts';
@@ -88,14 +88,22 @@ function oursFor(rt: Runtime, c: Case, xData: Float32Array, wData: Float32Array)
     const x = upload(rt, xData, c.x, 'x');
     const w = upload(rt, wData, c.w, 'w');
     const y = empty(rt, outShape(c), 'float32', 'y');
-    const { result, choices } = recordChoices(() => conv2dDispatches(x, w, y, { strides: [c.stride, c.stride], padding: c.padding }));
-    return { dispatches: result, variant: variantOf(choices), y, inputs: [x, w] };
+    const attrs: Conv2dAttrs = { strides: [c.stride, c.stride], padding: c.padding };
+    const scratch = scratchOf(rt, conv2dScratchBytes(c.x, c.w, attrs, rt));
+    const { result, choices } = recordChoices(() => conv2dDispatches(x, w, y, attrs, {}, 0, scratch));
+    return { dispatches: result, variant: variantOf(choices), y, inputs: [x, w, ...(scratch ? [scratch] : [])] };
   }
   const a = upload(rt, xData, [c.m, c.k], 'a');
   const b = upload(rt, wData, [c.k, c.n], 'b');
   const y = empty(rt, [c.m, c.n], 'float32', 'y');
-  const { result, choices } = recordChoices(() => matmulDispatch(a, b, y));
-  return { dispatches: [result], variant: variantOf(choices), y, inputs: [a, b] };
+  const scratch = scratchOf(rt, matmulScratchBytes(a.shape, b.shape, {}, rt));
+  const { result, choices } = recordChoices(() => matmulDispatches(a, b, y, {}, undefined, scratch));
+  return { dispatches: result, variant: variantOf(choices), y, inputs: [a, b, ...(scratch ? [scratch] : [])] };
+}
+
+/** The split-K scratch a chosen variant needs (as the compiler plans it), or null. */
+function scratchOf(rt: Runtime, bytes: number): Tensor | null {
+  return bytes > 0 ? empty(rt, [Math.ceil(bytes / 4)], 'float32', 'scratch') : null;
 }
 
 /** 'name (source)' of the one choice a case made; '-' when the kernel has no variants. */

@@ -35,7 +35,7 @@ describe('broadcast conv variants match the float64 CPU reference', () => {
         const x = randomArray(size(xs), 1);
         const w = randomArray(size(ws), 2);
         const y = empty(rt, conv2dShape(xs, ws, attrs));
-        const args = { x: upload(rt, x, xs), w: upload(rt, w, ws), y, attrs, epilogue: {}, channelOffset: 0 };
+        const args = { x: upload(rt, x, xs), w: upload(rt, w, ws), y, attrs, epilogue: {}, channelOffset: 0, scratch: null };
         if (!variant.supports(rt, args)) {
           // Only vec4 columns with Co % 4 != 0, or subgroup loads without 8-lane subgroups, decline.
           const vec4 = variant.name.includes('x4');
@@ -59,6 +59,7 @@ describe('broadcast conv variants match the float64 CPU reference', () => {
       attrs: { groups: 2, padding: 'SAME' } as Conv2dAttrs,
       epilogue: {},
       channelOffset: 0,
+      scratch: null,
     };
     for (const v of VARIANTS) expect(v.supports(rt, args)).toBe(false);
   });
@@ -77,7 +78,7 @@ describe('broadcast conv epilogue, channel slice and accumulation', () => {
     const before = randomArray(6 * 7 * 16, 8);
     const out = upload(rt, before, [1, 6, 7, 16]);
     for (const v of VARIANTS) {
-      run(rt, v.dispatch({ x: upload(rt, x, xs), w: upload(rt, w, ws), y: out, attrs, epilogue: epi, channelOffset: 3 }) ?? []);
+      run(rt, v.dispatch({ x: upload(rt, x, xs), w: upload(rt, w, ws), y: out, attrs, epilogue: epi, channelOffset: 3, scratch: null }) ?? []);
     }
     const ref = conv2dRef(x, xs, w, ws, attrs, { scale, shift, bias, activation: 'relu6' });
     const expected = Float64Array.from(before);

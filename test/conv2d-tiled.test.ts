@@ -5,7 +5,10 @@
 // SAME/VALID, stride 2 (and stride phases without taps), 1x7 / 7x1, dilation, channel counts off
 // the vec4 paths, rows and columns that do not fill a tile, the fused epilogue into a channel
 // slice, accumulation, dy slices and split-K. Lavapipe compiles every pipeline (seconds each), so
-// the 128x64 variant runs a subset that still covers each of its pipelines.
+// the 128x64 variant runs a subset that still covers each of its pipelines. The last block runs
+// the forward split-K where it is planned: a compiled program on the GPU class's default choices
+// (its scratch in the memory plan), a training step, conv2dDispatches' fallback to the
+// reference, and the scratch the tuner hands a candidate.
 // Tolerance: float32 sums of up to ~3500 products of values in [-1, 1] (scales up to 3):
 // |gpu - ref| <= 1e-4 + 1e-4 |ref|, as test/conv2d_backward.test.ts.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +21,17 @@ import { conv2dGradFilterRef, conv2dGradInputRef } from '../src/kernels/conv2d_b
 import { TILE_64X64, tileFits, tiledTuning } from '../src/kernels/conv2d_tiled.ts';
 import { tiledConv2dGradFilterVariants, tiledConv2dGradInputVariants, tiledConv2dVariants } from '../src/kernels/conv2d_tiled_variants.ts';
 import type { Runtime } from '../src/gpu/runtime.ts';
+import { GraphBuilder } from '../src/graph/builder.ts';
+import { compile } from '../src/graph/executor.ts';
+import { Model } from '../src/graph/model.ts';
+import { Trainer } from '../src/train/trainer.ts';
+import { evaluateReference } from '../src/graph/reference.ts';
+import { chooseVariant, forgetTuning } from '../src/kernels/choice.ts';
+import { registerVariant } from '../src/kernels/registry.ts';
+import { tuneCalls } from '../src/kernels/tuner.ts';
+import type { Conv2dCall, KernelVariant } from '../src/kernels/variants.ts';
+import { conv2dDispatches, conv2dScratchBytes } from '../src/kernels/conv2d.ts';
+import { matmulScratchBytes } from '../src/kernels/matmul.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -37,7 +51,7 @@ interface Case {
   slice?: [number, number];
   /** Forced split-K splits. */
   splits?: number;
-  /** Forward: give no scratch (Conv2dArgs carries none), so a shape the policy splits runs unsplit. */
+  /** Forward: call the variant without a scratch, so a shape the policy splits runs unsplit. */
   noScratch?: boolean;
   /** Splits the shape-based policy must choose by itself (Inception-sized cases). */
   policySplits?: number;
@@ -70,6 +84,10 @@ const FORWARD: Case[] = [
   { name: 'Co 6 into channels 3..9 of 11 (scalar filter loads, masked epilogue, scalar stores)', x: [1, 5, 6, 8], w: [3, 3, 8, 6], attrs: { padding: 'SAME' }, slice: [11, 3], act: 'relu6', only64: true },
   { name: 'the policy splits K 512 in 2 but no scratch is given: runs unsplit', x: [1, 4, 4, 512], w: [1, 1, 512, 8], attrs: {}, policySplits: 2, noScratch: true, only64: true },
   { name: 'split-K: 3 splits of K 144, epilogue in the sum pass, into channels 4..12 of 16', x: [1, 5, 5, 16], w: [3, 3, 16, 8], attrs: { padding: 'SAME' }, splits: 3, slice: [16, 4] },
+  // Other split counts on the same two pipelines (split GEMM, sum pass with the relu epilogue).
+  { name: 'split-K: 2 splits of K 512 (1x1), into channels 8..32 of 40', x: [1, 4, 4, 512], w: [1, 1, 512, 24], attrs: {}, splits: 2, slice: [40, 8] },
+  { name: 'split-K: 7 splits of K 100 (the last one 4 long), into channels 5..17 of 23 (odd offset and stride)', x: [1, 6, 6, 100], w: [1, 1, 100, 12], attrs: {}, splits: 7, slice: [23, 5] },
+  { name: 'split-K: 9 splits of K 144 (one BK step each), 3x3 stride 2, M 9 in one row tile', x: [1, 6, 6, 16], w: [3, 3, 16, 8], attrs: { strides: [2, 2], padding: 'SAME' }, splits: 9 },
 ];
 
 async function checkForward(variantIndex: number, c: Case): Promise<void> {
@@ -211,7 +229,7 @@ describe('tiled variants: what they refuse', () => {
     const x = empty(rt, [1, 4, 4, 8]);
     const w = empty(rt, [3, 3, 4, 8]);
     const y = empty(rt, [1, 2, 2, 8]);
-    const args = { x, w, y, attrs: { groups: 2 }, epilogue: {}, channelOffset: 0 };
+    const args = { x, w, y, attrs: { groups: 2 }, epilogue: {}, channelOffset: 0, scratch: null };
     for (const v of tiledConv2dVariants) {
       expect(v.supports(rt, args), v.name).toBe(false);
       expect(v.dispatch(args), v.name).toBeNull();
@@ -248,4 +266,160 @@ describe('tiled variants: what they refuse', () => {
       /conv2dGradFilter \(tiled-64x64-4x4\).*scratch must hold 128 bytes/,
     );
   });
+});
+
+// A compiled program on the GPU class's default choices (lavapipe posing as a GPU): a conv and a
+// matmul (run as a 1x1 conv) with one output tile each and K 1024 split 4 ways inside the
+// program, their partial sums in scratch the memory planner placed.
+describe('split-K inside a compiled program (INCEPT_ADAPTER_CLASS=gpu)', () => {
+  const saved = { cls: process.env.INCEPT_ADAPTER_CLASS, cache: process.env.INCEPT_TUNING_CACHE, tune: process.env.INCEPT_AUTOTUNE };
+  afterEach(() => {
+    for (const [k, v] of [['INCEPT_ADAPTER_CLASS', saved.cls], ['INCEPT_TUNING_CACHE', saved.cache], ['INCEPT_AUTOTUNE', saved.tune]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    forgetTuning();
+  });
+
+  it('conv + folded batchnorm + relu and a matmul: tiled variant, sum pass, planned scratch, float64 reference', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_ADAPTER_CLASS = 'gpu';
+    process.env.INCEPT_TUNING_CACHE = 'off'; // the default choices, whatever a cache file holds
+    forgetTuning();
+    const b = new GraphBuilder('Net', { seed: 4 });
+    const x = b.input('input', [1, 8, 8, 1024]);
+    const conv = b.output(b.convBnRelu('Conv2d_0a_1x1', x, 24, 1));
+    const rows = b.node('reshape', 'Reshape', [x], { shape: [64, 1024] });
+    const wm = b.variable('Logits/weights', [1024, 8], { kind: 'truncated_normal', stddev: 0.05 });
+    const mm = b.output(b.node('matmul', 'MatMul', [rows, wm], { transA: false, transB: false }));
+    const bn = 'Net/Conv2d_0a_1x1/BatchNorm';
+    b.graph.param(`${bn}/beta`).data = randomArray(24, 20);
+    b.graph.param(`${bn}/moving_mean`).data = randomArray(24, 21, -0.2, 0.2);
+    b.graph.param(`${bn}/moving_variance`).data = randomArray(24, 22, 0.5, 2);
+    const input = randomArray(8 * 8 * 1024, 23);
+    const plan = compile(rt, b.graph);
+    try {
+      // (a) both steps took the tiled kernel by default, with a sum pass after the split GEMM.
+      const used = plan.variants();
+      expect(used.map((u) => [u.step, u.variant, u.source])).toEqual([
+        ['Net/Conv2d_0a_1x1/Conv2D (forward)', 'tiled-64x64-4x4', 'default'],
+        ['Net/MatMul (forward)', 'tiled-64x64-4x4', 'default'],
+      ]);
+      expect(plan.steps.filter((s) => s.op === 'conv2d' || s.op === 'matmul').map((s) => s.dispatches)).toEqual([2, 2]);
+      // (c) each scratch (4 splits x M 64 x Co floats) is a planned slot living one step only.
+      const convScratch = conv2dScratchBytes([1, 8, 8, 1024], [1, 1, 1024, 24], {}, rt);
+      const mmScratch = matmulScratchBytes([64, 1024], [1024, 8], {}, rt);
+      expect([convScratch, mmScratch]).toEqual([4 * 64 * 24 * 4, 4 * 64 * 8 * 4]);
+      for (const bytes of [convScratch, mmScratch]) {
+        const slots = plan.memory.placements.filter((p) => p.bytes === bytes);
+        expect(slots.length, `a planned slot of ${bytes} bytes`).toBe(1);
+        expect(slots[0].first).toBe(slots[0].last);
+      }
+      // (b) the outputs against the float64 graph reference (conv2dRef, batchnorm, relu, matmulRef).
+      const got = await plan.runToHost(input);
+      const want = evaluateReference(b.graph, { input }, [conv, mm]);
+      expectClose(got[conv], want[conv], TOL, 'conv + batchnorm + relu, split 4 ways');
+      expectClose(got[mm], want[mm], TOL, 'matmul, split 4 ways');
+    } finally {
+      plan.destroy();
+    }
+  }, 120_000);
+
+  it('a training step splits the conv before its training batchnorm; its loss matches the float64 reference', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_ADAPTER_CLASS = 'gpu';
+    process.env.INCEPT_TUNING_CACHE = 'off';
+    process.env.INCEPT_AUTOTUNE = '0';
+    forgetTuning();
+    const model = new Model(rt, (batch) => {
+      const b = new GraphBuilder('Net', { seed: 5 });
+      const x = b.input('input', [batch, 4, 4, 512]);
+      const y = b.convBnRelu('Conv2d_0a_1x1', x, 16, 1); // M 32, K 512: 2 splits
+      // 4 classes: vec4 channels, so the backward shares the tiled pipelines of the cases above.
+      const logits = b.conv2d('Logits', y, 4, 4, { padding: 'VALID', batchNorm: false, activation: 'none' });
+      b.output(b.endPoint('Logits', b.squeeze('SpatialSqueeze', logits, [1, 2])));
+      return b.graph;
+    });
+    const trainer = new Trainer(model, { batch: 2, optimizer: { kind: 'sgd' }, learningRate: 0 });
+    try {
+      const step = 'Net/Conv2d_0a_1x1/Conv2D (forward)';
+      expect(trainer.program.variants().find((u) => u.step === step)?.variant).toBe('tiled-64x64-4x4');
+      expect(trainer.program.stepDispatches.find((s) => s.name === step)?.dispatches).toBe(2);
+      const images = randomArray(2 * 4 * 4 * 512, 40);
+      const labels = Int32Array.from([3, 0]);
+      const { loss } = await trainer.trainStep(images, labels);
+      const graph = model.build(2);
+      const logits = graph.endPoint('Logits');
+      const ref = evaluateReference(graph, { input: images }, [logits], { batchnorm: 'train' })[logits];
+      let want = 0;
+      for (let n = 0; n < 2; n++) {
+        const row = Array.from(ref.subarray(n * 4, n * 4 + 4));
+        const m = Math.max(...row);
+        want += (m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0)) - row[labels[n]]) / 2;
+      }
+      expect(Math.abs(loss - want), `loss ${loss} vs float64 ${want}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(want)));
+    } finally {
+      trainer.dispose();
+      model.dispose();
+    }
+  }, 120_000);
+
+  it('conv2dDispatches: the tiled variant splits with its scratch; without one (or too short) the reference runs', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_ADAPTER_CLASS = 'gpu';
+    process.env.INCEPT_TUNING_CACHE = 'off';
+    forgetTuning();
+    const [xs, ws] = [[1, 4, 4, 512], [1, 1, 512, 8]];
+    const [x, xd] = await up(rt, xs, 30);
+    const [w, wd] = await up(rt, ws, 31);
+    const y = empty(rt, [1, 4, 4, 8]);
+    const bytes = conv2dScratchBytes(xs, ws, {}, rt);
+    expect(bytes).toBe(2 * 16 * 8 * 4);
+    const want = conv2dRef(xd, xs, wd, ws, {});
+    const scratch = empty(rt, [bytes / 4]);
+    const short = empty(rt, [bytes / 4 - 1]);
+    const ref = chooseVariant('conv2d', rt, { x, w, y, attrs: {}, epilogue: {}, channelOffset: 0, scratch: null }).reference.name;
+    try {
+      for (const [given, variant, count] of [[scratch, 'tiled-64x64-4x4', 2], [null, ref, 1], [short, ref, 1]] as const) {
+        const ds = conv2dDispatches(x, w, y, {}, {}, 0, given);
+        expect(ds.map((d) => d.label.slice(d.label.lastIndexOf('['))), `scratch ${given?.bytes ?? 'none'}`).toEqual(Array(count).fill(`[${variant}]`));
+        run(rt, ds);
+        expectClose(await y.read(), want, TOL, `conv2dDispatches via ${variant}`);
+      }
+    } finally {
+      scratch.dispose();
+      short.dispose();
+    }
+  }, 120_000);
+
+  it('the tuner gives a forward candidate the split-K scratch it reports, and checks its split output', async () => {
+    const rt = await getRuntime();
+    process.env.INCEPT_TUNING_CACHE = 'off';
+    forgetTuning();
+    const tiled = tiledConv2dVariants[0];
+    const seen: { scratch: number; dispatches: number }[] = [];
+    // The 64x64 tiled variant under another name, recording what the tuner hands it.
+    const spy: KernelVariant<'conv2d'> = {
+      ...tiled,
+      name: 'test-tiled-spy',
+      dispatch(a) {
+        const ds = tiled.dispatch(a);
+        seen.push({ scratch: a.scratch?.bytes ?? 0, dispatches: ds?.length ?? 0 });
+        return ds;
+      },
+    };
+    const call: Conv2dCall = {
+      family: 'conv2d', x: [1, 4, 4, 512], w: [1, 1, 512, 8], y: [1, 4, 4, 8], attrs: {},
+      epilogue: { scale: true, shift: true, bias: true, activation: 'relu' }, channelOffset: 0,
+    };
+    const remove = registerVariant(spy);
+    try {
+      const [r] = await tuneCalls(rt, [call], { variants: ['test-tiled-spy'], runs: 1, persist: false });
+      expect(r.rejected).toEqual([]);
+      expect(Object.keys(r.ms)).toContain('test-tiled-spy');
+      expect(seen[0]).toEqual({ scratch: 2 * 16 * 8 * 4, dispatches: 2 }); // K 512: 2 splits of 16 x 8 outputs
+    } finally {
+      remove();
+    }
+  }, 120_000);
 });

@@ -4,9 +4,9 @@
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { dispatchChosen } from './choice.ts';
+import { chooseVariant, dispatchChosen } from './choice.ts';
 import { type Padding, type Resolved2d, resolveWindow } from './padding.ts';
-import type { Conv2dArgs, KernelVariant } from './variants.ts';
+import { type Conv2dArgs, type Conv2dCall, type KernelVariant, shapeArgs } from './variants.ts';
 
 export interface Conv2dAttrs {
   strides?: [number, number];
@@ -133,18 +133,49 @@ function checkConv2dArgs(a: Conv2dArgs): ConvGeometry {
 const convLabel = (a: Conv2dArgs) => `conv2d x ${shapeString(a.x.shape)} w ${shapeString(a.w.shape)} -> ${shapeString(a.y.shape)}`;
 
 /**
- * The dispatches of y[..., off:off+Co] = epilogue(conv2d(x, w)): the variant chosen for this
- * adapter and shape class (choice.ts), whose labels end with its name.
+ * Scratch bytes the forward call of these shapes needs with the variant chosen on this adapter
+ * (split-K partial sums of the tiled GPU kernel on small maps; 0 for every CPU variant). The
+ * compiler declares a transient of this size for the step, as for conv2dGradFilterScratchBytes.
+ * Epilogues and channel slices do not change the choice (shapeClass leaves them out).
  */
-export function conv2dDispatches(x: Tensor, w: Tensor, y: Tensor, attrs: Conv2dAttrs = {}, epilogue: ConvEpilogue = {}, channelOffset = 0): Dispatch[] {
-  const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset };
-  checkConv2dArgs(args);
-  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned() });
+export function conv2dScratchBytes(xShape: Shape, wShape: Shape, attrs: Conv2dAttrs = {}, rt?: Runtime): number {
+  if (!rt) return 0; // the reference variants need none
+  const call: Conv2dCall = {
+    family: 'conv2d',
+    x: xShape,
+    w: wShape,
+    y: conv2dShape(xShape, wShape, attrs),
+    attrs,
+    epilogue: { scale: false, shift: false, bias: false, activation: 'none' },
+    channelOffset: 0,
+  };
+  const { variant } = chooseVariant('conv2d', rt, shapeArgs(rt, call), { pinned: conv2dPinned() });
+  return variant.scratchBytes?.(rt, xShape, wShape, attrs) ?? 0;
 }
 
 /**
- * One dispatch of the call: the chosen variant's when it takes a single dispatch, else the
- * reference's (a variant with a separate sum pass is reached through conv2dDispatches).
+ * The dispatches of y[..., off:off+Co] = epilogue(conv2d(x, w)): the variant chosen for this
+ * adapter and shape class (choice.ts), whose labels end with its name. `scratch` holds split-K
+ * partial sums (at least conv2dScratchBytes; null when that is 0): a chosen variant that needs
+ * more than given gives way to the reference.
+ */
+export function conv2dDispatches(
+  x: Tensor,
+  w: Tensor,
+  y: Tensor,
+  attrs: Conv2dAttrs = {},
+  epilogue: ConvEpilogue = {},
+  channelOffset = 0,
+  scratch: Tensor | null = null,
+): Dispatch[] {
+  const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset, scratch };
+  checkConv2dArgs(args);
+  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned(), fits: scratchFits(args) });
+}
+
+/**
+ * One dispatch of the call, without scratch: the chosen variant's when it needs no scratch and
+ * takes a single dispatch, else the reference's (split-K goes through conv2dDispatches).
  */
 export function conv2dDispatch(
   x: Tensor,
@@ -154,9 +185,15 @@ export function conv2dDispatch(
   epilogue: ConvEpilogue = {},
   channelOffset = 0,
 ): Dispatch {
-  const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset };
+  const args: Conv2dArgs = { x, w, y, attrs, epilogue, channelOffset, scratch: null };
   checkConv2dArgs(args);
-  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned(), single: true })[0];
+  return dispatchChosen('conv2d', x.rt, args, { pinned: conv2dPinned(), single: true, fits: scratchFits(args) })[0];
+}
+
+/** Whether a variant's split-K scratch fits in the one the call was given. */
+function scratchFits(a: Conv2dArgs): (v: KernelVariant<'conv2d'>) => boolean {
+  const have = a.scratch?.bytes ?? 0;
+  return (v) => (v.scratchBytes?.(a.x.rt, a.x.shape, a.w.shape, a.attrs) ?? 0) <= have;
 }
 
 /** Tuning overrides are set: today's path only. */
@@ -310,7 +347,10 @@ export function conv2d(
   into?: ConvInto,
 ): Tensor {
   const y = into?.tensor ?? empty(x.rt, conv2dShape(x.shape, w.shape, attrs), 'float32', 'conv2d');
-  run(x.rt, conv2dDispatches(x, w, y, attrs, epilogue, into?.channelOffset ?? 0));
+  const bytes = conv2dScratchBytes(x.shape, w.shape, attrs, x.rt);
+  const scratch = bytes > 0 ? empty(x.rt, [Math.ceil(bytes / 4)], 'float32', 'conv2d scratch') : null;
+  run(x.rt, conv2dDispatches(x, w, y, attrs, epilogue, into?.channelOffset ?? 0, scratch));
+  scratch?.dispose();
   return y;
 }
 

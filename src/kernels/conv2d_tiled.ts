@@ -126,7 +126,15 @@ export const MAX_SCRATCH_FLOATS = 8 << 20;
 /**
  * How a reduction of length `k` over `tiles` output tiles of `outFloats` values is split: the
  * number of splits and the reduction length of each (a multiple of bk). Shapes only, so a
- * planner can size the scratch before any dispatch exists.
+ * planner can size the scratch before any dispatch exists. The rule:
+ * - split only when there are fewer than SPLIT_BELOW_TILES (128) output tiles: with more, the
+ *   GPU is already busy and a split only adds the partial sums' traffic;
+ * - then aim for TARGET_WORKGROUPS (256) workgroups, ceil(256 / tiles) splits, but keep at least
+ *   `minPerSplit` (256 forward, 128 pixels for the filter gradient) of K per split;
+ * - never more splits than BK steps in K, than a grid's z allows (65535), or than fit in a
+ *   MAX_SCRATCH_FLOATS (32 MiB) scratch of `outFloats` per split.
+ * E.g. Mixed_7c's 1x1 at batch 1 (M 64, K 2048, Co 320: 5 tiles of 64x64) gets 8 splits of 256.
+ * `tiledTuning.splits` overrides the count (tests, sweeps).
  */
 export function splitK(k: number, tiles: number, outFloats: number, bk: number, minPerSplit = MIN_K_PER_SPLIT): { splits: number; chunk: number } {
   let s = tiledTuning.splits;

@@ -3,19 +3,18 @@
 // can run a call on a runtime (groups 1, the tile within the workgroup limits, buffers within the
 // binding limit) without building anything.
 //
-// Split-K scratch: the filter gradient takes its scratch in Conv2dGradFilterArgs. The forward
-// convolution's split-K needs one too, which Conv2dArgs does not carry yet: a forward variant
-// reads an optional `scratch` (TiledConv2dArgs) and, without one, runs unsplit (correct, with
-// fewer workgroups on small maps). scratchBytes() reports the size for both families.
+// Split-K scratch: both the forward convolution and the filter gradient take theirs in their
+// args (Conv2dArgs / Conv2dGradFilterArgs); scratchBytes() reports the size from shapes, so the
+// compiler plans it as a transient of the step (conv2dScratchBytes, conv2dGradFilterScratchBytes)
+// and the tuner allocates the largest any candidate needs. Called directly without a scratch, the
+// forward runs unsplit (correct, with fewer workgroups on small maps); through conv2dDispatches a
+// variant whose scratch was not given gives way to the reference instead.
 import type { Runtime } from '../gpu/runtime.ts';
 import type { Shape, Tensor } from '../gpu/tensor.ts';
 import type { Conv2dAttrs } from './conv2d.ts';
 import { TILE_128X64, TILE_64X64, type Tile, conv2dTiledDispatch, conv2dTiledScratchBytes, tileFits, tileName, tiledGeometry } from './conv2d_tiled.ts';
 import { conv2dGradFilterTiledDispatch, conv2dGradFilterTiledScratchBytes, conv2dGradInputTiledDispatch } from './conv2d_tiled_backward.ts';
 import type { Conv2dArgs, Conv2dGradFilterArgs, Conv2dGradInputArgs, KernelVariant } from './variants.ts';
-
-/** Conv2dArgs plus the split-K scratch of a forward call (at least the variant's scratchBytes). */
-export type TiledConv2dArgs = Conv2dArgs & { scratch?: Tensor | null };
 
 /** The tiles every family is offered in. */
 export const TILED_TILES: Tile[] = [TILE_64X64, TILE_128X64];
@@ -42,14 +41,14 @@ function orZero(bytes: () => number): number {
 
 function forwardVariant(tile: Tile): KernelVariant<'conv2d'> {
   // The scratch binds only the bytes it needs (at most MAX_SCRATCH_FLOATS), whatever its size.
-  const supports = (rt: Runtime, a: TiledConv2dArgs) => fits(rt, tile, a.x.shape, a.w.shape, a.attrs, [a.x, a.w, a.y]);
+  const supports = (rt: Runtime, a: Conv2dArgs) => fits(rt, tile, a.x.shape, a.w.shape, a.attrs, [a.x, a.w, a.y]);
   return {
     family: 'conv2d',
     name: tileName(tile),
     target: 'gpu',
     supports,
     scratchBytes: (_rt, x, w, attrs) => orZero(() => conv2dTiledScratchBytes(x, w, attrs, tile)),
-    dispatch(a: TiledConv2dArgs) {
+    dispatch(a) {
       if (!supports(a.x.rt, a)) return null;
       return conv2dTiledDispatch(a.x, a.w, a.y, a.attrs, a.epilogue, a.channelOffset, tile, a.scratch ?? null);
     },

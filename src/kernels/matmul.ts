@@ -2,8 +2,9 @@
 // The plain 2-D case with N % 4 == 0 runs as a 1x1 convolution on conv2d's implicit-GEMM path
 // (C as a per-column bias when beta == 1), so both share one tuned kernel.
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
+import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
-import { conv2dDispatch } from './conv2d.ts';
+import { conv2dDispatch, conv2dDispatches, conv2dScratchBytes } from './conv2d.ts';
 
 export interface MatmulAttrs {
   transA?: boolean;
@@ -21,6 +22,7 @@ interface MatmulGeometry {
   bBatch: number;
   cRow: number; // C strides for broadcasting to [M, N]
   cCol: number;
+  hasC: boolean;
   out: number[];
 }
 
@@ -46,28 +48,65 @@ function geometry(a: Shape, b: Shape, attrs: MatmulAttrs, c?: Shape): MatmulGeom
     cCol = cn === 1 ? 0 : 1;
   }
   const out = a.length === 3 || b.length === 3 ? [batch, am, bn] : [am, bn];
-  return { batch, m: am, n: bn, k: ak, aBatch: aB === 1 ? 0 : am * ak, bBatch: bB === 1 ? 0 : ak * bn, cRow, cCol, out };
+  return { batch, m: am, n: bn, k: ak, aBatch: aB === 1 ? 0 : am * ak, bBatch: bB === 1 ? 0 : ak * bn, cRow, cCol, hasC: !!c, out };
 }
 
 export function matmulShape(a: Shape, b: Shape, attrs: MatmulAttrs = {}, c?: Shape): number[] {
   return geometry(a, b, attrs, c).out;
 }
 
-export function matmulDispatch(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs = {}, c?: Tensor): Dispatch {
+/**
+ * Whether the call runs as a 1x1 convolution on conv2d's path: plain 2-D, no transposes, alpha 1,
+ * N a multiple of 4, and C (if any) a per-column bias added once.
+ */
+function onConvPath(g: MatmulGeometry, aRank: number, bRank: number, attrs: MatmulAttrs): boolean {
+  const cIsBias = !g.hasC || ((attrs.beta ?? 1) === 1 && g.cRow === 0 && g.cCol === 1);
+  return g.batch === 1 && aRank === 2 && bRank === 2 && !attrs.transA && !attrs.transB && (attrs.alpha ?? 1) === 1 && g.n % 4 === 0 && cIsBias;
+}
+
+/**
+ * Split-K scratch bytes of the call with the conv variant chosen on this adapter (0 off the conv
+ * path and on CPU drivers): the compiler plans it as conv2dScratchBytes for a convolution.
+ */
+export function matmulScratchBytes(a: Shape, b: Shape, attrs: MatmulAttrs = {}, rt?: Runtime, c?: Shape): number {
+  const g = geometry(a, b, attrs, c);
+  if (!onConvPath(g, a.length, b.length, attrs)) return 0;
+  return conv2dScratchBytes([1, 1, g.m, g.k], [1, 1, g.k, g.n], {}, rt);
+}
+
+/** The call's geometry and label, checking the output's size. */
+function checkCall(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs, c?: Tensor): { g: MatmulGeometry; label: string; conv: boolean } {
   const g = geometry(a.shape, b.shape, attrs, c?.shape);
   const label = `matmul a ${shapeString(a.shape)} b ${shapeString(b.shape)} -> ${shapeString(g.out)}`;
   if (y.size !== g.out.reduce((p, q) => p * q, 1)) throw new Error(`${label}: output ${shapeString(y.shape)} has the wrong size`);
+  return { g, label, conv: onConvPath(g, a.rank, b.rank, attrs) };
+}
+
+/** A conv dispatch relabelled as this matmul's, keeping the variant the conv's label ends with. */
+const relabel = (d: Dispatch, label: string): Dispatch => ({ ...d, label: `${label}${d.label.slice(d.label.lastIndexOf(' ['))}` });
+
+/**
+ * The dispatches of y = alpha op(a) op(b) + beta c: on the conv path the chosen conv variant's
+ * (with a split-K sum pass when `scratch` of matmulScratchBytes is given), else one matmul.
+ */
+export function matmulDispatches(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs = {}, c?: Tensor, scratch: Tensor | null = null): Dispatch[] {
+  const { g, label, conv } = checkCall(a, b, y, attrs, c);
+  if (!conv) return [generalMatmul(a, b, y, attrs, c, g, label)];
+  const ds = conv2dDispatches(a.reshape([1, 1, g.m, g.k]), b.reshape([1, 1, g.k, g.n]), y.reshape([1, 1, g.m, g.n]), {}, c ? { bias: c } : {}, 0, scratch);
+  return ds.map((d, i) => relabel(d, i > 0 ? `${label} (sum pass)` : label));
+}
+
+/** One dispatch of the call, without scratch (a conv variant that would split gives way to the reference). */
+export function matmulDispatch(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs = {}, c?: Tensor): Dispatch {
+  const { g, label, conv } = checkCall(a, b, y, attrs, c);
+  if (!conv) return generalMatmul(a, b, y, attrs, c, g, label);
+  return relabel(conv2dDispatch(a.reshape([1, 1, g.m, g.k]), b.reshape([1, 1, g.k, g.n]), y.reshape([1, 1, g.m, g.n]), {}, c ? { bias: c } : {}), label);
+}
+
+/** shaders/matmul.wgsl: one output per invocation, any transposes, batches and broadcast C. */
+function generalMatmul(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAttrs, c: Tensor | undefined, g: MatmulGeometry, label: string): Dispatch {
   const alpha = attrs.alpha ?? 1;
   const beta = attrs.beta ?? 1;
-  const cIsBias = !c || (beta === 1 && g.cRow === 0 && g.cCol === 1);
-  if (g.batch === 1 && a.rank === 2 && b.rank === 2 && !attrs.transA && !attrs.transB && alpha === 1 && g.n % 4 === 0 && cIsBias) {
-    const x4 = a.reshape([1, 1, g.m, g.k]);
-    const w4 = b.reshape([1, 1, g.k, g.n]);
-    const y4 = y.reshape([1, 1, g.m, g.n]);
-    // The conv's own label ends with the variant chosen: keep that part.
-    const d = conv2dDispatch(x4, w4, y4, {}, c ? { bias: c } : {});
-    return { ...d, label: `${label}${d.label.slice(d.label.lastIndexOf(' ['))}` };
-  }
   const total = g.batch * g.m * g.n;
   return {
     label,
@@ -83,7 +122,10 @@ export function matmulDispatch(a: Tensor, b: Tensor, y: Tensor, attrs: MatmulAtt
 
 export function matmul(a: Tensor, b: Tensor, attrs: MatmulAttrs = {}, c?: Tensor): Tensor {
   const y = empty(a.rt, matmulShape(a.shape, b.shape, attrs, c?.shape), 'float32', 'matmul');
-  run(a.rt, [matmulDispatch(a, b, y, attrs, c)]);
+  const bytes = matmulScratchBytes(a.shape, b.shape, attrs, a.rt, c?.shape);
+  const scratch = bytes > 0 ? empty(a.rt, [Math.ceil(bytes / 4)], 'float32', 'matmul scratch') : null;
+  run(a.rt, matmulDispatches(a, b, y, attrs, c, scratch));
+  scratch?.dispose();
   return y;
 }
 

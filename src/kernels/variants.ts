@@ -23,6 +23,8 @@ export interface Conv2dArgs {
   attrs: Conv2dAttrs;
   epilogue: ConvEpilogue;
   channelOffset: number;
+  /** Split-K partial sums, at least `scratchBytes` of the chosen variant; null when it needs none. */
+  scratch: Tensor | null;
 }
 
 /** Arguments of conv2dGradInputDispatch: dx (+)= conv2d's input gradient from dy. */
@@ -66,7 +68,10 @@ export interface KernelVariant<F extends KernelFamily = KernelFamily> {
   target: AdapterClass;
   /** The dispatches for this call, or null when this variant cannot run it on this runtime. */
   dispatch(args: FamilyArgs[F]): Dispatch[] | null;
-  /** Scratch bytes a filter-gradient call needs (split-K partial sums); 0 or absent when none. */
+  /**
+   * Scratch bytes a forward or filter-gradient call needs (split-K partial sums); 0 or absent
+   * when none. Shapes only: the compiler sizes a planned transient from it before any tensor exists.
+   */
   scratchBytes?(rt: Runtime, x: Shape, w: Shape, attrs: Conv2dAttrs): number;
   /**
    * Whether this variant can run these shapes on this runtime, without building dispatches. It
@@ -168,7 +173,7 @@ export function shapeArgs<F extends KernelFamily>(rt: Runtime, call: CallOf<F>):
 
 /**
  * Arguments for a call on tensors made by `tensor` (shape -> tensor); `channel` makes the
- * epilogue's per-channel tensors; `scratch` is the filter gradient's split-K buffer.
+ * epilogue's per-channel tensors; `scratch` is the split-K buffer (forward and filter gradient).
  */
 export function argsOn(call: KernelCall, tensor: (s: Shape) => Tensor, channel: (n: number) => Tensor, scratch: Tensor | null): FamilyArgs[KernelFamily] {
   if (call.family === 'conv2d') {
@@ -178,7 +183,7 @@ export function argsOn(call: KernelCall, tensor: (s: Shape) => Tensor, channel: 
     if (e.scale) epilogue.scale = channel(co);
     if (e.shift) epilogue.shift = channel(co);
     if (e.bias) epilogue.bias = channel(co);
-    return { x: tensor(call.x), w: tensor(call.w), y: tensor(call.y), attrs: call.attrs, epilogue, channelOffset: call.channelOffset };
+    return { x: tensor(call.x), w: tensor(call.w), y: tensor(call.y), attrs: call.attrs, epilogue, channelOffset: call.channelOffset, scratch };
   }
   if (call.family === 'conv2dGradInput') {
     return { dy: tensor(call.dy), w: tensor(call.w), dx: tensor(call.dx), attrs: call.attrs, accumulate: call.accumulate, dyChannelOffset: call.dyChannelOffset };

@@ -3,7 +3,7 @@
 //   training batchnorm: the raw conv output z, then one fused batchnorm(batch statistics)+activation step.
 // The backward undoes the epilogue (or the training batchnorm), then the filter, bias and input gradients.
 import { batchnormTrainBackwardDispatch, batchnormTrainForwardDispatch, batchnormTrainWorkspaceShape } from '../../kernels/batchnorm_train.ts';
-import { type ConvEpilogue, conv2dDispatches, conv2dRef, conv2dShape } from '../../kernels/conv2d.ts';
+import { type ConvEpilogue, conv2dDispatches, conv2dRef, conv2dScratchBytes, conv2dShape } from '../../kernels/conv2d.ts';
 import { biasGradDispatch, conv2dGradFilterDispatch, conv2dGradFilterScratchBytes, conv2dGradInputDispatches } from '../../kernels/conv2d_backward.ts';
 import { epilogueBackwardDispatch } from '../../kernels/conv_epilogue_backward.ts';
 import { gradName } from '../autodiff.ts';
@@ -33,10 +33,11 @@ export const conv2d: OpRule<'conv2d'> = {
     const node = convOf(g);
     const [x, w] = node.inputs;
     const folded = g.bn ? c.folded(g.bn.node) : undefined;
-    c.step(`${node.name} (forward)`, [x, w, ...(g.bias ? [g.bias] : [])], [g.out], (ctx) => {
+    const scratch = forwardScratch(c, node);
+    c.step(`${node.name} (forward)`, [x, w, ...(g.bias ? [g.bias] : [])], [g.out, ...(scratch ? [scratch] : [])], (ctx) => {
       const epi: ConvEpilogue = { activation: g.act, scale: folded?.scale, shift: folded?.shift };
       if (g.bias) epi.bias = ctx.t(g.bias);
-      return conv2dDispatches(ctx.t(x), ctx.t(w), ctx.t(g.out), node.attrs, epi, ctx.offset(g.out));
+      return conv2dDispatches(ctx.t(x), ctx.t(w), ctx.t(g.out), node.attrs, epi, ctx.offset(g.out), scratch ? ctx.t(scratch) : null);
     });
   },
   backward(c, g, dy) {
@@ -70,6 +71,18 @@ export const conv2d: OpRule<'conv2d'> = {
   },
 };
 
+/**
+ * The forward's split-K scratch, declared when the variant chosen on this adapter needs one (the
+ * tiled GPU kernel on maps with few output tiles; never on CPU drivers): a transient written by
+ * the forward step only, so the memory planner reuses its bytes elsewhere. A later, different
+ * choice that needs more falls back to the reference (conv2dDispatches).
+ */
+function forwardScratch(c: LowerContext, node: NodeOf<'conv2d'>): string | undefined {
+  const [x, w] = node.inputs;
+  const bytes = conv2dScratchBytes(c.graph.shapeOf(x), c.graph.shapeOf(w), node.attrs, c.rt);
+  return bytes > 0 ? c.b.declare(`scratch:${node.name}:forward`, { shape: [Math.ceil(bytes / 4)] }) : undefined;
+}
+
 /** conv -> batchnorm with batch statistics [-> activation]: raw conv output z, then the fused BN step. */
 function forwardTrainingBatchnorm(c: LowerContext, g: Group): void {
   const node = convOf(g);
@@ -82,7 +95,10 @@ function forwardTrainingBatchnorm(c: LowerContext, g: Group): void {
   const mean = c.b.declare(statName(bnNode.name, 'mean'), { shape: [ch] });
   const rstd = c.b.declare(statName(bnNode.name, 'rstd'), { shape: [ch] });
   const ws = c.b.declare(`workspace:${bnNode.name}`, { shape: batchnormTrainWorkspaceShape(node.shape) });
-  c.step(`${node.name} (forward)`, [x, w], [z], (ctx) => conv2dDispatches(ctx.t(x), ctx.t(w), ctx.t(z), node.attrs));
+  const scratch = forwardScratch(c, node);
+  c.step(`${node.name} (forward)`, [x, w], [z, ...(scratch ? [scratch] : [])], (ctx) =>
+    conv2dDispatches(ctx.t(x), ctx.t(w), ctx.t(z), node.attrs, {}, 0, scratch ? ctx.t(scratch) : null),
+  );
   const reads = [z, bn.beta, bn.mean, bn.variance, ...(bn.gamma ? [bn.gamma] : [])];
   c.step(`${bnNode.name} (training forward)`, reads, [g.out, mean, rstd, ws], (ctx) =>
     batchnormTrainForwardDispatch(

@@ -4,7 +4,7 @@
 import { Tensor, shapeString } from '../../gpu/tensor.ts';
 import { concatDispatch, concatRef, concatShape } from '../../kernels/concat.ts';
 import { dropoutBackwardDispatch, dropoutForwardDispatch } from '../../kernels/dropout.ts';
-import { matmulDispatch, matmulRef, matmulShape } from '../../kernels/matmul.ts';
+import { matmulDispatches, matmulRef, matmulScratchBytes, matmulShape } from '../../kernels/matmul.ts';
 import { conv2dGradFilterDispatch, conv2dGradFilterScratchBytes, conv2dGradInputDispatches } from '../../kernels/conv2d_backward.ts';
 import { reshapeShape, squeezeShape } from '../../kernels/shape.ts';
 import { softmaxDispatch, softmaxRef, softmaxShape } from '../../kernels/softmax.ts';
@@ -52,7 +52,12 @@ export const matmul: OpRule<'matmul'> = {
   forward(c, g) {
     const node = only(g, 'matmul');
     const [a, b] = node.inputs;
-    c.step(`${node.name} (forward)`, [a, b], [g.out], (ctx) => [matmulDispatch(ctx.t(a), ctx.t(b), ctx.t(g.out), node.attrs)]);
+    // On conv2d's path (plain 2-D: logits, ONNX Gemm) the chosen conv variant may split K into a scratch.
+    const bytes = matmulScratchBytes(c.graph.shapeOf(a), c.graph.shapeOf(b), node.attrs, c.rt);
+    const scratch = bytes > 0 ? c.b.declare(`scratch:${node.name}:forward`, { shape: [Math.ceil(bytes / 4)] }) : undefined;
+    c.step(`${node.name} (forward)`, [a, b], [g.out, ...(scratch ? [scratch] : [])], (ctx) =>
+      matmulDispatches(ctx.t(a), ctx.t(b), ctx.t(g.out), node.attrs, undefined, scratch ? ctx.t(scratch) : null),
+    );
   },
   // Y = A B ([M,K] x [K,N]) is a 1x1 convolution of A as a [1,1,M,K] map with B as a [1,1,K,N]
   // filter, so its gradients are that convolution's input and filter gradients: the same tuned
