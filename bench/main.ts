@@ -12,6 +12,7 @@ const SUITES: Record<string, { about: string; load: () => Promise<{ run(argv: st
   queue: { about: "images per second of 'incept submit classify' with 1, 2 and 3 'incept worker' processes (BullMQ on a private redis-server)", load: () => import('./queue.ts') },
   browser: { about: 'Inception v3 forward and a head fine-tuning step in headless Chromium (the page bundle) beside Node', load: () => import('./browser.ts') },
   transfer: { about: 'real transfer learning: ImageNet Inception v3 layers on ISIC skin lesions (Esteva) and RetinaMNIST (Gulshan), vs a TF.js logistic-regression peer', load: () => import('./transfer.ts') },
+  probe: { about: 'what bounds the GEMM kernel on this adapter: the register-only arithmetic rate, and the kernel with and without its operand loads (lavapipe)', load: () => import('./probe.ts') },
   saliency: { about: 'vanilla gradient, SmoothGrad (25 samples), integrated gradients (50 steps), Grad-CAM for one 299x299 image on Inception v3', load: () => import('./saliency.ts') },
 };
 
