@@ -2,9 +2,11 @@
 // columns = output channels, reduction = (kh, kw, ci). Fast path for groups == 1 and Co % 4 == 0.
 //
 // What lavapipe (llvmpipe's Vulkan driver) rewards, measured on a 2-core AVX-512 machine:
-// - a subgroup is one SIMD register (8 lanes at 256 bits); every buffer load whose address
-//   differs per lane costs about as much as eight scalar loads, while arithmetic is 8-wide. So
-//   loads, not FMAs, bound a naive kernel (3-5 GFLOP/s on a 1024^3 matmul).
+// - a subgroup is one SIMD register (8 lanes at 256 bits); arithmetic is 8-wide, but a storage
+//   buffer load is a loop over the lanes with a bounds check, a scalar load and an insert per
+//   component (Mesa 25.0's llvmpipe; no gathers). So loads, not FMAs, bound these kernels: a naive
+//   one runs at 3-5 GFLOP/s on a 1024^3 matmul, and even this one spends more than half its time
+//   on its loads (`npm run bench -- probe`: the same kernel without them runs 1.8-4x faster).
 // - subgroupShuffle is a register shuffle. Each lane loads RPL input rows (vec4s of 4 input
 //   channels) and the subgroup shares the R = SG * RPL rows by shuffles: per 4-deep reduction step
 //   a lane does RPL + 4 vec4 loads for R x 4 vec4 FMAs, instead of R + 4 loads without subgroups.
@@ -12,7 +14,8 @@
 //   GFLOP/s from R = 8 to R = 32 (conv2d.ts picks R per shape).
 // - workgroup memory and barriers buy nothing on a CPU (all memory is cache) and barriers cost
 //   coroutine switches, so there is no shared-memory tiling here.
-// - a separate mul and add beats fma() (which llvmpipe lowers to a slower sequence).
+// - fma() gains nothing: llvmpipe emits a vmulps and a vaddps for it, as for a * b + c
+//   (scripts/lavapipe-asm.sh shows the generated code).
 // - one subgroup per workgroup, and enough workgroups for both cores: conv2d.ts keeps R = 32
 //   unless a layer would then have fewer than 16 workgroups (Mixed_7c's 8x8 maps). The backward
 //   kernels (conv2d_grad_input.wgsl, conv2d_grad_filter.wgsl) follow the same rules and, on
