@@ -24,7 +24,7 @@ import {
   batchnormTrainRef,
   batchnormTrainWorkspaceShape,
 } from '../src/kernels/batchnorm_train.ts';
-import { chooseVariant, forgetTuning } from '../src/kernels/choice.ts';
+import { chooseVariant, forgetTuning, rememberChoice } from '../src/kernels/choice.ts';
 import type { Activation } from '../src/kernels/conv2d.ts';
 import { registerVariant, variantNamed, variantsOf } from '../src/kernels/registry.ts';
 import { tuneCalls } from '../src/kernels/tuner.ts';
@@ -240,6 +240,50 @@ describe('batchnorm variants: choice and reporting', () => {
     } finally {
       trainer.dispose();
       model.dispose();
+    }
+  });
+
+  it('a training step with tiled-256 chosen for every batchnorm gives the loss and gradients lanes gives', async () => {
+    const rt = await getRuntime();
+    const build = (batch: number) => {
+      const b = new GraphBuilder('Net', { seed: 6 });
+      const x = b.input('input', [batch, 9, 9, 8]);
+      const y = b.convBnRelu('Conv2d_1a_3x3', x, 12, 3, { padding: 'SAME' });
+      const y2 = b.convBnRelu('Conv2d_2a_1x1', y, 8, 1);
+      const logits = b.conv2d('Logits', y2, 3, 9, { padding: 'VALID', batchNorm: false, activation: 'none' });
+      b.output(b.endPoint('Logits', b.squeeze('SpatialSqueeze', logits, [1, 2])));
+      return b.graph;
+    };
+    const images = randomArray(3 * 9 * 9 * 8, 7);
+    const labels = Int32Array.from([0, 2, 1]);
+    const step = async (pin: boolean) => {
+      const model = new Model(rt, build);
+      const opts = { batch: 3, optimizer: { kind: 'sgd' as const }, learningRate: 0, training: { trainable: () => true } };
+      let trainer = new Trainer(model, opts);
+      if (pin) {
+        // As if tuned: the chooser reads these before the default rules.
+        for (const u of trainer.program.variants().filter((v) => v.family.startsWith('batchnorm'))) {
+          rememberChoice(rt, u.key, { variant: 'tiled-256', ms: {}, rejected: [], method: 'test', at: '' });
+        }
+        trainer.dispose();
+        trainer = new Trainer(model, opts);
+      }
+      const used = trainer.program.variants().filter((v) => v.family.startsWith('batchnorm'));
+      const { loss } = await trainer.trainStep(images, labels);
+      const grads = await trainer.gradients();
+      trainer.dispose();
+      model.dispose();
+      return { used, loss, grads };
+    };
+    const lanes = await step(false);
+    const tiled = await step(true);
+    expect(lanes.used.map((u) => u.variant)).toEqual(['lanes', 'lanes', 'lanes', 'lanes']);
+    expect(tiled.used.map((u) => `${u.variant} ${u.source}`)).toEqual(Array(4).fill('tiled-256 tuned'));
+    expect(Math.abs(tiled.loss - lanes.loss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(lanes.loss)));
+    expect([...tiled.grads.keys()].sort()).toEqual([...lanes.grads.keys()].sort());
+    for (const [name, g] of lanes.grads) {
+      const m = Math.max(1e-3, maxAbs(g));
+      expectClose(tiled.grads.get(name)!, g, { rtol: 1e-3, atol: 1e-4 * m }, name);
     }
   });
 
