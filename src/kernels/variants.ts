@@ -1,7 +1,7 @@
 // Kernel variants: several implementations of one kernel family (conv forward, input gradient,
-// filter gradient, batchnorm's training reductions), each suited to a class of adapter. CPU drivers (lavapipe, SwiftShader) reward
-// subgroup shuffles and register blocking without workgroup memory; real GPUs reward
-// workgroup-memory tiles. A variant says whether it can run a given call; the choice among those
+// filter gradient, batchnorm's training reductions), each suited to a class of adapter. CPU
+// drivers (lavapipe, SwiftShader) reward subgroup shuffles and register blocking without
+// workgroup memory; real GPUs reward workgroup-memory tiles. A variant says whether it can run a given call; the choice among those
 // that can is made per (adapter, driver, family, shape class) by src/kernels/choice.ts (cached,
 // default rules) and src/kernels/tuner.ts (timed on the real shape, checked against the reference).
 //
@@ -59,7 +59,7 @@ export interface FamilyArgs {
 export type KernelFamily = keyof FamilyArgs;
 export const KERNEL_FAMILIES: readonly KernelFamily[] = ['conv2d', 'conv2dGradInput', 'conv2dGradFilter', 'batchnormTrain', 'batchnormTrainBackward'];
 /** The families whose calls are convolutions (x/w shapes, window attrs, split-K scratch). */
-export const CONV_FAMILIES: readonly KernelFamily[] = ['conv2d', 'conv2dGradInput', 'conv2dGradFilter'];
+export const CONV_FAMILIES: readonly ConvCall['family'][] = ['conv2d', 'conv2dGradInput', 'conv2dGradFilter'];
 
 /** What a variant is written for: 'cpu' drivers, 'gpu' adapters, or 'any'. */
 export type AdapterClass = 'cpu' | 'gpu' | 'any';
