@@ -324,6 +324,7 @@ describe('tuner', () => {
       const used = trainer.program.variants();
       expect(used.filter((u) => u.source === 'default')).toEqual([]);
       expect(used.some((u) => u.family === 'conv2dGradFilter' && u.source === 'tuned')).toBe(true);
+      expect(used.filter((u) => u.family.startsWith('batchnorm')).map((u) => `${u.family} ${u.source}`)).toEqual(['batchnormTrain tuned', 'batchnormTrainBackward tuned']);
     } finally {
       trainer.dispose();
       model.dispose();
