@@ -203,8 +203,9 @@ fn bwdInput(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
 // ... of the chunk [r0, r1) (a row's TC columns are contiguous: loads coalesce). The lanes' sums
 // then meet in workgroup memory: a tree over the lanes, halving each step, where step s adds
 // slot li + s*TC into li. Slots are laid out [lane][col], so each step's reads and writes are
-// contiguous runs of one row: no bank conflicts, and no padding needed. Lane 0 writes the chunk's
-// partial. Out-of-range columns sum nothing but still reach every barrier.
+// contiguous runs of slots (consecutive invocations, consecutive banks): no strided access for
+// padding to break up. Lane 0 writes the chunk's partial. Out-of-range columns sum nothing but
+// still reach every barrier.
 const TILED_WG = 256u;
 override RL: u32 = TILED_WG / TC; // row lanes (derived, never set)
 var<workgroup> part1: array<V, TILED_WG>;
