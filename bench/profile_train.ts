@@ -3,9 +3,10 @@
 // update) are replayed once, each in its own compute pass with a timestamp pair, in one submit:
 // the data in the buffers is the step's own, so data-dependent costs are real. Rows are grouped
 // by kernel family (the first word of each dispatch's label) and by whether the step belongs to
-// the trained top (Mixed_7*, Logits, loss, update) or the frozen body, and the conv dispatches by
-// the kernel variant they took (src/kernels/choice.ts: the tuned or default choice).
-// `--case forward` profiles the inference plan (Model.predict's dispatches) the same way.
+// the trained top (Mixed_7*, Logits, loss, update) or the frozen body, and the conv and training
+// batchnorm dispatches by the kernel variant they took (src/kernels/choice.ts: the tuned or
+// default choice). `--case forward` profiles the inference plan (Model.predict's dispatches) the
+// same way.
 //
 //   node scripts/quiet-dawn.mjs --import tsx bench/profile_train.ts [--batch 8] [--size 299] [--case a|b|forward] [--top 15]
 import { type PreparedDispatch } from '../src/gpu/recorder.ts';
@@ -107,7 +108,7 @@ async function main(argv: string[]): Promise<void> {
   out.push(...table(rows, (r) => `${region(r.label, r.label.startsWith('update: '))} ${family(r.label)}`, total));
   out.push('', '| family / kernel variant | dispatches | ms | share |', '|---|---|---|---|');
   out.push(...table(rows.filter((r) => variant(r.label)), (r) => `${family(r.label)} ${variant(r.label)}`, total));
-  out.push('', `top ${top} dispatches (conv labels end with their kernel variant):`);
+  out.push('', `top ${top} dispatches (conv and batchnorm labels end with their kernel variant):`);
   for (const r of [...rows].sort((a, b) => b.ms - a.ms).slice(0, top)) out.push(`  ${r.ms.toFixed(1)} ms  ${r.label}`);
   console.log(out.join('\n'));
   dispose();

@@ -6,6 +6,8 @@
 // invocations read neighbouring channels of one row, so loads stay contiguous) into workspace
 // partials; a *Finalize pass runs one invocation per channel over its P partials. Rows split over
 // lanes rather than one workgroup per channel so that both cores work even when C is small.
+// That is the 'lanes' design, for CPU drivers. The *StatsTiled entries are the 'tiled-256' design
+// for GPUs (src/kernels/batchnorm_stats.ts): same sums, same workspace layout, P = row chunks.
 //
 // Forward:  fwdStats     sums of d = z - K and d^2, with K = z[row 0] a per-channel shift that keeps
 //                        the one-pass variance accurate when |mean| >> std
@@ -27,6 +29,7 @@ override ACCUMULATE: bool = false;        // dz += ...
 override ACCUMULATE_PARAMS: bool = false; // dBeta, dGamma += ...
 override HAS_DBETA: bool = true;
 override HAS_DGAMMA: bool = false;
+override TC: u32 = 16u;                   // *StatsTiled: channel columns (V units) per workgroup
 
 struct Params {
   m: u32, c: u32, lanes: u32, n: u32,        // rows, channels (V units), P, m * c
@@ -192,4 +195,75 @@ fn bwdInput(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
   let g = activationGrad(dy[r * p.dyStride + p.dyOff + k], yFwd[r * p.yStride + p.yOff + k]);
   let d = ws[p.coef + k] * g + ws[p.coef + p.c + k] * (z[i] - mean[k]) + ws[p.coef + 2u * p.c + k];
   if (ACCUMULATE) { dz[i] += d; } else { dz[i] = d; }
+}
+
+// ---- the 'tiled-256' stats passes (GPUs) ------------------------------------------------------
+// Workgroup (x, y) = (channel tile, row chunk). Invocation li is column li % TC (channel
+// x * TC + col) and row lane li / TC of RL = 256 / TC lanes; lane l sums rows r0 + l, r0 + l + RL,
+// ... of the chunk [r0, r1) (a row's TC columns are contiguous: loads coalesce). The lanes' sums
+// then meet in workgroup memory: a tree over the lanes, halving each step, where step s adds
+// slot li + s*TC into li. Slots are laid out [lane][col], so each step's reads and writes are
+// contiguous runs of slots (consecutive invocations, consecutive banks): no strided access for
+// padding to break up. Lane 0 writes the chunk's partial. Out-of-range columns sum nothing but
+// still reach every barrier.
+const TILED_WG = 256u;
+override RL: u32 = TILED_WG / TC; // row lanes (derived, never set)
+var<workgroup> part1: array<V, TILED_WG>;
+var<workgroup> part2: array<V, TILED_WG>;
+
+struct Chunk { k: u32, col: u32, lane: u32, r0: u32, r1: u32 }
+
+fn chunkOf(wg: vec3u, li: u32) -> Chunk {
+  let rows = (p.m + p.lanes - 1u) / p.lanes; // p.lanes = chunks here
+  let r0 = min(wg.y * rows, p.m);
+  return Chunk(wg.x * TC + li % TC, li % TC, li / TC, r0, min(r0 + rows, p.m));
+}
+
+fn reduceAndStore(li: u32, ch: Chunk, q: u32, s1: V, s2: V) {
+  part1[li] = s1;
+  part2[li] = s2;
+  workgroupBarrier();
+  for (var s = RL / 2u; s > 0u; s >>= 1u) {
+    if (ch.lane < s) {
+      part1[li] += part1[li + s * TC];
+      part2[li] += part2[li + s * TC];
+    }
+    workgroupBarrier();
+  }
+  if (ch.lane == 0u && ch.k < p.c) {
+    ws[q * p.c + ch.k] = part1[ch.col];
+    ws[(p.lanes + q) * p.c + ch.k] = part2[ch.col];
+  }
+}
+
+@compute @workgroup_size(256)
+fn fwdStatsTiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let ch = chunkOf(wg, li);
+  var s1 = V(0.0);
+  var s2 = V(0.0);
+  if (ch.k < p.c) {
+    let shift = z[ch.k]; // the same shift K as fwdStats: fwdFinalize adds it back
+    for (var r = ch.r0 + ch.lane; r < ch.r1; r += RL) {
+      let d = z[r * p.c + ch.k] - shift;
+      s1 += d;
+      s2 += d * d;
+    }
+  }
+  reduceAndStore(li, ch, wg.y, s1, s2);
+}
+
+@compute @workgroup_size(256)
+fn bwdStatsTiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let ch = chunkOf(wg, li);
+  var s1 = V(0.0);
+  var s2 = V(0.0);
+  if (ch.k < p.c) {
+    let mu = mean[ch.k];
+    for (var r = ch.r0 + ch.lane; r < ch.r1; r += RL) {
+      let g = activationGrad(dy[r * p.dyStride + p.dyOff + ch.k], yFwd[r * p.yStride + p.yOff + ch.k]);
+      s1 += g;
+      s2 += g * (z[r * p.c + ch.k] - mu);
+    }
+  }
+  reduceAndStore(li, ch, wg.y, s1, s2);
 }

@@ -20,7 +20,7 @@ import { conv2dGradFilterRef, conv2dGradInputRef } from '../src/kernels/conv2d_b
 import { chooseVariant, forgetTuning } from '../src/kernels/choice.ts';
 import { registerVariant, variantsOf } from '../src/kernels/registry.ts';
 import { tuneCalls, withinReorder } from '../src/kernels/tuner.ts';
-import { type Conv2dCall, type KernelCall, type KernelVariant, KERNEL_FAMILIES, shapeArgs, shapeClass } from '../src/kernels/variants.ts';
+import { type Conv2dCall, type KernelCall, type KernelVariant, CONV_FAMILIES, shapeArgs, shapeClass } from '../src/kernels/variants.ts';
 import { mergeTuningEntries, readTuningEntries } from '../src/platform/tuning-file.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
@@ -135,7 +135,8 @@ async function runVariant(rt: Runtime, v: KernelVariant, e: Expect): Promise<Flo
 }
 
 describe('every registered kernel variant matches the float64 CPU references', () => {
-  for (const family of KERNEL_FAMILIES) {
+  // Batchnorm's families: test/batchnorm_variants.test.ts.
+  for (const family of CONV_FAMILIES) {
     it(`${family}: ${variantsOf(family).map((v) => v.name).join(', ')}`, async () => {
       const rt = await getRuntime();
       let checked = 0;
@@ -323,6 +324,7 @@ describe('tuner', () => {
       const used = trainer.program.variants();
       expect(used.filter((u) => u.source === 'default')).toEqual([]);
       expect(used.some((u) => u.family === 'conv2dGradFilter' && u.source === 'tuned')).toBe(true);
+      expect(used.filter((u) => u.family.startsWith('batchnorm')).map((u) => `${u.family} ${u.source}`)).toEqual(['batchnormTrain tuned', 'batchnormTrainBackward tuned']);
     } finally {
       trainer.dispose();
       model.dispose();

@@ -1,6 +1,7 @@
-// `incept tune MODEL [--batch N] [--train]`: tunes the conv kernels of a model ahead of time. The
-// model's inference program (and with --train its training step, every layer trained) is compiled
-// at the batch size; every conv call is looked up and each shape class not tuned yet on this
+// `incept tune MODEL [--batch N] [--train]`: tunes the kernels of a model ahead of time (convs;
+// with --train also their gradients and batchnorm's training reductions). The model's inference
+// program (and with --train its training step, every layer trained) is compiled at the batch
+// size; every call with kernel variants is looked up and each shape class not tuned yet on this
 // adapter has its candidate variants checked against the reference and timed (src/kernels/tuner.ts).
 // Prints one row per shape class and writes the choices into the tuning cache file.
 import { writeFileAtomic } from '../import/atomic-write.ts';
@@ -19,7 +20,7 @@ const USAGE = 'incept tune MODEL [--batch N] [--train] [--force] [--variants A,B
 
 const OPTIONS: OptionSpec[] = [
   { name: 'batch', value: 'N', help: 'the batch size the model will run at (default 1)', parse: wholeNumber(1) },
-  { name: 'train', help: "also tune the training step's kernels (every layer trained: forward, input and\nfilter gradients)" },
+  { name: 'train', help: "also tune the training step's kernels (every layer trained: forward, input and\nfilter gradients, batchnorm's batch-statistics reductions)" },
   { name: 'force', help: 'time shape classes that have a choice already' },
   { name: 'variants', value: 'A,B', help: 'only these candidate variants (the reference always runs)' },
   { name: 'runs', value: 'N', help: 'timed passes per candidate (default 5)', parse: wholeNumber(1) },
@@ -29,11 +30,12 @@ const OPTIONS: OptionSpec[] = [
 
 const HELP = helpText(
   USAGE,
-  `Chooses, for each conv layer shape of MODEL on this adapter, the fastest kernel variant whose
-output matches the reference kernel, and keeps the choice in the tuning cache
-(INCEPT_TUNING_CACHE, default $XDG_CACHE_HOME/incept/tuning.json or ~/.cache/incept/tuning.json),
-keyed by adapter and driver, so later runs start with it. MODEL is any model incept reads or
-random:inception_v3. On GPUs the engine also tunes on first use (INCEPT_AUTOTUNE=1/0).`,
+  `Chooses, for each conv layer shape of MODEL on this adapter (with --train also each training
+batchnorm's shape), the fastest kernel variant whose output matches the reference kernel, and
+keeps the choice in the tuning cache (INCEPT_TUNING_CACHE, default
+$XDG_CACHE_HOME/incept/tuning.json or ~/.cache/incept/tuning.json), keyed by adapter and driver,
+so later runs start with it. MODEL is any model incept reads or random:inception_v3. On GPUs the
+engine also tunes on first use (INCEPT_AUTOTUNE=1/0).`,
   OPTIONS,
 );
 
@@ -43,7 +45,7 @@ interface Row {
   result: TuneResult;
 }
 
-/** The conv calls of the model's programs, with the step that made each. */
+/** The calls with kernel variants in the model's programs, with the step that made each. */
 async function collect(model: Model, batch: number, train: boolean): Promise<StepVariant[]> {
   const used = [...model.plan(batch).variants()];
   if (train) {
@@ -96,7 +98,7 @@ export async function tuneMain(argv: string[]): Promise<number> {
   const model = new Model(rt, resolved.build);
   try {
     const used = await collect(model, batch, p.values.train === true);
-    process.stderr.write(`tune: ${new Set(used.map((u) => u.key)).size} conv shape classes on ${rt.adapterName}\n`);
+    process.stderr.write(`tune: ${new Set(used.map((u) => u.key)).size} kernel shape classes on ${rt.adapterName}\n`);
     const variants = (p.values.variants as string | undefined)?.split(',').map((s) => s.trim());
     const results = await tuneCalls(
       rt,

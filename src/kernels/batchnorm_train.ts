@@ -17,11 +17,19 @@
 // xhat = (z - mean) * rstd) and dz = gamma * rstd * (g - dBeta / M - xhat * dGamma / M).
 //
 // Each direction is three dispatches (stats, finalize, elementwise; see shaders/batchnorm_train.wgsl)
-// sharing a caller-owned workspace of batchnormTrainWorkspaceShape(z) floats.
+// sharing a caller-owned workspace of batchnormTrainWorkspaceShape(z) floats. The stats pass (the
+// reduction) is a kernel variant of the family 'batchnormTrain' / 'batchnormTrainBackward'
+// (src/kernels/variants.ts): 'lanes' (CPU drivers, the reference) or 'tiled-256' (GPUs), see
+// batchnorm_stats.ts; the chooser and tuner pick one per shape like conv's variants.
+import type { PipelineSpec } from '../gpu/pipelines.ts';
 import { type Dispatch, Params, grid, run } from '../gpu/recorder.ts';
+import type { Runtime } from '../gpu/runtime.ts';
 import { type Shape, type Tensor, empty, shapeString } from '../gpu/tensor.ts';
 import { type ChannelSlice, channelSlice, checkNoAlias, rowsAndChannels, vecType, vectorWidth } from './train_util.ts';
 import type { Activation } from './conv2d.ts';
+import { LANES_STATS, STATS_DESIGNS, type StatsDesign, maxPartials } from './batchnorm_stats.ts';
+import { dispatchChosen } from './choice.ts';
+import type { KernelVariant } from './variants.ts';
 
 import { ACTIVATION_CODE as ACT_CODE } from './activation.ts';
 export const BATCHNORM_TRAIN_DEFAULTS = { epsilon: 0.001, decay: 0.9997 } as const;
@@ -49,9 +57,6 @@ export interface BatchnormTrainOutputs {
   workspace: Tensor; // batchnormTrainWorkspaceShape(z.shape)
 }
 
-/** Row lanes x channels the stats passes aim for: enough workgroups (2048 invocations at vec4) to keep every core busy. */
-const TARGET_LANE_CHANNELS = 8192;
-
 function geometry(op: string, zShape: Shape) {
   const size = zShape.reduce((a, b) => a * b, 1);
   const { rows, channels } = rowsAndChannels({ shape: zShape, size });
@@ -61,15 +66,10 @@ function geometry(op: string, zShape: Shape) {
   return { rows, channels };
 }
 
-/** Row lanes P of the stats passes (the same at either vector width, so one workspace size fits). */
-function lanes(rows: number, channels: number): number {
-  return Math.max(1, Math.min(rows, Math.ceil(TARGET_LANE_CHANNELS / channels)));
-}
-
-/** Floats of workspace the forward and backward need for z of this shape (one buffer serves both). */
+/** Floats of workspace the forward and backward need for z of this shape (one buffer serves both, either stats design). */
 export function batchnormTrainWorkspaceShape(zShape: Shape): [number] {
   const { rows, channels } = geometry('batchnormTrain', zShape);
-  return [2 * lanes(rows, channels) * channels + 3 * channels];
+  return [2 * maxPartials(rows, channels) * channels + 3 * channels];
 }
 
 function checkPerChannel(op: string, c: number, named: Record<string, Tensor | undefined>): void {
@@ -96,13 +96,26 @@ function packParams(m: number, c: number, w: number, P: number, ySlice: ChannelS
     .build();
 }
 
-/** The three forward dispatches: stats, finalize (mean, rstd, moving statistics), normalize. */
+/** Arguments of the forward (the kernel family 'batchnormTrain'). */
+export interface BatchnormTrainArgs {
+  z: Tensor;
+  params: BatchnormTrainParams;
+  out: BatchnormTrainOutputs;
+  attrs: BatchnormTrainAttrs;
+}
+
+/** The three forward dispatches: stats (the chosen variant's), finalize (mean, rstd, moving statistics), normalize. */
 export function batchnormTrainForwardDispatch(
   z: Tensor,
   params: BatchnormTrainParams,
   out: BatchnormTrainOutputs,
   attrs: BatchnormTrainAttrs = {},
 ): Dispatch[] {
+  return dispatchChosen('batchnormTrain', z.rt, { z, params, out, attrs });
+}
+
+/** The forward with a given stats design (what each variant runs). */
+function forwardDispatches(design: StatsDesign, { z, params, out, attrs }: BatchnormTrainArgs): Dispatch[] {
   const op = 'batchnormTrain';
   const { rows: m, channels: c } = geometry(op, z.shape);
   checkPerChannel(op, c, { gamma: params.gamma, beta: params.beta, movingMean: params.movingMean, movingVariance: params.movingVariance, mean: out.mean, rstd: out.rstd });
@@ -110,7 +123,7 @@ export function batchnormTrainForwardDispatch(
   const ySlice = channelSlice(op, 'y', out.y, m, c, attrs.outChannelOffset ?? 0);
   checkNoAlias(op, { y: out.y, mean: out.mean, rstd: out.rstd, workspace: out.workspace, movingMean: params.movingMean, movingVariance: params.movingVariance }, { z, gamma: params.gamma, beta: params.beta });
   const w = vectorWidth(c, [ySlice]);
-  const P = lanes(m, c);
+  const P = design.partials(m, c);
   const cv = c / w;
   const act = attrs.activation ?? 'none';
   const label = `${op} ${shapeString(z.shape)}${act !== 'none' ? ` + ${act}` : ''} -> ${shapeString(out.y.shape)}@${ySlice.offset}`;
@@ -124,7 +137,7 @@ export function batchnormTrainForwardDispatch(
   const groups = (n: number) => grid(z.rt, Math.ceil(n / 64));
   const ws = out.workspace.binding;
   return [
-    { label: `${label} stats`, pipeline: pipeline('fwdStats'), params: uniform, buffers: [z.binding, ws], workgroups: groups(P * cv) },
+    { label: `${label} stats`, pipeline: statsPipeline(design, pipeline, 'fwd', cv), params: uniform, buffers: [z.binding, ws], workgroups: design.workgroups(z.rt, cv, P) },
     {
       label: `${label} finalize`,
       pipeline: pipeline('fwdFinalize'),
@@ -161,12 +174,24 @@ export interface BatchnormBackwardAttrs {
   accumulateParams?: boolean; // dBeta, dGamma += ...
 }
 
-/** The backward dispatches: stats, finalize (dBeta, dGamma), and dz when asked for. */
+/** Arguments of the backward (the kernel family 'batchnormTrainBackward'). */
+export interface BatchnormTrainBackwardArgs {
+  inputs: BatchnormBackwardInputs;
+  outputs: BatchnormBackwardOutputs;
+  attrs: BatchnormBackwardAttrs;
+}
+
+/** The backward dispatches: stats (the chosen variant's), finalize (dBeta, dGamma), and dz when asked for. */
 export function batchnormTrainBackwardDispatch(
   inputs: BatchnormBackwardInputs,
   outputs: BatchnormBackwardOutputs,
   attrs: BatchnormBackwardAttrs = {},
 ): Dispatch[] {
+  return dispatchChosen('batchnormTrainBackward', inputs.z.rt, { inputs, outputs, attrs });
+}
+
+/** The backward with a given stats design (what each variant runs). */
+function backwardDispatches(design: StatsDesign, { inputs, outputs, attrs }: BatchnormTrainBackwardArgs): Dispatch[] {
   const op = 'batchnormTrainBackward';
   const { dy, z, mean, rstd, gamma, workspace } = inputs;
   const { dz, dBeta, dGamma } = outputs;
@@ -182,7 +207,7 @@ export function batchnormTrainBackwardDispatch(
   const y = inputs.y ?? dy;
   const ySlice = inputs.y ? channelSlice(op, 'y', y, m, c, attrs.yChannelOffset ?? attrs.channelOffset ?? 0) : dySlice;
   const w = vectorWidth(c, [dySlice, ySlice]);
-  const P = lanes(m, c);
+  const P = design.partials(m, c);
   const cv = c / w;
   const label = `${op} ${shapeString(z.shape)}${act !== 'none' ? ` + ${act}` : ''} dy ${shapeString(dy.shape)}@${dySlice.offset}`;
   const pipeline = (entry: string) => ({
@@ -202,7 +227,13 @@ export function batchnormTrainBackwardDispatch(
   const groups = (n: number) => grid(z.rt, Math.ceil(n / 64));
   const ws = workspace.binding;
   const dispatches: Dispatch[] = [
-    { label: `${label} stats`, pipeline: pipeline('bwdStats'), params: uniform, buffers: [z.binding, ws, dy.binding, y.binding, mean.binding], workgroups: groups(P * cv) },
+    {
+      label: `${label} stats`,
+      pipeline: statsPipeline(design, pipeline, 'bwd', cv),
+      params: uniform,
+      buffers: [z.binding, ws, dy.binding, y.binding, mean.binding],
+      workgroups: design.workgroups(z.rt, cv, P),
+    },
     {
       label: `${label} finalize`,
       pipeline: pipeline('bwdFinalize'),
@@ -222,6 +253,76 @@ export function batchnormTrainBackwardDispatch(
   }
   return dispatches;
 }
+
+/** The stats pass's pipeline: the design's entry, the direction's constants plus the design's own. */
+function statsPipeline(design: StatsDesign, base: (entry: string) => PipelineSpec, direction: 'fwd' | 'bwd', cv: number): PipelineSpec {
+  const spec = base(design.entry(direction));
+  return { ...spec, constants: { ...spec.constants, ...design.constants(cv) } };
+}
+
+// ---- kernel variants: one per stats design and direction ----
+
+/** The channel count in V units (vec4 or scalar) a forward call runs at; null for a malformed call. */
+function forwardCv(a: BatchnormTrainArgs): number | null {
+  try {
+    const { rows: m, channels: c } = geometry('batchnormTrain', a.z.shape);
+    const w = vectorWidth(c, [channelSlice('batchnormTrain', 'y', a.out.y, m, c, a.attrs.outChannelOffset ?? 0)]);
+    return c / w;
+  } catch {
+    return null; // malformed: the reference variant's dispatch names the problem
+  }
+}
+
+function backwardCv(a: BatchnormTrainBackwardArgs): number | null {
+  try {
+    const op = 'batchnormTrainBackward';
+    const { rows: m, channels: c } = geometry(op, a.inputs.z.shape);
+    const dySlice = channelSlice(op, 'dy', a.inputs.dy, m, c, a.attrs.channelOffset ?? 0);
+    const y = a.inputs.y;
+    const ySlice = y ? channelSlice(op, 'y', y, m, c, a.attrs.yChannelOffset ?? a.attrs.channelOffset ?? 0) : dySlice;
+    return c / vectorWidth(c, [dySlice, ySlice]);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a design can run a call of z's shape at cv channels in V units on this runtime. */
+function designFits(design: StatsDesign, rt: Runtime, zShape: Shape, cv: number | null): boolean {
+  if (cv === null) return false;
+  const { rows, channels } = rowsAndChannels({ shape: zShape, size: zShape.reduce((a, b) => a * b, 1) });
+  const maxBytes = rt.limits.maxStorageBufferBindingSize;
+  return rows * channels * 4 <= maxBytes && design.fits(rt, cv, design.partials(rows, channels));
+}
+
+function forwardVariant(design: StatsDesign): KernelVariant<'batchnormTrain'> {
+  const isReference = design === LANES_STATS;
+  return {
+    family: 'batchnormTrain',
+    name: design.name,
+    target: isReference ? 'cpu' : 'gpu',
+    reference: isReference,
+    // The reference takes every call (its dispatch throws the errors that name bad input).
+    supports: (rt, a) => isReference || designFits(design, rt, a.z.shape, forwardCv(a)),
+    dispatch: (a) => forwardDispatches(design, a),
+  };
+}
+
+function backwardVariant(design: StatsDesign): KernelVariant<'batchnormTrainBackward'> {
+  const isReference = design === LANES_STATS;
+  return {
+    family: 'batchnormTrainBackward',
+    name: design.name,
+    target: isReference ? 'cpu' : 'gpu',
+    reference: isReference,
+    supports: (rt, a) => isReference || designFits(design, rt, a.inputs.z.shape, backwardCv(a)),
+    dispatch: (a) => backwardDispatches(design, a),
+  };
+}
+
+/** The forward's variants: 'lanes' (reference, CPU drivers) and 'tiled-256' (GPUs). */
+export const BATCHNORM_TRAIN_VARIANTS: KernelVariant<'batchnormTrain'>[] = STATS_DESIGNS.map(forwardVariant);
+/** The backward's variants, likewise. */
+export const BATCHNORM_TRAIN_BACKWARD_VARIANTS: KernelVariant<'batchnormTrainBackward'>[] = STATS_DESIGNS.map(backwardVariant);
 
 /** Eager forward: a new y (z's shape), mean and rstd; the moving statistics are updated in place. */
 export function batchnormTrain(

@@ -10,7 +10,7 @@ import type { Runtime } from '../gpu/runtime.ts';
 import { shapeString } from '../gpu/tensor.ts';
 import { type TuningEntry, hostEnv, readTuningEntries, tuningCachePath } from '../platform/host.ts';
 import { variantsOf } from './registry.ts';
-import { type FamilyArgs, type KernelCall, type KernelFamily, type KernelVariant, adapterClass, callOf, shapeClass } from './variants.ts';
+import { type FamilyArgs, type KernelCall, type KernelFamily, type KernelVariant, adapterClass, callOf, isConvCall, shapeClass } from './variants.ts';
 
 /** Bump when a shader or a variant's tiling changes: older tuning entries are then ignored. */
 export const KERNEL_VERSION = 1;
@@ -151,6 +151,7 @@ export function dispatchChosen<F extends KernelFamily>(family: F, rt: Runtime, a
 
 /** A call in words, for messages. */
 export function describe(call: KernelCall): string {
+  if (!isConvCall(call)) return `${call.family} z ${shapeString(call.z)}`;
   const shapes = call.family === 'conv2d' ? [call.x, call.w, call.y] : call.family === 'conv2dGradInput' ? [call.dy, call.w, call.dx] : [call.x, call.dy, call.dw];
   return `${call.family} ${shapes.map(shapeString).join(' ')}`;
 }

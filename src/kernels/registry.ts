@@ -6,6 +6,7 @@ import * as conv2dModule from './conv2d.ts';
 import * as conv2dBackwardModule from './conv2d_backward.ts';
 import * as conv2dTiledModule from './conv2d_tiled_variants.ts';
 import { bcastConvVariants } from './conv2d_bcast.ts';
+import * as batchnormTrainModule from './batchnorm_train.ts';
 import type { KernelFamily, KernelVariant } from './variants.ts';
 
 /**
@@ -15,7 +16,7 @@ import type { KernelFamily, KernelVariant } from './variants.ts';
  */
 // The lavapipe broadcast GEMM joins as tuning candidates only (rank 0: never a default); its
 // uniform-load design (bcastUniformConvVariant) is left out: slower on every case measured.
-const MODULES = (): Record<string, unknown>[] => [conv2dModule, conv2dBackwardModule, conv2dTiledModule, { bcastConvVariants }];
+const MODULES = (): Record<string, unknown>[] => [conv2dModule, conv2dBackwardModule, conv2dTiledModule, { bcastConvVariants }, batchnormTrainModule];
 
 let builtIn: KernelVariant[] | null = null;
 /** Variants added at run time (tests' deliberately wrong variants, experiments). */

@@ -13,7 +13,7 @@ import { PassTimer, measure } from '../gpu/timing.ts';
 import { type TuningEntry, hostEnv, mergeTuningEntries, tuningCachePath, warn } from '../platform/host.ts';
 import { type ChoiceRecord, adapterKey, adapterRecord, describe, rememberChoice, tunedEntry } from './choice.ts';
 import { variantsOf } from './registry.ts';
-import { type KernelCall, type KernelVariant, adapterClass, argsOn, shapeArgs, shapeClass } from './variants.ts';
+import { type ConvCall, type KernelCall, type KernelVariant, adapterClass, argsOn, isConvCall, outputsOf, shapeArgs, shapeClass } from './variants.ts';
 import { seededUniform } from './seeded.ts';
 
 /**
@@ -127,13 +127,14 @@ function candidatesFor(rt: Runtime, call: KernelCall): KernelVariant[] {
 
 const seeded = seededUniform;
 
-/** Tensors for one call: every input and the output start from seeded data (outputs are reset per candidate). */
+/** Tensors for one call: every input and output start from seeded data (outputs are reset per candidate). */
 class CallTensors {
   readonly all: Tensor[] = [];
   private seed = 1;
   readonly args;
-  readonly output: Tensor;
-  readonly initial: Float32Array;
+  /** What the call writes (one tensor for a conv; batchnorm's y, mean, rstd or dz, dBeta, dGamma). */
+  readonly outputs: Tensor[];
+  readonly initial: Float32Array[];
 
   constructor(
     readonly rt: Runtime,
@@ -144,9 +145,8 @@ class CallTensors {
     const scratch = scratchBytes > 0 ? this.keep(empty(rt, [Math.ceil(scratchBytes / 4)], 'float32', 'tuning scratch')) : null;
     // Per-channel epilogue values near 1 (scale) keep the output's range like a real layer's.
     this.args = argsOn(call, make, (n) => this.keep(upload(rt, seeded(n, this.seed++).map((v) => 1 + 0.5 * v), [n], 'tuning')), scratch);
-    const a = this.args as { y?: Tensor; dx?: Tensor; dw?: Tensor };
-    this.output = (a.y ?? a.dx ?? a.dw)!;
-    this.initial = seeded(this.output.size, 99);
+    this.outputs = outputsOf(call, this.args);
+    this.initial = this.outputs.map((o, i) => seeded(o.size, 99 + i));
   }
 
   private keep(t: Tensor): Tensor {
@@ -155,7 +155,13 @@ class CallTensors {
   }
 
   reset(): void {
-    this.rt.device.queue.writeBuffer(this.output.buffer, this.output.byteOffset, this.initial.buffer, 0, this.output.bytes);
+    this.outputs.forEach((o, i) => this.rt.device.queue.writeBuffer(o.buffer, o.byteOffset, this.initial[i].buffer, 0, o.bytes));
+  }
+
+  async read(): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (const o of this.outputs) out.push(await o.read());
+    return out;
   }
 
   dispose(): void {
@@ -169,7 +175,7 @@ async function tuneOne(rt: Runtime, key: string, call: KernelCall, opts: TuneOpt
   if (!reference) throw new Error(`tune: no reference variant for ${describe(call)}`);
   const chosenSet = opts.variants ? all.filter((v) => v === reference || opts.variants!.includes(v.name)) : all;
   const candidates = [reference, ...chosenSet.filter((v) => v !== reference)];
-  const scratch = Math.max(0, ...candidates.map((v) => v.scratchBytes?.(rt, ...filterShapes(call)) ?? 0));
+  const scratch = isConvCall(call) ? Math.max(0, ...candidates.map((v) => v.scratchBytes?.(rt, ...filterShapes(call)) ?? 0)) : 0;
   const t = new CallTensors(rt, call, scratch);
   const result: TuneResult = { key, call, chosen: reference.name, reference: reference.name, ms: {}, rejected: [], method: '', cached: false };
   // Candidates that build the very same dispatches (e.g. 'subgroup' choosing 32 rows and
@@ -177,7 +183,7 @@ async function tuneOne(rt: Runtime, key: string, call: KernelCall, opts: TuneOpt
   const timed = new Map<string, number>();
   const built = new Map<string, Dispatch[]>();
   try {
-    let want: Float32Array | null = null;
+    let want: Float32Array[] | null = null;
     for (const v of candidates) {
       const best = Object.values(result.ms).length ? Math.min(...Object.values(result.ms)) : null;
       const outcome = await tryCandidate(rt, v, t, { want, runs: opts.runs ?? 5, bestMs: best, timed });
@@ -228,13 +234,13 @@ async function confirmFaster(rt: Runtime, reference: Dispatch[], challenger: Dis
 }
 
 /** x (or the dx/dw-bearing shapes) and the filter shape, as scratchBytes takes them. */
-function filterShapes(call: KernelCall): [Shape, Shape, KernelCall['attrs']] {
+function filterShapes(call: ConvCall): [Shape, Shape, ConvCall['attrs']] {
   if (call.family === 'conv2d') return [call.x, call.w, call.attrs];
   if (call.family === 'conv2dGradInput') return [call.dx, call.w, call.attrs];
   return [call.x, call.dw, call.attrs];
 }
 
-type Outcome = { output: Float32Array; ms: number; method: string; dispatches: Dispatch[] } | { reason: string };
+type Outcome = { output: Float32Array[]; ms: number; method: string; dispatches: Dispatch[] } | { reason: string };
 
 /** Runs one candidate: its output (checked against `want` when given), then its fastest time. */
 /** A candidate whose single pass takes this many times the best so far is not timed further. */
@@ -246,8 +252,8 @@ function signature(ds: Dispatch[]): string {
 }
 
 interface TryOptions {
-  /** The reference's output (null: this is the reference). */
-  want: Float32Array | null;
+  /** The reference's outputs (null: this is the reference). */
+  want: Float32Array[] | null;
   runs: number;
   /** The fastest time so far (null: none yet). */
   bestMs: number | null;
@@ -258,20 +264,24 @@ interface TryOptions {
 async function tryCandidate(rt: Runtime, v: KernelVariant, t: CallTensors, o: TryOptions): Promise<Outcome> {
   const { want, runs, bestMs } = o;
   let ds: Dispatch[] | null;
-  let output: Float32Array;
+  let output: Float32Array[];
   try {
     ds = v.dispatch(t.args as never);
     if (!ds) return { reason: 'declined the call' };
     t.reset();
     run(rt, ds);
     await rt.sync();
-    output = await t.output.read();
+    output = await t.read();
   } catch (e) {
     return { reason: `failed: ${(e as Error).message.split('\n')[0]}` };
   }
   if (want) {
-    const check = withinReorder(output, want);
-    if (!check.ok) return { reason: `output differs from the reference (max |diff| ${check.maxDiff.toExponential(2)} > ${check.bound.toExponential(2)})` };
+    // Each output against its own magnitude (a batchnorm's dBeta sums M values; its dz does not).
+    for (let i = 0; i < want.length; i++) {
+      const check = withinReorder(output[i], want[i]);
+      const which = want.length > 1 ? ` ${i + 1} of ${want.length}` : '';
+      if (!check.ok) return { reason: `output${which} differs from the reference (max |diff| ${check.maxDiff.toExponential(2)} > ${check.bound.toExponential(2)})` };
+    }
   }
   const sig = signature(ds);
   const same = o.timed.get(sig);
