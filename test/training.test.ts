@@ -38,7 +38,11 @@ describe('training step on a thin Inception v3', () => {
     // while still covering training batchnorm, frozen (folded) batchnorm, slices and accumulation.
     const frozenBn = (p: string) => /Mixed_(6|7)/.test(p) && p.includes('/BatchNorm/');
     const trainer = new Trainer(model, { batch: N, optimizer: { kind: 'sgd' }, learningRate: 0, training: { trainable: (p) => model.graph.param(p).trainable && !frozenBn(p) } });
-    const images = randomArray(N * SIZE * SIZE * 3, 12);
+    // Seed 13, not 12: with 12's images a ReLU or max-pool decision in the stem sits so near a tie
+    // that float32 rounding tips it, and the stem's gradient moved 3.5% with the batchnorm
+    // reduction order (lanes vs tiled-256, or another lane count), past the 5% check's margin
+    // against float64. With 13 the two orders agree to 2.5e-6 (NOTES.md, batchnorm variants).
+    const images = randomArray(N * SIZE * SIZE * 3, 13);
     const labels = Int32Array.from([1, 3, 0, 2, 4, 1]);
     const { loss } = await trainer.trainStep(images, labels);
     const grads = await trainer.gradients();
