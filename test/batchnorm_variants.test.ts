@@ -5,10 +5,7 @@
 // activations, gamma or not, accumulation; then the chooser, labels, Program.variants() and the
 // tuner (both variants checked and timed, a wrong one rejected). Small shapes: on lavapipe every
 // pipeline costs LLVM compilation, so the cases share specialisations where they can.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../src/gpu/recorder.ts';
 import { closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Shape, empty, sizeOf, upload } from '../src/gpu/tensor.ts';
@@ -24,12 +21,13 @@ import {
   batchnormTrainRef,
   batchnormTrainWorkspaceShape,
 } from '../src/kernels/batchnorm_train.ts';
-import { chooseVariant, forgetTuning, rememberChoice } from '../src/kernels/choice.ts';
+import { chooseVariant, rememberChoice } from '../src/kernels/choice.ts';
 import type { Activation } from '../src/kernels/conv2d.ts';
 import { registerVariant, variantNamed, variantsOf } from '../src/kernels/registry.ts';
 import { tuneCalls } from '../src/kernels/tuner.ts';
 import { type BatchnormTrainBackwardCall, type BatchnormTrainCall, type KernelVariant, shapeArgs } from '../src/kernels/variants.ts';
 import { embedChannels, outsideBlockChanged, sliceChannels } from './gradcheck.ts';
+import { isolateTuning } from './tuning-isolation.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -164,20 +162,7 @@ describe('workspace', () => {
 
 // ---- choice, labels, Program.variants(), tuning --------------------------------------------------
 
-let dir = '';
-const savedEnv = { ...process.env };
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'incept-bn-variants-'));
-  process.env.INCEPT_TUNING_CACHE = join(dir, 'tuning.json');
-  forgetTuning();
-});
-afterEach(() => {
-  for (const k of ['INCEPT_TUNING_CACHE', 'INCEPT_ADAPTER_CLASS', 'INCEPT_AUTOTUNE']) {
-    if (savedEnv[k] === undefined) delete process.env[k];
-    else process.env[k] = savedEnv[k];
-  }
-  forgetTuning();
-});
+isolateTuning('incept-bn-variants-');
 
 const fwdCall: BatchnormTrainCall = { family: 'batchnormTrain', z: [2, 6, 6, 8], y: [2, 6, 6, 8], workspace: batchnormTrainWorkspaceShape([2, 6, 6, 8]), gamma: false, attrs: { activation: 'relu' } };
 const bwdCall: BatchnormTrainBackwardCall = {

@@ -3,11 +3,10 @@
 // wrong candidate is rejected; the cache file survives concurrent writers and corrupt content.
 // Tuning runs only on tiny shapes with a temporary cache file (INCEPT_TUNING_CACHE).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../src/gpu/recorder.ts';
 import { type Runtime, closeRuntime, getRuntime } from '../src/gpu/runtime.ts';
 import { type Shape, type Tensor, empty, upload } from '../src/gpu/tensor.ts';
@@ -22,6 +21,7 @@ import { registerVariant, variantsOf } from '../src/kernels/registry.ts';
 import { tuneCalls, withinReorder } from '../src/kernels/tuner.ts';
 import { type Conv2dCall, type KernelCall, type KernelVariant, CONV_FAMILIES, shapeArgs, shapeClass } from '../src/kernels/variants.ts';
 import { mergeTuningEntries, readTuningEntries } from '../src/platform/tuning-file.ts';
+import { isolateTuning } from './tuning-isolation.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -30,20 +30,7 @@ const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const TOL = { rtol: 1e-4, atol: 1e-5 };
 
-let dir = '';
-const savedEnv = { ...process.env };
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'incept-tuner-'));
-  process.env.INCEPT_TUNING_CACHE = join(dir, 'tuning.json');
-  forgetTuning();
-});
-afterEach(() => {
-  for (const k of ['INCEPT_TUNING_CACHE', 'INCEPT_ADAPTER_CLASS', 'INCEPT_AUTOTUNE']) {
-    if (savedEnv[k] === undefined) delete process.env[k];
-    else process.env[k] = savedEnv[k];
-  }
-  forgetTuning();
-});
+const tempDir = isolateTuning('incept-tuner-');
 
 // ---- every variant against the CPU references ------------------------------------------------
 
@@ -356,7 +343,7 @@ describe('incept tune', () => {
 
 /** Runs an ES module (TypeScript through tsx) in a child process; resolves with its stdout. */
 function node(code: string): Promise<string> {
-  const file = join(dir, `child-${Math.random().toString(36).slice(2)}.mts`); // .mts: an ES module outside the package
+  const file = join(tempDir(), `child-${Math.random().toString(36).slice(2)}.mts`); // .mts: an ES module outside the package
   writeFileSync(file, code);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root, env: process.env });
