@@ -2,8 +2,8 @@
 // Packs everything scripts/gpu-check.sh needs on a bare GPU machine (x86-64 Linux with no Node, no
 // network, maybe no Vulkan loader) into one ignored folder that travels beside the tracked files:
 //   node.xz              this Node binary (process.execPath), xz-compressed
-//   dawn.node.xz         Dawn's Node addon (npm 'webgpu'), xz-compressed; the check unpacks it to
-//                        js/dist/linux-x64/dawn.node, where the bundled 'webgpu' loader looks for it
+//   dawn.node.xz         Dawn's Node addon (npm 'webgpu'), xz-compressed; the check unpacks it into
+//                        /tmp and names it in INCEPT_DAWN_NODE, which the bundled 'webgpu' loader reads
 //   js/incept.mjs        src/cli/main.ts with its npm dependencies inlined (esbuild)
 //   js/bench.mjs         bench/main.ts likewise, TensorFlow.js's WebGPU peer included
 //   debs/*.deb           the Vulkan loader and glvnd's dispatch library (apt-get download)
@@ -77,13 +77,31 @@ function compressed(src, dir, name, previous) {
   const old = join(previous, name);
   if (existsSync(old) && existsSync(`${old}.from`) && readFileSync(`${old}.from`, 'utf8') === from) {
     copyFileSync(old, dst);
-    console.log(`gpu-pack: ${name}: reused (${relative(ROOT, src) || src} unchanged)`);
+    console.log(`gpu-pack: ${name}: reused (${src} unchanged)`);
   } else {
     console.log(`gpu-pack: ${name}: xz -9 of ${src} (${(st.size / MIB).toFixed(1)} MiB; a minute or two)`);
     run('sh', ['-c', 'xz -9 -T2 -c "$1" > "$2"', 'sh', src, dst]);
   }
   writeFileSync(`${dst}.from`, from);
 }
+
+/**
+ * npm 'webgpu' requires dist/<platform>-<arch>/dawn.node beside its index.js, which in a bundle is
+ * beside the bundle; the check unpacks dawn.node elsewhere (/tmp) and names it in INCEPT_DAWN_NODE.
+ * Fails when a new 'webgpu' computes the path differently, rather than bundling a loader that
+ * cannot find the addon.
+ */
+const dawnPathPlugin = {
+  name: 'incept-dawn-path',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/]webgpu[\\/]index\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const pattern = /const dawnNodePath = (join\(__dirname, 'dist',[^;]*\));/;
+      if (!pattern.test(source)) throw new Error(`${args.path}: no 'const dawnNodePath = join(__dirname, 'dist', ...)' to redirect to INCEPT_DAWN_NODE`);
+      return { contents: source.replace(pattern, 'const dawnNodePath = process.env.INCEPT_DAWN_NODE || $1;'), loader: 'js' };
+    });
+  },
+};
 
 /** The two bundles, Node ESM; CommonJS dependencies get a real require() through the banner. */
 async function bundle(dir) {
@@ -101,6 +119,7 @@ async function bundle(dir) {
       legalComments: 'none',
       logLevel: 'error',
       external: EXTERNAL,
+      plugins: [dawnPathPlugin],
       banner: { js: "import { createRequire as __inceptCreateRequire } from 'node:module'; const require = __inceptCreateRequire(import.meta.url);" },
     });
     console.log(`gpu-pack: js/${name}: ${entry} (${(statSync(join(dir, 'js', name)).size / MIB).toFixed(1)} MiB)`);
