@@ -57,6 +57,7 @@ SUMMARY="$OUT/summary.txt"
 STEPLOG="$OUT/steps.log"
 : > "$SUMMARY"
 : > "$STEPLOG"
+rm -f "$OUT"/adapter.json "$OUT"/tests.json "$OUT"/tune.json "$OUT"/kernels.json "$OUT"/network.json # a last run's
 rm -rf "$WORK/logs"
 mkdir -p "$WORK/logs"
 FAILED=0
@@ -187,7 +188,7 @@ step() {
 }
 
 # tail_table LOG: the last table a bench printed (from its last 'case ' header to the end).
-tail_table() { awk '/^case /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$1" | sed 's/^/   | /' | tee -a "$SUMMARY"; }
+tail_table() { [ -e "$1" ] && awk '/^case /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$1" | sed 's/^/   | /' | tee -a "$SUMMARY"; }
 # The adapter's verdict from its JSON: 'none', 'cpu' (a fallback/software adapter) or 'gpu'.
 adapter_kind() {
   "$NODE" -e 'let r; try { r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); } catch { r = {}; }
@@ -242,11 +243,12 @@ fi
 # 3. Kernel correctness on the real shapes: every conv shape class of Inception v3's predict and
 #    all-layers training step, each candidate variant checked against the reference, then timed.
 if wanted tune; then
-  if [ $QUICK -eq 1 ]; then TUNE_ARGS=(--size 75 --runs 1); TUNE_LIMIT=600; else TUNE_ARGS=(); TUNE_LIMIT=150; fi
+  if [ $QUICK -eq 1 ]; then TUNE_ARGS=(--size 75 --runs 1); TUNE_LIMIT=600; else TUNE_ARGS=(); TUNE_LIMIT=180; fi
   step tune "$TUNE_LIMIT" "${INCEPT[@]}" tune random:inception_v3 --batch 1 --train "${TUNE_ARGS[@]}" --json "$OUT/tune.json"
-  [ -s "$OUT/tune.json" ] || echo '{"results":null}' > "$OUT/tune.json"
-  REJECTED="$("$NODE" -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
-    if (!r) { console.log("no results (the step did not finish)"); process.exit(0); }
+  REJECTED="$("$NODE" -e 'const fs = require("fs");
+    if (!fs.existsSync(process.argv[1])) { console.log("no tune.json (the step did not finish)"); process.exit(0); }
+    const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8")).results;
+    if (!Array.isArray(r)) { console.log("tune.json holds no results"); process.exit(0); }
     const bad = r.flatMap((x) => x.result.rejected.map((v) => `${x.result.call.family}/${v.name} on ${x.result.key}: ${v.reason}`));
     console.log(`${r.length} shape classes, ${r.reduce((n, x) => n + Object.keys(x.result.ms).length, 0)} variant timings, ${bad.length} variant(s) rejected`); for (const b of bad) console.log(b);' "$OUT/tune.json" 2>&1)"
   say "   tune: $(echo "$REJECTED" | head -n 1)"

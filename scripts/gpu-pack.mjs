@@ -25,8 +25,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MIB = 1024 * 1024;
 const CARRY_LIMIT_MIB = 64; // the device tool's limit on what travels
 const DAWN_NODE = join(ROOT, 'node_modules/webgpu/dist/linux-x64/dawn.node');
-/** The Vulkan loader, and glvnd's libGLdispatch that NVIDIA's Vulkan driver library links to. */
-const DEBS = ['libvulkan1', 'libglvnd0'];
+/**
+ * The Vulkan loader, glvnd's libGLdispatch that NVIDIA's Vulkan driver library links to, and the
+ * rest of the device README's loader recipe (seen working there; a few hundred KiB).
+ */
+const DEBS = ['libvulkan1', 'libglvnd0', 'libegl1', 'libgl1', 'libglx0', 'libopengl0', 'libgles2'];
 /** Bundle entry points, by output name. */
 const ENTRIES = { 'incept.mjs': 'src/cli/main.ts', 'bench.mjs': 'bench/main.ts' };
 /**
