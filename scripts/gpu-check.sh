@@ -77,12 +77,14 @@ deb_extract() {
   if command -v dpkg > /dev/null; then dpkg -x "$1" "$2"; return; fi
   python3 - "$1" "$2" <<'PY'
 import io, sys, tarfile
-data = open(sys.argv[1], 'rb').read()
+with open(sys.argv[1], 'rb') as f:
+    data = f.read()
 pos = 8  # after "!<arch>\n"
 while pos < len(data):
     name, size = data[pos:pos + 16].decode().strip().rstrip('/'), int(data[pos + 48:pos + 58])
     if name.startswith('data.tar'):
-        tarfile.open(fileobj=io.BytesIO(data[pos + 60:pos + 60 + size])).extractall(sys.argv[2])
+        tar = tarfile.open(fileobj=io.BytesIO(data[pos + 60:pos + 60 + size]))
+        tar.extractall(sys.argv[2], **({'filter': 'tar'} if hasattr(tarfile, 'tar_filter') else {}))
         sys.exit(0)
     pos += 60 + size + (size & 1)
 sys.exit(f'{sys.argv[1]}: no data.tar member')
