@@ -14,10 +14,12 @@
 //   npm run bench -- probe [--json FILE] [--shapes MxKxN,...] [--rounds N]
 //
 // The engine and the probe are checked against a float64 dot product on sampled entries, so a
-// wrong kernel cannot post a time. Wall clock from submit to the queue's completion, best of the
-// rounds (shared machines slow single passes down at random). Needs subgroups.
+// wrong kernel cannot post a time. GPU timestamps around each pass where the adapter has them
+// (else the wall clock to the queue's completion: on lavapipe that sometimes returned before the
+// work was done, reading 2x fast), median of the rounds. Needs subgroups.
 import { type Runtime, getRuntime } from '../src/gpu/runtime.ts';
 import { encodePass, prepare } from '../src/gpu/recorder.ts';
+import { median } from '../src/gpu/timing.ts';
 import { type Tensor, empty, upload } from '../src/gpu/tensor.ts';
 import { recordChoices } from '../src/kernels/choice.ts';
 import { conv2dDispatches } from '../src/kernels/conv2d.ts';
@@ -73,29 +75,47 @@ const REGISTER_GROUPS = 32;
 const REGISTER_ITERS = 5000;
 const REGISTER_FLOPS = 64 * REGISTER_GROUPS * 8 * 4 * 4 * 2 * REGISTER_ITERS;
 
+type Encode = (enc: GPUCommandEncoder, timestampWrites?: GPUComputePassTimestampWrites) => void;
+
 interface Timed {
   name: string;
   flops: number;
-  encode: (enc: GPUCommandEncoder) => void;
+  encode: Encode;
   peer?: string;
   variant?: string;
   check?: () => Promise<string | null>;
 }
 
-async function wallMs(rt: Runtime, t: Timed): Promise<number> {
-  const start = performance.now();
+/** Milliseconds of one pass: GPU timestamps where the adapter has them, else the wall clock. */
+async function passMs(rt: Runtime, t: Timed): Promise<number> {
   const enc = rt.device.createCommandEncoder({ label: t.name });
-  t.encode(enc);
+  if (!rt.hasTimestamps) {
+    const start = performance.now();
+    t.encode(enc);
+    rt.device.queue.submit([enc.finish()]);
+    await rt.sync();
+    return performance.now() - start;
+  }
+  const querySet = rt.device.createQuerySet({ type: 'timestamp', count: 2 });
+  const resolve = rt.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const read = rt.device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+  t.encode(enc, { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 });
+  enc.resolveQuerySet(querySet, 0, 2, resolve, 0);
+  enc.copyBufferToBuffer(resolve, 0, read, 0, 16);
   rt.device.queue.submit([enc.finish()]);
-  await rt.device.queue.onSubmittedWorkDone();
-  return performance.now() - start;
+  await rt.sync();
+  await read.mapAsync(GPUMapMode.READ);
+  const [begin, end] = new BigUint64Array(read.getMappedRange().slice(0));
+  read.unmap();
+  for (const b of [querySet, resolve, read]) b.destroy();
+  return Number(end - begin) / 1e6;
 }
 
-function rawPass(rt: Runtime, code: string, buffers: GPUBufferBinding[], workgroups: [number, number]): (enc: GPUCommandEncoder) => void {
+function rawPass(rt: Runtime, code: string, buffers: GPUBufferBinding[], workgroups: [number, number]): Encode {
   const pipeline = rt.device.createComputePipeline({ layout: 'auto', compute: { module: rt.device.createShaderModule({ code }), entryPoint: 'main' } });
   const bindGroup = rt.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((resource, binding) => ({ binding, resource })) });
-  return (enc) => {
-    const pass = enc.beginComputePass();
+  return (enc, timestampWrites) => {
+    const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : {});
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(...workgroups);
@@ -144,7 +164,7 @@ function gemmCases(rt: Runtime, m: number, k: number, n: number): Timed[] {
   const probe = (loads: Loads) => rawPass(rt, probeShader(sg, loads), [{ buffer: params }, x.binding, w.binding, (loads === 'both' ? probeOut : scratchOut).binding], grid);
   const withLoads = `probe ${label}`;
   return [
-    { name: `engine ${label}`, flops, encode: (enc) => encodePass(enc, prepared), variant: choices.at(-1)?.variant, check: () => checkSampled(rt, `engine ${label}`, y, A, B, m, k, n) },
+    { name: `engine ${label}`, flops, encode: (enc, ts) => encodePass(enc, prepared, ts), variant: choices.at(-1)?.variant, check: () => checkSampled(rt, `engine ${label}`, y, A, B, m, k, n) },
     { name: withLoads, flops, encode: probe('both'), check: () => checkSampled(rt, withLoads, probeOut, A, B, m, k, n) },
     { name: `probe ${label}, no x loads`, flops, encode: probe('no-x'), peer: withLoads },
     { name: `probe ${label}, no w loads`, flops, encode: probe('no-w'), peer: withLoads },
@@ -179,18 +199,19 @@ export async function run(argv: string[]): Promise<Report> {
     { name: 'register-only mul+add, 32 vec4 accumulators', flops: REGISTER_FLOPS, encode: rawPass(rt, REGISTER_SHADER, [{ buffer: uniform(rt, new Float32Array([0.999, 0.001, REGISTER_ITERS, 0])) }, { buffer: regOut }], [REGISTER_GROUPS, 1]) },
     ...shapes.flatMap(([m, k, n]) => gemmCases(rt, m, k, n)),
   ];
-  const best = new Map<string, number>();
+  const samples = new Map<string, number[]>(timed.map((t) => [t.name, []]));
   for (let round = 0; round < rounds + 1; round++) {
     for (const t of timed) {
-      const ms = await wallMs(rt, t);
-      if (round > 0) best.set(t.name, Math.min(best.get(t.name) ?? Infinity, ms)); // round 0 warms up
+      const ms = await passMs(rt, t);
+      if (round > 0) samples.get(t.name)!.push(ms); // round 0 warms up
     }
     process.stderr.write(`probe: round ${round + 1}/${rounds + 1}\n`);
   }
+  const best = new Map([...samples].map(([name, xs]) => [name, median(xs)]));
   const failures = (await Promise.all(timed.map((t) => t.check?.() ?? null))).filter((f): f is string => f !== null);
   const cases: CaseResult[] = timed.map((t) => ({
     ...result(t.name, t.flops, best.get(t.name) ?? null, t.peer ? { name: t.peer, ms: best.get(t.peer) ?? null } : null, null),
     ...(t.variant ? { variant: t.variant } : {}),
   }));
-  return { suite: 'probe', adapter: rt.adapterName, timing: `wall clock, submit to queue done, best of ${rounds} interleaved rounds after one warm-up round`, cases, failures };
+  return { suite: 'probe', adapter: rt.adapterName, timing: `${rt.hasTimestamps ? 'GPU timestamps around each pass' : 'wall clock, submit to queue done'}, median of ${rounds} interleaved rounds after one warm-up round`, cases, failures };
 }

@@ -6,7 +6,7 @@
 //   buffer load is a loop over the lanes with a bounds check, a scalar load and an insert per
 //   component (Mesa 25.0's llvmpipe; no gathers). So loads, not FMAs, bound these kernels: a naive
 //   one runs at 3-5 GFLOP/s on a 1024^3 matmul, and even this one spends more than half its time
-//   on its loads (`npm run bench -- probe`: the same kernel without them runs 1.8-4x faster).
+//   on its loads (`npm run bench -- probe`: the same kernel without them runs 1.7-3.5x faster).
 // - subgroupShuffle is a register shuffle. Each lane loads RPL input rows (vec4s of 4 input
 //   channels) and the subgroup shares the R = SG * RPL rows by shuffles: per 4-deep reduction step
 //   a lane does RPL + 4 vec4 loads for R x 4 vec4 FMAs, instead of R + 4 loads without subgroups.
