@@ -15,8 +15,8 @@
 //
 // The engine and the probe are checked against a float64 dot product on sampled entries, so a
 // wrong kernel cannot post a time. GPU timestamps around each pass where the adapter has them
-// (else the wall clock to the queue's completion: on lavapipe that sometimes returned before the
-// work was done, reading 2x fast), median of the rounds. Needs subgroups.
+// (else the wall clock to the queue's completion; on lavapipe its best sample read up to 2x below
+// the timestamps), median of the rounds. Needs subgroups.
 import { type Runtime, getRuntime } from '../src/gpu/runtime.ts';
 import { encodePass, prepare } from '../src/gpu/recorder.ts';
 import { median } from '../src/gpu/timing.ts';
