@@ -149,6 +149,28 @@ function toFloat32(name: string, t: { dtype: string; data: unknown }): Float32Ar
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
+/** Channel counts of the graph's depthwise filters (parameters that are a conv2d's filter with groups > 1), by name. */
+function depthwiseFilters(graph: Graph): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of graph.nodes) {
+    if (n.op !== 'conv2d' || (n.attrs.groups ?? 1) <= 1 || !graph.params.has(n.inputs[1])) continue;
+    out.set(n.inputs[1], n.attrs.groups!);
+  }
+  return out;
+}
+
+/**
+ * Whether a checkpoint holds a depthwise filter in TF's layout [kh, kw, C, multiplier] where the
+ * graph keeps it as [kh, kw, 1, C * multiplier] (how graph importers store a grouped conv's
+ * filter): the same values in the same order, so the tensor loads as it is.
+ */
+function isDepthwiseLayout(graphShape: readonly number[], ckptShape: readonly number[], groups: number | undefined): boolean {
+  if (groups === undefined || graphShape.length !== 4 || ckptShape.length !== 4) return false;
+  const [kh, kw, one, cm] = graphShape;
+  const [ckh, ckw, c, m] = ckptShape;
+  return one === 1 && kh === ckh && kw === ckw && c === groups && c * m === cm;
+}
+
 /**
  * Sets the graph's parameters from a checkpoint, by name. Throws (before changing anything) if a
  * shape differs outside the excluded scopes, unless onShapeMismatch is 'skip'.
@@ -161,6 +183,7 @@ export function loadIntoGraph(graph: Graph, ckpt: Checkpoint, opts: LoadOptions 
   const toLoad: { name: string; data: Float32Array }[] = [];
   const errors: ShapeMismatch[] = [];
   const used = new Set<string>();
+  const depthwise = depthwiseFilters(graph);
 
   for (const p of graph.params.values()) {
     const ema = opts.useMovingAverages ? `${p.name}/ExponentialMovingAverage` : null;
@@ -168,7 +191,9 @@ export function loadIntoGraph(graph: Graph, ckpt: Checkpoint, opts: LoadOptions 
     const t = ckpt.get(source);
     if (isExcluded(p.name)) {
       excluded.add(p.name);
-      if (t && !sameShape(t.shape, p.shape)) report.shapeMismatches.push({ name: p.name, graph: [...p.shape], checkpoint: t.shape });
+      if (t && !sameShape(t.shape, p.shape) && !isDepthwiseLayout(p.shape, t.shape, depthwise.get(p.name))) {
+        report.shapeMismatches.push({ name: p.name, graph: [...p.shape], checkpoint: t.shape });
+      }
       continue;
     }
     if (!t) {
@@ -176,7 +201,7 @@ export function loadIntoGraph(graph: Graph, ckpt: Checkpoint, opts: LoadOptions 
       continue;
     }
     used.add(source);
-    if (!sameShape(t.shape, p.shape)) {
+    if (!sameShape(t.shape, p.shape) && !isDepthwiseLayout(p.shape, t.shape, depthwise.get(p.name))) {
       const m = { name: p.name, graph: [...p.shape], checkpoint: t.shape };
       if (opts.onShapeMismatch === 'skip') report.shapeMismatches.push(m);
       else errors.push(m);
