@@ -22,7 +22,7 @@ interface Row {
 }
 
 /** GPU milliseconds of each dispatch, in order, each in its own timed pass (one submit per chunk). */
-async function timeEach(rt: Runtime, ds: PreparedDispatch[]): Promise<Row[]> {
+async function timeEach(rt: Runtime, ds: readonly PreparedDispatch[]): Promise<Row[]> {
   const rows: Row[] = [];
   const chunk = 1024; // timestamp query sets hold at most 4096 queries
   for (let s = 0; s < ds.length; s += chunk) {
@@ -137,9 +137,8 @@ async function profileStep(rt: Runtime, model: Model, images: Float32Array, batc
   let t = performance.now();
   await trainer.trainStep(images, labels);
   const wallMs = performance.now() - t;
-  // The program's and the update's prepared dispatches (private: a profile looks inside).
-  const program = (trainer.program as unknown as { prepared: PreparedDispatch[] }).prepared;
-  const update = (trainer as unknown as { update: PreparedDispatch[] }).update;
+  const program = trainer.program.dispatches;
+  const update = trainer.updateDispatches;
   t = performance.now();
   const rows = [...(await timeEach(rt, program)), ...(await timeEach(rt, update)).map((r) => ({ ...r, label: `update: ${r.label}` }))];
   return { wallMs, rows, profWall: performance.now() - t, dispose: () => trainer.dispose() };
@@ -151,8 +150,7 @@ async function profileForward(rt: Runtime, model: Model, images: Float32Array, b
   let t = performance.now();
   await model.predict(images);
   const wallMs = performance.now() - t;
-  // The plan's prepared dispatches (private: a profile looks inside).
-  const program = (model.plan(batch) as unknown as { program: { prepared: PreparedDispatch[] } }).program.prepared;
+  const program = model.plan(batch).dispatches;
   t = performance.now();
   const rows = await timeEach(rt, program);
   return { wallMs, rows, profWall: performance.now() - t, dispose: () => model.dispose() };

@@ -8,6 +8,7 @@ import { type Lowered, lowerGraph } from './compiler.ts';
 import type { Graph } from './ir.ts';
 import { ParamStore } from './param_store.ts';
 import type { MemoryPlan } from './planner.ts';
+import type { PreparedDispatch } from '../gpu/recorder.ts';
 import type { Program, StepVariant } from './program.ts';
 
 export { ParamStore };
@@ -57,6 +58,11 @@ export class Plan {
   /** Which kernel variant each conv step took (Program.variants()). */
   variants(): StepVariant[] {
     return this.program.variants();
+  }
+
+  /** The prepared dispatches in run order, read-only (Program.dispatches). */
+  get dispatches(): readonly PreparedDispatch[] {
+    return this.program.dispatches;
   }
 
   /**

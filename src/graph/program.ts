@@ -93,6 +93,11 @@ export class Program {
     return this.memory.peakBytes;
   }
 
+  /** The prepared dispatches in run order, read-only (profilers replay them one pass each). */
+  get dispatches(): readonly PreparedDispatch[] {
+    return this.prepared;
+  }
+
   /** Which kernel variant each conv step uses (and why: tuned, default, ...), in step order. */
   variants(): StepVariant[] {
     return this.choices.map((c) => ({ ...c }));

@@ -96,6 +96,11 @@ export class Trainer {
     return this.program.peakBytes;
   }
 
+  /** The optimizer update's prepared dispatches, read-only (run after the program each step; profilers replay them). */
+  get updateDispatches(): readonly PreparedDispatch[] {
+    return this.update;
+  }
+
   /** Dispatches per step: the program per micro-batch, then the update. */
   get dispatchCount(): number {
     return this.program.dispatchCount * this.microBatches + this.update.length;
