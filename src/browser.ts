@@ -4,7 +4,7 @@
 // saliency, figures), with files given as bytes or Blobs instead of paths. Nothing here may import
 // Node (the build fails if it does).
 import type { DecodedImage } from './image/decode.ts';
-import { type LoadModelOptions, type LoadedModel, loadModelBytes } from './import/load-model.ts';
+import { type LoadModelOptions, type LoadedModel, loadModelBytes, loadModelFiles as loadModelFileMap } from './import/load-model.ts';
 import { decodeImageBlob } from './platform/browser-image.ts';
 import { type Prediction, classifyImages } from './predict.ts';
 
@@ -38,6 +38,7 @@ export {
   detectModelFormatBytes,
   loadModelBytes,
   openModelBytes,
+  openModelFiles,
   parseLabels,
   type LoadModelOptions,
   type LoadedModel,
@@ -65,10 +66,28 @@ export { saliency, disposeSaliency, type SaliencyOptions, type SaliencyResult } 
 export { overlay, colorize, toDisplayImage, type RgbImage } from './explain/heatmap.ts';
 export { rocCurveFigure, trainingCurvesFigure, confusionMatrixFigure } from './report/figures.ts';
 
-/** A model file (.safetensors, .onnx, .pb) chosen in a page, on the GPU. Errors name the file. */
+/**
+ * A model file (.safetensors, .onnx, .pb) chosen in a page, on the GPU. Errors name the file; a
+ * TF.js model.json alone is an error saying to pass its shards too (loadModelFiles).
+ */
 export async function loadModel(file: Blob, opts: LoadModelOptions & { name?: string } = {}): Promise<LoadedModel> {
   const name = opts.name ?? (file as File).name ?? 'model';
   return loadModelBytes(new Uint8Array(await file.arrayBuffer()), name, opts);
+}
+
+/**
+ * A TF.js model (layers or graph model.json with its weight shards group1-shard1ofN ...) from the
+ * files chosen in a page (an <input type=file multiple>), on the GPU. Shards are found by their
+ * names; errors name the missing or extra file.
+ */
+export async function loadModelFiles(files: Iterable<Blob>, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const bytes = new Map<string, Uint8Array>();
+  for (const file of files) {
+    const name = (file as File).name;
+    if (!name) throw new Error('loadModelFiles: a file without a name (give File objects, or Blobs named as model.json names them)');
+    bytes.set(name, new Uint8Array(await file.arrayBuffer()));
+  }
+  return loadModelFileMap(bytes, opts);
 }
 
 /** Top `top` predictions for each image (a File/Blob of PNG or JPEG bytes, or a decoded image). */

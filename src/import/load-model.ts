@@ -11,7 +11,8 @@
 //                 prepareModelReaders() first, loadModel does);
 //   model.json    a TensorFlow.js layers model (a Keras model config + weight shards, tfjs-model.ts;
 //                 a Keras InceptionV3 is named as TF-Slim's Inception v3, keras-inception.ts), or a
-//                 TF.js graph model (a GraphDef in JSON + weight shards, tfjs-graph.ts).
+//                 TF.js graph model (a GraphDef in JSON + weight shards, tfjs-graph.ts); in a page,
+//                 openModelFiles / loadModelFiles take model.json and its shards as bytes by name.
 // The format is decided by the content (safetensors header, SSTable magic, the top-level protobuf
 // fields of a GraphDef or an ONNX ModelProto); the extension only breaks ties and picks the reader
 // that explains a damaged file best. Every failure is an Error whose message starts with the file.
@@ -43,7 +44,8 @@ import { withDamageLocation } from './protobuf-damage.ts';
 import { wireFields } from './protobuf.ts';
 import { isHdf5, openKerasH5, prepareH5 } from './keras-h5.ts';
 import { tfjsGraphDef, tfjsGraphOutputs } from './tfjs-graph.ts';
-import { type TfjsLayersModel, openTfjsLayers, readModelJson, tfjsModelKind } from './tfjs-model.ts';
+import { type TfjsLayersModel, openTfjsLayers, parseModelJson, readModelJson, tfjsLayersModel, tfjsModelKind } from './tfjs-model.ts';
+import { type TfjsFiles, tfjsFolder, tfjsMemoryFiles } from './tfjs-weights.ts';
 
 export type ModelFormat = 'safetensors' | 'tf-checkpoint' | 'graphdef' | 'onnx' | 'tfjs-layers' | 'tfjs-graph' | 'keras-h5';
 
@@ -246,7 +248,9 @@ function formatByContent(path: string, size: number, head: Uint8Array, tail: Uin
   const hint = EXT_HINT[extname(path)];
   const le = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (size >= 8 && hdf5Bytes(whole())) fail(path, 'a Keras HDF5 file: open it from its path (incept classify --model FILE.h5)');
-  if (/^\s*\{/.test(new TextDecoder('latin1').decode(head))) fail(path, 'a JSON file: a TF.js model.json is opened from its path with its weight shards beside it');
+  if (/^\s*\{/.test(new TextDecoder('latin1').decode(head))) {
+    fail(path, 'a JSON file: a TF.js model.json needs its weight shards (group1-shard1ofN ...); open it from its path, or pass it together with every shard (loadModelFiles / openModelFiles)');
+  }
   // safetensors: u64 LE header length, then '{'.
   if (size >= 9 && head[8] === 0x7b) {
     const n = le(head).getBigUint64(0, true);
@@ -624,23 +628,65 @@ function openOneFile(src: Source, format: Exclude<ModelFormat, 'tf-checkpoint'>,
 }
 
 /**
- * The formats read by path only (TF.js model.json with its shards, HDF5 through h5wasm's file
- * reader); kept apart from openOneFile so the browser bundle (bytes only) does not pull them in.
+ * The formats read by path (TF.js model.json with the shards beside it, HDF5 through h5wasm's file
+ * reader); kept apart from openOneFile so the browser bundle (bytes only) does not pull them in. A
+ * page opens a TF.js model from its files with openModelFiles; HDF5 stays path-only.
  */
 function openPathFile(path: string, format: ModelFormat, opts: LoadModelOptions): Opened | null {
   switch (format) {
     case 'tfjs-layers':
       return openKeras(path, openTfjsLayers(path));
-    case 'tfjs-graph': {
-      const json = readModelJson(path);
-      const graphName = basename(dirname(path)) || 'tfjs_graph';
-      return openGraphDef({ name: path, graphName, bytes: () => tfjsGraphDef(path, json) }, opts, tfjsGraphOutputs(json));
-    }
+    case 'tfjs-graph':
+      return openTfjsGraph(readModelJson(path), path, basename(dirname(path)) || 'tfjs_graph', tfjsFolder(dirname(path)), opts);
     case 'keras-h5':
       return openKeras(path, openKerasH5(path));
     default:
       return null;
   }
+}
+
+/** A TF.js graph model: its GraphDef (weights from `files` put back) through the GraphDef importer. */
+function openTfjsGraph(json: Record<string, unknown>, file: string, graphName: string, files: TfjsFiles, opts: LoadModelOptions): Opened {
+  return openGraphDef({ name: file, graphName, bytes: () => tfjsGraphDef(file, json, files) }, opts, tfjsGraphOutputs(json));
+}
+
+/** The one TF.js model.json among a page's files: the .json file, or of several the one that is a TF.js model. */
+function findModelJson(files: ReadonlyMap<string, Uint8Array>): [string, Record<string, unknown>] {
+  const given = [...files.keys()];
+  const listed = (names: string[]) => `${names.slice(0, 6).join(', ')}${names.length > 6 ? ', ...' : ''}`;
+  const jsons = given.filter((n) => extname(n).toLowerCase() === '.json');
+  if (jsons.length === 0) return fail(given.length ? listed(given) : '(no files)', 'no TF.js model.json among the files given; pass model.json with its weight shards');
+  if (jsons.length === 1) return [jsons[0], parseModelJson(files.get(jsons[0])!, jsons[0])];
+  const models = jsons.flatMap((n): [string, Record<string, unknown>][] => {
+    try {
+      const json = parseModelJson(files.get(n)!, n);
+      return tfjsModelKind(json) ? [[n, json]] : [];
+    } catch {
+      return []; // not JSON at all: not the model
+    }
+  });
+  if (models.length !== 1) {
+    const what = models.length === 0 ? `none of these ${jsons.length} .json files is a TF.js model.json` : `${models.length} TF.js model.json files among the files given`;
+    return fail(listed(models.length ? models.map((m) => m[0]) : jsons), `${what}; pass one model.json with its weight shards`);
+  }
+  return models[0];
+}
+
+/**
+ * openModel for a TF.js model given as files in memory (a page's chosen files, by name): the one
+ * model.json (layers or graph model) and the weight shards its weightsManifest names, found by
+ * base name. Messages name the files by the names given.
+ */
+export function openModelFiles(files: ReadonlyMap<string, Uint8Array>, opts: LoadModelOptions = {}): OpenedModel {
+  const [name, json] = findModelJson(files);
+  const kind = tfjsModelKind(json);
+  if (!kind) return fail(name, 'a JSON file but not a TF.js model.json (no modelTopology holding a Keras model config or a GraphDef)');
+  const source = tfjsMemoryFiles(files);
+  const format: ModelFormat = kind === 'layers' ? 'tfjs-layers' : 'tfjs-graph';
+  const opened = naming(name, () =>
+    kind === 'layers' ? openKeras(name, tfjsLayersModel(json, name, source)) : openTfjsGraph(json, name, stemOf(name) === 'model' ? 'tfjs_graph' : stemOf(name), source, opts),
+  );
+  return finishOpening(opened, format, name, opts, () => null);
 }
 
 /**
@@ -706,6 +752,11 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
 /** openModelBytes, then a Model on the GPU runtime (a page's files: see src/browser.ts). */
 export async function loadModelBytes(bytes: Uint8Array, name: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   return onRuntime(openModelBytes(bytes, name, opts), opts);
+}
+
+/** openModelFiles, then a Model on the GPU runtime (a page's TF.js model: see src/browser.ts). */
+export async function loadModelFiles(files: ReadonlyMap<string, Uint8Array>, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  return onRuntime(openModelFiles(files, opts), opts);
 }
 
 async function onRuntime(opened: OpenedModel, opts: LoadModelOptions): Promise<LoadedModel> {

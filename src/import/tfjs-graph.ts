@@ -5,7 +5,7 @@
 // GraphDef goes through the frozen-GraphDef importer (graphdef.ts), which also knows the
 // converter's fused ops (_FusedConv2D, FusedDepthwiseConv2dNative, _FusedMatMul).
 import { encodeTfMessage } from './tf-proto.ts';
-import { readTfjsWeights } from './tfjs-weights.ts';
+import { type TfjsFiles, readTfjsWeights } from './tfjs-weights.ts';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -22,11 +22,11 @@ function tensorOf(dtype: string, shape: number[], data: Float32Array): Record<st
   return { dtype: 'DT_FLOAT', tensorShape, tensorContent: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }
 
-/** The GraphDef bytes of a TF.js graph model (its weights put back into the Consts); errors name the file. */
-export function tfjsGraphDef(path: string, json: Record<string, unknown>): Uint8Array {
+/** The GraphDef bytes of a TF.js graph model (its weights, from `files`, put back into the Consts); errors name the file. */
+export function tfjsGraphDef(path: string, json: Record<string, unknown>, files: TfjsFiles): Uint8Array {
   const topo = json.modelTopology;
   if (!isRecord(topo) || !Array.isArray(topo.node)) throw new Error(`${path}: a graph model's modelTopology has no node list`);
-  const weights = readTfjsWeights(path, json.weightsManifest ?? []);
+  const weights = readTfjsWeights(path, json.weightsManifest ?? [], files);
   const dtypes = new Map<string, string>();
   for (const g of (json.weightsManifest as { weights?: { name: string; dtype: string }[] }[]) ?? []) for (const w of g.weights ?? []) dtypes.set(w.name, w.dtype);
   const used = new Set<string>();

@@ -3,28 +3,35 @@
 // engine's graph through keras-graph.ts. A Keras InceptionV3 is recognised and named as TF-Slim's
 // Inception v3 (keras-inception.ts).
 import { readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Graph } from '../graph/ir.ts';
 import { Parameter } from '../graph/params.ts';
 import { type KerasModel, parseKerasModel } from './keras-config.ts';
 import { type KerasWeights, checkKerasLayers, kerasGraph } from './keras-graph.ts';
 import { type KerasInception, recognizeInception } from './keras-inception.ts';
-import { readTfjsWeights } from './tfjs-weights.ts';
+import { type TfjsFiles, readTfjsWeights, tfjsFolder } from './tfjs-weights.ts';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** model.json files are small; anything past this is not one. */
 const MAX_MODEL_JSON = 256 * 1024 * 1024;
 
-/** Parses a model.json; throws naming the file. */
+/** Parses a model.json file by path; throws naming the file. */
 export function readModelJson(path: string): Record<string, unknown> {
   if (statSync(path).size > MAX_MODEL_JSON) throw new Error(`${path}: ${statSync(path).size} bytes is too large for a TF.js model.json`);
+  return parseModelJson(readFileSync(path), path);
+}
+
+/** Parses a model.json's bytes; `file` names it in errors. */
+export function parseModelJson(bytes: Uint8Array, file: string): Record<string, unknown> {
+  if (bytes.length > MAX_MODEL_JSON) throw new Error(`${file}: ${bytes.length} bytes is too large for a TF.js model.json`);
   let v: unknown;
   try {
-    v = JSON.parse(readFileSync(path, 'utf8'));
+    v = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message}); a TF.js model.json is a JSON object`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); a TF.js model.json is a JSON object`);
   }
-  if (!isRecord(v)) throw new Error(`${path}: not a TF.js model.json (a JSON object with modelTopology and weightsManifest)`);
+  if (!isRecord(v)) throw new Error(`${file}: not a TF.js model.json (a JSON object with modelTopology and weightsManifest)`);
   return v;
 }
 
@@ -51,9 +58,13 @@ function manifestLookup(weights: Map<string, { shape: number[]; data: Float32Arr
   return (layer, weight) => weights.get(`${layer}/${weight}`);
 }
 
-/** Reads a TF.js layers model (model.json + shards); every error names the file. */
+/** Reads a TF.js layers model (model.json + the shards beside it); every error names the file. */
 export function openTfjsLayers(path: string): TfjsLayersModel {
-  const json = readModelJson(path);
+  return tfjsLayersModel(readModelJson(path), path, tfjsFolder(dirname(path)));
+}
+
+/** A TF.js layers model from its parsed model.json (`path` names it) and its shards in `files`. */
+export function tfjsLayersModel(json: Record<string, unknown>, path: string, files: TfjsFiles): TfjsLayersModel {
   const topo = json.modelTopology as Record<string, unknown>;
   const config = isRecord(topo.model_config) ? topo.model_config : topo;
   let keras: KerasModel;
@@ -64,7 +75,7 @@ export function openTfjsLayers(path: string): TfjsLayersModel {
   }
   checkKerasLayers(keras, path);
   if (json.weightsManifest === undefined) throw new Error(`${path}: no weightsManifest (a model.json without weights)`);
-  const lookup = manifestLookup(readTfjsWeights(path, json.weightsManifest));
+  const lookup = manifestLookup(readTfjsWeights(path, json.weightsManifest, files));
   return kerasModelBuilder(keras, lookup, path);
 }
 

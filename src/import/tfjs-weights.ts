@@ -3,8 +3,51 @@
 // float32, int32; quantized (`quantization`: {dtype, min, scale} or float16) uint8 / uint16 values
 // decode as min + scale * q, float16 as IEEE half. Every size is checked against the manifest before
 // any value is read, so a cut or swapped shard is an Error naming the file, never garbage weights.
+// The files come from a TfjsFiles source: the folder of a model.json in Node (tfjsFolder), or the
+// files a page was given (tfjsMemoryFiles); only tfjsFolder touches node:fs, so the browser bundle
+// drops it.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
+
+/** A TF.js model's files (model.json and its shards) by the names model.json gives them. */
+export interface TfjsFiles {
+  /** Whether the file exists. */
+  has(name: string): boolean;
+  /** Its bytes (call has() first). */
+  read(name: string): Uint8Array;
+  /** What messages call it: a path in Node, the file's name in a page. */
+  describe(name: string): string;
+}
+
+/** The files next to a model.json on disk: names are relative to `dir`, messages give the path. */
+export function tfjsFolder(dir: string): TfjsFiles {
+  return {
+    has: (name) => existsSync(join(dir, name)) && statSync(join(dir, name)).isFile(),
+    read: (name) => readFileSync(join(dir, name)),
+    describe: (name) => join(dir, name),
+  };
+}
+
+/** A manifest path names a shard relative to model.json; a page's files have only base names. */
+const baseName = (name: string) => name.split(/[/\\]/).pop() ?? name;
+
+/** Files held in memory by base name (a page's chosen files); a manifest's 'sub/x' finds 'x'. */
+export function tfjsMemoryFiles(files: ReadonlyMap<string, Uint8Array>): TfjsFiles {
+  const byBase = new Map<string, Uint8Array>();
+  for (const [name, bytes] of files) {
+    if (byBase.has(baseName(name))) throw new Error(`${baseName(name)}: given twice (as ${[...files.keys()].filter((k) => baseName(k) === baseName(name)).join(' and ')})`);
+    byBase.set(baseName(name), bytes);
+  }
+  return {
+    has: (name) => byBase.has(baseName(name)),
+    read: (name) => {
+      const bytes = byBase.get(baseName(name));
+      if (!bytes) throw new Error(`${baseName(name)}: not among the files given`);
+      return bytes;
+    },
+    describe: baseName,
+  };
+}
 
 export interface TfjsWeight {
   name: string;
@@ -73,26 +116,32 @@ function decodeWeight(spec: WeightSpec, bytes: Uint8Array, count: number): Float
 }
 
 /** The bytes of one manifest group: its shard files, in order, concatenated. */
-function readGroup(dir: string, paths: unknown, where: string, manifestFile: string): { bytes: Uint8Array; shards: string[] } {
+function readGroup(files: TfjsFiles, paths: unknown, where: string, manifestFile: string): { bytes: Uint8Array; shards: string[]; sizes: number[] } {
   if (!Array.isArray(paths) || paths.length === 0 || !paths.every((p) => typeof p === 'string' && p.length > 0)) {
     throw new Error(`${manifestFile}: ${where}: 'paths' is not a list of shard file names`);
   }
-  const shards = (paths as string[]).map((p) => join(dir, p));
   const parts: Uint8Array[] = [];
-  for (const s of shards) {
-    if (!existsSync(s) || !statSync(s).isFile()) throw new Error(`${s}: weight shard listed in ${basename(manifestFile)} is missing`);
-    parts.push(readFileSync(s));
+  for (const p of paths as string[]) {
+    if (!files.has(p)) throw new Error(`${files.describe(p)}: weight shard listed in ${baseName(manifestFile)} is missing`);
+    parts.push(files.read(p));
   }
-  return { bytes: Buffer.concat(parts), shards };
+  const bytes = new Uint8Array(parts.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const b of parts) {
+    bytes.set(b, at);
+    at += b.length;
+  }
+  return { bytes, shards: (paths as string[]).map((p) => files.describe(p)), sizes: parts.map((b) => b.length) };
 }
 
 /**
- * Reads every weight of a TF.js weightsManifest, the shards found next to `manifestFile`. Returns
- * the weights by manifest name ('conv2d_1/kernel'); throws naming the file for any inconsistency.
+ * Reads every weight of a TF.js weightsManifest, its shards from `files` (in Node
+ * tfjsFolder(dirname(manifestFile))); `manifestFile` names model.json in messages. Returns the
+ * weights by manifest name ('conv2d_1/kernel'); throws naming the file for any inconsistency.
  */
-export function readTfjsWeights(manifestFile: string, manifest: unknown): Map<string, TfjsWeight> {
+export function readTfjsWeights(manifestFile: string, manifest: unknown, files: TfjsFiles): Map<string, TfjsWeight> {
+  const source = files;
   if (!Array.isArray(manifest)) throw new Error(`${manifestFile}: 'weightsManifest' is not a list of weight groups`);
-  const dir = dirname(manifestFile);
   const out = new Map<string, TfjsWeight>();
   manifest.forEach((group, gi) => {
     const where = `weightsManifest[${gi}]`;
@@ -113,9 +162,9 @@ export function readTfjsWeights(manifestFile: string, manifest: unknown): Map<st
     const checked = specs as WeightSpec[];
     const sizes = checked.map((s) => s.shape.reduce((a, b) => a * b, 1) * BYTES[s.quantization?.dtype ?? s.dtype]);
     const need = sizes.reduce((a, b) => a + b, 0);
-    const { bytes, shards } = readGroup(dir, group.paths, where, manifestFile);
+    const { bytes, shards, sizes: held } = readGroup(source, group.paths, where, manifestFile);
     if (bytes.length !== need) {
-      const files = shards.map((s) => `${basename(s)} ${statSync(s).size}`).join(', ');
+      const files = shards.map((s, i) => `${baseName(s)} ${held[i]}`).join(', ');
       throw new Error(
         `${shards.length === 1 ? shards[0] : manifestFile}: the manifest's ${checked.length} weights need ${need} bytes but the shard${shards.length > 1 ? 's' : ''} hold ${bytes.length} (${files}): a shard is cut, extended or from another model`,
       );
