@@ -1,12 +1,14 @@
 // The engine in a page (issue 15): the browser bundle has no Node in it; in headless Chromium
 // (WebGPU on SwiftShader) the page loads without console errors, the kernels Inception v3 uses and a
 // thin Inception v3 agree with Node's results on the same inputs to 1e-4 (with subgroups and
-// without), a small model fine-tunes in the page with a falling loss, and bad files get one message
-// naming them while the page keeps working. The browser part skips, saying why, without Chromium.
+// without), a small model fine-tunes in the page with a falling loss, a TF.js model.json chosen with
+// its shards classifies as in Node, and bad files get one message naming them while the page keeps
+// working. The browser part skips, saying why, without Chromium.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
 import jpeg from 'jpeg-js';
 import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
@@ -18,6 +20,7 @@ import * as incept from '../src/index.ts';
 import * as kernels from '../src/kernels/index.ts';
 import { inceptionCases } from './browser-cases.js';
 import { expectClose } from './helpers.ts';
+import { randomizeWeights, tfCpu, writeTfjsModel } from './tfjs-files.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -172,6 +175,50 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
       );
       expect(got.map((p: { label: string }) => p.label)).toEqual(expected.map((p) => p.label));
       got.forEach((p: { prob: number }, i: number) => expect(Math.abs(p.prob - expected[i].prob)).toBeLessThan(1e-4));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("opens a TF.js model.json with its shards in the page, and loadModelFiles + classify give Node's predictions", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'incept-tfjs-'));
+    try {
+      // A small Keras image classifier written by TF.js itself: model.json + two weight shards.
+      await tfCpu();
+      const L = tf.layers;
+      const input = tf.input({ shape: [32, 32, 3], name: 'image' });
+      let x = L.conv2d({ filters: 4, kernelSize: 3, strides: 2, activation: 'relu', name: 'conv' }).apply(input) as tf.SymbolicTensor;
+      x = L.globalAveragePooling2d({ name: 'pool' }).apply(x) as tf.SymbolicTensor;
+      x = L.dense({ units: 3, activation: 'softmax', name: 'probs' }).apply(x) as tf.SymbolicTensor;
+      const keras = tf.model({ inputs: input, outputs: x, name: 'tiny_keras' });
+      randomizeWeights(keras, 5);
+      const modelJson = await writeTfjsModel(keras, join(dir, 'tfjs'), 'float32', 2);
+      const files = ['model.json', 'group1-shard1of2.bin', 'group1-shard2of2.bin'].map((f) => join(dir, 'tfjs', f));
+      const image = writeClassFolders(dir)['stripes/stripes_photo.jpg'];
+
+      await page.setInputFiles('#model-file', files); // the demo page: several files are one TF.js model
+      await page.waitForFunction("document.body.dataset.state === 'ready'", null, { timeout: 60_000 });
+      expect(await errorsShown()).toEqual([]);
+      expect(await page.textContent('#model-info')).toMatch(/^model\.json: input 32x32x3, output 'probs' \(3 classes\)/);
+
+      const [expected] = await incept.classify(await incept.loadModel(modelJson), image, { top: 3 });
+      const got = await page.evaluate(
+        async ([named, jpg]) => {
+          const lib = (globalThis as any).incept;
+          const bytes = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const m = await lib.loadModelFiles(named.map(([name, b64]) => new File([bytes(b64)], name)));
+          const [top] = await lib.classify(m, new File([bytes(jpg)], 'photo.jpg'), { top: 3 });
+          m.model.dispose();
+          // model.json alone: an error saying to pass the shards too.
+          const alone = await lib.loadModel(new File([bytes(named[0][1])], 'model.json')).then(() => 'opened', (e: Error) => e.message);
+          return { top, alone };
+        },
+        [files.map((f) => [basename(f), readFileSync(f).toString('base64')]), Buffer.from(image).toString('base64')] as const,
+      );
+      expect(got.alone).toMatch(/^model\.json: a JSON file: a TF\.js model\.json needs its weight shards/);
+      expect(got.top.map((p: { label: string }) => p.label)).toEqual(expected.map((p) => p.label));
+      got.top.forEach((p: { prob: number }, i: number) => expect(Math.abs(p.prob - expected[i].prob)).toBeLessThan(1e-4));
+      console.log(`web.test.ts: TF.js model in the page: top-3 ${got.top.map((p: { label: string; prob: number }) => `${p.label} ${p.prob.toFixed(6)}`).join(', ')}; Node ${expected.map((p) => `${p.label} ${p.prob.toFixed(6)}`).join(', ')}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

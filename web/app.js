@@ -87,6 +87,21 @@ async function openModelFile(file) {
   await useOpened(opened);
 }
 
+/** Several files chosen at once: a TF.js model.json and its weight shards. */
+async function openModelFileSet(files) {
+  const bytes = new Map();
+  for (const file of files) bytes.set(file.name, new Uint8Array(await file.arrayBuffer()));
+  const opened = incept.openModelFiles(bytes);
+  if (!opened.preprocessing) throw new Error(`${opened.source}: the model's input is not an RGB image; this page classifies images`);
+  await useOpened(opened);
+}
+
+/** One file: a model file; several: a TF.js model with its shards. */
+function openChosenModel(files) {
+  if (files.length === 1) return act(`Opening ${files[0].name}`, () => openModelFile(files[0]));
+  return act(`Opening the TF.js model in ${files.length} files`, () => openModelFileSet(files));
+}
+
 async function tinyModel() {
   const base = incept.randomInception({ numClasses: 10, depthMultiplier: 0.1, inputSize: 75, auxLogits: false, seed: 1 });
   await useOpened({ ...base, source: 'tiny Inception v3 (random weights)', output: 'Predictions', probabilities: true, classes: null, format: 'random', notes: [] });
@@ -283,7 +298,7 @@ async function start() {
   }
   const f = state.rt.features;
   $('adapter').textContent = `WebGPU adapter: ${state.rt.adapterName} (subgroups ${f.has('subgroups') ? 'yes' : 'no'}, shader-f16 ${f.has('shader-f16') ? 'yes' : 'no'})`;
-  $('model-file').addEventListener('change', (ev) => ev.target.files[0] && act(`Opening ${ev.target.files[0].name}`, () => openModelFile(ev.target.files[0])));
+  $('model-file').addEventListener('change', (ev) => ev.target.files.length > 0 && openChosenModel([...ev.target.files]));
   $('tiny-model').addEventListener('click', () => act('Building the tiny Inception v3', tinyModel));
   $('image-files').addEventListener('change', (ev) => act('Decoding the images', () => addImageFiles([...ev.target.files], () => null)));
   $('image-folder').addEventListener('change', (ev) =>
