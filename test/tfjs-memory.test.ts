@@ -92,6 +92,13 @@ describe('which model.json: none, several, alone', () => {
     expectSameModel(openModelFiles(extra), openModel(modelJson));
   });
 
+  it('the path route still names the missing shard by its path', () => {
+    const lone = writeGraphModel(fusedGraphNodes(), join(dir, 'lone'), 'float32');
+    rmSync(join(dir, 'lone', 'group1-shard1of1.bin'));
+    const shard = join(dir, 'lone', 'group1-shard1of1.bin');
+    expect(() => openModel(lone)).toThrow(`${lone}: ${shard}: weight shard listed in model.json is missing`);
+  });
+
   it('model.json alone as one file: the error says to pass its shards', () => {
     expect(() => openModelBytes(files.get('model.json')!, 'model.json')).toThrow(/^model\.json: a JSON file: a TF\.js model\.json needs its weight shards .*loadModelFiles/);
     expect(() => openModelFiles(new Map([['model.json', files.get('model.json')!]]))).toThrow(/^model\.json: group1-shard1of1\.bin: weight shard listed in model\.json is missing$/);
