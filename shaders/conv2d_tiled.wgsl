@@ -32,13 +32,7 @@
 //   conv2d_tiled_sum.wgsl adds the slices and applies the epilogue.
 // Epilogue (when not SPLIT), identical to conv2d.wgsl: y = act(acc * scale + shift + bias) per
 // output channel, written into channels [COFF, COFF + CO) of rows CTOT apart.
-const BM: u32 = {{BM}}u;
-const BN: u32 = {{BN}}u;
-const BK: u32 = {{BK}}u;
-const TM: u32 = {{TM}}u;
-const TN: u32 = {{TN}}u;
-const TXN: u32 = BN / TN;              // invocations along N
-const NT: u32 = (BM / TM) * TXN;       // invocations per workgroup
+{{include tiled_gemm}}
 const KQ: u32 = BK / 4u;               // k quads per step
 const AS_ROW: u32 = BM / 4u + 1u;      // vec4s per staged k-row of A (one of padding)
 const BS_ROW: u32 = BN / 4u;           // vec4s per staged k-row of B
@@ -66,9 +60,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read> shift: array<f32>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 
-var<workgroup> As: array<vec4<f32>, BK * AS_ROW>;
-var<workgroup> Bs: array<vec4<f32>, BK * BS_ROW>;
-var<private> acc: array<vec4<f32>, TM * TN / 4u>;
 
 // Element index in x of reduction index k (tap (kh, kw), channel ci) for the pixel whose window
 // starts at (ih0, iw0) of image n; -1 in the padding and past kEnd (the value is zero there).
@@ -119,20 +110,6 @@ fn epilogueVec(c: u32, valid: u32, v: vec4<f32>) -> vec4<f32> {
   if (ACT == 1u) { r = max(r, vec4<f32>(0.0)); }
   if (ACT == 2u) { r = clamp(r, vec4<f32>(0.0), vec4<f32>(6.0)); }
   return r;
-}
-
-// TM x TN multiply-adds per staged k: rows ty*TM.., columns tx*TN.. of the tile.
-fn multiplyStaged(tx: u32, ty: u32) {
-  for (var k = 0u; k < BK; k++) {
-    var a: array<vec4<f32>, TM / 4u>;
-    for (var i = 0u; i < TM / 4u; i++) { a[i] = As[k * AS_ROW + ty * (TM / 4u) + i]; }
-    var b: array<vec4<f32>, TN / 4u>;
-    for (var q = 0u; q < TN / 4u; q++) { b[q] = Bs[k * BS_ROW + tx * (TN / 4u) + q]; }
-    for (var r = 0u; r < TM; r++) {
-      let ar = a[r / 4u][r % 4u];
-      for (var q = 0u; q < TN / 4u; q++) { acc[r * (TN / 4u) + q] += ar * b[q]; }
-    }
-  }
 }
 
 @compute @workgroup_size(NT)

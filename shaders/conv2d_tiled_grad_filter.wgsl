@@ -11,13 +11,7 @@
 //   into its slice of a scratch buffer and conv2d_tiled_sum.wgsl adds the slices into dw.
 //   With one split the kernel writes dw directly (ACCUM adds).
 // - dy may be a channel slice (rows DYS apart, channels from DYOFF).
-const BM: u32 = {{BM}}u;
-const BN: u32 = {{BN}}u;
-const BK: u32 = {{BK}}u;
-const TM: u32 = {{TM}}u;
-const TN: u32 = {{TN}}u;
-const TXN: u32 = BN / TN;              // invocations along N
-const NT: u32 = (BM / TM) * TXN;       // invocations per workgroup
+{{include tiled_gemm}}
 const AS_ROW: u32 = BM / 4u;           // vec4s per staged k-row of A
 const BS_ROW: u32 = BN / 4u;           // vec4s per staged k-row of B
 const A_LOADS: u32 = BK * AS_ROW / NT; // A quads each invocation loads per step
@@ -37,9 +31,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> dy: array<{{DY_T}}>;
 @group(0) @binding(3) var<storage, read_write> out: array<{{OUT_T}}>;
 
-var<workgroup> As: array<vec4<f32>, BK * AS_ROW>;
-var<workgroup> Bs: array<vec4<f32>, BK * BS_ROW>;
-var<private> acc: array<vec4<f32>, TM * TN / 4u>;
 
 // Element index in x of tap (kh, kw), channel ci at output pixel pix = (n, oh, ow); -1 in the padding.
 fn xAt(pix: vec3u, kh: u32, kw: u32, ci: u32) -> i32 {
@@ -72,20 +63,6 @@ fn loadB(q: u32, co: u32, qEnd: u32) -> vec4<f32> {
 // Stores (or with ACCUM adds) the first `valid` channels of v at element o of out.
 fn store(o: u32, v: vec4<f32>, valid: u32) {
   {{STORE}}
-}
-
-// TM x TN multiply-adds per staged k: rows ty*TM.., columns tx*TN.. of the tile.
-fn multiplyStaged(tx: u32, ty: u32) {
-  for (var k = 0u; k < BK; k++) {
-    var a: array<vec4<f32>, TM / 4u>;
-    for (var i = 0u; i < TM / 4u; i++) { a[i] = As[k * AS_ROW + ty * (TM / 4u) + i]; }
-    var b: array<vec4<f32>, TN / 4u>;
-    for (var q = 0u; q < TN / 4u; q++) { b[q] = Bs[k * BS_ROW + tx * (TN / 4u) + q]; }
-    for (var r = 0u; r < TM; r++) {
-      let ar = a[r / 4u][r % 4u];
-      for (var q = 0u; q < TN / 4u; q++) { acc[r * (TN / 4u) + q] += ar * b[q]; }
-    }
-  }
 }
 
 @compute @workgroup_size(NT)

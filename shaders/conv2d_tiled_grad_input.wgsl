@@ -12,13 +12,7 @@
 //   along the reduction, so both tiles arrive as reduction quads and are stored transposed into
 //   the k-major staging (padded rows: the 4 scalar stores of a quad fall on distinct banks).
 // - dy may be a channel slice (rows DYS apart, channels from DYOFF); ACCUM adds into dx.
-const BM: u32 = {{BM}}u;
-const BN: u32 = {{BN}}u;
-const BK: u32 = {{BK}}u;
-const TM: u32 = {{TM}}u;
-const TN: u32 = {{TN}}u;
-const TXN: u32 = BN / TN;              // invocations along N
-const NT: u32 = (BM / TM) * TXN;       // invocations per workgroup
+{{include tiled_gemm}}
 const KQ: u32 = BK / 4u;               // k quads per step
 const AS_ROW: u32 = BM / 4u + 1u;      // vec4s per staged k-row of A (one of padding)
 const BS_ROW: u32 = BN / 4u + 1u;      // vec4s per staged k-row of B (one of padding)
@@ -39,9 +33,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<{{W_T}}>;
 @group(0) @binding(3) var<storage, read_write> dx: array<{{OUT_T}}>;
 
-var<workgroup> As: array<vec4<f32>, BK * AS_ROW>;
-var<workgroup> Bs: array<vec4<f32>, BK * BS_ROW>;
-var<private> acc: array<vec4<f32>, TM * TN / 4u>;
 
 // The taps of one phase along one axis: first tap, count, step.
 struct Taps { first: u32, count: u32, step: u32 }
@@ -108,20 +99,6 @@ fn loadB(ph: Phase, ci: u32, k: u32, kEnd: u32, kh: u32, kw: u32, co: u32) -> ve
 // Stores (or with ACCUM adds) the first `valid` channels of v at element o of dx.
 fn store(o: u32, v: vec4<f32>, valid: u32) {
   {{STORE}}
-}
-
-// TM x TN multiply-adds per staged k: rows ty*TM.., columns tx*TN.. of the tile.
-fn multiplyStaged(tx: u32, ty: u32) {
-  for (var k = 0u; k < BK; k++) {
-    var a: array<vec4<f32>, TM / 4u>;
-    for (var i = 0u; i < TM / 4u; i++) { a[i] = As[k * AS_ROW + ty * (TM / 4u) + i]; }
-    var b: array<vec4<f32>, TN / 4u>;
-    for (var q = 0u; q < TN / 4u; q++) { b[q] = Bs[k * BS_ROW + tx * (TN / 4u) + q]; }
-    for (var r = 0u; r < TM; r++) {
-      let ar = a[r / 4u][r % 4u];
-      for (var q = 0u; q < TN / 4u; q++) { acc[r * (TN / 4u) + q] += ar * b[q]; }
-    }
-  }
 }
 
 // dx pixel (n, ih, iw) of row m of the phase (m < N * hq * wq).

@@ -12,13 +12,25 @@ export function shaderSource(name: string): string {
 export type TemplateParams = Record<string, string | number | boolean>;
 
 /**
+ * `{{include NAME}}` in a shader is replaced by the text of shaders/NAME.wgsl (a fragment several
+ * shaders share: WGSL has no include), once, before the template step; fragments include nothing.
+ */
+function withIncludes(name: string): string {
+  return shaderSource(name).replace(/\{\{include (\w+)\}\}/g, (_, fragment: string) => {
+    const text = shaderSource(fragment);
+    if (/\{\{include /.test(text)) throw new Error(`shader ${fragment}.wgsl (included by ${name}.wgsl): a fragment cannot include another`);
+    return text;
+  });
+}
+
+/**
  * The explicit template step: `{{NAME}}` in a shader is replaced by params.NAME. Used only for
  * what WGSL override constants cannot express (array types, vector widths, unrolled blocks).
  * An unknown or missing name is an error, so a shader and its dispatcher cannot drift apart silently.
  */
 export function instantiate(name: string, params: TemplateParams = {}): string {
   const used = new Set<string>();
-  const code = shaderSource(name).replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+  const code = withIncludes(name).replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
     if (!(key in params)) throw new Error(`shader ${name}.wgsl: template parameter {{${key}}} not given`);
     used.add(key);
     return String(params[key]);
