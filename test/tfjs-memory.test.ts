@@ -2,7 +2,7 @@
 // openModelFiles must give the graph and the parameters, bit for bit, that the path route gives on
 // the same files (the path route is checked against TF.js itself in tfjs-model.test.ts and
 // tfjs-graph.test.ts), and a missing, cut or doubled file is one Error naming it.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,24 @@ describe.skipIf(!present)(needsTitle('the Keras InceptionV3 of ../shared/fixture
     expect(got.source).toBe('model.json');
     expect(want.graph.params.size).toBeGreaterThan(300);
     expectSameModel(got, want);
+  });
+
+  it('a labels file picked with the model names its classes, as one beside it on disk does; one that does not fit is passed over', () => {
+    const names = ['drawing', 'hentai', 'neutral', 'porn', 'sexy'];
+    const files = filesOf(FIXTURE).set('labels.txt', new TextEncoder().encode(`${names.join('\n')}\n`));
+    const got = openModelFiles(files);
+    expect(got.classes).toEqual(names);
+    expect(got.notes).toContain('class names from labels.txt');
+    const three = filesOf(FIXTURE).set('labels.txt', new TextEncoder().encode('a\nb\nc\n'));
+    expect(openModelFiles(three).classes).toBeNull();
+    // The path route with the same file beside model.json gives the same names.
+    const dir = mkdtempSync(join(tmpdir(), 'incept-tfjs-labels-'));
+    try {
+      for (const [n, b] of files) writeFileSync(join(dir, n), b);
+      expect(openModel(join(dir, 'model.json')).classes).toEqual(names);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a missing shard, a cut shard: one Error naming the shard', () => {

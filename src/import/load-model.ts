@@ -333,10 +333,27 @@ export function alignLabels(labels: Map<number, string>, classes: number, file: 
 
 /** Labels files that may sit next to a model: X_labels.txt, (X without _graph)_labels.txt, labels.txt. */
 function labelCandidates(path: string): string[] {
-  const dir = dirname(path);
+  return labelNames(path).map((n) => join(dirname(path), n)).filter(isFile);
+}
+
+/** The labels files a model file may have beside it, by name: STEM_labels.txt, then labels.txt. */
+function labelNames(path: string): string[] {
   const stem = stemOf(path);
-  const names = [`${stem}_labels.txt`, `${stem.replace(/_graph$/, '')}_labels.txt`, 'labels.txt'];
-  return [...new Set(names)].map((n) => join(dir, n)).filter(isFile);
+  return [...new Set([`${stem}_labels.txt`, `${stem.replace(/_graph$/, '')}_labels.txt`, 'labels.txt'])];
+}
+
+/** The class names from the first of `candidates` that fits the model's classes (notes say which), or null. */
+function firstFittingLabels(candidates: { name: string; labels: () => Map<number, string> }[], numClasses: number, notes: string[]): string[] | null {
+  for (const c of candidates) {
+    try {
+      const classes = alignLabels(c.labels(), numClasses, c.name, []);
+      notes.push(`class names from ${c.name}`);
+      return classes;
+    } catch {
+      // Not this model's labels: try the next one.
+    }
+  }
+  return null;
 }
 
 // ---- the formats ----
@@ -585,18 +602,9 @@ export function openModel(path: string, opts: LoadModelOptions = {}): OpenedMode
   let bytes: Uint8Array | null = null;
   const src: Source = { name: path, path, bytes: () => (bytes ??= readFileSync(path)) };
   const opened = naming(path, () => (format === 'tf-checkpoint' ? openCheckpoint(path, opts) : (openPathFile(path, format, opts) ?? openOneFile(src, format, opts))));
-  return finishOpening(opened, format, path, opts, (numClasses, notes) => {
-    for (const candidate of labelCandidates(path)) {
-      try {
-        const classes = alignLabels(readLabelsFile(candidate), numClasses, candidate, []);
-        notes.push(`class names from ${candidate}`);
-        return classes;
-      } catch {
-        // Not this model's labels: try the next one.
-      }
-    }
-    return null;
-  });
+  return finishOpening(opened, format, path, opts, (numClasses, notes) =>
+    firstFittingLabels(labelCandidates(path).map((name) => ({ name, labels: () => readLabelsFile(name) })), numClasses, notes),
+  );
 }
 
 /**
@@ -686,7 +694,11 @@ export function openModelFiles(files: ReadonlyMap<string, Uint8Array>, opts: Loa
   const opened = naming(name, () =>
     kind === 'layers' ? openKeras(name, tfjsLayersModel(json, name, source)) : openTfjsGraph(json, name, stemOf(name) === 'model' ? 'tfjs_graph' : stemOf(name), source, opts),
   );
-  return finishOpening(opened, format, name, opts, () => null);
+  // A labels file picked with the model (as one beside it on disk: STEM_labels.txt or labels.txt) names the classes.
+  const picked = labelNames(name).filter((n) => files.has(n));
+  return finishOpening(opened, format, name, opts, (numClasses, notes) =>
+    firstFittingLabels(picked.map((n) => ({ name: n, labels: () => parseLabels(new TextDecoder().decode(files.get(n)!), n) })), numClasses, notes),
+  );
 }
 
 /**
