@@ -65,6 +65,8 @@ export * from './train/roc.ts';
 export { saliency, disposeSaliency, type SaliencyOptions, type SaliencyResult } from './explain/saliency.ts';
 export { overlay, colorize, toDisplayImage, type RgbImage } from './explain/heatmap.ts';
 export { rocCurveFigure, trainingCurvesFigure, confusionMatrixFigure } from './report/figures.ts';
+// A model (fine-tuned in the page: Model.syncToHost() first) as ONNX bytes, e.g. for a download link.
+export { exportOnnx, MAX_EXPORT_OPSET, MIN_EXPORT_OPSET, type ExportOnnxOptions } from './export/onnx-export.ts';
 
 /**
  * A model file (.safetensors, .onnx, .pb) chosen in a page, on the GPU. Errors name the file; a

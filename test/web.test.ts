@@ -180,6 +180,32 @@ describe.skipIf(!chromium.path)('the page in headless Chromium (WebGPU on SwiftS
     }
   });
 
+  it("exports a model opened in the page as ONNX, byte for byte what Node's exportOnnx writes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'incept-export-'));
+    try {
+      const options = { numClasses: 3, depthMultiplier: 0.1, inputSize: 75, auxLogits: false, seed: 9 };
+      const modelFile = join(dir, 'tiny.safetensors');
+      incept.saveModel(modelFile, incept.inceptionV3({ ...options, batch: 1 }), { architecture: 'inception_v3', options, classes: ['apple', 'banana', 'cherry'] });
+      const loaded = await incept.loadModel(modelFile);
+      const expected = Buffer.from(incept.exportOnnx(loaded.model.graph));
+      loaded.model.dispose();
+      const got = await page.evaluate(async (model: string) => {
+        const lib = (globalThis as any).incept;
+        const m = await lib.loadModel(new File([Uint8Array.from(atob(model), (c) => c.charCodeAt(0))], 'tiny.safetensors'));
+        await m.model.syncToHost();
+        const bytes: Uint8Array = lib.exportOnnx(m.model.graph);
+        m.model.dispose();
+        let s = '';
+        for (const b of bytes) s += String.fromCharCode(b);
+        return btoa(s);
+      }, readFileSync(modelFile).toString('base64'));
+      expect(expected.length).toBeGreaterThan(100_000);
+      expect(Buffer.from(got, 'base64').equals(expected)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("opens a TF.js model.json with its shards in the page, and loadModelFiles + classify give Node's predictions", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'incept-tfjs-'));
     try {
