@@ -32,14 +32,7 @@ override HAS_SCALE: bool = false;
 override HAS_SHIFT: bool = false;
 override HAS_BIAS: bool = false;
 
-struct Params {
-  N: u32, H: u32, W: u32, C: u32,      // input NHWC
-  OH: u32, OW: u32, CO: u32, M: u32,   // output spatial size, channels, M = N * OH * OW
-  KH: u32, KW: u32, SH: u32, SW: u32,
-  DH: u32, DW: u32, PT: u32, PL: u32,  // dilations, top/left padding
-  CTOT: u32, COFF: u32, _a: u32, _b: u32, // output row stride (channels) and channel offset
-}
-@group(0) @binding(0) var<uniform> p: Params;
+{{include conv2d_params}}
 @group(0) @binding(1) var<storage, read> x: array<{{X_T}}>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<{{Y_T}}>;

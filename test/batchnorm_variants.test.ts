@@ -27,7 +27,7 @@ import { registerVariant, variantNamed, variantsOf } from '../src/kernels/regist
 import { tuneCalls } from '../src/kernels/tuner.ts';
 import { type BatchnormTrainBackwardCall, type BatchnormTrainCall, type KernelVariant, shapeArgs } from '../src/kernels/variants.ts';
 import { embedChannels, outsideBlockChanged, sliceChannels } from './gradcheck.ts';
-import { isolateTuning } from './tuning-isolation.ts';
+import { convBnLogitsModel, isolateTuning } from './tuning-isolation.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -206,14 +206,7 @@ describe('batchnorm variants: choice and reporting', () => {
 
   it("a training program's Program.variants() lists both batchnorm families", async () => {
     const rt = await getRuntime();
-    const model = new Model(rt, (batch) => {
-      const b = new GraphBuilder('Net', { seed: 4 });
-      const x = b.input('input', [batch, 5, 5, 8]);
-      const y = b.convBnRelu('Conv2d_1a_3x3', x, 8, 3, { padding: 'SAME' });
-      const logits = b.conv2d('Logits', y, 3, 5, { padding: 'VALID', batchNorm: false, activation: 'none' });
-      b.output(b.endPoint('Logits', b.squeeze('SpatialSqueeze', logits, [1, 2])));
-      return b.graph;
-    });
+    const model = convBnLogitsModel(rt);
     const trainer = new Trainer(model, { batch: 2, optimizer: { kind: 'sgd' }, learningRate: 0.1, training: { trainable: () => true } });
     try {
       const bn = trainer.program.variants().filter((u) => u.family.startsWith('batchnorm'));

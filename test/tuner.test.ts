@@ -21,7 +21,7 @@ import { registerVariant, variantsOf } from '../src/kernels/registry.ts';
 import { tuneCalls, withinReorder } from '../src/kernels/tuner.ts';
 import { type Conv2dCall, type KernelCall, type KernelVariant, CONV_FAMILIES, shapeArgs, shapeClass } from '../src/kernels/variants.ts';
 import { mergeTuningEntries, readTuningEntries } from '../src/platform/tuning-file.ts';
-import { isolateTuning } from './tuning-isolation.ts';
+import { convBnLogitsModel, isolateTuning } from './tuning-isolation.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
 afterAll(closeRuntime);
@@ -295,14 +295,7 @@ describe('tuner', () => {
   it("the Trainer tunes before its first step where autotuning is on; its program then takes the choices", async () => {
     const rt = await getRuntime();
     process.env.INCEPT_AUTOTUNE = '1';
-    const model = new Model(rt, (batch) => {
-      const b = new GraphBuilder('Net', { seed: 4 });
-      const x = b.input('input', [batch, 5, 5, 8]);
-      const y = b.convBnRelu('Conv2d_1a_3x3', x, 8, 3, { padding: 'SAME' });
-      const logits = b.conv2d('Logits', y, 3, 5, { padding: 'VALID', batchNorm: false, activation: 'none' });
-      b.output(b.endPoint('Logits', b.squeeze('SpatialSqueeze', logits, [1, 2])));
-      return b.graph;
-    });
+    const model = convBnLogitsModel(rt);
     const trainer = new Trainer(model, { batch: 2, optimizer: { kind: 'sgd' }, learningRate: 0.1 });
     try {
       expect(trainer.program.variants().some((u) => u.source === 'default')).toBe(true);

@@ -8,6 +8,7 @@
 // experimental kernel could use. Where subgroup matrices are offered, a device is requested with
 // them to show that the feature really enables.
 import { create } from 'webgpu';
+import { REQUESTED_LIMITS } from './runtime.ts';
 
 export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
 const UNSAFE_FLAG = 'enable-dawn-features=allow_unsafe_apis';
@@ -45,17 +46,8 @@ export interface AdapterReport {
   subgroupMatrixDevice: string | null;
 }
 
-/** The limits the kernels and the planner read (the rest are listed in `limits`). */
-export const KEY_LIMITS = [
-  'maxStorageBufferBindingSize',
-  'maxBufferSize',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupSizeY',
-  'maxComputeWorkgroupsPerDimension',
-  'maxStorageBuffersPerShaderStage',
-] as const;
+/** The limits the engine asks its device for (the rest are listed in `limits`). */
+export const KEY_LIMITS = REQUESTED_LIMITS;
 
 const KEY_FEATURES = ['shader-f16', 'subgroups', 'subgroup-size-control', 'timestamp-query'] as const;
 

@@ -7,6 +7,20 @@ import { BufferPool } from './pool.ts';
 
 export const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
 
+/** The limits a device is asked for at the adapter's own maximum (big bindings, buffers, workgroup storage). */
+export const REQUESTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'maxBindGroups',
+] as const;
+
 /** An error raised by the GPU (validation, out of memory, device loss), naming the op that caused it. */
 export class GpuError extends Error {
   constructor(message: string) {
@@ -258,21 +272,8 @@ async function createRuntime(): Promise<Runtime> {
         "(on Debian bookworm: 'node scripts/setup.mjs' installs mesa-vulkan-drivers from bookworm-backports)",
     );
   }
-  // Ask for everything the adapter offers: big storage bindings, big buffers, all workgroup storage.
-  const wanted = [
-    'maxStorageBufferBindingSize',
-    'maxBufferSize',
-    'maxComputeWorkgroupStorageSize',
-    'maxComputeInvocationsPerWorkgroup',
-    'maxComputeWorkgroupSizeX',
-    'maxComputeWorkgroupSizeY',
-    'maxComputeWorkgroupSizeZ',
-    'maxComputeWorkgroupsPerDimension',
-    'maxStorageBuffersPerShaderStage',
-    'maxBindGroups',
-  ] as const;
   const requiredLimits: Record<string, number> = {};
-  for (const name of wanted) requiredLimits[name] = adapter.limits[name];
+  for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'incept' });
   return new Runtime(gpu, adapter, device);
